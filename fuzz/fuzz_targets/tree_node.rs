@@ -1,0 +1,5 @@
+#![no_main]
+//! Fuzzes the tree_node decoder; see vault_format::fuzzing.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| vault_format::fuzzing::tree_node(data));

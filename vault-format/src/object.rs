@@ -1,0 +1,177 @@
+//! The common object header and the sealing of standalone objects (config
+//! body, index objects, snapshot manifests). See `docs/format.md` § Objects.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+
+use crate::compress::{Compression, decompress_framed};
+use crate::error::{FormatError, Result};
+use crate::id::VaultId;
+use crate::keys::SubKeys;
+use crate::wire::{Reader, Writer};
+use crate::FORMAT_VERSION;
+
+pub const MAGIC: [u8; 4] = *b"KVLT";
+
+/// What an object or blob is. Bound into the associated data of every
+/// ciphertext, so one kind can never be passed off as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ObjectKind {
+    Config = 1,
+    KeyFile = 2,
+    Pack = 3,
+    Index = 4,
+    Snapshot = 5,
+    Lock = 6,
+    /// Blob kinds, inside packs.
+    DataChunk = 0x10,
+    ValueChunk = 0x11,
+    TreeNode = 0x12,
+    /// The encrypted table of contents at the end of a pack.
+    PackTrailer = 0x20,
+}
+
+impl ObjectKind {
+    pub fn from_u8(v: u8) -> Option<ObjectKind> {
+        use ObjectKind::*;
+        Some(match v {
+            1 => Config,
+            2 => KeyFile,
+            3 => Pack,
+            4 => Index,
+            5 => Snapshot,
+            6 => Lock,
+            0x10 => DataChunk,
+            0x11 => ValueChunk,
+            0x12 => TreeNode,
+            0x20 => PackTrailer,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use ObjectKind::*;
+        match self {
+            Config => "config",
+            KeyFile => "key file",
+            Pack => "pack",
+            Index => "index object",
+            Snapshot => "snapshot manifest",
+            Lock => "lock",
+            DataChunk => "data chunk",
+            ValueChunk => "value chunk",
+            TreeNode => "tree node",
+            PackTrailer => "pack trailer",
+        }
+    }
+
+    pub fn is_blob(self) -> bool {
+        matches!(self, ObjectKind::DataChunk | ObjectKind::ValueChunk | ObjectKind::TreeNode)
+    }
+}
+
+/// `"KVLT" || kind u8 || version u8`: the first six bytes of every file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: ObjectKind,
+    pub version: u8,
+}
+
+impl Header {
+    pub const LEN: usize = 6;
+
+    pub fn new(kind: ObjectKind) -> Header {
+        Header { kind, version: FORMAT_VERSION }
+    }
+
+    pub fn write(&self, w: &mut Writer) {
+        w.raw(&MAGIC).u8(self.kind as u8).u8(self.version);
+    }
+
+    pub fn to_bytes(&self) -> [u8; 6] {
+        let mut b = [0u8; 6];
+        b[..4].copy_from_slice(&MAGIC);
+        b[4] = self.kind as u8;
+        b[5] = self.version;
+        b
+    }
+
+    /// Reads and checks a header: magic, the expected kind, and a version this
+    /// reader understands. A newer version is refused with a clear error.
+    pub fn read(r: &mut Reader<'_>, expected: ObjectKind) -> Result<Header> {
+        let what = expected.name();
+        let magic: [u8; 4] = r.array()?;
+        if magic != MAGIC {
+            return Err(FormatError::BadMagic { what });
+        }
+        let kind = r.u8()?;
+        if kind != expected as u8 {
+            return Err(FormatError::malformed(what, format!("object kind is {kind}, expected {}", expected as u8)));
+        }
+        let version = r.u8()?;
+        if version > FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                what,
+                found: u32::from(version),
+                supported: u32::from(FORMAT_VERSION),
+            });
+        }
+        if version == 0 {
+            return Err(FormatError::malformed(what, "format version 0"));
+        }
+        Ok(Header { kind: expected, version })
+    }
+}
+
+/// Associated data of a standalone object: the header, its salt, the vault
+/// id and the object's name, so it cannot be moved to another name or vault.
+fn object_ad(header: &[u8; 6], salt: &[u8; 16], vault: &VaultId, name: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(48 + name.len());
+    w.raw(header).raw(salt).raw(&vault.0).bytes(name);
+    w.into_inner()
+}
+
+/// Seals `body` as a standalone object of `kind` named `name`.
+/// Layout: `header || salt[16] || AES-256-GCM(compressed body)`.
+pub fn seal_object(
+    keys: &SubKeys,
+    vault: &VaultId,
+    kind: ObjectKind,
+    name: &[u8],
+    body: &[u8],
+    salt: [u8; 16],
+    compression: Compression,
+) -> Result<Vec<u8>> {
+    let header = Header::new(kind).to_bytes();
+    let plaintext = compression.compress_framed(body)?;
+    let key = keys.aead_key(b"object", &salt);
+    let ct = Aes256Gcm::new(&key.into())
+        .encrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload { msg: &plaintext, aad: &object_ad(&header, &salt, vault, name) },
+        )
+        .map_err(|_| FormatError::Encode { what: kind.name(), detail: "AES-GCM failed".into() })?;
+    let mut out = Vec::with_capacity(6 + 16 + ct.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens a standalone object sealed by [`seal_object`]. Any change to any
+/// byte, or a different name, vault or kind, fails with an integrity error.
+pub fn open_object(keys: &SubKeys, vault: &VaultId, kind: ObjectKind, name: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut r = Reader::new(bytes, kind.name());
+    let header = Header::read(&mut r, kind)?;
+    let salt: [u8; 16] = r.array()?;
+    let ct = r.raw(r.remaining())?;
+    let key = keys.aead_key(b"object", &salt);
+    let pt = Aes256Gcm::new(&key.into())
+        .decrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload { msg: ct, aad: &object_ad(&header.to_bytes(), &salt, vault, name) },
+        )
+        .map_err(|_| FormatError::Integrity { what: kind.name() })?;
+    decompress_framed(&pt, kind.name())
+}
