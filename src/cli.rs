@@ -1,0 +1,393 @@
+//! Argument parsing and output. Each command opens the vault to the state it
+//! needs and calls into the library; nothing here touches the format.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use vault::repository::{InitOptions, Open, Repository};
+use vault::storage::local::LocalDir;
+use vault::kafka::{KafkaOptions, TopicSelection};
+use vault::snapshot::{SnapshotOptions, SnapshotPlan};
+use vault::{Error, Result, password};
+use vault_format::compress::Compression;
+use vault_format::config::VaultConfig;
+use vault_format::keys::KdfParams;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vault",
+    version,
+    about = "Encrypted, deduplicated, offset-exact backups of Apache Kafka topics",
+    after_help = "Environment: KVAULT_REPO (--vault), KVAULT_PASSWORD_FILE, KVAULT_PASSWORD, KVAULT_CACHE_DIR.\n\
+                  The KVAULT_ prefix keeps clear of HashiCorp Vault's VAULT_* variables."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new, empty vault.
+    Init(InitArgs),
+    /// Back up Kafka topics: a consistent, incremental, deduplicated snapshot.
+    Snapshot(SnapshotArgs),
+    /// List the vault's snapshots.
+    Snapshots {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the key files that unlock a vault.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Add a key file: another passphrase for the same vault.
+    Add {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// File holding the new passphrase (first line).
+        #[arg(long, value_name = "FILE")]
+        new_password_file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How to find and unlock a vault; every command that opens one takes these.
+#[derive(Args, Debug, Clone)]
+struct VaultArgs {
+    /// The vault's directory.
+    #[arg(long, value_name = "PATH", env = "KVAULT_REPO")]
+    vault: PathBuf,
+    /// File whose first line is the passphrase (else KVAULT_PASSWORD_FILE,
+    /// KVAULT_PASSWORD, or a prompt on a terminal).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Where the local index cache lives [default: ~/.cache/kvault].
+    #[arg(long, value_name = "DIR", env = "KVAULT_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Topics to back up, comma-separated (internal topics only when named here).
+    #[arg(long, value_delimiter = ',', conflicts_with = "topic_regex")]
+    topics: Vec<String>,
+    /// Back up the topics whose names match this regular expression.
+    #[arg(long, value_name = "RE")]
+    topic_regex: Option<String>,
+    /// Leave out the topics whose names match this regular expression.
+    #[arg(long, value_name = "RE")]
+    exclude: Option<String>,
+    /// A tag for the snapshot (repeatable); `vault gc --keep-tag` keeps tagged snapshots.
+    #[arg(long = "tag", value_name = "T")]
+    tags: Vec<String>,
+    /// Also back up records of open and aborted transactions (default: read_committed).
+    #[arg(long)]
+    read_uncommitted: bool,
+    /// Fail when the cluster delivers nothing for this many seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    stall_timeout: u64,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How to reach a Kafka cluster.
+#[derive(Args, Debug, Clone)]
+struct KafkaArgs {
+    /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "HOST:PORT", env = "KVAULT_BROKERS")]
+    brokers: String,
+    /// Any librdkafka property, as kcat takes it: -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+}
+
+impl KafkaArgs {
+    fn options(&self) -> Result<KafkaOptions> {
+        let mut o = KafkaOptions::new(self.brokers.clone());
+        for p in &self.properties {
+            o.properties.push(KafkaOptions::parse_property(p)?);
+        }
+        Ok(o)
+    }
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// zstd level for chunks (1-19); 0 stores them uncompressed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+    compression_level: i32,
+    /// Target size of pack files, in MiB.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pack_size_mib: u32,
+    /// Argon2id memory cost in MiB for the key file.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=4096))]
+    kdf_memory_mib: u32,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl VaultArgs {
+    fn storage(&self) -> Arc<LocalDir> {
+        Arc::new(LocalDir::open(&self.vault))
+    }
+
+    fn passphrase(&self, confirm: bool) -> Result<Vec<u8>> {
+        password::passphrase(self.password_file.as_deref(), confirm)
+    }
+
+    /// Opens and unlocks the vault.
+    fn unlock(&self) -> Result<Repository<Open>> {
+        let repo = Repository::open(self.storage())?;
+        repo.unlock(&self.passphrase(false)?)
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(vault::default_cache_dir)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => init(a),
+        Command::Snapshot(a) => snapshot(a),
+        Command::Snapshots { vault, json } => snapshots(&vault, json),
+        Command::Key(KeyCommand::Add { vault, new_password_file, json }) => {
+            let repo = vault.unlock()?;
+            let new = password::read_password_file(&new_password_file)?;
+            let name = repo.add_key(&new, KdfParams::DEFAULT)?;
+            if json {
+                println!("{}", json!({ "key_file": name }));
+            } else {
+                println!("added key file {name}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn init(a: InitArgs) -> Result<()> {
+    let pass = a.vault.passphrase(true)?;
+    if a.vault.vault.join("config").exists() {
+        return Err(Error::Usage(format!("a vault already exists at {}", a.vault.vault.display())));
+    }
+    let storage = Arc::new(LocalDir::create(&a.vault.vault)?);
+    let mut config = VaultConfig::new(Default::default(), vault::repository::now_ms());
+    config.compression = Compression((a.compression_level > 0).then_some(a.compression_level));
+    config.pack_target_size = a.pack_size_mib << 20;
+    let kdf = KdfParams { m_cost: a.kdf_memory_mib * 1024, ..KdfParams::DEFAULT };
+    let repo = Repository::init(storage, &pass, InitOptions { kdf, config: Some(config) })?;
+    print_init(&a.vault.vault, &repo, a.json);
+    Ok(())
+}
+
+fn print_init(path: &Path, repo: &Repository<Open>, as_json: bool) {
+    let c = repo.config();
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "vault": path.display().to_string(),
+                "vault_id": c.vault_id.to_hex(),
+                "format_version": vault_format::FORMAT_VERSION,
+                "chunk_sizes": { "min": c.chunker.min, "avg": c.chunker.avg, "max": c.chunker.max },
+                "compression_level": c.compression.0,
+                "pack_target_size": c.pack_target_size,
+            })
+        );
+    } else {
+        println!("created vault {} at {}", c.vault_id, path.display());
+        println!("keep the passphrase safe: without it the vault cannot be read");
+    }
+}
+
+fn snapshots(v: &VaultArgs, as_json: bool) -> Result<()> {
+    let repo = v.unlock()?;
+    let mut list = Vec::new();
+    for id in repo.snapshot_ids()? {
+        list.push((id, repo.read_snapshot(&id)?));
+    }
+    list.sort_by_key(|(id, m)| (m.time_ms, *id));
+    if as_json {
+        let items: Vec<_> = list
+            .iter()
+            .map(|(id, m)| {
+                json!({
+                    "id": id.to_hex(),
+                    "time": format_time(m.time_ms),
+                    "time_ms": m.time_ms,
+                    "parent": m.parent.map(|p| p.to_hex()),
+                    "source_cluster_id": m.source_cluster_id,
+                    "topics": m.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                    "records": m.total_records(),
+                    "bytes": m.total_bytes(),
+                    "tags": m.tags,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no snapshots in {}", v.vault.display());
+        return Ok(());
+    }
+    println!("{:<16}  {:<20}  {:>12}  {:>10}  {:<20}  topics", "id", "time (UTC)", "records", "bytes", "tags");
+    for (id, m) in &list {
+        let topics: Vec<_> = m.topics.iter().map(|t| t.name.as_str()).collect();
+        println!(
+            "{:<16}  {:<20}  {:>12}  {:>10}  {:<20}  {}",
+            &id.to_hex()[..16],
+            format_time(m.time_ms),
+            m.total_records(),
+            human_bytes(m.total_bytes()),
+            m.tags.join(","),
+            topics.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// RFC 3339 UTC, second precision, without a date library.
+pub fn format_time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", "", e))
+}
+
+fn regex(s: &Option<String>, flag: &str) -> Result<Option<regex::Regex>> {
+    s.as_deref()
+        .map(|r| regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| Error::Usage(format!("{flag} {r:?}: {e}"))))
+        .transpose()
+}
+
+fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records, {per_sec}, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    Some(pb)
+}
+
+fn snapshot(a: SnapshotArgs) -> Result<()> {
+    let kafka = a.kafka.options()?;
+    let selection = TopicSelection { topics: a.topics.clone(), regex: regex(&a.topic_regex, "--topic-regex")?, exclude: regex(&a.exclude, "--exclude")? };
+    let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
+    let rt = runtime()?;
+    let plan = rt.block_on(SnapshotPlan::make(&repo, &kafka, &selection, !a.read_uncommitted))?;
+    for w in &plan.warnings {
+        eprintln!("vault: warning: {w}");
+    }
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let opts = SnapshotOptions {
+        kafka,
+        tags: a.tags.clone(),
+        workers,
+        stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
+        progress: progress_bar(plan.records_to_read(), !a.json),
+    };
+    let out = vault::snapshot::execute(&repo, &plan, &opts)?;
+    let ratio = if out.bytes_added > 0 { out.bytes_read as f64 / out.bytes_added as f64 } else { 0.0 };
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "id": out.id.to_hex(),
+                "parent": out.manifest.parent.map(|p| p.to_hex()),
+                "source_cluster_id": out.manifest.source_cluster_id,
+                "topics": out.manifest.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                "partitions": plan.partitions.len(),
+                "consumer_groups": out.manifest.groups.len(),
+                "records_read": out.records_read,
+                "bytes_read": out.bytes_read,
+                "bytes_added": out.bytes_added,
+                "chunks_added": out.chunks_added,
+                "chunks_deduplicated": out.chunks_deduplicated,
+                "dedup_ratio": ratio,
+                "records_total": out.manifest.total_records(),
+                "duration_ms": out.duration.as_millis() as u64,
+                "warnings": out.warnings,
+            })
+        );
+    } else {
+        println!("{}", out.id);
+        eprintln!(
+            "snapshot {} committed: {} records ({}) read from {} partitions, {} added to the vault{}, {} consumer groups, {:.1} s",
+            &out.id.to_hex()[..16],
+            out.records_read,
+            human_bytes(out.bytes_read),
+            plan.partitions.len(),
+            human_bytes(out.bytes_added),
+            if out.bytes_added > 0 { format!(" (read/added {ratio:.1}x)") } else { String::new() },
+            out.manifest.groups.len(),
+            out.duration.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_sizes() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_322_322_818), "2026-11-22T04:38:42Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}

@@ -1,0 +1,28 @@
+//! vault: encrypted, deduplicating, offset-exact backups of Apache Kafka.
+//!
+//! The engine: storage backends, the typed repository, the index cache and
+//! the pack writer. The on-disk format itself lives in the `vault-format`
+//! crate; the CLI (`src/main.rs`) is a thin layer over this library.
+
+pub mod error;
+pub mod index_cache;
+pub mod kafka;
+pub mod pack_writer;
+pub mod password;
+pub mod reader;
+pub mod repository;
+pub mod snapshot;
+pub mod storage;
+
+pub use error::{Error, Result};
+pub use repository::Repository;
+
+/// Where the local caches live unless `--cache-dir` or `KVAULT_CACHE_DIR` says
+/// otherwise: `$XDG_CACHE_HOME/kvault`, else `~/.cache/kvault`.
+pub fn default_cache_dir() -> std::path::PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return std::path::PathBuf::from(x).join("kvault");
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("kvault")
+}

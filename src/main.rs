@@ -1,0 +1,18 @@
+//! The `vault` command line: a thin layer over the `vault` library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vault: error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

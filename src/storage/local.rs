@@ -1,0 +1,220 @@
+//! The local-directory backend.
+//!
+//! A write is atomic and durable: the bytes go to a temporary file in the
+//! target directory, which is fsynced, then hard-linked to its final name
+//! (linking, unlike renaming, fails if the name exists, which gives
+//! put-if-absent), and the directory is fsynced. A crash leaves at most a
+//! `.tmp-*` file, which listings ignore.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Kind, Listed, ObjectName, Storage};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+impl LocalDir {
+    /// Opens an existing vault directory (no check of its contents).
+    pub fn open(root: impl Into<PathBuf>) -> LocalDir {
+        LocalDir { root: root.into() }
+    }
+
+    /// Creates the directory layout for a new vault. The directory may exist
+    /// but must be empty, so `init` never mixes two vaults.
+    pub fn create(root: impl Into<PathBuf>) -> Result<LocalDir> {
+        let root = root.into();
+        match fs::read_dir(&root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Error::Usage(format!(
+                        "{} exists and is not empty; choose a new path for the vault",
+                        root.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir_all(&root).map_err(|e| Error::io("creating the vault directory", &root, e))?;
+                if let Some(parent) = root.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+            Err(e) => return Err(Error::io("opening the vault directory", &root, e)),
+        }
+        for k in Kind::ALL_DIRS {
+            let d = root.join(k.dir());
+            fs::create_dir(&d).map_err(|e| Error::io("creating the vault layout", &d, e))?;
+        }
+        sync_dir(&root)?;
+        Ok(LocalDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &ObjectName) -> PathBuf {
+        self.root.join(name.path())
+    }
+
+    fn not_found(&self, name: &ObjectName) -> Error {
+        Error::NotFound(format!("{} is missing from the vault at {}", name, self.root.display()))
+    }
+
+    fn open_file(&self, name: &ObjectName) -> Result<File> {
+        let p = self.path(name);
+        File::open(&p).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => self.not_found(name),
+            _ => Error::io("opening", &p, e),
+        })
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random number generator failed");
+    vault_format::id::hex_encode(&b)
+}
+
+impl Storage for LocalDir {
+    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        let dest = self.path(name);
+        let dir = dest.parent().expect("object paths have a parent").to_path_buf();
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
+            sync_dir(dir.parent().expect("below the vault root"))?;
+        }
+        if dest.exists() {
+            return Ok(false);
+        }
+        let tmp = dir.join(format!(".tmp-{}", random_suffix()));
+        let written = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(format!("writing {name}"), &tmp, e));
+        }
+        let linked = fs::hard_link(&tmp, &dest);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                sync_dir(&dir)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io(format!("storing {name}"), &dest, e)),
+        }
+    }
+
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        let mut f = self.open_file(name)?;
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).map_err(|e| Error::io("reading", self.path(name), e))?;
+        Ok(v)
+    }
+
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut f = self.open_file(name)?;
+        let p = self.path(name);
+        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seeking", &p, e))?;
+        let mut v = Vec::with_capacity(len.min(1 << 30) as usize);
+        f.take(len).read_to_end(&mut v).map_err(|e| Error::io("reading", &p, e))?;
+        Ok(v)
+    }
+
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        let p = self.path(name);
+        fs::metadata(&p).map(|m| m.len()).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => self.not_found(name),
+            _ => Error::io("reading metadata of", &p, e),
+        })
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+        let base = self.root.join(kind.dir());
+        let mut out = Vec::new();
+        let mut dirs = vec![base.clone()];
+        while let Some(dir) = dirs.pop() {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == ErrorKind::NotFound && dir != base => continue,
+                Err(e) => return Err(Error::io(format!("listing {}", kind.dir()), &dir, e)),
+            };
+            for entry in rd {
+                let entry = entry.map_err(|e| Error::io("listing", &dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let ft = entry.file_type().map_err(|e| Error::io("listing", entry.path(), e))?;
+                if ft.is_dir() && kind == Kind::Packs && dir == base {
+                    dirs.push(entry.path());
+                } else if ft.is_file() && kind != Kind::Config {
+                    let size = entry.metadata().map_err(|e| Error::io("listing", entry.path(), e))?.len();
+                    out.push(Listed { name, size });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        let p = self.path(name);
+        match fs::remove_file(&p) {
+            Ok(()) => sync_dir(p.parent().expect("below the root")),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("deleting", &p, e)),
+        }
+    }
+
+    fn exists(&self, name: &ObjectName) -> Result<bool> {
+        Ok(self.path(name).exists())
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_is_once_only_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalDir::create(dir.path().join("v")).unwrap();
+        let n = ObjectName::new(Kind::Packs, "abcdef");
+        assert!(s.put_if_absent(&n, b"one").unwrap());
+        assert!(!s.put_if_absent(&n, b"two").unwrap());
+        assert_eq!(s.get(&n).unwrap(), b"one");
+        assert_eq!(s.get_range(&n, 1, 5).unwrap(), b"ne");
+        assert_eq!(s.size(&n).unwrap(), 3);
+        assert_eq!(s.list(Kind::Packs).unwrap(), vec![Listed { name: "abcdef".into(), size: 3 }]);
+        // A leftover temporary file from a crash is not listed.
+        std::fs::write(dir.path().join("v/packs/ab/.tmp-123"), b"x").unwrap();
+        assert_eq!(s.list(Kind::Packs).unwrap().len(), 1);
+        s.delete(&n).unwrap();
+        s.delete(&n).unwrap();
+        assert!(matches!(s.get(&n), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn create_refuses_a_non_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), b"").unwrap();
+        assert!(matches!(LocalDir::create(dir.path()), Err(Error::Usage(_))));
+    }
+}

@@ -1,0 +1,80 @@
+//! The `vault` binary as a user runs it: init, unlock with the right and the
+//! wrong passphrase, list snapshots, add a key.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vault(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(args)
+        .env("KVAULT_CACHE_DIR", cache)
+        .env_remove("KVAULT_PASSWORD")
+        .env_remove("KVAULT_PASSWORD_FILE")
+        .env_remove("KVAULT_REPO")
+        .output()
+        .expect("run vault")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn init_then_unlock_with_right_and_wrong_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = tmp.path().join("vault");
+    let good = tmp.path().join("good");
+    let bad = tmp.path().join("bad");
+    let other = tmp.path().join("other");
+    std::fs::write(&good, "correct horse battery staple\n").unwrap();
+    std::fs::write(&bad, "wrong\n").unwrap();
+    std::fs::write(&other, "second passphrase\n").unwrap();
+    let vs = v.to_str().unwrap();
+    let cache = tmp.path().join("cache");
+
+    let o = vault(&["init", "--vault", vs, "--password-file", good.to_str().unwrap(), "--kdf-memory-mib", "8", "--json"], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["format_version"], 1);
+    assert_eq!(j["vault_id"].as_str().unwrap().len(), 32);
+
+    // A second init on the same path is refused and changes nothing.
+    let before = std::fs::read(v.join("config")).unwrap();
+    let o = vault(&["init", "--vault", vs, "--password-file", good.to_str().unwrap()], &cache);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(v.join("config")).unwrap(), before);
+
+    let o = vault(&["snapshots", "--vault", vs, "--password-file", good.to_str().unwrap(), "--json"], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(), serde_json::json!([]));
+
+    let o = vault(&["snapshots", "--vault", vs, "--password-file", bad.to_str().unwrap()], &cache);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+
+    // A second key file opens the same vault.
+    let o = vault(&["key", "add", "--vault", vs, "--password-file", good.to_str().unwrap(), "--new-password-file", other.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = vault(&["snapshots", "--vault", vs, "--password-file", other.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn no_vault_and_no_passphrase_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, "x\n").unwrap();
+    let missing = tmp.path().join("nothing-here");
+    let o = vault(&["snapshots", "--vault", missing.to_str().unwrap(), "--password-file", pw.to_str().unwrap()], &cache);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("vault init"), "{}", stderr(&o));
+
+    let v = tmp.path().join("v");
+    let o = vault(&["init", "--vault", v.to_str().unwrap()], &cache);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--password-file"), "{}", stderr(&o));
+    assert!(!v.exists(), "a failed init left a directory behind");
+}
