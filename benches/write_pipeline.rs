@@ -26,7 +26,10 @@ fn pipeline(c: &mut Criterion) {
             timestamp_type: TimestampType::CreateTime,
             key: Some(k),
             value: RecordValue::Inline(v),
-            headers: vec![RecordHeader { key: b"source", value: Some(b"bench") }],
+            headers: vec![RecordHeader {
+                key: b"source",
+                value: Some(b"bench"),
+            }],
         })
         .collect();
     let framed_bytes: usize = records.iter().map(|r| r.encode().len()).sum();
@@ -44,15 +47,28 @@ fn pipeline(c: &mut Criterion) {
             b.iter(|| {
                 let mut chunker = RecordChunker::new(&gear, None);
                 let mut cut = Vec::new();
-                let mut pack = PackBuilder::new(&keys, VaultId([2; 16]), PackId([3; 16]), PACK_SIZE);
+                let mut pack =
+                    PackBuilder::new(&keys, VaultId([2; 16]), PackId([3; 16]), PACK_SIZE);
                 let mut packs = 0usize;
-                let mut seal = |cut: &mut Vec<vault_format::chunker::CutChunk>, pack: &mut PackBuilder| {
+                let mut seal = |cut: &mut Vec<vault_format::chunker::CutChunk>,
+                                pack: &mut PackBuilder| {
                     for ch in cut.drain(..) {
                         let id = keys.chunk_id(&ch.plaintext);
-                        compressor.compress_into(&ch.plaintext, &mut framed).unwrap();
-                        pack.add_framed(ObjectKind::DataChunk, id, &framed, ch.plaintext.len()).unwrap();
+                        compressor
+                            .compress_into(&ch.plaintext, &mut framed)
+                            .unwrap();
+                        pack.add_framed(ObjectKind::DataChunk, id, &framed, ch.plaintext.len())
+                            .unwrap();
                         if pack.len() >= PACK_SIZE {
-                            let full = std::mem::replace(pack, PackBuilder::new(&keys, VaultId([2; 16]), PackId([3; 16]), PACK_SIZE));
+                            let full = std::mem::replace(
+                                pack,
+                                PackBuilder::new(
+                                    &keys,
+                                    VaultId([2; 16]),
+                                    PackId([3; 16]),
+                                    PACK_SIZE,
+                                ),
+                            );
                             packs += full.finish().unwrap().1.len();
                         }
                     }

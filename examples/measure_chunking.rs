@@ -23,7 +23,13 @@ fn chunk_all(gear: &Gear, recs: &[(Vec<u8>, Vec<u8>, i64)]) -> Vec<Vec<u8>> {
     let mut ch = RecordChunker::new(gear, None);
     let mut out = Vec::new();
     for (i, (k, v, ts)) in recs.iter().enumerate() {
-        let r = Record { timestamp: *ts, timestamp_type: TimestampType::CreateTime, key: Some(k), value: RecordValue::Inline(v), headers: vec![] };
+        let r = Record {
+            timestamp: *ts,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(k),
+            value: RecordValue::Inline(v),
+            headers: vec![],
+        };
         ch.push(&r, i as i64, &mut out).unwrap();
     }
     ch.finish(&mut out);
@@ -35,15 +41,30 @@ fn main() {
     let recs = data::records(100_000, 1024, 1);
     let prefix = data::records(137, 1024, 2);
     let shifted: Vec<_> = prefix.iter().chain(recs.iter()).cloned().collect();
-    println!("| min | avg | max | chunks/GiB | zstd-3 ratio | new bytes in shifted copy | metadata/GiB | chunk+compress MB/s |");
+    println!(
+        "| min | avg | max | chunks/GiB | zstd-3 ratio | new bytes in shifted copy | metadata/GiB | chunk+compress MB/s |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
-    for (min, avg, max) in [(4, 16, 64), (8, 32, 128), (16, 64, 256), (32, 128, 512), (64, 256, 1024)] {
-        let p = ChunkerParams { min: min << 10, avg: avg << 10, max: max << 10 };
+    for (min, avg, max) in [
+        (4, 16, 64),
+        (8, 32, 128),
+        (16, 64, 256),
+        (32, 128, 512),
+        (64, 256, 1024),
+    ] {
+        let p = ChunkerParams {
+            min: min << 10,
+            avg: avg << 10,
+            max: max << 10,
+        };
         let gear = Gear::new(&keys.chunker, p).unwrap();
         let t = Instant::now();
         let a = chunk_all(&gear, &recs);
         let total: usize = a.iter().map(Vec::len).sum();
-        let compressed: usize = a.iter().map(|c| Compression(Some(3)).compress_framed(c).unwrap().len()).sum();
+        let compressed: usize = a
+            .iter()
+            .map(|c| Compression(Some(3)).compress_framed(c).unwrap().len())
+            .sum();
         let secs = t.elapsed().as_secs_f64();
         let b = chunk_all(&gear, &shifted);
         let seen: HashSet<&Vec<u8>> = a.iter().collect();

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use vault::repository::{InitOptions, Open, Repository};
-use vault::storage::local::LocalDir;
 use vault::kafka::{KafkaOptions, TopicSelection};
+use vault::repository::{InitOptions, Open, Repository};
 use vault::snapshot::{SnapshotOptions, SnapshotPlan};
+use vault::storage::local::LocalDir;
 use vault::{Error, Result, password};
 use vault_format::compress::Compression;
 use vault_format::config::VaultConfig;
@@ -160,7 +160,9 @@ impl VaultArgs {
     }
 
     fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(vault::default_cache_dir)
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(vault::default_cache_dir)
     }
 }
 
@@ -169,7 +171,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(a),
         Command::Snapshot(a) => snapshot(a),
         Command::Snapshots { vault, json } => snapshots(&vault, json),
-        Command::Key(KeyCommand::Add { vault, new_password_file, json }) => {
+        Command::Key(KeyCommand::Add {
+            vault,
+            new_password_file,
+            json,
+        }) => {
             let repo = vault.unlock()?;
             let new = password::read_password_file(&new_password_file)?;
             let name = repo.add_key(&new, KdfParams::DEFAULT)?;
@@ -186,14 +192,27 @@ pub fn run(cli: Cli) -> Result<()> {
 fn init(a: InitArgs) -> Result<()> {
     let pass = a.vault.passphrase(true)?;
     if a.vault.vault.join("config").exists() {
-        return Err(Error::Usage(format!("a vault already exists at {}", a.vault.vault.display())));
+        return Err(Error::Usage(format!(
+            "a vault already exists at {}",
+            a.vault.vault.display()
+        )));
     }
     let storage = Arc::new(LocalDir::create(&a.vault.vault)?);
     let mut config = VaultConfig::new(Default::default(), vault::repository::now_ms());
     config.compression = Compression((a.compression_level > 0).then_some(a.compression_level));
     config.pack_target_size = a.pack_size_mib << 20;
-    let kdf = KdfParams { m_cost: a.kdf_memory_mib * 1024, ..KdfParams::DEFAULT };
-    let repo = Repository::init(storage, &pass, InitOptions { kdf, config: Some(config) })?;
+    let kdf = KdfParams {
+        m_cost: a.kdf_memory_mib * 1024,
+        ..KdfParams::DEFAULT
+    };
+    let repo = Repository::init(
+        storage,
+        &pass,
+        InitOptions {
+            kdf,
+            config: Some(config),
+        },
+    )?;
     print_init(&a.vault.vault, &repo, a.json);
     Ok(())
 }
@@ -249,7 +268,10 @@ fn snapshots(v: &VaultArgs, as_json: bool) -> Result<()> {
         println!("no snapshots in {}", v.vault.display());
         return Ok(());
     }
-    println!("{:<16}  {:<20}  {:>12}  {:>10}  {:<20}  topics", "id", "time (UTC)", "records", "bytes", "tags");
+    println!(
+        "{:<16}  {:<20}  {:>12}  {:>10}  {:<20}  topics",
+        "id", "time (UTC)", "records", "bytes", "tags"
+    );
     for (id, m) in &list {
         let topics: Vec<_> = m.topics.iter().map(|t| t.name.as_str()).collect();
         println!(
@@ -279,7 +301,12 @@ pub fn format_time(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -290,7 +317,11 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -303,7 +334,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn regex(s: &Option<String>, flag: &str) -> Result<Option<regex::Regex>> {
     s.as_deref()
-        .map(|r| regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| Error::Usage(format!("{flag} {r:?}: {e}"))))
+        .map(|r| {
+            regex::Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| Error::Usage(format!("{flag} {r:?}: {e}")))
+        })
         .transpose()
 }
 
@@ -323,14 +357,25 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
 
 fn snapshot(a: SnapshotArgs) -> Result<()> {
     let kafka = a.kafka.options()?;
-    let selection = TopicSelection { topics: a.topics.clone(), regex: regex(&a.topic_regex, "--topic-regex")?, exclude: regex(&a.exclude, "--exclude")? };
+    let selection = TopicSelection {
+        topics: a.topics.clone(),
+        regex: regex(&a.topic_regex, "--topic-regex")?,
+        exclude: regex(&a.exclude, "--exclude")?,
+    };
     let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
     let rt = runtime()?;
-    let plan = rt.block_on(SnapshotPlan::make(&repo, &kafka, &selection, !a.read_uncommitted))?;
+    let plan = rt.block_on(SnapshotPlan::make(
+        &repo,
+        &kafka,
+        &selection,
+        !a.read_uncommitted,
+    ))?;
     for w in &plan.warnings {
         eprintln!("vault: warning: {w}");
     }
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let opts = SnapshotOptions {
         kafka,
         tags: a.tags.clone(),
@@ -339,7 +384,11 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
         progress: progress_bar(plan.records_to_read(), !a.json),
     };
     let out = vault::snapshot::execute(&repo, &plan, &opts)?;
-    let ratio = if out.bytes_added > 0 { out.bytes_read as f64 / out.bytes_added as f64 } else { 0.0 };
+    let ratio = if out.bytes_added > 0 {
+        out.bytes_read as f64 / out.bytes_added as f64
+    } else {
+        0.0
+    };
     if a.json {
         println!(
             "{}",
@@ -370,7 +419,11 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
             human_bytes(out.bytes_read),
             plan.partitions.len(),
             human_bytes(out.bytes_added),
-            if out.bytes_added > 0 { format!(" (read/added {ratio:.1}x)") } else { String::new() },
+            if out.bytes_added > 0 {
+                format!(" (read/added {ratio:.1}x)")
+            } else {
+                String::new()
+            },
             out.manifest.groups.len(),
             out.duration.as_secs_f64()
         );

@@ -9,18 +9,27 @@ use vault_format::FormatError;
 pub enum Error {
     /// A file system operation failed.
     #[error("{context}: {path}: {source}")]
-    Io { context: String, path: PathBuf, source: std::io::Error },
+    Io {
+        context: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// Bytes read from the vault were damaged, tampered with, or too new.
     #[error("{context}: {source}")]
-    Format { context: String, source: FormatError },
+    Format {
+        context: String,
+        source: FormatError,
+    },
 
     /// The vault (or an object in it) is not where it should be.
     #[error("{0}")]
     NotFound(String),
 
     /// The passphrase opened no key file.
-    #[error("wrong passphrase: no key file in {vault} opens with it (check --password-file / KVAULT_PASSWORD_FILE)")]
+    #[error(
+        "wrong passphrase: no key file in {vault} opens with it (check --password-file / KVAULT_PASSWORD_FILE)"
+    )]
     WrongPassphrase { vault: PathBuf },
 
     /// The user asked for something that cannot be done as asked.
@@ -28,7 +37,9 @@ pub enum Error {
     Usage(String),
 
     /// The local index cache failed; it can always be deleted and rebuilt.
-    #[error("index cache at {path}: {message} (it is safe to delete this directory; vault rebuilds it)")]
+    #[error(
+        "index cache at {path}: {message} (it is safe to delete this directory; vault rebuilds it)"
+    )]
     Cache { path: PathBuf, message: String },
 
     /// Talking to Kafka failed.
@@ -43,12 +54,23 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn io(context: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), path: path.into(), source }
+    pub fn io(
+        context: impl Into<String>,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Error {
+        Error::Io {
+            context: context.into(),
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn format(context: impl Into<String>, source: FormatError) -> Error {
-        Error::Format { context: context.into(), source }
+        Error::Format {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Process exit code for this error: 2 for bad usage, 3 for damage found

@@ -41,7 +41,11 @@ impl std::fmt::Debug for IndexCache {
 
 fn encode_location(pack: &PackId, e: &BlobEntry) -> Vec<u8> {
     let mut w = vault_format::wire::Writer::with_capacity(48);
-    w.raw(&pack.0).u8(e.kind as u8).varint(e.offset).varint(u64::from(e.sealed_len)).varint(u64::from(e.plain_len));
+    w.raw(&pack.0)
+        .u8(e.kind as u8)
+        .varint(e.offset)
+        .varint(u64::from(e.sealed_len))
+        .varint(u64::from(e.plain_len));
     w.into_inner()
 }
 
@@ -52,7 +56,16 @@ fn decode_location(id: ChunkId, v: &[u8]) -> Option<Location> {
     let offset = r.varint().ok()?;
     let sealed_len = u32::try_from(r.varint().ok()?).ok()?;
     let plain_len = u32::try_from(r.varint().ok()?).ok()?;
-    Some(Location { pack, entry: BlobEntry { kind, id, offset, sealed_len, plain_len } })
+    Some(Location {
+        pack,
+        entry: BlobEntry {
+            kind,
+            id,
+            offset,
+            sealed_len,
+            plain_len,
+        },
+    })
 }
 
 fn key(tag: u8, id: &[u8]) -> Vec<u8> {
@@ -66,7 +79,8 @@ impl IndexCache {
     /// Opens (or creates) the cache of one vault under `cache_root`.
     pub fn open(cache_root: &Path, vault: &vault_format::VaultId) -> Result<IndexCache> {
         let path = cache_root.join(vault.to_hex()).join(CACHE_LAYOUT);
-        std::fs::create_dir_all(&path).map_err(|e| Error::io("creating the index cache", &path, e))?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::io("creating the index cache", &path, e))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         // Chunk ids are random: compression would gain nothing.
@@ -89,31 +103,52 @@ impl IndexCache {
     }
 
     fn err(&self, e: rocksdb::Error) -> Error {
-        Error::Cache { path: self.path.clone(), message: e.to_string() }
+        Error::Cache {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
     }
 
     pub fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        let v = self.db.get_pinned(key(CHUNK, &id.0)).map_err(|e| self.err(e))?;
+        let v = self
+            .db
+            .get_pinned(key(CHUNK, &id.0))
+            .map_err(|e| self.err(e))?;
         match v {
             None => Ok(None),
             Some(v) => decode_location(*id, &v)
                 .map(Some)
-                .ok_or_else(|| Error::Cache { path: self.path.clone(), message: "unreadable entry".into() }),
+                .ok_or_else(|| Error::Cache {
+                    path: self.path.clone(),
+                    message: "unreadable entry".into(),
+                }),
         }
     }
 
     pub fn contains(&self, id: &ChunkId) -> Result<bool> {
-        Ok(self.db.get_pinned(key(CHUNK, &id.0)).map_err(|e| self.err(e))?.is_some())
+        Ok(self
+            .db
+            .get_pinned(key(CHUNK, &id.0))
+            .map_err(|e| self.err(e))?
+            .is_some())
     }
 
     /// The index objects whose entries the cache holds.
     pub fn loaded_objects(&self) -> Result<HashSet<ObjectId>> {
-        self.ids_with_tag(OBJECT).map(|v| v.into_iter().filter_map(|b| ObjectId::from_slice(&b)).collect())
+        self.ids_with_tag(OBJECT).map(|v| {
+            v.into_iter()
+                .filter_map(|b| ObjectId::from_slice(&b))
+                .collect()
+        })
     }
 
     /// The packs the cache knows.
     pub fn known_packs(&self) -> Result<HashSet<PackId>> {
-        self.ids_with_tag(PACK).map(|v| v.into_iter().filter_map(|b| PackId::from_slice(&b)).collect())
+        self.ids_with_tag(PACK).map(|v| {
+            v.into_iter()
+                .filter_map(|b| PackId::from_slice(&b))
+                .collect()
+        })
     }
 
     fn ids_with_tag(&self, tag: u8) -> Result<Vec<Vec<u8>>> {
@@ -130,7 +165,11 @@ impl IndexCache {
 
     /// Records every entry of one index object, atomically with the marker
     /// that says the object is loaded.
-    pub fn insert_object(&self, object: &ObjectId, index: &vault_format::index::IndexObject) -> Result<()> {
+    pub fn insert_object(
+        &self,
+        object: &ObjectId,
+        index: &vault_format::index::IndexObject,
+    ) -> Result<()> {
         let mut batch = WriteBatch::default();
         for (pack, entries) in &index.packs {
             batch.put(key(PACK, &pack.0), object.0);

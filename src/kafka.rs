@@ -28,14 +28,20 @@ pub struct KafkaOptions {
 
 impl KafkaOptions {
     pub fn new(brokers: impl Into<String>) -> KafkaOptions {
-        KafkaOptions { brokers: brokers.into(), properties: Vec::new(), request_timeout: Duration::from_secs(30) }
+        KafkaOptions {
+            brokers: brokers.into(),
+            properties: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+        }
     }
 
     /// Parses `key=value` as given to `-X`.
     pub fn parse_property(s: &str) -> Result<(String, String)> {
         match s.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(Error::Usage(format!("-X {s:?}: expected key=value, e.g. -X security.protocol=SASL_SSL"))),
+            _ => Err(Error::Usage(format!(
+                "-X {s:?}: expected key=value, e.g. -X security.protocol=SASL_SSL"
+            ))),
         }
     }
 
@@ -66,20 +72,35 @@ impl KafkaOptions {
         let mut c = self.client_config();
         c.set("group.id", "kvault-metadata");
         c.set("enable.auto.commit", "false");
-        c.set("isolation.level", if read_committed { "read_committed" } else { "read_uncommitted" });
-        c.create().map_err(|e| self.kafka_err("creating a Kafka client", e))
+        c.set(
+            "isolation.level",
+            if read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        );
+        c.create()
+            .map_err(|e| self.kafka_err("creating a Kafka client", e))
     }
 
     pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
-        self.client_config().create().map_err(|e| self.kafka_err("creating a Kafka admin client", e))
+        self.client_config()
+            .create()
+            .map_err(|e| self.kafka_err("creating a Kafka admin client", e))
     }
 
     pub fn fetch_metadata(&self, client: &BaseConsumer) -> Result<Metadata> {
-        client.fetch_metadata(None, self.request_timeout).map_err(|e| self.kafka_err("reading cluster metadata", e))
+        client
+            .fetch_metadata(None, self.request_timeout)
+            .map_err(|e| self.kafka_err("reading cluster metadata", e))
     }
 
     pub fn cluster_id(&self, client: &BaseConsumer) -> String {
-        client.client().fetch_cluster_id(self.request_timeout).unwrap_or_default()
+        client
+            .client()
+            .fetch_cluster_id(self.request_timeout)
+            .unwrap_or_default()
     }
 }
 
@@ -108,8 +129,20 @@ impl TopicSelection {
             if t.error().is_some() {
                 continue;
             }
-            let rf = t.partitions().iter().map(|p| p.replicas().len()).max().unwrap_or(1) as u32;
-            all.insert(t.name().to_string(), TopicInfo { name: t.name().to_string(), partitions: t.partitions().len() as u32, replication_factor: rf });
+            let rf = t
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len())
+                .max()
+                .unwrap_or(1) as u32;
+            all.insert(
+                t.name().to_string(),
+                TopicInfo {
+                    name: t.name().to_string(),
+                    partitions: t.partitions().len() as u32,
+                    replication_factor: rf,
+                },
+            );
         }
         let mut out = Vec::new();
         if !self.topics.is_empty() {
@@ -132,20 +165,31 @@ impl TopicSelection {
             out.retain(|t| !ex.is_match(&t.name));
         }
         if out.is_empty() {
-            return Err(Error::Usage("no topic matches the selection (--topics / --topic-regex / --exclude)".into()));
+            return Err(Error::Usage(
+                "no topic matches the selection (--topics / --topic-regex / --exclude)".into(),
+            ));
         }
         Ok(out)
     }
 }
 
 /// The topics' non-default configuration (dynamic topic configs).
-pub async fn topic_configs(opts: &KafkaOptions, topics: &[TopicInfo]) -> Result<HashMap<String, Vec<(String, String)>>> {
+pub async fn topic_configs(
+    opts: &KafkaOptions,
+    topics: &[TopicInfo],
+) -> Result<HashMap<String, Vec<(String, String)>>> {
     let admin = opts.admin()?;
-    let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(&t.name)).collect();
+    let specs: Vec<ResourceSpecifier<'_>> = topics
+        .iter()
+        .map(|t| ResourceSpecifier::Topic(&t.name))
+        .collect();
     let mut out = HashMap::new();
     for chunk in specs.chunks(100) {
         let res = admin
-            .describe_configs(chunk, &AdminOptions::new().request_timeout(Some(opts.request_timeout)))
+            .describe_configs(
+                chunk,
+                &AdminOptions::new().request_timeout(Some(opts.request_timeout)),
+            )
             .await
             .map_err(|e| opts.kafka_err("reading topic configs", e))?;
         for r in res {
@@ -178,7 +222,12 @@ pub enum Edge {
 
 /// Log start or end offsets of every partition of `topics`, in one
 /// ListOffsets round (librdkafka batches it per broker).
-pub fn partition_offsets(opts: &KafkaOptions, client: &BaseConsumer, topics: &[TopicInfo], edge: Edge) -> Result<HashMap<(String, u32), i64>> {
+pub fn partition_offsets(
+    opts: &KafkaOptions,
+    client: &BaseConsumer,
+    topics: &[TopicInfo],
+    edge: Edge,
+) -> Result<HashMap<(String, u32), i64>> {
     let mut tpl = TopicPartitionList::new();
     let at = match edge {
         Edge::Start => Offset::Beginning,
@@ -186,16 +235,29 @@ pub fn partition_offsets(opts: &KafkaOptions, client: &BaseConsumer, topics: &[T
     };
     for t in topics {
         for p in 0..t.partitions {
-            tpl.add_partition_offset(&t.name, p as i32, at).map_err(|e| opts.kafka_err("listing offsets", e))?;
+            tpl.add_partition_offset(&t.name, p as i32, at)
+                .map_err(|e| opts.kafka_err("listing offsets", e))?;
         }
     }
-    let res = client.offsets_for_times(tpl, opts.request_timeout).map_err(|e| opts.kafka_err("listing partition offsets", e))?;
+    let res = client
+        .offsets_for_times(tpl, opts.request_timeout)
+        .map_err(|e| opts.kafka_err("listing partition offsets", e))?;
     let mut out = HashMap::new();
     for e in res.elements() {
-        e.error().map_err(|err| opts.kafka_err(&format!("listing offsets of {}/{}", e.topic(), e.partition()), err))?;
+        e.error().map_err(|err| {
+            opts.kafka_err(
+                &format!("listing offsets of {}/{}", e.topic(), e.partition()),
+                err,
+            )
+        })?;
         let o = match e.offset() {
             Offset::Offset(o) => o,
-            other => return Err(opts.kafka_err(&format!("listing offsets of {}/{}", e.topic(), e.partition()), format!("unexpected offset {other:?}"))),
+            other => {
+                return Err(opts.kafka_err(
+                    &format!("listing offsets of {}/{}", e.topic(), e.partition()),
+                    format!("unexpected offset {other:?}"),
+                ));
+            }
         };
         out.insert((e.topic().to_string(), e.partition() as u32), o);
     }
@@ -204,8 +266,14 @@ pub fn partition_offsets(opts: &KafkaOptions, client: &BaseConsumer, topics: &[T
 
 /// Every consumer group with an offset committed on one of `topics`, with
 /// its committed offsets there.
-pub fn group_offsets(opts: &KafkaOptions, client: &BaseConsumer, topics: &[TopicInfo]) -> Result<Vec<GroupSnapshot>> {
-    let list = client.fetch_group_list(None, opts.request_timeout).map_err(|e| opts.kafka_err("listing consumer groups", e))?;
+pub fn group_offsets(
+    opts: &KafkaOptions,
+    client: &BaseConsumer,
+    topics: &[TopicInfo],
+) -> Result<Vec<GroupSnapshot>> {
+    let list = client
+        .fetch_group_list(None, opts.request_timeout)
+        .map_err(|e| opts.kafka_err("listing consumer groups", e))?;
     let mut tpl = TopicPartitionList::new();
     for t in topics {
         tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
@@ -217,11 +285,16 @@ pub fn group_offsets(opts: &KafkaOptions, client: &BaseConsumer, topics: &[Topic
         }
         // A consumer with the group's id fetches its commits without joining it.
         let mut c = opts.client_config();
-        c.set("group.id", g.name()).set("enable.auto.commit", "false");
-        let fetcher: BaseConsumer = c.create().map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
+        c.set("group.id", g.name())
+            .set("enable.auto.commit", "false");
+        let fetcher: BaseConsumer = c
+            .create()
+            .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
         let committed = fetcher
             .committed_offsets(tpl.clone(), opts.request_timeout)
-            .map_err(|e| opts.kafka_err(&format!("reading the offsets of group {}", g.name()), e))?;
+            .map_err(|e| {
+                opts.kafka_err(&format!("reading the offsets of group {}", g.name()), e)
+            })?;
         let offsets: Vec<GroupOffset> = committed
             .elements()
             .into_iter()

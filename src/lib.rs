@@ -23,6 +23,8 @@ pub fn default_cache_dir() -> std::path::PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return std::path::PathBuf::from(x).join("kvault");
     }
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("kvault")
 }

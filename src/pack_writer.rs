@@ -48,7 +48,8 @@ pub struct PackWriter<'r> {
 
 impl<'r> PackWriter<'r> {
     pub fn new(repo: &'r Repository<Indexed>) -> Result<PackWriter<'r>> {
-        let compressor = Compressor::new(repo.config().compression).ctx(|| "starting zstd".into())?;
+        let compressor =
+            Compressor::new(repo.config().compression).ctx(|| "starting zstd".into())?;
         Ok(PackWriter {
             repo,
             builder: None,
@@ -83,8 +84,12 @@ impl<'r> PackWriter<'r> {
             return Ok(false);
         }
         let mut framed = Vec::new();
-        self.compressor.compress_into(plaintext, &mut framed).ctx(|| format!("compressing chunk {id}"))?;
-        self.builder_mut().add_framed(kind, id, &framed, plaintext.len()).ctx(|| format!("packing chunk {id}"))?;
+        self.compressor
+            .compress_into(plaintext, &mut framed)
+            .ctx(|| format!("compressing chunk {id}"))?;
+        self.builder_mut()
+            .add_framed(kind, id, &framed, plaintext.len())
+            .ctx(|| format!("packing chunk {id}"))?;
         self.note_added(id, plaintext.len())?;
         Ok(true)
     }
@@ -93,19 +98,29 @@ impl<'r> PackWriter<'r> {
     /// checking it is still there.
     pub fn confirm_present(&mut self, id: &ChunkId) -> Result<()> {
         if !self.has(id)? {
-            return Err(Error::NotFound(format!("chunk {id} vanished from the index during the snapshot")));
+            return Err(Error::NotFound(format!(
+                "chunk {id} vanished from the index during the snapshot"
+            )));
         }
         self.stats.chunks_deduplicated += 1;
         Ok(())
     }
 
     /// Stores a chunk compressed elsewhere (by the pipeline's workers).
-    pub fn add_compressed(&mut self, kind: ObjectKind, id: ChunkId, framed: &[u8], plain_len: usize) -> Result<bool> {
+    pub fn add_compressed(
+        &mut self,
+        kind: ObjectKind,
+        id: ChunkId,
+        framed: &[u8],
+        plain_len: usize,
+    ) -> Result<bool> {
         if self.has(&id)? {
             self.stats.chunks_deduplicated += 1;
             return Ok(false);
         }
-        self.builder_mut().add_framed(kind, id, framed, plain_len).ctx(|| format!("packing chunk {id}"))?;
+        self.builder_mut()
+            .add_framed(kind, id, framed, plain_len)
+            .ctx(|| format!("packing chunk {id}"))?;
         self.note_added(id, plain_len)?;
         Ok(true)
     }
@@ -113,26 +128,35 @@ impl<'r> PackWriter<'r> {
     fn builder_mut(&mut self) -> &mut PackBuilder {
         let cap = self.repo.config().pack_target_size as usize;
         let (keys, vault) = (self.repo.keys(), self.repo.vault_id());
-        self.builder.get_or_insert_with(|| PackBuilder::new(keys, vault, PackId(random_bytes()), cap))
+        self.builder
+            .get_or_insert_with(|| PackBuilder::new(keys, vault, PackId(random_bytes()), cap))
     }
 
     fn note_added(&mut self, id: ChunkId, plain_len: usize) -> Result<()> {
         self.pending.insert(id);
         self.stats.chunks_added += 1;
         self.stats.plain_bytes_added += plain_len as u64;
-        if self.builder.as_ref().is_some_and(|b| b.len() >= self.repo.config().pack_target_size as usize) {
+        if self
+            .builder
+            .as_ref()
+            .is_some_and(|b| b.len() >= self.repo.config().pack_target_size as usize)
+        {
             self.finish_pack()?;
         }
         Ok(())
     }
 
     fn finish_pack(&mut self) -> Result<()> {
-        let Some(builder) = self.builder.take() else { return Ok(()) };
+        let Some(builder) = self.builder.take() else {
+            return Ok(());
+        };
         if builder.is_empty() {
             return Ok(());
         }
         let (pack, bytes, entries) = builder.finish().ctx(|| "sealing a pack".into())?;
-        self.repo.storage().put_if_absent(&ObjectName::new(Kind::Packs, pack.to_hex()), &bytes)?;
+        self.repo
+            .storage()
+            .put_if_absent(&ObjectName::new(Kind::Packs, pack.to_hex()), &bytes)?;
         self.stats.pack_bytes_written += bytes.len() as u64;
         self.stats.packs_written += 1;
         self.unindexed.push((pack, entries));
@@ -146,7 +170,9 @@ impl<'r> PackWriter<'r> {
         if self.unindexed.is_empty() {
             return Ok(());
         }
-        let index = IndexObject { packs: std::mem::take(&mut self.unindexed) };
+        let index = IndexObject {
+            packs: std::mem::take(&mut self.unindexed),
+        };
         let id = self.repo.write_index(&index)?;
         self.repo.index_cache().insert_object(&id, &index)?;
         for (_, entries) in &index.packs {
@@ -166,7 +192,10 @@ impl<'r> PackWriter<'r> {
 
     fn keep<T>(&mut self, r: Result<T>) -> vault_format::Result<T> {
         r.map_err(|e| {
-            let f = FormatError::Encode { what: "tree", detail: e.to_string() };
+            let f = FormatError::Encode {
+                what: "tree",
+                detail: e.to_string(),
+            };
             self.last_error = Some(e);
             f
         })

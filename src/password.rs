@@ -16,7 +16,10 @@ pub fn read_password_file(path: &Path) -> Result<Vec<u8>> {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
-        return Err(Error::Usage(format!("the password file {} is empty", path.display())));
+        return Err(Error::Usage(format!(
+            "the password file {} is empty",
+            path.display()
+        )));
     }
     Ok(line.to_vec())
 }
@@ -37,7 +40,8 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
             "no passphrase given: pass --password-file FILE, or set {ENV_PASSWORD_FILE} (or {ENV_PASSWORD})"
         )));
     }
-    let p = rpassword::prompt_password("vault passphrase: ").map_err(|e| Error::io("reading the passphrase", "/dev/tty", e))?;
+    let p = rpassword::prompt_password("vault passphrase: ")
+        .map_err(|e| Error::io("reading the passphrase", "/dev/tty", e))?;
     if confirm {
         let again = rpassword::prompt_password("repeat passphrase: ")
             .map_err(|e| Error::io("reading the passphrase", "/dev/tty", e))?;

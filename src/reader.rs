@@ -3,7 +3,7 @@
 
 use vault_format::ChunkId;
 use vault_format::object::ObjectKind;
-use vault_format::record::{Record, RecordHeader, RecordValue, RecordIter, TimestampType};
+use vault_format::record::{Record, RecordHeader, RecordIter, RecordValue, TimestampType};
 use vault_format::tree::{Entry, Summary, TreeRoot, walk_leaves};
 
 use crate::error::{Error, FormatContext, Result};
@@ -25,19 +25,35 @@ impl StoredRecord {
     pub fn payload_len(&self) -> usize {
         self.key.as_ref().map_or(0, Vec::len)
             + self.value.as_ref().map_or(0, Vec::len)
-            + self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
     }
 }
 
 /// The data chunk entries of a tree that `keep` accepts, in offset order.
-pub fn leaves(repo: &Repository<Indexed>, root: &TreeRoot, keep: &mut dyn FnMut(&Summary) -> bool) -> Result<Vec<Entry>> {
-    let mut reader = TreeReader { repo, last_error: None };
+pub fn leaves(
+    repo: &Repository<Indexed>,
+    root: &TreeRoot,
+    keep: &mut dyn FnMut(&Summary) -> bool,
+) -> Result<Vec<Entry>> {
+    let mut reader = TreeReader {
+        repo,
+        last_error: None,
+    };
     let mut out = Vec::new();
     walk_leaves(root, &mut reader, keep, &mut |e| {
         out.push(e.clone());
         Ok(())
     })
-    .map_err(|e| reader.last_error.take().unwrap_or_else(|| Error::format(format!("walking tree {}", root.id), e)))?;
+    .map_err(|e| {
+        reader
+            .last_error
+            .take()
+            .unwrap_or_else(|| Error::format(format!("walking tree {}", root.id), e))
+    })?;
     Ok(out)
 }
 
@@ -61,7 +77,10 @@ pub fn chunk_records(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<Sto
 fn count_mismatch(id: &ChunkId) -> Error {
     Error::format(
         format!("decoding data chunk {id}"),
-        vault_format::FormatError::malformed("data chunk", "record count differs from its tree entry"),
+        vault_format::FormatError::malformed(
+            "data chunk",
+            "record count differs from its tree entry",
+        ),
     )
 }
 
@@ -76,7 +95,10 @@ fn own(repo: &Repository<Indexed>, r: Record<'_>, offset: i64) -> Result<StoredR
                 if part.len() != *len as usize {
                     return Err(Error::format(
                         format!("reading value chunk {id}"),
-                        vault_format::FormatError::malformed("value chunk", "length differs from the record's"),
+                        vault_format::FormatError::malformed(
+                            "value chunk",
+                            "length differs from the record's",
+                        ),
                     ));
                 }
                 v.extend_from_slice(&part);
@@ -90,7 +112,11 @@ fn own(repo: &Repository<Indexed>, r: Record<'_>, offset: i64) -> Result<StoredR
         timestamp_type: r.timestamp_type,
         key: r.key.map(<[u8]>::to_vec),
         value,
-        headers: r.headers.into_iter().map(|RecordHeader { key, value }| (key.to_vec(), value.map(<[u8]>::to_vec))).collect(),
+        headers: r
+            .headers
+            .into_iter()
+            .map(|RecordHeader { key, value }| (key.to_vec(), value.map(<[u8]>::to_vec)))
+            .collect(),
     })
 }
 

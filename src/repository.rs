@@ -31,7 +31,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Storage found, version checked, nothing decrypted.
@@ -82,7 +85,10 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { kdf: KdfParams::DEFAULT, config: None }
+        InitOptions {
+            kdf: KdfParams::DEFAULT,
+            config: None,
+        }
     }
 }
 
@@ -108,14 +114,20 @@ impl Repository<Closed> {
         };
         Header::read(&mut Reader::new(&config, "config"), ObjectKind::Config)
             .ctx(|| format!("reading the vault config at {}", storage.location()))?;
-        Ok(Repository { storage, state: Closed })
+        Ok(Repository {
+            storage,
+            state: Closed,
+        })
     }
 
     /// Unlocks with a passphrase: the first key file it opens wins.
     pub fn unlock(self, passphrase: &[u8]) -> Result<Repository<Open>> {
         let keys = self.storage.list(Kind::Keys)?;
         if keys.is_empty() {
-            return Err(Error::NotFound(format!("the vault at {} has no key files", self.storage.location())));
+            return Err(Error::NotFound(format!(
+                "the vault at {} has no key files",
+                self.storage.location()
+            )));
         }
         for k in keys {
             let bytes = self.storage.get(&ObjectName::new(Kind::Keys, &k.name))?;
@@ -126,7 +138,9 @@ impl Repository<Closed> {
                 Err(e) => return Err(Error::format(format!("opening key file {}", k.name), e)),
             }
         }
-        Err(Error::WrongPassphrase { vault: PathBuf::from(self.storage.location()) })
+        Err(Error::WrongPassphrase {
+            vault: PathBuf::from(self.storage.location()),
+        })
     }
 }
 
@@ -138,15 +152,30 @@ impl Repository<Open> {
     /// Creates a new vault: a random master key, one key file wrapping it
     /// under `passphrase`, and the config. The config is written last, so a
     /// vault without one was never finished.
-    pub fn init(storage: Arc<dyn Storage>, passphrase: &[u8], opts: InitOptions) -> Result<Repository<Open>> {
+    pub fn init(
+        storage: Arc<dyn Storage>,
+        passphrase: &[u8],
+        opts: InitOptions,
+    ) -> Result<Repository<Open>> {
         if passphrase.is_empty() {
-            return Err(Error::Usage("the passphrase is empty; choose a real one".into()));
+            return Err(Error::Usage(
+                "the passphrase is empty; choose a real one".into(),
+            ));
         }
         let vault_id = VaultId(random_bytes());
         let master = MasterKey(random_bytes());
-        let mut config = opts.config.unwrap_or_else(|| VaultConfig::new(vault_id, now_ms()));
+        let mut config = opts
+            .config
+            .unwrap_or_else(|| VaultConfig::new(vault_id, now_ms()));
         config.vault_id = vault_id;
-        let repo = Repository { storage, state: Open { keys: master.sub_keys(), config, master } };
+        let repo = Repository {
+            storage,
+            state: Open {
+                keys: master.sub_keys(),
+                config,
+                master,
+            },
+        };
         repo.add_key(passphrase, opts.kdf)?;
         let body = repo.state.config.encode();
         let sealed = seal_object(
@@ -160,27 +189,50 @@ impl Repository<Open> {
         )
         .ctx(|| "sealing the config".into())?;
         if !repo.storage.put_if_absent(&ObjectName::config(), &sealed)? {
-            return Err(Error::Usage(format!("a vault already exists at {}", repo.storage.location())));
+            return Err(Error::Usage(format!(
+                "a vault already exists at {}",
+                repo.storage.location()
+            )));
         }
         Ok(repo)
     }
 
-    fn from_master(storage: Arc<dyn Storage>, master: MasterKey, vault_id: VaultId) -> Result<Repository<Open>> {
+    fn from_master(
+        storage: Arc<dyn Storage>,
+        master: MasterKey,
+        vault_id: VaultId,
+    ) -> Result<Repository<Open>> {
         let keys = master.sub_keys();
         let bytes = storage.get(&ObjectName::config())?;
         let body = open_object(&keys, &vault_id, ObjectKind::Config, config_name(), &bytes)
             .ctx(|| format!("opening the vault config at {}", storage.location()))?;
         let config = VaultConfig::decode(&body).ctx(|| "decoding the vault config".into())?;
         if config.vault_id != vault_id {
-            return Err(Error::format("opening the vault config", FormatError::Integrity { what: "config" }));
+            return Err(Error::format(
+                "opening the vault config",
+                FormatError::Integrity { what: "config" },
+            ));
         }
-        Ok(Repository { storage, state: Open { keys, config, master } })
+        Ok(Repository {
+            storage,
+            state: Open {
+                keys,
+                config,
+                master,
+            },
+        })
     }
 
     /// Brings the local index cache (under `cache_root`) up to date.
     pub fn index(self, cache_root: &Path) -> Result<Repository<Indexed>> {
         let index = IndexCache::open(cache_root, &self.state.config.vault_id)?;
-        let repo = Repository { storage: self.storage, state: Indexed { open: self.state, index } };
+        let repo = Repository {
+            storage: self.storage,
+            state: Indexed {
+                open: self.state,
+                index,
+            },
+        };
         repo.sync_index()?;
         Ok(repo)
     }
@@ -213,18 +265,28 @@ impl<S: Unlocked> Repository<S> {
         .ctx(|| "creating a key file".into())?;
         let bytes = kf.encode();
         let name = vault_format::id::hex_encode(&blake3::hash(&bytes).as_bytes()[..16]);
-        self.storage.put_if_absent(&ObjectName::new(Kind::Keys, &name), &bytes)?;
+        self.storage
+            .put_if_absent(&ObjectName::new(Kind::Keys, &name), &bytes)?;
         Ok(name)
     }
 
     fn seal(&self, kind: ObjectKind, name: &ObjectId, body: &[u8]) -> Result<Vec<u8>> {
-        seal_object(self.keys(), &self.vault_id(), kind, &name.0, body, random_bytes(), self.config().compression)
-            .ctx(|| format!("sealing {} {name}", kind.name()))
+        seal_object(
+            self.keys(),
+            &self.vault_id(),
+            kind,
+            &name.0,
+            body,
+            random_bytes(),
+            self.config().compression,
+        )
+        .ctx(|| format!("sealing {} {name}", kind.name()))
     }
 
     fn open_sealed(&self, kind: ObjectKind, dir: Kind, name: &ObjectId) -> Result<Vec<u8>> {
         let bytes = self.storage.get(&ObjectName::new(dir, name.to_hex()))?;
-        open_object(self.keys(), &self.vault_id(), kind, &name.0, &bytes).ctx(|| format!("reading {} {name}", kind.name()))
+        open_object(self.keys(), &self.vault_id(), kind, &name.0, &bytes)
+            .ctx(|| format!("reading {} {name}", kind.name()))
     }
 
     /// Writes an index object; its name is the keyed hash of its content.
@@ -232,7 +294,8 @@ impl<S: Unlocked> Repository<S> {
         let body = index.encode();
         let id = self.keys().object_id(&body);
         let sealed = self.seal(ObjectKind::Index, &id, &body)?;
-        self.storage.put_if_absent(&ObjectName::new(Kind::Index, id.to_hex()), &sealed)?;
+        self.storage
+            .put_if_absent(&ObjectName::new(Kind::Index, id.to_hex()), &sealed)?;
         Ok(id)
     }
 
@@ -246,7 +309,8 @@ impl<S: Unlocked> Repository<S> {
         let body = manifest.encode();
         let id = self.keys().object_id(&body);
         let sealed = self.seal(ObjectKind::Snapshot, &id, &body)?;
-        self.storage.put_if_absent(&ObjectName::new(Kind::Snapshots, id.to_hex()), &sealed)?;
+        self.storage
+            .put_if_absent(&ObjectName::new(Kind::Snapshots, id.to_hex()), &sealed)?;
         Ok(id)
     }
 
@@ -261,8 +325,14 @@ impl<S: Unlocked> Repository<S> {
             .list(Kind::Snapshots)?
             .into_iter()
             .map(|l| {
-                ObjectId::from_hex(&l.name)
-                    .map_err(|_| Error::format(format!("listing snapshots: unexpected file {}", l.name), FormatError::BadMagic { what: "snapshot name" }))
+                ObjectId::from_hex(&l.name).map_err(|_| {
+                    Error::format(
+                        format!("listing snapshots: unexpected file {}", l.name),
+                        FormatError::BadMagic {
+                            what: "snapshot name",
+                        },
+                    )
+                })
             })
             .collect()
     }
@@ -278,16 +348,27 @@ impl<S: Unlocked> Repository<S> {
                     best = Some((t, id));
                 }
             }
-            return best.map(|(_, id)| id).ok_or_else(|| Error::NotFound("the vault has no snapshots yet".into()));
+            return best
+                .map(|(_, id)| id)
+                .ok_or_else(|| Error::NotFound("the vault has no snapshots yet".into()));
         }
         let w = wanted.to_ascii_lowercase();
-        let matches: Vec<ObjectId> = ids.into_iter().filter(|id| id.to_hex().starts_with(&w)).collect();
+        let matches: Vec<ObjectId> = ids
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&w))
+            .collect();
         match matches.len() {
-            0 => Err(Error::NotFound(format!("no snapshot with id {wanted} (list them with `vault snapshots`)"))),
+            0 => Err(Error::NotFound(format!(
+                "no snapshot with id {wanted} (list them with `vault snapshots`)"
+            ))),
             1 => Ok(matches[0]),
             _ => Err(Error::Usage(format!(
                 "snapshot id prefix {wanted} is ambiguous; it matches {}",
-                matches.iter().map(|m| m.to_hex()[..16].to_string()).collect::<Vec<_>>().join(", ")
+                matches
+                    .iter()
+                    .map(|m| m.to_hex()[..16].to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -325,19 +406,34 @@ impl Repository<Indexed> {
 
     /// Reads, decrypts and verifies one chunk of the expected kind.
     pub fn read_chunk(&self, id: &ChunkId, kind: ObjectKind) -> Result<Vec<u8>> {
-        let loc = self
-            .locate(id)?
-            .ok_or_else(|| Error::NotFound(format!("{} {id} is not in the vault's index", kind.name())))?;
+        let loc = self.locate(id)?.ok_or_else(|| {
+            Error::NotFound(format!("{} {id} is not in the vault's index", kind.name()))
+        })?;
         if loc.entry.kind != kind {
             return Err(Error::format(
                 format!("reading chunk {id}"),
-                FormatError::malformed("index", format!("expected a {}, the index says {}", kind.name(), loc.entry.kind.name())),
+                FormatError::malformed(
+                    "index",
+                    format!(
+                        "expected a {}, the index says {}",
+                        kind.name(),
+                        loc.entry.kind.name()
+                    ),
+                ),
             ));
         }
         let name = ObjectName::new(Kind::Packs, loc.pack.to_hex());
-        let sealed = self.storage.get_range(&name, loc.entry.offset, u64::from(loc.entry.sealed_len))?;
-        open_blob(self.keys(), &self.vault_id(), &loc.pack, &loc.entry, &sealed)
-            .ctx(|| format!("reading {} {id} from pack {}", kind.name(), loc.pack))
+        let sealed =
+            self.storage
+                .get_range(&name, loc.entry.offset, u64::from(loc.entry.sealed_len))?;
+        open_blob(
+            self.keys(),
+            &self.vault_id(),
+            &loc.pack,
+            &loc.entry,
+            &sealed,
+        )
+        .ctx(|| format!("reading {} {id} from pack {}", kind.name(), loc.pack))
     }
 
     pub fn read_tree_node(&self, id: &ChunkId) -> Result<TreeNode> {
@@ -355,7 +451,10 @@ pub struct TreeReader<'a> {
 
 impl NodeStore for TreeReader<'_> {
     fn put_node(&mut self, _: &TreeNode) -> vault_format::Result<ChunkId> {
-        Err(FormatError::Encode { what: "tree", detail: "this tree store is read-only".into() })
+        Err(FormatError::Encode {
+            what: "tree",
+            detail: "this tree store is read-only".into(),
+        })
     }
 
     fn get_node(&mut self, id: &ChunkId) -> vault_format::Result<TreeNode> {

@@ -32,7 +32,19 @@ fn init_then_unlock_with_right_and_wrong_passphrase() {
     let vs = v.to_str().unwrap();
     let cache = tmp.path().join("cache");
 
-    let o = vault(&["init", "--vault", vs, "--password-file", good.to_str().unwrap(), "--kdf-memory-mib", "8", "--json"], &cache);
+    let o = vault(
+        &[
+            "init",
+            "--vault",
+            vs,
+            "--password-file",
+            good.to_str().unwrap(),
+            "--kdf-memory-mib",
+            "8",
+            "--json",
+        ],
+        &cache,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["format_version"], 1);
@@ -40,24 +52,76 @@ fn init_then_unlock_with_right_and_wrong_passphrase() {
 
     // A second init on the same path is refused and changes nothing.
     let before = std::fs::read(v.join("config")).unwrap();
-    let o = vault(&["init", "--vault", vs, "--password-file", good.to_str().unwrap()], &cache);
+    let o = vault(
+        &[
+            "init",
+            "--vault",
+            vs,
+            "--password-file",
+            good.to_str().unwrap(),
+        ],
+        &cache,
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert_eq!(std::fs::read(v.join("config")).unwrap(), before);
 
-    let o = vault(&["snapshots", "--vault", vs, "--password-file", good.to_str().unwrap(), "--json"], &cache);
+    let o = vault(
+        &[
+            "snapshots",
+            "--vault",
+            vs,
+            "--password-file",
+            good.to_str().unwrap(),
+            "--json",
+        ],
+        &cache,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(),
+        serde_json::json!([])
+    );
 
-    let o = vault(&["snapshots", "--vault", vs, "--password-file", bad.to_str().unwrap()], &cache);
+    let o = vault(
+        &[
+            "snapshots",
+            "--vault",
+            vs,
+            "--password-file",
+            bad.to_str().unwrap(),
+        ],
+        &cache,
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
 
     // A second key file opens the same vault.
-    let o = vault(&["key", "add", "--vault", vs, "--password-file", good.to_str().unwrap(), "--new-password-file", other.to_str().unwrap()], &cache);
+    let o = vault(
+        &[
+            "key",
+            "add",
+            "--vault",
+            vs,
+            "--password-file",
+            good.to_str().unwrap(),
+            "--new-password-file",
+            other.to_str().unwrap(),
+        ],
+        &cache,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = vault(&["snapshots", "--vault", vs, "--password-file", other.to_str().unwrap()], &cache);
+    let o = vault(
+        &[
+            "snapshots",
+            "--vault",
+            vs,
+            "--password-file",
+            other.to_str().unwrap(),
+        ],
+        &cache,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -68,7 +132,16 @@ fn no_vault_and_no_passphrase_are_clear_errors() {
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, "x\n").unwrap();
     let missing = tmp.path().join("nothing-here");
-    let o = vault(&["snapshots", "--vault", missing.to_str().unwrap(), "--password-file", pw.to_str().unwrap()], &cache);
+    let o = vault(
+        &[
+            "snapshots",
+            "--vault",
+            missing.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        &cache,
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("vault init"), "{}", stderr(&o));
 

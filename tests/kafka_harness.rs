@@ -27,7 +27,10 @@ async fn produce_and_consume_on_the_real_source_cluster() {
     for i in 0..n {
         let key = format!("k{i}");
         let value = format!("v{i}");
-        let headers = OwnedHeaders::new().insert(Header { key: "h", value: Some(&[i as u8][..]) });
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "h",
+            value: Some(&[i as u8][..]),
+        });
         producer
             .send(
                 FutureRecord::to(&topic)
@@ -62,7 +65,10 @@ async fn produce_and_consume_on_the_real_source_cluster() {
         let i: i32 = key[1..].parse().unwrap();
         assert_eq!(value, format!("v{i}"));
         assert_eq!(msg.partition(), i % 3);
-        assert_eq!(msg.timestamp().to_millis(), Some(1_700_000_000_000 + i64::from(i)));
+        assert_eq!(
+            msg.timestamp().to_millis(),
+            Some(1_700_000_000_000 + i64::from(i))
+        );
         let h = msg.headers().expect("headers").get(0);
         assert_eq!((h.key, h.value), ("h", Some(&[i as u8][..])));
         seen.push(i);
@@ -72,10 +78,24 @@ async fn produce_and_consume_on_the_real_source_cluster() {
 
     // An independent client reads the same count back.
     let out = Command::new("kcat")
-        .args(["-b", &Cluster::Source.brokers(), "-C", "-t", &topic, "-e", "-q", "-f", "%k\n"])
+        .args([
+            "-b",
+            &Cluster::Source.brokers(),
+            "-C",
+            "-t",
+            &topic,
+            "-e",
+            "-q",
+            "-f",
+            "%k\n",
+        ])
         .output()
         .expect("kcat must be installed (scripts/test installs it)");
-    assert!(out.status.success(), "kcat failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kcat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = String::from_utf8(out.stdout).unwrap();
     assert_eq!(lines.lines().count(), n as usize);
 }

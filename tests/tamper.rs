@@ -16,20 +16,38 @@ use vault_format::record::{Record, RecordValue, TimestampType, decode_records};
 use vault_format::tree::{TreeBuilder, walk_leaves};
 
 const PASS: &[u8] = b"tamper test passphrase";
-const FAST_KDF: KdfParams = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
+const FAST_KDF: KdfParams = KdfParams {
+    m_cost: 64,
+    t_cost: 1,
+    p_cost: 1,
+};
 
 fn values() -> Vec<Vec<u8>> {
-    (0..3000u32).map(|i| format!("value {i} {}", i.wrapping_mul(2_654_435_761)).into_bytes()).collect()
+    (0..3000u32)
+        .map(|i| format!("value {i} {}", i.wrapping_mul(2_654_435_761)).into_bytes())
+        .collect()
 }
 
 /// Creates a vault holding one snapshot of one partition with `values()`.
 fn fill(dir: &Path) {
     let storage = Arc::new(LocalDir::create(dir).unwrap());
     let mut cfg = vault_format::config::VaultConfig::new(Default::default(), 0);
-    cfg.chunker = vault_format::chunker::ChunkerParams { min: 1024, avg: 4096, max: 16384 };
+    cfg.chunker = vault_format::chunker::ChunkerParams {
+        min: 1024,
+        avg: 4096,
+        max: 16384,
+    };
     cfg.tree_fanout = 4;
     cfg.pack_target_size = 32 << 10;
-    let repo = Repository::init(storage, PASS, InitOptions { kdf: FAST_KDF, config: Some(cfg) }).unwrap();
+    let repo = Repository::init(
+        storage,
+        PASS,
+        InitOptions {
+            kdf: FAST_KDF,
+            config: Some(cfg),
+        },
+    )
+    .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let repo = repo.index(cache.path()).unwrap();
     let gear = Gear::new(&repo.keys().chunker, repo.config().chunker).unwrap();
@@ -39,7 +57,13 @@ fn fill(dir: &Path) {
     let mut cut = Vec::new();
     let vals = values();
     for (i, v) in vals.iter().enumerate() {
-        let r = Record { timestamp: i as i64, timestamp_type: TimestampType::CreateTime, key: None, value: RecordValue::Inline(v), headers: vec![] };
+        let r = Record {
+            timestamp: i as i64,
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: RecordValue::Inline(v),
+            headers: vec![],
+        };
         chunker.push(&r, 2 * i as i64, &mut cut).unwrap();
     }
     chunker.finish(&mut cut);
@@ -60,7 +84,12 @@ fn fill(dir: &Path) {
             name: "t".into(),
             replication_factor: 1,
             configs: vec![],
-            partitions: vec![PartitionSnapshot { partition: 0, log_start_offset: 0, end_offset: 6000, root }],
+            partitions: vec![PartitionSnapshot {
+                partition: 0,
+                log_start_offset: 0,
+                end_offset: 6000,
+                root,
+            }],
         }],
         groups: vec![],
         stats: SnapshotStats::default(),
@@ -71,18 +100,28 @@ fn fill(dir: &Path) {
 /// Reads everything back through a fresh index cache.
 fn read_all(dir: &Path) -> vault::Result<Vec<Vec<u8>>> {
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(Arc::new(LocalDir::open(dir)))?.unlock(PASS)?.index(cache.path())?;
+    let repo = Repository::open(Arc::new(LocalDir::open(dir)))?
+        .unlock(PASS)?
+        .index(cache.path())?;
     let mut out = Vec::new();
     for id in repo.snapshot_ids()? {
         let m = repo.read_snapshot(&id)?;
         let root = m.topics[0].partitions[0].root.expect("root");
-        let mut reader = vault::repository::TreeReader { repo: &repo, last_error: None };
+        let mut reader = vault::repository::TreeReader {
+            repo: &repo,
+            last_error: None,
+        };
         let mut chunks = Vec::new();
         walk_leaves(&root, &mut reader, &mut |_| true, &mut |e| {
             chunks.push(e.clone());
             Ok(())
         })
-        .map_err(|e| reader.last_error.take().unwrap_or(vault::Error::format("walking", e)))?;
+        .map_err(|e| {
+            reader
+                .last_error
+                .take()
+                .unwrap_or(vault::Error::format("walking", e))
+        })?;
         for e in chunks {
             let plain = repo.read_chunk(&e.id, ObjectKind::DataChunk)?;
             for r in decode_records(&plain).map_err(|e| vault::Error::format("decoding", e))? {
@@ -153,7 +192,12 @@ fn any_flipped_byte_fails_loudly_and_never_returns_wrong_data() {
             std::fs::write(&f, &bad).unwrap();
             match read_all(dir.path()) {
                 Err(_) => {}
-                Ok(v) => assert_eq!(v, good, "flip at {} byte {pos} returned wrong data", f.display()),
+                Ok(v) => assert_eq!(
+                    v,
+                    good,
+                    "flip at {} byte {pos} returned wrong data",
+                    f.display()
+                ),
             }
             checked += 1;
         }
@@ -175,14 +219,21 @@ fn a_swapped_or_truncated_pack_is_refused() {
     std::fs::write(a, &ba).unwrap();
     std::fs::write(b, &bb).unwrap();
     std::fs::write(a, &ba[..ba.len() / 2]).unwrap();
-    assert!(read_all(dir.path()).is_err(), "a truncated pack was accepted");
+    assert!(
+        read_all(dir.path()).is_err(),
+        "a truncated pack was accepted"
+    );
 }
 
 #[test]
 fn a_wrong_passphrase_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path());
-    let err = Repository::open(Arc::new(LocalDir::open(dir.path()))).unwrap().unlock(b"nope").err().unwrap();
+    let err = Repository::open(Arc::new(LocalDir::open(dir.path())))
+        .unwrap()
+        .unlock(b"nope")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
 }
 
@@ -194,6 +245,8 @@ fn a_newer_format_version_is_refused() {
     let mut b = std::fs::read(&cfg).unwrap();
     b[5] = 2;
     std::fs::write(&cfg, &b).unwrap();
-    let err = Repository::open(Arc::new(LocalDir::open(dir.path()))).err().unwrap();
+    let err = Repository::open(Arc::new(LocalDir::open(dir.path())))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("format version 2"), "{err}");
 }

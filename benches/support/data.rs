@@ -30,7 +30,11 @@ pub fn value(rng: &mut Rng, i: u64, size: usize) -> Vec<u8> {
     )
     .into_bytes();
     while v.len() < size - 2 {
-        let item = format!("{{\"sku\":\"SKU-{:08x}\",\"qty\":{}}},", rng.next_u64() as u32, rng.next_u64() % 9 + 1);
+        let item = format!(
+            "{{\"sku\":\"SKU-{:08x}\",\"qty\":{}}},",
+            rng.next_u64() as u32,
+            rng.next_u64() % 9 + 1
+        );
         v.extend_from_slice(item.as_bytes());
     }
     v.truncate(size - 2);
@@ -42,6 +46,12 @@ pub fn value(rng: &mut Rng, i: u64, size: usize) -> Vec<u8> {
 pub fn records(n: usize, size: usize, seed: u64) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
     let mut rng = Rng::new(seed);
     (0..n as u64)
-        .map(|i| (format!("key-{}", rng.next_u64() % 50_000).into_bytes(), value(&mut rng, i, size), 1_700_000_000_000 + i as i64))
+        .map(|i| {
+            (
+                format!("key-{}", rng.next_u64() % 50_000).into_bytes(),
+                value(&mut rng, i, size),
+                1_700_000_000_000 + i as i64,
+            )
+        })
         .collect()
 }

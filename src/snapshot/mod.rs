@@ -58,7 +58,14 @@ fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseCons
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
-        .set("isolation.level", if read_committed { "read_committed" } else { "read_uncommitted" })
+        .set(
+            "isolation.level",
+            if read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
         // Bounds librdkafka's prefetch queue (the pipeline bounds the rest).
         .set("queued.max.messages.kbytes", "32768")
         .set("max.partition.fetch.bytes", "4194304")
@@ -66,15 +73,26 @@ fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseCons
     for (k, v) in &kafka.properties {
         c.set(k, v);
     }
-    c.create().map_err(|e| Error::Kafka { context: format!("creating a consumer for {}", kafka.brokers), message: e.to_string() })
+    c.create().map_err(|e| Error::Kafka {
+        context: format!("creating a consumer for {}", kafka.brokers),
+        message: e.to_string(),
+    })
 }
 
 /// Reads what `plan` says, then commits the snapshot.
-pub fn execute(repo: &Repository<Indexed>, plan: &SnapshotPlan, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
+pub fn execute(
+    repo: &Repository<Indexed>,
+    plan: &SnapshotPlan,
+    opts: &SnapshotOptions,
+) -> Result<SnapshotOutcome> {
     let started = Instant::now();
     let time_ms = now_ms();
     let consumer = drain_consumer(&opts.kafka, plan.read_committed)?;
-    let popts = pipeline::PipelineOptions { workers: opts.workers, stall_timeout: opts.stall_timeout, progress: opts.progress.clone() };
+    let popts = pipeline::PipelineOptions {
+        workers: opts.workers,
+        stall_timeout: opts.stall_timeout,
+        progress: opts.progress.clone(),
+    };
     let out = pipeline::run(repo, consumer, &plan.partitions, &popts)?;
     if let Some(pb) = &opts.progress {
         pb.finish_and_clear();
@@ -88,9 +106,19 @@ pub fn execute(repo: &Repository<Indexed>, plan: &SnapshotPlan, opts: &SnapshotO
         for _ in 0..t.partitions {
             let p = parts.next().expect("one plan per partition");
             let root = roots.next().expect("one root per partition");
-            partitions.push(PartitionSnapshot { partition: p.partition, log_start_offset: p.log_start, end_offset: p.end, root });
+            partitions.push(PartitionSnapshot {
+                partition: p.partition,
+                log_start_offset: p.log_start,
+                end_offset: p.end,
+                root,
+            });
         }
-        topics.push(TopicSnapshot { name: t.name.clone(), replication_factor: t.replication_factor, configs: configs.clone(), partitions });
+        topics.push(TopicSnapshot {
+            name: t.name.clone(),
+            replication_factor: t.replication_factor,
+            configs: configs.clone(),
+            partitions,
+        });
     }
     let duration = started.elapsed();
     let manifest = SnapshotManifest {

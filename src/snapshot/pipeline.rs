@@ -79,8 +79,14 @@ pub struct PipelineOptions {
 
 /// Runs the pipeline over `parts`, consuming with `consumer` (not yet
 /// assigned). Returns the new tree root of every partition, in order.
-pub fn run(repo: &Repository<Indexed>, consumer: BaseConsumer, parts: &[PartitionPlan], opts: &PipelineOptions) -> Result<PipelineOutput> {
-    let gear = Gear::new(&repo.keys().chunker, repo.config().chunker).ctx(|| "setting up the chunker".into())?;
+pub fn run(
+    repo: &Repository<Indexed>,
+    consumer: BaseConsumer,
+    parts: &[PartitionPlan],
+    opts: &PipelineOptions,
+) -> Result<PipelineOutput> {
+    let gear = Gear::new(&repo.keys().chunker, repo.config().chunker)
+        .ctx(|| "setting up the chunker".into())?;
     let workers = opts.workers.max(1);
     let (job_tx, job_rx) = sync_channel::<Job>(4 * workers);
     let (ready_tx, ready_rx) = sync_channel::<Result<Ready>>(4 * workers);
@@ -98,7 +104,11 @@ pub fn run(repo: &Repository<Indexed>, consumer: BaseConsumer, parts: &[Partitio
         let drained = reader.join().expect("reader thread panicked");
         // The reader's error explains a packer that ran dry, and vice versa.
         match (drained, packed) {
-            (Ok(d), Ok((roots, written))) => Ok(PipelineOutput { roots, drained: d, written }),
+            (Ok(d), Ok((roots, written))) => Ok(PipelineOutput {
+                roots,
+                drained: d,
+                written,
+            }),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e),
         }
@@ -113,7 +123,15 @@ fn record_of<'m>(m: &'m rdkafka::message::BorrowedMessage<'m>) -> Record<'m> {
     };
     let headers = m
         .headers()
-        .map(|h| (0..h.count()).map(|i| h.get(i)).map(|h| RecordHeader { key: h.key.as_bytes(), value: h.value }).collect())
+        .map(|h| {
+            (0..h.count())
+                .map(|i| h.get(i))
+                .map(|h| RecordHeader {
+                    key: h.key.as_bytes(),
+                    value: h.value,
+                })
+                .collect()
+        })
         .unwrap_or_default();
     Record {
         timestamp,
@@ -129,18 +147,39 @@ struct PartitionState<'g> {
     done: bool,
 }
 
-fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &SubKeys, tx: SyncSender<Job>, opts: &PipelineOptions) -> Result<DrainStats> {
+fn drain(
+    consumer: BaseConsumer,
+    parts: &[PartitionPlan],
+    gear: &Gear,
+    keys: &SubKeys,
+    tx: SyncSender<Job>,
+    opts: &PipelineOptions,
+) -> Result<DrainStats> {
     let mut stats = DrainStats::default();
     let mut seq = 0u64;
     let mut send = |kind, id, plaintext, leaf| -> Result<()> {
-        let job = Job { seq, kind, id, plaintext, leaf };
+        let job = Job {
+            seq,
+            kind,
+            id,
+            plaintext,
+            leaf,
+        };
         seq += 1;
-        tx.send(job).map_err(|_| Error::Usage("snapshot pipeline stopped".into()))
+        tx.send(job)
+            .map_err(|_| Error::Usage("snapshot pipeline stopped".into()))
     };
-    let index: HashMap<(&str, i32), usize> = parts.iter().enumerate().map(|(i, p)| ((p.topic.as_str(), p.partition as i32), i)).collect();
+    let index: HashMap<(&str, i32), usize> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((p.topic.as_str(), p.partition as i32), i))
+        .collect();
     let mut states: Vec<PartitionState<'_>> = parts
         .iter()
-        .map(|p| PartitionState { chunker: RecordChunker::new(gear, p.base_root.map(|r| r.summary.last_offset)), done: p.read_from >= p.end })
+        .map(|p| PartitionState {
+            chunker: RecordChunker::new(gear, p.base_root.map(|r| r.summary.last_offset)),
+            done: p.read_from >= p.end,
+        })
         .collect();
     let mut remaining = states.iter().filter(|s| !s.done).count();
     if remaining == 0 {
@@ -150,10 +189,16 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
     for (p, s) in parts.iter().zip(&states) {
         if !s.done {
             tpl.add_partition_offset(&p.topic, p.partition as i32, Offset::Offset(p.read_from))
-                .map_err(|e| Error::Kafka { context: "assigning partitions".into(), message: e.to_string() })?;
+                .map_err(|e| Error::Kafka {
+                    context: "assigning partitions".into(),
+                    message: e.to_string(),
+                })?;
         }
     }
-    consumer.assign(&tpl).map_err(|e| Error::Kafka { context: "assigning partitions".into(), message: e.to_string() })?;
+    consumer.assign(&tpl).map_err(|e| Error::Kafka {
+        context: "assigning partitions".into(),
+        message: e.to_string(),
+    })?;
 
     let threshold = gear.params().external_value_threshold();
     let mut cut: Vec<CutChunk> = Vec::new();
@@ -161,7 +206,10 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
     let mut last_position_check = Instant::now();
     let mut last_error: Option<String> = None;
 
-    let finish = |i: usize, states: &mut Vec<PartitionState<'_>>, cut: &mut Vec<CutChunk>, remaining: &mut usize| {
+    let finish = |i: usize,
+                  states: &mut Vec<PartitionState<'_>>,
+                  cut: &mut Vec<CutChunk>,
+                  remaining: &mut usize| {
         states[i].chunker.finish(cut);
         states[i].done = true;
         *remaining -= 1;
@@ -175,7 +223,9 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
         let mut check_positions = last_position_check.elapsed() > Duration::from_millis(500);
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                let Some(&i) = index.get(&(m.topic(), m.partition())) else { continue };
+                let Some(&i) = index.get(&(m.topic(), m.partition())) else {
+                    continue;
+                };
                 if states[i].done {
                     continue;
                 }
@@ -196,11 +246,17 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
                             parts_out.push((id, n as u32));
                             send(ObjectKind::ValueChunk, Some(id), piece.to_vec(), None)?;
                         }
-                        record.value = RecordValue::External(ExternalValue { len: v.len() as u64, parts: parts_out });
+                        record.value = RecordValue::External(ExternalValue {
+                            len: v.len() as u64,
+                            parts: parts_out,
+                        });
                     }
                     stats.records += 1;
                     stats.bytes += record.payload_len();
-                    states[i].chunker.push(&record, offset, &mut cut).ctx(|| format!("framing {}/{}", parts[i].topic, parts[i].partition))?;
+                    states[i]
+                        .chunker
+                        .push(&record, offset, &mut cut)
+                        .ctx(|| format!("framing {}/{}", parts[i].topic, parts[i].partition))?;
                     if offset >= parts[i].end - 1 {
                         finish(i, &mut states, &mut cut, &mut remaining);
                     }
@@ -223,7 +279,8 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
             // and aborted records that are never delivered.
             if let Ok(pos) = consumer.position() {
                 for e in pos.elements() {
-                    if let (Some(&i), Offset::Offset(o)) = (index.get(&(e.topic(), e.partition())), e.offset())
+                    if let (Some(&i), Offset::Offset(o)) =
+                        (index.get(&(e.topic(), e.partition())), e.offset())
                         && !states[i].done
                         && o >= parts[i].end
                     {
@@ -237,10 +294,19 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
             }
         }
         if last_progress.elapsed() > opts.stall_timeout {
-            let waiting: Vec<String> =
-                parts.iter().zip(&states).filter(|(_, s)| !s.done).take(5).map(|(p, _)| format!("{}/{}", p.topic, p.partition)).collect();
+            let waiting: Vec<String> = parts
+                .iter()
+                .zip(&states)
+                .filter(|(_, s)| !s.done)
+                .take(5)
+                .map(|(p, _)| format!("{}/{}", p.topic, p.partition))
+                .collect();
             return Err(Error::Kafka {
-                context: format!("no progress for {} s while reading {}", opts.stall_timeout.as_secs(), waiting.join(", ")),
+                context: format!(
+                    "no progress for {} s while reading {}",
+                    opts.stall_timeout.as_secs(),
+                    waiting.join(", ")
+                ),
                 message: last_error.unwrap_or_else(|| "the cluster delivered no records".into())
                     + "; nothing was committed, run the snapshot again when the cluster is healthy",
             });
@@ -249,7 +315,12 @@ fn drain(consumer: BaseConsumer, parts: &[PartitionPlan], gear: &Gear, keys: &Su
     Ok(stats)
 }
 
-fn work(repo: &Repository<Indexed>, compression: Compression, rx: Arc<Mutex<Receiver<Job>>>, tx: SyncSender<Result<Ready>>) {
+fn work(
+    repo: &Repository<Indexed>,
+    compression: Compression,
+    rx: Arc<Mutex<Receiver<Job>>>,
+    tx: SyncSender<Result<Ready>>,
+) {
     let mut compressor = match Compressor::new(compression) {
         Ok(c) => c,
         Err(e) => {
@@ -263,15 +334,26 @@ fn work(repo: &Repository<Indexed>, compression: Compression, rx: Arc<Mutex<Rece
             Err(_) => return,
         };
         let result = (|| {
-            let id = job.id.unwrap_or_else(|| repo.keys().chunk_id(&job.plaintext));
+            let id = job
+                .id
+                .unwrap_or_else(|| repo.keys().chunk_id(&job.plaintext));
             let framed = if repo.index_cache().contains(&id)? {
                 None
             } else {
                 let mut f = Vec::with_capacity(job.plaintext.len() / 2);
-                compressor.compress_into(&job.plaintext, &mut f).ctx(|| format!("compressing chunk {id}"))?;
+                compressor
+                    .compress_into(&job.plaintext, &mut f)
+                    .ctx(|| format!("compressing chunk {id}"))?;
                 Some(f)
             };
-            Ok(Ready { seq: job.seq, kind: job.kind, id, framed, plain_len: job.plaintext.len(), leaf: job.leaf })
+            Ok(Ready {
+                seq: job.seq,
+                kind: job.kind,
+                id,
+                framed,
+                plain_len: job.plaintext.len(),
+                leaf: job.leaf,
+            })
         })();
         if tx.send(result).is_err() {
             return;
@@ -279,13 +361,21 @@ fn work(repo: &Repository<Indexed>, compression: Compression, rx: Arc<Mutex<Rece
     }
 }
 
-fn pack(repo: &Repository<Indexed>, parts: &[PartitionPlan], rx: Receiver<Result<Ready>>) -> Result<(Vec<Option<TreeRoot>>, WriteStats)> {
+fn pack(
+    repo: &Repository<Indexed>,
+    parts: &[PartitionPlan],
+    rx: Receiver<Result<Ready>>,
+) -> Result<(Vec<Option<TreeRoot>>, WriteStats)> {
     let mut writer = PackWriter::new(repo)?;
     let fanout = repo.config().tree_fanout as usize;
     let mut trees: HashMap<usize, TreeBuilder> = HashMap::new();
     let mut waiting: BTreeMap<u64, Ready> = BTreeMap::new();
     let mut next = 0u64;
-    let tree_err = |w: &mut PackWriter<'_>, e: vault_format::FormatError| w.last_error.take().unwrap_or_else(|| Error::format("building a tree", e));
+    let tree_err = |w: &mut PackWriter<'_>, e: vault_format::FormatError| {
+        w.last_error
+            .take()
+            .unwrap_or_else(|| Error::format("building a tree", e))
+    };
     for r in rx {
         let r = r?;
         waiting.insert(r.seq, r);
@@ -300,11 +390,13 @@ fn pack(repo: &Repository<Indexed>, parts: &[PartitionPlan], rx: Receiver<Result
             if let Some((i, stats)) = r.leaf {
                 let b = match trees.entry(i) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(TreeBuilder::reopen(parts[i].base_root.as_ref(), fanout, &mut writer).map_err(|e| tree_err(&mut writer, e))?)
-                    }
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        TreeBuilder::reopen(parts[i].base_root.as_ref(), fanout, &mut writer)
+                            .map_err(|e| tree_err(&mut writer, e))?,
+                    ),
                 };
-                b.push_leaf(stats.into_entry(r.id), &mut writer).map_err(|e| tree_err(&mut writer, e))?;
+                b.push_leaf(stats.into_entry(r.id), &mut writer)
+                    .map_err(|e| tree_err(&mut writer, e))?;
             }
         }
     }
@@ -314,7 +406,9 @@ fn pack(repo: &Repository<Indexed>, parts: &[PartitionPlan], rx: Receiver<Result
     let mut roots = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
         roots.push(match trees.remove(&i) {
-            Some(b) => b.finish(&mut writer).map_err(|e| tree_err(&mut writer, e))?,
+            Some(b) => b
+                .finish(&mut writer)
+                .map_err(|e| tree_err(&mut writer, e))?,
             None => p.base_root,
         });
     }

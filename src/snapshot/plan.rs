@@ -12,7 +12,9 @@ use vault_format::manifest::GroupSnapshot;
 use vault_format::tree::TreeRoot;
 
 use crate::error::Result;
-use crate::kafka::{Edge, KafkaOptions, TopicInfo, TopicSelection, group_offsets, partition_offsets, topic_configs};
+use crate::kafka::{
+    Edge, KafkaOptions, TopicInfo, TopicSelection, group_offsets, partition_offsets, topic_configs,
+};
 use crate::repository::{Indexed, Repository};
 
 /// What to do for one partition.
@@ -52,13 +54,21 @@ pub struct SnapshotPlan {
 
 impl SnapshotPlan {
     pub fn records_to_read(&self) -> u64 {
-        self.partitions.iter().map(PartitionPlan::records_to_read).sum()
+        self.partitions
+            .iter()
+            .map(PartitionPlan::records_to_read)
+            .sum()
     }
 
     /// Reads the cut from the cluster and finds, per partition, what the
     /// vault already holds (the newest snapshot of the same cluster that
     /// has that partition).
-    pub async fn make(repo: &Repository<Indexed>, kafka: &KafkaOptions, selection: &TopicSelection, read_committed: bool) -> Result<SnapshotPlan> {
+    pub async fn make(
+        repo: &Repository<Indexed>,
+        kafka: &KafkaOptions,
+        selection: &TopicSelection,
+        read_committed: bool,
+    ) -> Result<SnapshotPlan> {
         let client = kafka.metadata_client(read_committed)?;
         let (cluster_id, topics, start, groups, end) = {
             let k = kafka.clone();
@@ -122,7 +132,15 @@ impl SnapshotPlan {
                         t.name
                     ));
                 }
-                partitions.push(PartitionPlan { topic: t.name.clone(), partition: p, log_start, end, read_from, base_root, retention_gap });
+                partitions.push(PartitionPlan {
+                    topic: t.name.clone(),
+                    partition: p,
+                    log_start,
+                    end,
+                    read_from,
+                    base_root,
+                    retention_gap,
+                });
             }
         }
         let topics = topics
@@ -132,6 +150,14 @@ impl SnapshotPlan {
                 (t, c)
             })
             .collect();
-        Ok(SnapshotPlan { cluster_id, parent, read_committed, topics, partitions, groups, warnings })
+        Ok(SnapshotPlan {
+            cluster_id,
+            parent,
+            read_committed,
+            topics,
+            partitions,
+            groups,
+            warnings,
+        })
     }
 }

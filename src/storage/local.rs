@@ -38,7 +38,8 @@ impl LocalDir {
                 }
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                fs::create_dir_all(&root).map_err(|e| Error::io("creating the vault directory", &root, e))?;
+                fs::create_dir_all(&root)
+                    .map_err(|e| Error::io("creating the vault directory", &root, e))?;
                 if let Some(parent) = root.parent() {
                     sync_dir(parent)?;
                 }
@@ -62,7 +63,11 @@ impl LocalDir {
     }
 
     fn not_found(&self, name: &ObjectName) -> Error {
-        Error::NotFound(format!("{} is missing from the vault at {}", name, self.root.display()))
+        Error::NotFound(format!(
+            "{} is missing from the vault at {}",
+            name,
+            self.root.display()
+        ))
     }
 
     fn open_file(&self, name: &ObjectName) -> Result<File> {
@@ -75,7 +80,9 @@ impl LocalDir {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing directory", dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
 fn random_suffix() -> String {
@@ -87,7 +94,10 @@ fn random_suffix() -> String {
 impl Storage for LocalDir {
     fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
         let dest = self.path(name);
-        let dir = dest.parent().expect("object paths have a parent").to_path_buf();
+        let dir = dest
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
             sync_dir(dir.parent().expect("below the vault root"))?;
@@ -120,25 +130,31 @@ impl Storage for LocalDir {
     fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
         let mut f = self.open_file(name)?;
         let mut v = Vec::new();
-        f.read_to_end(&mut v).map_err(|e| Error::io("reading", self.path(name), e))?;
+        f.read_to_end(&mut v)
+            .map_err(|e| Error::io("reading", self.path(name), e))?;
         Ok(v)
     }
 
     fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
         let mut f = self.open_file(name)?;
         let p = self.path(name);
-        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seeking", &p, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("seeking", &p, e))?;
         let mut v = Vec::with_capacity(len.min(1 << 30) as usize);
-        f.take(len).read_to_end(&mut v).map_err(|e| Error::io("reading", &p, e))?;
+        f.take(len)
+            .read_to_end(&mut v)
+            .map_err(|e| Error::io("reading", &p, e))?;
         Ok(v)
     }
 
     fn size(&self, name: &ObjectName) -> Result<u64> {
         let p = self.path(name);
-        fs::metadata(&p).map(|m| m.len()).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => self.not_found(name),
-            _ => Error::io("reading metadata of", &p, e),
-        })
+        fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => self.not_found(name),
+                _ => Error::io("reading metadata of", &p, e),
+            })
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
@@ -157,11 +173,16 @@ impl Storage for LocalDir {
                 if name.starts_with('.') {
                     continue;
                 }
-                let ft = entry.file_type().map_err(|e| Error::io("listing", entry.path(), e))?;
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| Error::io("listing", entry.path(), e))?;
                 if ft.is_dir() && kind == Kind::Packs && dir == base {
                     dirs.push(entry.path());
                 } else if ft.is_file() && kind != Kind::Config {
-                    let size = entry.metadata().map_err(|e| Error::io("listing", entry.path(), e))?.len();
+                    let size = entry
+                        .metadata()
+                        .map_err(|e| Error::io("listing", entry.path(), e))?
+                        .len();
                     out.push(Listed { name, size });
                 }
             }
@@ -202,7 +223,13 @@ mod tests {
         assert_eq!(s.get(&n).unwrap(), b"one");
         assert_eq!(s.get_range(&n, 1, 5).unwrap(), b"ne");
         assert_eq!(s.size(&n).unwrap(), 3);
-        assert_eq!(s.list(Kind::Packs).unwrap(), vec![Listed { name: "abcdef".into(), size: 3 }]);
+        assert_eq!(
+            s.list(Kind::Packs).unwrap(),
+            vec![Listed {
+                name: "abcdef".into(),
+                size: 3
+            }]
+        );
         // A leftover temporary file from a crash is not listed.
         std::fs::write(dir.path().join("v/packs/ab/.tmp-123"), b"x").unwrap();
         assert_eq!(s.list(Kind::Packs).unwrap().len(), 1);

@@ -35,7 +35,13 @@ impl Kind {
         }
     }
 
-    pub const ALL_DIRS: [Kind; 5] = [Kind::Keys, Kind::Packs, Kind::Index, Kind::Snapshots, Kind::Locks];
+    pub const ALL_DIRS: [Kind; 5] = [
+        Kind::Keys,
+        Kind::Packs,
+        Kind::Index,
+        Kind::Snapshots,
+        Kind::Locks,
+    ];
 }
 
 /// A named object: its kind and its name (lowercase hex, or `config`).
@@ -47,7 +53,10 @@ pub struct ObjectName {
 
 impl ObjectName {
     pub fn new(kind: Kind, name: impl Into<String>) -> ObjectName {
-        ObjectName { kind, name: name.into() }
+        ObjectName {
+            kind,
+            name: name.into(),
+        }
     }
 
     pub fn config() -> ObjectName {
@@ -58,7 +67,11 @@ impl ObjectName {
     pub fn path(&self) -> String {
         match self.kind {
             Kind::Config => self.name.clone(),
-            Kind::Packs => format!("packs/{}/{}", &self.name[..2.min(self.name.len())], self.name),
+            Kind::Packs => format!(
+                "packs/{}/{}",
+                &self.name[..2.min(self.name.len())],
+                self.name
+            ),
             k => format!("{}/{}", k.dir(), self.name),
         }
     }

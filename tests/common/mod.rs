@@ -57,8 +57,7 @@ pub fn unique_topic(prefix: &str) -> String {
 /// otherwise, retention is infinite: the tests use fixed timestamps from
 /// 2023, which the default 7-day retention would delete at once.
 pub async fn create_topic(cluster: Cluster, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        cluster.config().create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = cluster.config().create().expect("admin client");
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     if !configs.iter().any(|(k, _)| *k == "retention.ms") {
         topic = topic.set("retention.ms", "-1");
@@ -67,7 +66,10 @@ pub async fn create_topic(cluster: Cluster, name: &str, partitions: i32, configs
         topic = topic.set(k, v);
     }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let res = admin.create_topics([&topic], &opts).await.expect("create_topics");
+    let res = admin
+        .create_topics([&topic], &opts)
+        .await
+        .expect("create_topics");
     for r in res {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
@@ -96,7 +98,14 @@ pub struct TestRecord {
 
 impl TestRecord {
     pub fn new(partition: i32, key: Option<&[u8]>, value: Option<&[u8]>) -> TestRecord {
-        TestRecord { partition, offset: -1, key: key.map(<[u8]>::to_vec), value: value.map(<[u8]>::to_vec), headers: vec![], timestamp: (1, 0) }
+        TestRecord {
+            partition,
+            offset: -1,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            headers: vec![],
+            timestamp: (1, 0),
+        }
     }
 
     pub fn header(mut self, k: &str, v: Option<&[u8]>) -> TestRecord {
@@ -125,7 +134,10 @@ fn headers_of(r: &TestRecord) -> Option<OwnedHeaders> {
     }
     let mut h = OwnedHeaders::new();
     for (k, v) in &r.headers {
-        h = h.insert(Header { key: k, value: v.as_deref() });
+        h = h.insert(Header {
+            key: k,
+            value: v.as_deref(),
+        });
     }
     Some(h)
 }
@@ -147,7 +159,9 @@ pub async fn produce_with(p: &FutureProducer, topic: &str, records: &[TestRecord
         if let Some(h) = headers_of(r) {
             fr = fr.headers(h);
         }
-        p.send(fr, Duration::from_secs(30)).await.unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+        p.send(fr, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
     }
 }
 
@@ -156,8 +170,22 @@ pub async fn produce(cluster: Cluster, topic: &str, records: &[TestRecord]) {
 }
 
 /// Produces many small records fast (not one round trip each).
-pub async fn produce_bulk(cluster: Cluster, topic: &str, partitions: i32, n: usize, value_size: usize, seed: u64) {
-    let p = producer(cluster, &[("linger.ms", "20"), ("batch.size", "1000000"), ("compression.type", "lz4")]);
+pub async fn produce_bulk(
+    cluster: Cluster,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    value_size: usize,
+    seed: u64,
+) {
+    let p = producer(
+        cluster,
+        &[
+            ("linger.ms", "20"),
+            ("batch.size", "1000000"),
+            ("compression.type", "lz4"),
+        ],
+    );
     let mut pending = Vec::new();
     let mut x = seed.max(1);
     for i in 0..n {
@@ -165,13 +193,20 @@ pub async fn produce_bulk(cluster: Cluster, topic: &str, partitions: i32, n: usi
         x ^= x >> 7;
         x ^= x << 17;
         let mut value = format!("{{\"n\":{i},\"seed\":{seed},\"r\":{x},\"pad\":\"").into_bytes();
+        // Random letters: about as compressible as real payloads (zstd ~1.6x).
         while value.len() < value_size - 2 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             value.push(b'a' + (x % 26) as u8);
-            x = x.rotate_left(5) ^ (i as u64);
         }
         value.extend_from_slice(b"\"}");
         let key = format!("k{}", i % 1000);
-        let fr = FutureRecord::to(topic).partition((i % partitions as usize) as i32).key(key.as_bytes()).payload(&value[..]).timestamp(1_700_000_000_000 + i as i64);
+        let fr = FutureRecord::to(topic)
+            .partition((i % partitions as usize) as i32)
+            .key(key.as_bytes())
+            .payload(&value[..])
+            .timestamp(1_700_000_000_000 + i as i64);
         pending.push(p.send_result(fr).expect("queue"));
         if pending.len() >= 10_000 {
             for f in pending.drain(..) {
@@ -197,9 +232,12 @@ pub fn consume_all(cluster: Cluster, topic: &str, partitions: i32) -> Vec<TestRe
     let mut ends = Vec::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        let (lo, hi) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .expect("watermarks");
         ends.push(hi);
-        tpl.add_partition_offset(topic, p, Offset::Offset(lo)).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Offset(lo))
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
@@ -213,7 +251,10 @@ pub fn consume_all(cluster: Cluster, topic: &str, partitions: i32) -> Vec<TestRe
         if done {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out consuming {topic}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out consuming {topic}"
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let timestamp = match m.timestamp() {
@@ -223,7 +264,12 @@ pub fn consume_all(cluster: Cluster, topic: &str, partitions: i32) -> Vec<TestRe
                 };
                 let headers = m
                     .headers()
-                    .map(|h| (0..h.count()).map(|i| h.get(i)).map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                    .map(|h| {
+                        (0..h.count())
+                            .map(|i| h.get(i))
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push(TestRecord {
                     partition: m.partition(),
@@ -252,14 +298,30 @@ pub struct TestVault {
 
 impl TestVault {
     pub fn init() -> TestVault {
+        TestVault::init_with(&[])
+    }
+
+    /// `vault init` with extra arguments (e.g. a small pack size).
+    pub fn init_with(extra: &[&str]) -> TestVault {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault");
         let password_file = dir.path().join("pw");
         let cache = dir.path().join("cache");
         std::fs::write(&password_file, "test passphrase\n").unwrap();
-        let v = TestVault { dir, path, password_file, cache };
-        let o = v.run(&["init", "--kdf-memory-mib", "8"]);
-        assert!(o.status.success(), "init: {}", String::from_utf8_lossy(&o.stderr));
+        let v = TestVault {
+            dir,
+            path,
+            password_file,
+            cache,
+        };
+        let mut args = vec!["init", "--kdf-memory-mib", "8"];
+        args.extend_from_slice(extra);
+        let o = v.run(&args);
+        assert!(
+            o.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         v
     }
 
@@ -287,24 +349,41 @@ impl TestVault {
         let mut a = args.to_vec();
         a.push("--json");
         let o = self.run(&a);
-        assert!(o.status.success(), "vault {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("vault {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+        assert!(
+            o.status.success(),
+            "vault {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "vault {args:?}: bad JSON ({e}): {}",
+                String::from_utf8_lossy(&o.stdout)
+            )
+        })
     }
 
     /// Snapshots `topics` of the source cluster; returns the JSON summary.
     pub fn snapshot(&self, topics: &[&str]) -> serde_json::Value {
         let t = topics.join(",");
-        self.json(&["snapshot", "--brokers", &Cluster::Source.brokers(), "--topics", &t])
+        self.json(&[
+            "snapshot",
+            "--brokers",
+            &Cluster::Source.brokers(),
+            "--topics",
+            &t,
+        ])
     }
 
     pub fn open(&self) -> vault::Repository<vault::repository::Indexed> {
         let pass = vault::password::read_password_file(&self.password_file).unwrap();
-        vault::Repository::open(std::sync::Arc::new(vault::storage::local::LocalDir::open(&self.path)))
-            .unwrap()
-            .unlock(&pass)
-            .unwrap()
-            .index(&self.cache.join("inspect"))
-            .unwrap()
+        vault::Repository::open(std::sync::Arc::new(vault::storage::local::LocalDir::open(
+            &self.path,
+        )))
+        .unwrap()
+        .unlock(&pass)
+        .unwrap()
+        .index(&self.cache.join("inspect"))
+        .unwrap()
     }
 
     /// The records a snapshot holds for a topic, as `TestRecord`s.
@@ -312,7 +391,11 @@ impl TestVault {
         let repo = self.open();
         let id = repo.resolve_snapshot(snapshot).unwrap();
         let m = repo.read_snapshot(&id).unwrap();
-        let t = m.topics.iter().find(|t| t.name == topic).unwrap_or_else(|| panic!("{topic} not in snapshot"));
+        let t = m
+            .topics
+            .iter()
+            .find(|t| t.name == topic)
+            .unwrap_or_else(|| panic!("{topic} not in snapshot"));
         let mut out = Vec::new();
         for p in &t.partitions {
             let Some(root) = p.root else { continue };
@@ -322,7 +405,11 @@ impl TestVault {
                     offset: r.offset,
                     key: r.key,
                     value: r.value,
-                    headers: r.headers.into_iter().map(|(k, v)| (String::from_utf8(k).unwrap(), v)).collect(),
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (String::from_utf8(k).unwrap(), v))
+                        .collect(),
                     timestamp: (r.timestamp_type as u8, r.timestamp),
                 });
             }
@@ -342,7 +429,11 @@ pub fn dir_size(p: &Path) -> u64 {
             rd.filter_map(Result::ok)
                 .map(|e| {
                     let p = e.path();
-                    if p.is_dir() { dir_size(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
+                    if p.is_dir() {
+                        dir_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
                 })
                 .sum()
         })

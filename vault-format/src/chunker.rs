@@ -22,7 +22,11 @@ pub struct ChunkerParams {
 
 impl ChunkerParams {
     /// Chosen from the measurement in `docs/design.md` § Chunk sizes.
-    pub const DEFAULT: ChunkerParams = ChunkerParams { min: 16 << 10, avg: 64 << 10, max: 256 << 10 };
+    pub const DEFAULT: ChunkerParams = ChunkerParams {
+        min: 16 << 10,
+        avg: 64 << 10,
+        max: 256 << 10,
+    };
 
     pub fn validate(&self) -> Result<()> {
         let ok = self.min >= fastcdc::v2020::MINIMUM_MIN
@@ -36,7 +40,10 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(FormatError::malformed("chunker parameters", format!("{self:?} is out of range")))
+            Err(FormatError::malformed(
+                "chunker parameters",
+                format!("{self:?} is out of range"),
+            ))
         }
     }
 
@@ -64,7 +71,10 @@ impl Gear {
     pub fn new(chunker_key: &[u8; 32], params: ChunkerParams) -> Result<Gear> {
         params.validate()?;
         let mut bytes = [0u8; 256 * 8];
-        blake3::Hasher::new_keyed(chunker_key).update(b"gear table").finalize_xof().fill(&mut bytes);
+        blake3::Hasher::new_keyed(chunker_key)
+            .update(b"gear table")
+            .finalize_xof()
+            .fill(&mut bytes);
         let mut gear = Box::new([0u64; 256]);
         let mut gear_ls = Box::new([0u64; 256]);
         for i in 0..256 {
@@ -143,7 +153,12 @@ impl<'g> RecordChunker<'g> {
     /// `after` is the offset of the last record already in the tree (if any),
     /// so the first pushed record must come after it.
     pub fn new(gear: &'g Gear, after: Option<i64>) -> Self {
-        RecordChunker { gear, buf: Vec::with_capacity(2 * gear.params.max as usize), pending: Vec::new(), last_offset: after }
+        RecordChunker {
+            gear,
+            buf: Vec::with_capacity(2 * gear.params.max as usize),
+            pending: Vec::new(),
+            last_offset: after,
+        }
     }
 
     /// Bytes framed but not yet cut.
@@ -153,7 +168,12 @@ impl<'g> RecordChunker<'g> {
 
     /// Adds one record at `offset`. Offsets must increase; gaps are allowed.
     /// Returns the chunks this completes.
-    pub fn push(&mut self, record: &Record<'_>, offset: i64, out: &mut Vec<CutChunk>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        record: &Record<'_>,
+        offset: i64,
+        out: &mut Vec<CutChunk>,
+    ) -> Result<()> {
         if let Some(last) = self.last_offset
             && offset <= last
         {
@@ -164,7 +184,12 @@ impl<'g> RecordChunker<'g> {
         }
         self.last_offset = Some(offset);
         record.encode_into(&mut self.buf);
-        self.pending.push(Pending { end: self.buf.len(), offset, timestamp: record.timestamp, bytes: record.payload_len() });
+        self.pending.push(Pending {
+            end: self.buf.len(),
+            offset,
+            timestamp: record.timestamp,
+            bytes: record.payload_len(),
+        });
         while self.buf.len() >= self.gear.params.max as usize {
             self.cut_one(out);
         }
@@ -189,7 +214,10 @@ impl<'g> RecordChunker<'g> {
             p.end -= end;
         }
         let plaintext: Vec<u8> = self.buf.drain(..end).collect();
-        out.push(CutChunk { plaintext, stats: stats_of(&recs) });
+        out.push(CutChunk {
+            plaintext,
+            stats: stats_of(&recs),
+        });
     }
 }
 
@@ -199,7 +227,10 @@ fn stats_of(recs: &[Pending]) -> LeafStats {
     for (i, w) in recs.windows(2).enumerate() {
         let skip = w[1].offset - w[0].offset - 1;
         if skip > 0 {
-            gaps.push(Gap { index: i as u32 + 1, skip: skip as u64 });
+            gaps.push(Gap {
+                index: i as u32 + 1,
+                skip: skip as u64,
+            });
         }
     }
     LeafStats {
@@ -220,7 +251,11 @@ mod tests {
     use crate::record::{RecordValue, TimestampType, decode_records};
     use proptest::prelude::*;
 
-    const SMALL: ChunkerParams = ChunkerParams { min: 256, avg: 1024, max: 4096 };
+    const SMALL: ChunkerParams = ChunkerParams {
+        min: 256,
+        avg: 1024,
+        max: 4096,
+    };
 
     fn gear() -> Gear {
         Gear::new(&[42; 32], SMALL).unwrap()
@@ -273,8 +308,9 @@ mod tests {
         // The same records after different prefixes end in the same chunks:
         // this is what makes copies at other offsets dedup.
         let g = gear();
-        let values: Vec<Vec<u8>> =
-            (0..2000u32).map(|i| format!("record-{i}-{}", i.wrapping_mul(2654435761)).into_bytes()).collect();
+        let values: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| format!("record-{i}-{}", i.wrapping_mul(2654435761)).into_bytes())
+            .collect();
         let run = |prefix: usize| {
             let mut ch = RecordChunker::new(&g, None);
             let mut out = Vec::new();
@@ -283,15 +319,22 @@ mod tests {
                 ch.push(&value_record(&pre), i as i64, &mut out).unwrap();
             }
             for (i, v) in values.iter().enumerate() {
-                ch.push(&value_record(v), 1000 + i as i64, &mut out).unwrap();
+                ch.push(&value_record(v), 1000 + i as i64, &mut out)
+                    .unwrap();
             }
             ch.finish(&mut out);
-            out.into_iter().map(|c| c.plaintext).collect::<std::collections::HashSet<_>>()
+            out.into_iter()
+                .map(|c| c.plaintext)
+                .collect::<std::collections::HashSet<_>>()
         };
         let a = run(0);
         let b = run(7);
         let shared = a.intersection(&b).count();
-        assert!(shared * 10 >= a.len() * 8, "only {shared} of {} chunks shared", a.len());
+        assert!(
+            shared * 10 >= a.len() * 8,
+            "only {shared} of {} chunks shared",
+            a.len()
+        );
     }
 
     #[test]
@@ -306,14 +349,22 @@ mod tests {
         ch.finish(&mut out);
         // The chunk holding it is longer than `max`, and still whole records.
         assert!(out.iter().any(|c| c.plaintext.len() > big.len()));
-        let decoded: Vec<_> = out.iter().flat_map(|c| decode_records(&c.plaintext).unwrap()).collect();
-        assert_eq!(decoded, vec![value_record(b"a"), value_record(&big), value_record(b"b")]);
+        let decoded: Vec<_> = out
+            .iter()
+            .flat_map(|c| decode_records(&c.plaintext).unwrap())
+            .collect();
+        assert_eq!(
+            decoded,
+            vec![value_record(b"a"), value_record(&big), value_record(b"b")]
+        );
     }
 
     #[test]
     fn split_value_covers_the_value() {
         let g = gear();
-        let v: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+        let v: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
         let parts = g.split_value(&v);
         assert_eq!(parts.iter().sum::<usize>(), v.len());
         assert!(parts.iter().all(|&p| p <= SMALL.max as usize));

@@ -32,7 +32,10 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
     let tag = r.u8()?;
     let len = r.len()?;
     if len > MAX_PLAINTEXT {
-        return Err(FormatError::malformed(what, format!("plaintext length {len} exceeds the {MAX_PLAINTEXT} cap")));
+        return Err(FormatError::malformed(
+            what,
+            format!("plaintext length {len} exceeds the {MAX_PLAINTEXT} cap"),
+        ));
     }
     let payload = r.raw(r.remaining())?;
     match tag {
@@ -46,7 +49,10 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
             }
             Ok(out)
         }
-        t => Err(FormatError::malformed(what, format!("unknown compression tag {t}"))),
+        t => Err(FormatError::malformed(
+            what,
+            format!("unknown compression tag {t}"),
+        )),
     }
 }
 
@@ -61,13 +67,21 @@ pub struct Compressor {
 impl Compressor {
     pub fn new(c: Compression) -> Result<Self> {
         let zstd = match c.0 {
-            Some(level) => Some(
-                zstd::bulk::Compressor::new(level)
-                    .map_err(|e| FormatError::Encode { what: "chunk", detail: format!("zstd: {e}") })?,
-            ),
+            Some(level) => {
+                Some(
+                    zstd::bulk::Compressor::new(level).map_err(|e| FormatError::Encode {
+                        what: "chunk",
+                        detail: format!("zstd: {e}"),
+                    })?,
+                )
+            }
             None => None,
         };
-        Ok(Compressor { level: c.0, zstd, scratch: Vec::new() })
+        Ok(Compressor {
+            level: c.0,
+            zstd,
+            scratch: Vec::new(),
+        })
     }
 
     pub fn level(&self) -> Option<i32> {
@@ -80,9 +94,13 @@ impl Compressor {
         let mut head = Writer::with_capacity(11);
         if let Some(z) = self.zstd.as_mut() {
             self.scratch.clear();
-            self.scratch.reserve(zstd::zstd_safe::compress_bound(data.len()));
+            self.scratch
+                .reserve(zstd::zstd_safe::compress_bound(data.len()));
             z.compress_to_buffer(data, &mut self.scratch)
-                .map_err(|e| FormatError::Encode { what: "chunk", detail: format!("zstd: {e}") })?;
+                .map_err(|e| FormatError::Encode {
+                    what: "chunk",
+                    detail: format!("zstd: {e}"),
+                })?;
             if self.scratch.len() < data.len() {
                 head.u8(TAG_ZSTD).varint(data.len() as u64);
                 out.extend_from_slice(&head.into_inner());
@@ -104,13 +122,22 @@ mod tests {
     #[test]
     fn round_trips_compressible_and_random() {
         let text = b"kafka ".repeat(1000);
-        let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for data in [&text[..], &random[..], &[][..]] {
-            for c in [Compression(None), Compression(Some(1)), Compression(Some(19))] {
+            for c in [
+                Compression(None),
+                Compression(Some(1)),
+                Compression(Some(19)),
+            ] {
                 let framed = c.compress_framed(data).unwrap();
                 assert_eq!(decompress_framed(&framed, "t").unwrap(), data);
                 let mut out = Vec::new();
-                Compressor::new(c).unwrap().compress_into(data, &mut out).unwrap();
+                Compressor::new(c)
+                    .unwrap()
+                    .compress_into(data, &mut out)
+                    .unwrap();
                 assert_eq!(decompress_framed(&out, "t").unwrap(), data);
             }
         }

@@ -62,12 +62,19 @@ impl VaultConfig {
         let mut r = Reader::new(bytes, "config");
         let vault_id = VaultId(r.array()?);
         let created_ms = r.u64()?;
-        let mut small = || -> Result<u32> { u32::try_from(r.varint()?).map_err(|_| bad("value out of range")) };
-        let chunker = ChunkerParams { min: small()?, avg: small()?, max: small()? };
+        let mut small =
+            || -> Result<u32> { u32::try_from(r.varint()?).map_err(|_| bad("value out of range")) };
+        let chunker = ChunkerParams {
+            min: small()?,
+            avg: small()?,
+            max: small()?,
+        };
         let tree_fanout = small()?;
         let compression = match r.u8()? {
             0 => Compression(None),
-            1 => Compression(Some(i32::try_from(r.zigzag()?).map_err(|_| bad("zstd level"))?)),
+            1 => Compression(Some(
+                i32::try_from(r.zigzag()?).map_err(|_| bad("zstd level"))?,
+            )),
             _ => return Err(bad("compression flag")),
         };
         let pack_target_size = u32::try_from(r.varint()?).map_err(|_| bad("pack size"))?;
@@ -84,7 +91,15 @@ impl VaultConfig {
         if pack_target_size < 1024 {
             return Err(bad("pack size too small"));
         }
-        Ok(VaultConfig { vault_id, created_ms, chunker, tree_fanout, compression, pack_target_size, data_horizon_ms })
+        Ok(VaultConfig {
+            vault_id,
+            created_ms,
+            chunker,
+            tree_fanout,
+            compression,
+            pack_target_size,
+            data_horizon_ms,
+        })
     }
 }
 

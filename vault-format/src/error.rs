@@ -17,7 +17,11 @@ pub enum FormatError {
     #[error(
         "{what} has format version {found}, but this vault binary reads up to version {supported}; upgrade vault"
     )]
-    UnsupportedVersion { what: &'static str, found: u32, supported: u32 },
+    UnsupportedVersion {
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
     /// Authenticated decryption failed: the bytes were changed, truncated,
     /// swapped for another object's, or the key is wrong.
     #[error("integrity check failed for {what}: the data was damaged or tampered with")]
@@ -35,7 +39,10 @@ pub enum FormatError {
 
 impl FormatError {
     pub fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
-        FormatError::Malformed { what, detail: detail.into() }
+        FormatError::Malformed {
+            what,
+            detail: detail.into(),
+        }
     }
 }
 

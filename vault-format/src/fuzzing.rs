@@ -2,6 +2,7 @@
 //! replays their seed corpus, so both exercise exactly the same decoders.
 //! Each takes arbitrary bytes and must return (never panic, never hang).
 
+use crate::VaultId;
 use crate::config::VaultConfig;
 use crate::index::IndexObject;
 use crate::keys::{KeyFile, MasterKey, SubKeys};
@@ -10,7 +11,6 @@ use crate::object::{ObjectKind, open_object};
 use crate::pack::{open_pack, parse_trailer};
 use crate::record::decode_records;
 use crate::tree::TreeNode;
-use crate::VaultId;
 
 fn keys() -> SubKeys {
     MasterKey([0x5a; 32]).sub_keys()
@@ -29,7 +29,13 @@ pub fn pack(data: &[u8]) {
 
 pub fn index_object(data: &[u8]) {
     let _ = IndexObject::decode(data);
-    let _ = open_object(&keys(), &VaultId([1; 16]), ObjectKind::Index, &[0; 32], data);
+    let _ = open_object(
+        &keys(),
+        &VaultId([1; 16]),
+        ObjectKind::Index,
+        &[0; 32],
+        data,
+    );
 }
 
 pub fn tree_node(data: &[u8]) {
@@ -43,7 +49,13 @@ pub fn manifest(data: &[u8]) {
     if let Ok(m) = SnapshotManifest::decode(data) {
         assert_eq!(m.encode(), data);
     }
-    let _ = open_object(&keys(), &VaultId([1; 16]), ObjectKind::Snapshot, &[0; 32], data);
+    let _ = open_object(
+        &keys(),
+        &VaultId([1; 16]),
+        ObjectKind::Snapshot,
+        &[0; 32],
+        data,
+    );
 }
 
 /// Key files, with the cheapest Argon2 settings a decoded file may ask for.

@@ -41,7 +41,10 @@ impl IndexObject {
                 entries.push(BlobEntry::read(&mut r)?);
             }
             if packs.iter().any(|(p, _)| *p == pack) {
-                return Err(FormatError::malformed("index object", format!("pack {pack} listed twice")));
+                return Err(FormatError::malformed(
+                    "index object",
+                    format!("pack {pack} listed twice"),
+                ));
             }
             packs.push((pack, entries));
         }
@@ -58,8 +61,19 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let e = |i: u8| BlobEntry { kind: ObjectKind::DataChunk, id: ChunkId([i; 32]), offset: 22 + u64::from(i), sealed_len: 40, plain_len: 100 };
-        let idx = IndexObject { packs: vec![(PackId([1; 16]), vec![e(1), e(2)]), (PackId([2; 16]), vec![])] };
+        let e = |i: u8| BlobEntry {
+            kind: ObjectKind::DataChunk,
+            id: ChunkId([i; 32]),
+            offset: 22 + u64::from(i),
+            sealed_len: 40,
+            plain_len: 100,
+        };
+        let idx = IndexObject {
+            packs: vec![
+                (PackId([1; 16]), vec![e(1), e(2)]),
+                (PackId([2; 16]), vec![]),
+            ],
+        };
         assert_eq!(IndexObject::decode(&idx.encode()).unwrap(), idx);
     }
 }

@@ -85,7 +85,11 @@ impl KdfParams {
     /// Default for new key files: 64 MiB, 3 passes, 1 lane (OWASP's
     /// recommended floor is 19 MiB / 2 passes; this is well above it and still
     /// opens in a fraction of a second).
-    pub const DEFAULT: KdfParams = KdfParams { m_cost: 64 * 1024, t_cost: 3, p_cost: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_cost: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
 
     /// Upper bounds a reader accepts, so a tampered key file cannot make
     /// `vault` allocate gigabytes or spin for hours before failing.
@@ -101,7 +105,10 @@ impl KdfParams {
             || self.t_cost == 0
             || self.t_cost > Self::MAX_T_COST
         {
-            return Err(FormatError::malformed("key file", format!("Argon2id parameters out of range: {self:?}")));
+            return Err(FormatError::malformed(
+                "key file",
+                format!("Argon2id parameters out of range: {self:?}"),
+            ));
         }
         Ok(())
     }
@@ -144,12 +151,28 @@ impl KeyFile {
         nonce: [u8; 12],
         created_ms: u64,
     ) -> Result<KeyFile> {
-        let mut kf = KeyFile { vault_id, kdf, salt, created_ms, nonce, wrapped: [0; 48] };
+        let mut kf = KeyFile {
+            vault_id,
+            kdf,
+            salt,
+            created_ms,
+            nonce,
+            wrapped: [0; 48],
+        };
         let kek = kdf.derive(passphrase, &salt)?;
         let ad = kf.authenticated_prefix();
         let ct = Aes256Gcm::new(&kek.into())
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &master.0, aad: &ad })
-            .map_err(|_| FormatError::Encode { what: "key file", detail: "AES-GCM failed".into() })?;
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &master.0,
+                    aad: &ad,
+                },
+            )
+            .map_err(|_| FormatError::Encode {
+                what: "key file",
+                detail: "AES-GCM failed".into(),
+            })?;
         kf.wrapped.copy_from_slice(&ct);
         Ok(kf)
     }
@@ -160,9 +183,17 @@ impl KeyFile {
         let kek = self.kdf.derive(passphrase, &self.salt)?;
         let ad = self.authenticated_prefix();
         let pt = Aes256Gcm::new(&kek.into())
-            .decrypt(Nonce::from_slice(&self.nonce), Payload { msg: &self.wrapped, aad: &ad })
+            .decrypt(
+                Nonce::from_slice(&self.nonce),
+                Payload {
+                    msg: &self.wrapped,
+                    aad: &ad,
+                },
+            )
             .map_err(|_| FormatError::WrongPassphrase)?;
-        Ok(MasterKey(pt.try_into().map_err(|_| FormatError::WrongPassphrase)?))
+        Ok(MasterKey(
+            pt.try_into().map_err(|_| FormatError::WrongPassphrase)?,
+        ))
     }
 
     /// Everything before the wrapped key; it is the associated data, so no
@@ -193,16 +224,30 @@ impl KeyFile {
         let vault_id = VaultId(r.array()?);
         let alg = r.u8()?;
         if alg != KDF_ARGON2ID {
-            return Err(FormatError::malformed("key file", format!("unknown KDF {alg}")));
+            return Err(FormatError::malformed(
+                "key file",
+                format!("unknown KDF {alg}"),
+            ));
         }
-        let kdf = KdfParams { m_cost: r.u32()?, t_cost: r.u32()?, p_cost: r.u32()? };
+        let kdf = KdfParams {
+            m_cost: r.u32()?,
+            t_cost: r.u32()?,
+            p_cost: r.u32()?,
+        };
         let salt = r.array()?;
         let created_ms = r.u64()?;
         let nonce = r.array()?;
         let wrapped = r.array()?;
         r.finish()?;
         kdf.check()?;
-        Ok(KeyFile { vault_id, kdf, salt, created_ms, nonce, wrapped })
+        Ok(KeyFile {
+            vault_id,
+            kdf,
+            salt,
+            created_ms,
+            nonce,
+            wrapped,
+        })
     }
 }
 
@@ -210,11 +255,24 @@ impl KeyFile {
 mod tests {
     use super::*;
 
-    const FAST: KdfParams = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
+    const FAST: KdfParams = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
 
     fn sample() -> (MasterKey, KeyFile) {
         let mk = MasterKey([7; 32]);
-        let kf = KeyFile::wrap(VaultId([1; 16]), &mk, b"correct horse", FAST, [2; 32], [3; 12], 1234).unwrap();
+        let kf = KeyFile::wrap(
+            VaultId([1; 16]),
+            &mk,
+            b"correct horse",
+            FAST,
+            [2; 32],
+            [3; 12],
+            1234,
+        )
+        .unwrap();
         (mk, kf)
     }
 
@@ -229,7 +287,10 @@ mod tests {
     #[test]
     fn wrong_passphrase_is_reported_as_such() {
         let (_, kf) = sample();
-        assert_eq!(kf.unwrap_key(b"wrong").unwrap_err(), FormatError::WrongPassphrase);
+        assert_eq!(
+            kf.unwrap_key(b"wrong").unwrap_err(),
+            FormatError::WrongPassphrase
+        );
     }
 
     #[test]

@@ -69,11 +69,21 @@ pub struct SnapshotStats {
 
 impl SnapshotManifest {
     pub fn total_records(&self) -> u64 {
-        self.topics.iter().flat_map(|t| &t.partitions).filter_map(|p| p.root).map(|r| r.summary.records).sum()
+        self.topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.root)
+            .map(|r| r.summary.records)
+            .sum()
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.topics.iter().flat_map(|t| &t.partitions).filter_map(|p| p.root).map(|r| r.summary.bytes).sum()
+        self.topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.root)
+            .map(|r| r.summary.bytes)
+            .sum()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -83,20 +93,26 @@ impl SnapshotManifest {
             None => w.u8(0),
             Some(p) => w.u8(1).raw(&p.0),
         };
-        w.str(&self.source_cluster_id).str(&self.hostname).varint(self.tags.len() as u64);
+        w.str(&self.source_cluster_id)
+            .str(&self.hostname)
+            .varint(self.tags.len() as u64);
         for t in &self.tags {
             w.str(t);
         }
         w.u8(u8::from(self.read_committed));
         w.varint(self.topics.len() as u64);
         for t in &self.topics {
-            w.str(&t.name).varint(u64::from(t.replication_factor)).varint(t.configs.len() as u64);
+            w.str(&t.name)
+                .varint(u64::from(t.replication_factor))
+                .varint(t.configs.len() as u64);
             for (k, v) in &t.configs {
                 w.str(k).str(v);
             }
             w.varint(t.partitions.len() as u64);
             for p in &t.partitions {
-                w.varint(u64::from(p.partition)).zigzag(p.log_start_offset).zigzag(p.end_offset);
+                w.varint(u64::from(p.partition))
+                    .zigzag(p.log_start_offset)
+                    .zigzag(p.end_offset);
                 match &p.root {
                     None => w.u8(0),
                     Some(r) => {
@@ -116,9 +132,14 @@ impl SnapshotManifest {
         }
         w.varint(self.groups.len() as u64);
         for g in &self.groups {
-            w.str(&g.group_id).str(&g.protocol_type).str(&g.state).varint(g.offsets.len() as u64);
+            w.str(&g.group_id)
+                .str(&g.protocol_type)
+                .str(&g.state)
+                .varint(g.offsets.len() as u64);
             for o in &g.offsets {
-                w.str(&o.topic).varint(u64::from(o.partition)).zigzag(o.offset);
+                w.str(&o.topic)
+                    .varint(u64::from(o.partition))
+                    .zigzag(o.offset);
                 w.opt_bytes(o.metadata.as_deref().map(str::as_bytes));
                 match o.leader_epoch {
                     None => w.u8(0),
@@ -127,7 +148,11 @@ impl SnapshotManifest {
             }
         }
         let s = &self.stats;
-        w.varint(s.records_read).varint(s.bytes_read).varint(s.bytes_added).varint(s.chunks_added).varint(s.duration_ms);
+        w.varint(s.records_read)
+            .varint(s.bytes_read)
+            .varint(s.bytes_added)
+            .varint(s.chunks_added)
+            .varint(s.duration_ms);
         w.into_inner()
     }
 
@@ -143,7 +168,9 @@ impl SnapshotManifest {
         let source_cluster_id = r.str()?.to_string();
         let hostname = r.str()?.to_string();
         let nt = r.count(1)?;
-        let tags = (0..nt).map(|_| r.str().map(str::to_string)).collect::<Result<_>>()?;
+        let tags = (0..nt)
+            .map(|_| r.str().map(str::to_string))
+            .collect::<Result<_>>()?;
         let read_committed = match r.u8()? {
             0 => false,
             1 => true,
@@ -153,7 +180,8 @@ impl SnapshotManifest {
         let mut topics = Vec::with_capacity(n);
         for _ in 0..n {
             let name = r.str()?.to_string();
-            let replication_factor = u32::try_from(r.varint()?).map_err(|_| bad("replication factor"))?;
+            let replication_factor =
+                u32::try_from(r.varint()?).map_err(|_| bad("replication factor"))?;
             let nc = r.count(2)?;
             let configs = (0..nc)
                 .map(|_| Ok((r.str()?.to_string(), r.str()?.to_string())))
@@ -183,9 +211,19 @@ impl SnapshotManifest {
                     }),
                     _ => return Err(bad("root flag")),
                 };
-                partitions.push(PartitionSnapshot { partition, log_start_offset, end_offset, root });
+                partitions.push(PartitionSnapshot {
+                    partition,
+                    log_start_offset,
+                    end_offset,
+                    root,
+                });
             }
-            topics.push(TopicSnapshot { name, replication_factor, configs, partitions });
+            topics.push(TopicSnapshot {
+                name,
+                replication_factor,
+                configs,
+                partitions,
+            });
         }
         let ng = r.count(4)?;
         let mut groups = Vec::with_capacity(ng);
@@ -201,16 +239,29 @@ impl SnapshotManifest {
                 let offset = r.zigzag()?;
                 let metadata = r
                     .opt_bytes()?
-                    .map(|b| String::from_utf8(b.to_vec()).map_err(|_| bad("metadata is not UTF-8")))
+                    .map(|b| {
+                        String::from_utf8(b.to_vec()).map_err(|_| bad("metadata is not UTF-8"))
+                    })
                     .transpose()?;
                 let leader_epoch = match r.u8()? {
                     0 => None,
                     1 => Some(i32::try_from(r.zigzag()?).map_err(|_| bad("leader epoch"))?),
                     _ => return Err(bad("epoch flag")),
                 };
-                offsets.push(GroupOffset { topic, partition, offset, metadata, leader_epoch });
+                offsets.push(GroupOffset {
+                    topic,
+                    partition,
+                    offset,
+                    metadata,
+                    leader_epoch,
+                });
             }
-            groups.push(GroupSnapshot { group_id, protocol_type, state, offsets });
+            groups.push(GroupSnapshot {
+                group_id,
+                protocol_type,
+                state,
+                offsets,
+            });
         }
         let stats = SnapshotStats {
             records_read: r.varint()?,
@@ -220,7 +271,17 @@ impl SnapshotManifest {
             duration_ms: r.varint()?,
         };
         r.finish()?;
-        Ok(SnapshotManifest { time_ms, parent, source_cluster_id, hostname, tags, read_committed, topics, groups, stats })
+        Ok(SnapshotManifest {
+            time_ms,
+            parent,
+            source_cluster_id,
+            hostname,
+            tags,
+            read_committed,
+            topics,
+            groups,
+            stats,
+        })
     }
 }
 
@@ -241,7 +302,12 @@ pub(crate) mod tests {
                 replication_factor: 3,
                 configs: vec![("cleanup.policy".into(), "compact".into())],
                 partitions: vec![
-                    PartitionSnapshot { partition: 0, log_start_offset: 0, end_offset: 0, root: None },
+                    PartitionSnapshot {
+                        partition: 0,
+                        log_start_offset: 0,
+                        end_offset: 0,
+                        root: None,
+                    },
                     PartitionSnapshot {
                         partition: 1,
                         log_start_offset: 5,
@@ -249,7 +315,14 @@ pub(crate) mod tests {
                         root: Some(TreeRoot {
                             id: ChunkId([4; 32]),
                             level: 1,
-                            summary: Summary { first_offset: 5, last_offset: 99, records: 90, bytes: 9000, min_ts: -1, max_ts: 77 },
+                            summary: Summary {
+                                first_offset: 5,
+                                last_offset: 99,
+                                records: 90,
+                                bytes: 9000,
+                                min_ts: -1,
+                                max_ts: 77,
+                            },
                         }),
                     },
                 ],
@@ -258,9 +331,21 @@ pub(crate) mod tests {
                 group_id: "billing".into(),
                 protocol_type: "consumer".into(),
                 state: "Empty".into(),
-                offsets: vec![GroupOffset { topic: "orders".into(), partition: 1, offset: 42, metadata: Some("".into()), leader_epoch: Some(0) }],
+                offsets: vec![GroupOffset {
+                    topic: "orders".into(),
+                    partition: 1,
+                    offset: 42,
+                    metadata: Some("".into()),
+                    leader_epoch: Some(0),
+                }],
             }],
-            stats: SnapshotStats { records_read: 90, bytes_read: 9000, bytes_added: 3000, chunks_added: 2, duration_ms: 1500 },
+            stats: SnapshotStats {
+                records_read: 90,
+                bytes_read: 9000,
+                bytes_added: 3000,
+                chunks_added: 2,
+                duration_ms: 1500,
+            },
         }
     }
 

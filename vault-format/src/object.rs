@@ -4,12 +4,12 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
+use crate::FORMAT_VERSION;
 use crate::compress::{Compression, decompress_framed};
 use crate::error::{FormatError, Result};
 use crate::id::VaultId;
 use crate::keys::SubKeys;
 use crate::wire::{Reader, Writer};
-use crate::FORMAT_VERSION;
 
 pub const MAGIC: [u8; 4] = *b"KVLT";
 
@@ -67,7 +67,10 @@ impl ObjectKind {
     }
 
     pub fn is_blob(self) -> bool {
-        matches!(self, ObjectKind::DataChunk | ObjectKind::ValueChunk | ObjectKind::TreeNode)
+        matches!(
+            self,
+            ObjectKind::DataChunk | ObjectKind::ValueChunk | ObjectKind::TreeNode
+        )
     }
 }
 
@@ -82,7 +85,10 @@ impl Header {
     pub const LEN: usize = 6;
 
     pub fn new(kind: ObjectKind) -> Header {
-        Header { kind, version: FORMAT_VERSION }
+        Header {
+            kind,
+            version: FORMAT_VERSION,
+        }
     }
 
     pub fn write(&self, w: &mut Writer) {
@@ -107,7 +113,10 @@ impl Header {
         }
         let kind = r.u8()?;
         if kind != expected as u8 {
-            return Err(FormatError::malformed(what, format!("object kind is {kind}, expected {}", expected as u8)));
+            return Err(FormatError::malformed(
+                what,
+                format!("object kind is {kind}, expected {}", expected as u8),
+            ));
         }
         let version = r.u8()?;
         if version > FORMAT_VERSION {
@@ -120,7 +129,10 @@ impl Header {
         if version == 0 {
             return Err(FormatError::malformed(what, "format version 0"));
         }
-        Ok(Header { kind: expected, version })
+        Ok(Header {
+            kind: expected,
+            version,
+        })
     }
 }
 
@@ -149,9 +161,15 @@ pub fn seal_object(
     let ct = Aes256Gcm::new(&key.into())
         .encrypt(
             Nonce::from_slice(&[0u8; 12]),
-            Payload { msg: &plaintext, aad: &object_ad(&header, &salt, vault, name) },
+            Payload {
+                msg: &plaintext,
+                aad: &object_ad(&header, &salt, vault, name),
+            },
         )
-        .map_err(|_| FormatError::Encode { what: kind.name(), detail: "AES-GCM failed".into() })?;
+        .map_err(|_| FormatError::Encode {
+            what: kind.name(),
+            detail: "AES-GCM failed".into(),
+        })?;
     let mut out = Vec::with_capacity(6 + 16 + ct.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(&salt);
@@ -161,7 +179,13 @@ pub fn seal_object(
 
 /// Opens a standalone object sealed by [`seal_object`]. Any change to any
 /// byte, or a different name, vault or kind, fails with an integrity error.
-pub fn open_object(keys: &SubKeys, vault: &VaultId, kind: ObjectKind, name: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
+pub fn open_object(
+    keys: &SubKeys,
+    vault: &VaultId,
+    kind: ObjectKind,
+    name: &[u8],
+    bytes: &[u8],
+) -> Result<Vec<u8>> {
     let mut r = Reader::new(bytes, kind.name());
     let header = Header::read(&mut r, kind)?;
     let salt: [u8; 16] = r.array()?;
@@ -170,7 +194,10 @@ pub fn open_object(keys: &SubKeys, vault: &VaultId, kind: ObjectKind, name: &[u8
     let pt = Aes256Gcm::new(&key.into())
         .decrypt(
             Nonce::from_slice(&[0u8; 12]),
-            Payload { msg: ct, aad: &object_ad(&header.to_bytes(), &salt, vault, name) },
+            Payload {
+                msg: ct,
+                aad: &object_ad(&header.to_bytes(), &salt, vault, name),
+            },
         )
         .map_err(|_| FormatError::Integrity { what: kind.name() })?;
     decompress_framed(&pt, kind.name())

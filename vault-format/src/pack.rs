@@ -46,15 +46,28 @@ impl BlobEntry {
         let k = r.u8()?;
         let kind = ObjectKind::from_u8(k)
             .filter(|k| k.is_blob())
-            .ok_or_else(|| FormatError::malformed("blob entry", format!("kind {k} is not a blob kind")))?;
+            .ok_or_else(|| {
+                FormatError::malformed("blob entry", format!("kind {k} is not a blob kind"))
+            })?;
         let id = ChunkId(r.array()?);
         let offset = r.varint()?;
-        let sealed_len = u32::try_from(r.varint()?).map_err(|_| FormatError::malformed("blob entry", "length"))?;
-        let plain_len = u32::try_from(r.varint()?).map_err(|_| FormatError::malformed("blob entry", "length"))?;
+        let sealed_len = u32::try_from(r.varint()?)
+            .map_err(|_| FormatError::malformed("blob entry", "length"))?;
+        let plain_len = u32::try_from(r.varint()?)
+            .map_err(|_| FormatError::malformed("blob entry", "length"))?;
         if (sealed_len as usize) < TAG_LEN + 2 || offset < PACK_HEADER_LEN as u64 {
-            return Err(FormatError::malformed("blob entry", "impossible position or length"));
+            return Err(FormatError::malformed(
+                "blob entry",
+                "impossible position or length",
+            ));
         }
-        Ok(BlobEntry { kind, id, offset, sealed_len, plain_len })
+        Ok(BlobEntry {
+            kind,
+            id,
+            offset,
+            sealed_len,
+            plain_len,
+        })
     }
 }
 
@@ -106,7 +119,14 @@ impl PackBuilder {
         Header::new(ObjectKind::Pack).write(&mut w);
         w.raw(&pack.0);
         buf.extend_from_slice(&w.into_inner());
-        PackBuilder { vault, pack, cipher: pack_cipher(keys, &pack), buf, entries: Vec::new(), scratch: Vec::new() }
+        PackBuilder {
+            vault,
+            pack,
+            cipher: pack_cipher(keys, &pack),
+            buf,
+            entries: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     pub fn id(&self) -> PackId {
@@ -127,7 +147,13 @@ impl PackBuilder {
     }
 
     /// Compresses, encrypts and appends one chunk whose id the caller computed.
-    pub fn add(&mut self, kind: ObjectKind, id: ChunkId, plaintext: &[u8], compressor: &mut Compressor) -> Result<BlobEntry> {
+    pub fn add(
+        &mut self,
+        kind: ObjectKind,
+        id: ChunkId,
+        plaintext: &[u8],
+        compressor: &mut Compressor,
+    ) -> Result<BlobEntry> {
         let mut framed = std::mem::take(&mut self.scratch);
         compressor.compress_into(plaintext, &mut framed)?;
         let entry = self.add_framed(kind, id, &framed, plaintext.len())?;
@@ -137,21 +163,45 @@ impl PackBuilder {
 
     /// Appends a chunk already compressed with [`Compressor::compress_into`]
     /// (the pipeline compresses on worker threads, then packs in order).
-    pub fn add_framed(&mut self, kind: ObjectKind, id: ChunkId, framed: &[u8], plain_len: usize) -> Result<BlobEntry> {
+    pub fn add_framed(
+        &mut self,
+        kind: ObjectKind,
+        id: ChunkId,
+        framed: &[u8],
+        plain_len: usize,
+    ) -> Result<BlobEntry> {
         if !kind.is_blob() {
-            return Err(FormatError::Encode { what: "pack", detail: format!("{} is not a blob kind", kind.name()) });
+            return Err(FormatError::Encode {
+                what: "pack",
+                detail: format!("{} is not a blob kind", kind.name()),
+            });
         }
-        let plain_len = u32::try_from(plain_len)
-            .map_err(|_| FormatError::Encode { what: "pack", detail: "chunk larger than 4 GiB".into() })?;
+        let plain_len = u32::try_from(plain_len).map_err(|_| FormatError::Encode {
+            what: "pack",
+            detail: "chunk larger than 4 GiB".into(),
+        })?;
         let offset = self.buf.len() as u64;
         let start = self.buf.len();
         self.buf.extend_from_slice(framed);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&blob_nonce(offset)), &blob_ad(&self.vault, kind, &id), &mut self.buf[start..])
-            .map_err(|_| FormatError::Encode { what: "pack", detail: "AES-GCM failed".into() })?;
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&blob_nonce(offset)),
+                &blob_ad(&self.vault, kind, &id),
+                &mut self.buf[start..],
+            )
+            .map_err(|_| FormatError::Encode {
+                what: "pack",
+                detail: "AES-GCM failed".into(),
+            })?;
         self.buf.extend_from_slice(&tag);
-        let entry = BlobEntry { kind, id, offset, sealed_len: (self.buf.len() - start) as u32, plain_len };
+        let entry = BlobEntry {
+            kind,
+            id,
+            offset,
+            sealed_len: (self.buf.len() - start) as u32,
+            plain_len,
+        };
         self.entries.push(entry);
         Ok(entry)
     }
@@ -166,8 +216,15 @@ impl PackBuilder {
         let mut trailer = w.into_inner();
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&[0xff; 12]), &trailer_ad(&self.vault, &self.pack), &mut trailer)
-            .map_err(|_| FormatError::Encode { what: "pack", detail: "AES-GCM failed".into() })?;
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&[0xff; 12]),
+                &trailer_ad(&self.vault, &self.pack),
+                &mut trailer,
+            )
+            .map_err(|_| FormatError::Encode {
+                what: "pack",
+                detail: "AES-GCM failed".into(),
+            })?;
         trailer.extend_from_slice(&tag);
         let tlen = trailer.len() as u32;
         self.buf.extend_from_slice(&trailer);
@@ -189,32 +246,57 @@ pub fn read_pack_footer(footer: &[u8]) -> Result<usize> {
     let mut r = Reader::new(footer, "pack footer");
     let len = r.u32()? as usize;
     if r.array::<4>()? != FOOTER_MAGIC {
-        return Err(FormatError::BadMagic { what: "pack footer" });
+        return Err(FormatError::BadMagic {
+            what: "pack footer",
+        });
     }
     if !(TAG_LEN + 1..=MAX_TRAILER).contains(&len) {
-        return Err(FormatError::malformed("pack footer", format!("trailer length {len}")));
+        return Err(FormatError::malformed(
+            "pack footer",
+            format!("trailer length {len}"),
+        ));
     }
     Ok(len)
 }
 
 /// Decrypts and parses a pack's trailer. `pack_len` is the whole file's
 /// length; every entry must lie between the header and the trailer, in order.
-pub fn open_pack_trailer(keys: &SubKeys, vault: &VaultId, pack: &PackId, trailer: &[u8], pack_len: u64) -> Result<Vec<BlobEntry>> {
+pub fn open_pack_trailer(
+    keys: &SubKeys,
+    vault: &VaultId,
+    pack: &PackId,
+    trailer: &[u8],
+    pack_len: u64,
+) -> Result<Vec<BlobEntry>> {
     if trailer.len() < TAG_LEN {
-        return Err(FormatError::Truncated { what: "pack trailer", needed: TAG_LEN - trailer.len() });
+        return Err(FormatError::Truncated {
+            what: "pack trailer",
+            needed: TAG_LEN - trailer.len(),
+        });
     }
     let (ct, tag) = trailer.split_at(trailer.len() - TAG_LEN);
     let mut pt = ct.to_vec();
     pack_cipher(keys, pack)
-        .decrypt_in_place_detached(Nonce::from_slice(&[0xff; 12]), &trailer_ad(vault, pack), &mut pt, Tag::from_slice(tag))
-        .map_err(|_| FormatError::Integrity { what: "pack trailer" })?;
+        .decrypt_in_place_detached(
+            Nonce::from_slice(&[0xff; 12]),
+            &trailer_ad(vault, pack),
+            &mut pt,
+            Tag::from_slice(tag),
+        )
+        .map_err(|_| FormatError::Integrity {
+            what: "pack trailer",
+        })?;
     parse_trailer(&pt, trailer.len(), pack_len)
 }
 
 /// Parses a decrypted trailer. `trailer_len` is its sealed length and
 /// `pack_len` the whole file's; every entry must lie between the header and
 /// the trailer, in order, with no bytes left between them.
-pub fn parse_trailer(plaintext: &[u8], trailer_len: usize, pack_len: u64) -> Result<Vec<BlobEntry>> {
+pub fn parse_trailer(
+    plaintext: &[u8],
+    trailer_len: usize,
+    pack_len: u64,
+) -> Result<Vec<BlobEntry>> {
     let mut r = Reader::new(plaintext, "pack trailer");
     let n = r.count(36)?;
     let mut entries = Vec::with_capacity(n);
@@ -223,40 +305,65 @@ pub fn parse_trailer(plaintext: &[u8], trailer_len: usize, pack_len: u64) -> Res
     for _ in 0..n {
         let e = BlobEntry::read(&mut r)?;
         if e.offset != next || e.offset + u64::from(e.sealed_len) > limit {
-            return Err(FormatError::malformed("pack trailer", "blob positions do not tile the pack"));
+            return Err(FormatError::malformed(
+                "pack trailer",
+                "blob positions do not tile the pack",
+            ));
         }
         next = e.offset + u64::from(e.sealed_len);
         entries.push(e);
     }
     r.finish()?;
     if next != limit {
-        return Err(FormatError::malformed("pack trailer", "bytes between the last blob and the trailer"));
+        return Err(FormatError::malformed(
+            "pack trailer",
+            "bytes between the last blob and the trailer",
+        ));
     }
     Ok(entries)
 }
 
 /// Splits a whole pack file into its id and its trailer's entries.
-pub fn open_pack(keys: &SubKeys, vault: &VaultId, bytes: &[u8]) -> Result<(PackId, Vec<BlobEntry>)> {
+pub fn open_pack(
+    keys: &SubKeys,
+    vault: &VaultId,
+    bytes: &[u8],
+) -> Result<(PackId, Vec<BlobEntry>)> {
     let pack = read_pack_header(bytes)?;
     if bytes.len() < PACK_HEADER_LEN + PACK_FOOTER_LEN {
-        return Err(FormatError::Truncated { what: "pack", needed: PACK_HEADER_LEN + PACK_FOOTER_LEN - bytes.len() });
+        return Err(FormatError::Truncated {
+            what: "pack",
+            needed: PACK_HEADER_LEN + PACK_FOOTER_LEN - bytes.len(),
+        });
     }
     let tlen = read_pack_footer(&bytes[bytes.len() - PACK_FOOTER_LEN..])?;
     let end = bytes.len() - PACK_FOOTER_LEN;
-    let start = end.checked_sub(tlen).filter(|&s| s >= PACK_HEADER_LEN).ok_or(FormatError::Truncated {
-        what: "pack",
-        needed: tlen,
-    })?;
+    let start = end
+        .checked_sub(tlen)
+        .filter(|&s| s >= PACK_HEADER_LEN)
+        .ok_or(FormatError::Truncated {
+            what: "pack",
+            needed: tlen,
+        })?;
     let entries = open_pack_trailer(keys, vault, &pack, &bytes[start..end], bytes.len() as u64)?;
     Ok((pack, entries))
 }
 
 /// Decrypts, decompresses and verifies one blob read from `pack` at `entry`.
 /// The result is the chunk's plaintext, checked against its id.
-pub fn open_blob(keys: &SubKeys, vault: &VaultId, pack: &PackId, entry: &BlobEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+pub fn open_blob(
+    keys: &SubKeys,
+    vault: &VaultId,
+    pack: &PackId,
+    entry: &BlobEntry,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
     let what = entry.kind.name();
     if sealed.len() != entry.sealed_len as usize {
-        return Err(FormatError::Truncated { what, needed: (entry.sealed_len as usize).saturating_sub(sealed.len()) });
+        return Err(FormatError::Truncated {
+            what,
+            needed: (entry.sealed_len as usize).saturating_sub(sealed.len()),
+        });
     }
     let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
     let mut pt = ct.to_vec();
@@ -288,7 +395,11 @@ mod tests {
         let mut c = Compressor::new(Compression::DEFAULT).unwrap();
         let mut b = PackBuilder::new(&keys, vault, PackId([7; 16]), 1 << 20);
         for (i, ch) in chunks.iter().enumerate() {
-            let kind = if i % 2 == 0 { ObjectKind::DataChunk } else { ObjectKind::TreeNode };
+            let kind = if i % 2 == 0 {
+                ObjectKind::DataChunk
+            } else {
+                ObjectKind::TreeNode
+            };
             b.add(kind, keys.chunk_id(ch), ch, &mut c).unwrap();
         }
         let (_, bytes, entries) = b.finish().unwrap();
@@ -317,7 +428,9 @@ mod tests {
             b[i] ^= 0x20;
             let ok = open_pack(&keys, &vault, &b).and_then(|(pack, entries)| {
                 for e in &entries {
-                    let s = b.get(e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize).unwrap_or(&[]);
+                    let s = b
+                        .get(e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize)
+                        .unwrap_or(&[]);
                     open_blob(&keys, &vault, &pack, e, s)?;
                 }
                 Ok(())

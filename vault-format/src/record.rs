@@ -61,7 +61,11 @@ impl<'a> Record<'a> {
             RecordValue::Inline(b) => b.len() as u64,
             RecordValue::External(e) => e.len,
         };
-        let h: u64 = self.headers.iter().map(|h| (h.key.len() + h.value.map_or(0, <[u8]>::len)) as u64).sum();
+        let h: u64 = self
+            .headers
+            .iter()
+            .map(|h| (h.key.len() + h.value.map_or(0, <[u8]>::len)) as u64)
+            .sum();
         self.key.map_or(0, |k| k.len() as u64) + v + h
     }
 
@@ -109,7 +113,10 @@ impl<'a> Record<'a> {
         let mut r = Reader::new(body, "record");
         let attrs = r.u8()?;
         if attrs & !0x0f != 0 {
-            return Err(FormatError::malformed("record", format!("reserved attribute bits set: {attrs:#04x}")));
+            return Err(FormatError::malformed(
+                "record",
+                format!("reserved attribute bits set: {attrs:#04x}"),
+            ));
         }
         let timestamp_type = match attrs & 3 {
             0 => TimestampType::NotAvailable,
@@ -129,13 +136,17 @@ impl<'a> Record<'a> {
                 let mut sum = 0u64;
                 for _ in 0..n {
                     let id = ChunkId(r.array()?);
-                    let part = u32::try_from(r.varint()?)
-                        .map_err(|_| FormatError::malformed("record", "value part longer than 4 GiB"))?;
+                    let part = u32::try_from(r.varint()?).map_err(|_| {
+                        FormatError::malformed("record", "value part longer than 4 GiB")
+                    })?;
                     sum += u64::from(part);
                     parts.push((id, part));
                 }
                 if sum != len {
-                    return Err(FormatError::malformed("record", "external value parts do not add up to its length"));
+                    return Err(FormatError::malformed(
+                        "record",
+                        "external value parts do not add up to its length",
+                    ));
                 }
                 RecordValue::External(ExternalValue { len, parts })
             }
@@ -144,10 +155,19 @@ impl<'a> Record<'a> {
         let nh = r.count(2)?;
         let mut headers = Vec::with_capacity(nh);
         for _ in 0..nh {
-            headers.push(RecordHeader { key: r.bytes()?, value: r.opt_bytes()? });
+            headers.push(RecordHeader {
+                key: r.bytes()?,
+                value: r.opt_bytes()?,
+            });
         }
         r.finish()?;
-        Ok(Record { timestamp, timestamp_type, key, value, headers })
+        Ok(Record {
+            timestamp,
+            timestamp_type,
+            key,
+            value,
+            headers,
+        })
     }
 }
 
@@ -159,7 +179,10 @@ pub struct RecordIter<'a> {
 
 impl<'a> RecordIter<'a> {
     pub fn new(chunk: &'a [u8]) -> Self {
-        RecordIter { r: Reader::new(chunk, "record frame"), failed: false }
+        RecordIter {
+            r: Reader::new(chunk, "record frame"),
+            failed: false,
+        }
     }
 }
 
@@ -200,11 +223,24 @@ pub(crate) mod tests {
         pub fn as_record(&self) -> Record<'_> {
             Record {
                 timestamp: self.ts,
-                timestamp_type: [TimestampType::NotAvailable, TimestampType::CreateTime, TimestampType::LogAppendTime]
-                    [self.tt as usize % 3],
+                timestamp_type: [
+                    TimestampType::NotAvailable,
+                    TimestampType::CreateTime,
+                    TimestampType::LogAppendTime,
+                ][self.tt as usize % 3],
                 key: self.key.as_deref(),
-                value: self.value.as_deref().map_or(RecordValue::Null, RecordValue::Inline),
-                headers: self.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect(),
+                value: self
+                    .value
+                    .as_deref()
+                    .map_or(RecordValue::Null, RecordValue::Inline),
+                headers: self
+                    .headers
+                    .iter()
+                    .map(|(k, v)| RecordHeader {
+                        key: k,
+                        value: v.as_deref(),
+                    })
+                    .collect(),
             }
         }
     }
@@ -223,7 +259,13 @@ pub(crate) mod tests {
                 0..5,
             ),
         )
-            .prop_map(|(ts, tt, key, value, headers)| Owned { ts, tt, key, value, headers })
+            .prop_map(|(ts, tt, key, value, headers)| Owned {
+                ts,
+                tt,
+                key,
+                value,
+                headers,
+            })
     }
 
     proptest! {
@@ -278,9 +320,18 @@ pub(crate) mod tests {
             key: Some(b"k"),
             value: RecordValue::Inline(b"v"),
             headers: vec![
-                RecordHeader { key: b"b", value: Some(b"1") },
-                RecordHeader { key: b"a", value: None },
-                RecordHeader { key: b"b", value: Some(b"") },
+                RecordHeader {
+                    key: b"b",
+                    value: Some(b"1"),
+                },
+                RecordHeader {
+                    key: b"a",
+                    value: None,
+                },
+                RecordHeader {
+                    key: b"b",
+                    value: Some(b""),
+                },
             ],
         };
         assert_eq!(decode_records(&r.encode()).unwrap(), vec![r]);

@@ -52,7 +52,11 @@ impl Summary {
     }
 
     fn of(entries: &[Entry]) -> Summary {
-        entries.iter().map(|e| e.summary).reduce(Summary::merge).expect("non-empty node")
+        entries
+            .iter()
+            .map(|e| e.summary)
+            .reduce(Summary::merge)
+            .expect("non-empty node")
     }
 
     /// Whether any record in range could have a timestamp in `[from, to]`.
@@ -101,7 +105,11 @@ impl LeafStats {
     }
 
     pub fn into_entry(self, chunk: ChunkId) -> Entry {
-        Entry { id: chunk, summary: self.summary(), gaps: self.gaps }
+        Entry {
+            id: chunk,
+            summary: self.summary(),
+            gaps: self.gaps,
+        }
     }
 }
 
@@ -185,8 +193,14 @@ impl TreeNode {
             let bytes = r.varint()?;
             let min_ts = r.zigzag()?;
             let ts_span = r.varint()?;
-            let last_offset = i64::try_from(span).ok().and_then(|s| first_offset.checked_add(s)).ok_or_else(|| bad("offset overflow"))?;
-            let max_ts = i64::try_from(ts_span).ok().and_then(|s| min_ts.checked_add(s)).ok_or_else(|| bad("timestamp overflow"))?;
+            let last_offset = i64::try_from(span)
+                .ok()
+                .and_then(|s| first_offset.checked_add(s))
+                .ok_or_else(|| bad("offset overflow"))?;
+            let max_ts = i64::try_from(ts_span)
+                .ok()
+                .and_then(|s| min_ts.checked_add(s))
+                .ok_or_else(|| bad("timestamp overflow"))?;
             if records == 0 || records - 1 > span {
                 return Err(bad("record count does not fit the offset range"));
             }
@@ -201,7 +215,9 @@ impl TreeNode {
                     if index <= prev || u64::from(index) >= records || skip == 0 {
                         return Err(bad("gaps out of order"));
                     }
-                    skipped = skipped.checked_add(skip).ok_or_else(|| bad("gap overflow"))?;
+                    skipped = skipped
+                        .checked_add(skip)
+                        .ok_or_else(|| bad("gap overflow"))?;
                     prev = index;
                     gaps.push(Gap { index, skip });
                 }
@@ -211,7 +227,14 @@ impl TreeNode {
             }
             let e = Entry {
                 id,
-                summary: Summary { first_offset, last_offset, records, bytes, min_ts, max_ts },
+                summary: Summary {
+                    first_offset,
+                    last_offset,
+                    records,
+                    bytes,
+                    min_ts,
+                    max_ts,
+                },
                 gaps,
             };
             if let Some(prev) = entries.last().map(|p: &Entry| p.summary.last_offset)
@@ -252,7 +275,11 @@ pub struct TreeBuilder {
 impl TreeBuilder {
     pub fn new(fanout: usize) -> TreeBuilder {
         assert!(fanout >= 2, "fan-out must be at least 2");
-        TreeBuilder { fanout, levels: vec![Vec::new()], last_offset: None }
+        TreeBuilder {
+            fanout,
+            levels: vec![Vec::new()],
+            last_offset: None,
+        }
     }
 
     /// Reopens a finished tree for appending: the right spine is unsealed
@@ -261,14 +288,28 @@ impl TreeBuilder {
     /// A spine node was sealed eagerly (and stays sealed) exactly when its
     /// subtree is complete: it is full and so is every node down its right
     /// edge. Nodes sealed by `finish` always have an incomplete right edge.
-    pub fn reopen(root: Option<&TreeRoot>, fanout: usize, store: &mut dyn NodeStore) -> Result<TreeBuilder> {
+    pub fn reopen(
+        root: Option<&TreeRoot>,
+        fanout: usize,
+        store: &mut dyn NodeStore,
+    ) -> Result<TreeBuilder> {
         let mut b = TreeBuilder::new(fanout);
         let Some(root) = root else { return Ok(b) };
         b.last_offset = Some(root.summary.last_offset);
         // The right spine, top-down, with the entry that points at each node.
-        let mut spine = vec![(Entry { id: root.id, summary: root.summary, gaps: vec![] }, store.get_node(&root.id)?)];
+        let mut spine = vec![(
+            Entry {
+                id: root.id,
+                summary: root.summary,
+                gaps: vec![],
+            },
+            store.get_node(&root.id)?,
+        )];
         if spine[0].1.level != root.level {
-            return Err(FormatError::malformed("tree node", "root level does not match the manifest"));
+            return Err(FormatError::malformed(
+                "tree node",
+                "root level does not match the manifest",
+            ));
         }
         while let Some((_, node)) = spine.last()
             && node.level > 0
@@ -276,7 +317,10 @@ impl TreeBuilder {
             let last = node.entries.last().expect("non-empty node").clone();
             let child = store.get_node(&last.id)?;
             if child.level + 1 != node.level {
-                return Err(FormatError::malformed("tree node", "child level is not one below its parent"));
+                return Err(FormatError::malformed(
+                    "tree node",
+                    "child level is not one below its parent",
+                ));
             }
             spine.push((last, child));
         }
@@ -312,7 +356,10 @@ impl TreeBuilder {
         {
             return Err(FormatError::Encode {
                 what: "tree",
-                detail: format!("leaf starting at offset {} does not follow {last}", entry.summary.first_offset),
+                detail: format!(
+                    "leaf starting at offset {} does not follow {last}",
+                    entry.summary.first_offset
+                ),
             });
         }
         self.last_offset = Some(entry.summary.last_offset);
@@ -346,12 +393,23 @@ impl TreeBuilder {
                 if level > 0 && entries.len() == 1 {
                     // The single child is the root.
                     let e = &entries[0];
-                    return Ok(Some(TreeRoot { id: e.id, level: level as u8 - 1, summary: e.summary }));
+                    return Ok(Some(TreeRoot {
+                        id: e.id,
+                        level: level as u8 - 1,
+                        summary: e.summary,
+                    }));
                 }
-                let node = TreeNode { level: level as u8, entries };
+                let node = TreeNode {
+                    level: level as u8,
+                    entries,
+                };
                 let summary = node.summary();
                 let id = store.put_node(&node)?;
-                return Ok(Some(TreeRoot { id, level: level as u8, summary }));
+                return Ok(Some(TreeRoot {
+                    id,
+                    level: level as u8,
+                    summary,
+                }));
             }
             let e = seal(level, entries, store)?;
             self.push(level + 1, e, store)?;
@@ -362,10 +420,17 @@ impl TreeBuilder {
 }
 
 fn seal(level: usize, entries: Vec<Entry>, store: &mut dyn NodeStore) -> Result<Entry> {
-    let node = TreeNode { level: level as u8, entries };
+    let node = TreeNode {
+        level: level as u8,
+        entries,
+    };
     let summary = node.summary();
     let id = store.put_node(&node)?;
-    Ok(Entry { id, summary, gaps: vec![] })
+    Ok(Entry {
+        id,
+        summary,
+        gaps: vec![],
+    })
 }
 
 /// Visits, in offset order, every data chunk entry whose subtree `keep`
@@ -392,7 +457,10 @@ fn walk(
 ) -> Result<()> {
     let node = store.get_node(&id)?;
     if node.level != level {
-        return Err(FormatError::malformed("tree node", "level does not match its parent"));
+        return Err(FormatError::malformed(
+            "tree node",
+            "level does not match its parent",
+        ));
     }
     for e in &node.entries {
         if !keep(&e.summary) {
@@ -408,7 +476,11 @@ fn walk(
 }
 
 /// Finds the data chunk entry holding `offset`, or the first one after it.
-pub fn seek_offset(root: &TreeRoot, offset: i64, store: &mut dyn NodeStore) -> Result<Option<Entry>> {
+pub fn seek_offset(
+    root: &TreeRoot,
+    offset: i64,
+    store: &mut dyn NodeStore,
+) -> Result<Option<Entry>> {
     if root.summary.last_offset < offset {
         return Ok(None);
     }
@@ -416,9 +488,16 @@ pub fn seek_offset(root: &TreeRoot, offset: i64, store: &mut dyn NodeStore) -> R
     loop {
         let node = store.get_node(&id)?;
         if node.level != level {
-            return Err(FormatError::malformed("tree node", "level does not match its parent"));
+            return Err(FormatError::malformed(
+                "tree node",
+                "level does not match its parent",
+            ));
         }
-        let Some(e) = node.entries.into_iter().find(|e| e.summary.last_offset >= offset) else {
+        let Some(e) = node
+            .entries
+            .into_iter()
+            .find(|e| e.summary.last_offset >= offset)
+        else {
             return Ok(None);
         };
         if level == 0 {
@@ -470,7 +549,12 @@ pub(crate) mod tests {
         }
     }
 
-    fn build(leaves: std::ops::Range<i64>, split: &[i64], fanout: usize, store: &mut MemStore) -> Option<TreeRoot> {
+    fn build(
+        leaves: std::ops::Range<i64>,
+        split: &[i64],
+        fanout: usize,
+        store: &mut MemStore,
+    ) -> Option<TreeRoot> {
         let mut root = None;
         let mut start = leaves.start;
         for &end in split.iter().chain(std::iter::once(&leaves.end)) {
@@ -490,7 +574,11 @@ pub(crate) mod tests {
             for n in 0..70 {
                 let mut s1 = MemStore::default();
                 let one = build(0..n, &[], fanout, &mut s1);
-                for mut split in [vec![n / 2], vec![1.min(n), n / 3, (2 * n) / 3], (0..n).collect::<Vec<_>>()] {
+                for mut split in [
+                    vec![n / 2],
+                    vec![1.min(n), n / 3, (2 * n) / 3],
+                    (0..n).collect::<Vec<_>>(),
+                ] {
                     split.sort();
                     let mut s2 = MemStore::default();
                     let many = build(0..n, &split, fanout, &mut s2);
@@ -510,7 +598,11 @@ pub(crate) mod tests {
         b.push_leaf(leaf(1000), &mut s).unwrap();
         b.finish(&mut s).unwrap();
         let depth = (1000f64).log(fanout as f64).ceil() as usize + 1;
-        assert!(s.puts - before <= depth, "{} nodes rewritten for one leaf", s.puts - before);
+        assert!(
+            s.puts - before <= depth,
+            "{} nodes rewritten for one leaf",
+            s.puts - before
+        );
     }
 
     #[test]
@@ -533,9 +625,15 @@ pub(crate) mod tests {
     fn seek_by_offset_and_time() {
         let mut s = MemStore::default();
         let root = build(0..300, &[], 4, &mut s).unwrap();
-        assert_eq!(seek_offset(&root, 1234, &mut s).unwrap().unwrap(), leaf(123));
+        assert_eq!(
+            seek_offset(&root, 1234, &mut s).unwrap().unwrap(),
+            leaf(123)
+        );
         // 1238 and 1239 fall between leaves 123 and 124: the next leaf is found.
-        assert_eq!(seek_offset(&root, 1238, &mut s).unwrap().unwrap(), leaf(124));
+        assert_eq!(
+            seek_offset(&root, 1238, &mut s).unwrap().unwrap(),
+            leaf(124)
+        );
         assert_eq!(seek_offset(&root, 5000, &mut s).unwrap(), None);
         // Leaves whose timestamps [1000+i, 1000+2i] meet [1100, 1150]: i in 50..=150.
         let mut nodes_read = 0usize;
@@ -560,12 +658,18 @@ pub(crate) mod tests {
 
     #[test]
     fn inconsistent_nodes_are_rejected() {
-        let node = TreeNode { level: 0, entries: vec![leaf(0), leaf(1)] };
+        let node = TreeNode {
+            level: 0,
+            entries: vec![leaf(0), leaf(1)],
+        };
         assert_eq!(TreeNode::decode(&node.encode()).unwrap(), node);
         let mut bad = node.clone();
         bad.entries[0].gaps.clear();
         assert!(TreeNode::decode(&bad.encode()).is_err());
-        let swapped = TreeNode { level: 0, entries: vec![leaf(1), leaf(0)] };
+        let swapped = TreeNode {
+            level: 0,
+            entries: vec![leaf(1), leaf(0)],
+        };
         assert!(TreeNode::decode(&swapped.encode()).is_err());
     }
 }

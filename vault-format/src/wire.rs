@@ -16,7 +16,9 @@ impl Writer {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Writer { buf: Vec::with_capacity(n) }
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     pub fn into_inner(self) -> Vec<u8> {
@@ -120,13 +122,19 @@ impl<'a> Reader<'a> {
         if self.is_empty() {
             Ok(())
         } else {
-            Err(FormatError::malformed(self.what, format!("{} unexpected trailing bytes", self.remaining())))
+            Err(FormatError::malformed(
+                self.what,
+                format!("{} unexpected trailing bytes", self.remaining()),
+            ))
         }
     }
 
     pub fn raw(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.remaining() < n {
-            return Err(FormatError::Truncated { what: self.what, needed: n - self.remaining() });
+            return Err(FormatError::Truncated {
+                what: self.what,
+                needed: n - self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -158,19 +166,28 @@ impl<'a> Reader<'a> {
         for i in 0..10 {
             let b = self.u8()?;
             if i == 9 && b > 1 {
-                return Err(FormatError::malformed(self.what, "varint overflows 64 bits"));
+                return Err(FormatError::malformed(
+                    self.what,
+                    "varint overflows 64 bits",
+                ));
             }
             v |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 // Only the shortest encoding is valid, so every value has
                 // exactly one encoding and decode∘encode is the identity.
                 if b == 0 && i > 0 {
-                    return Err(FormatError::malformed(self.what, "varint is not minimally encoded"));
+                    return Err(FormatError::malformed(
+                        self.what,
+                        "varint is not minimally encoded",
+                    ));
                 }
                 return Ok(v);
             }
         }
-        Err(FormatError::malformed(self.what, "varint longer than 10 bytes"))
+        Err(FormatError::malformed(
+            self.what,
+            "varint longer than 10 bytes",
+        ))
     }
 
     pub fn zigzag(&mut self) -> Result<i64> {
@@ -182,7 +199,8 @@ impl<'a> Reader<'a> {
     /// Lengths larger than what is left are rejected before any allocation.
     pub fn len(&mut self) -> Result<usize> {
         let v = self.varint()?;
-        usize::try_from(v).map_err(|_| FormatError::malformed(self.what, "length does not fit in memory"))
+        usize::try_from(v)
+            .map_err(|_| FormatError::malformed(self.what, "length does not fit in memory"))
     }
 
     /// A count of items that each take at least `min_item_size` bytes; checked

@@ -12,7 +12,9 @@ use vault_format::fuzzing::TARGETS;
 use vault_format::id::hex_decode;
 
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/v1.txt")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/v1.txt"))
+            .unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -42,7 +44,10 @@ fn fuzz_dir() -> PathBuf {
 
 fn files_in(dir: &Path) -> Vec<Vec<u8>> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -51,13 +56,28 @@ fn every_fuzz_target_survives_its_seeds_and_their_mutations() {
     let vectors = vectors();
     let targets_on_disk: Vec<String> = std::fs::read_dir(fuzz_dir().join("fuzz_targets"))
         .unwrap()
-        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     for t in &targets_on_disk {
-        assert!(TARGETS.iter().any(|(n, _)| n == t), "fuzz target {t} has no entry in vault_format::fuzzing::TARGETS");
+        assert!(
+            TARGETS.iter().any(|(n, _)| n == t),
+            "fuzz target {t} has no entry in vault_format::fuzzing::TARGETS"
+        );
     }
     for (name, run) in TARGETS {
-        let seed = vectors.iter().find(|(k, _)| k == seed_vector(name)).unwrap().1.clone();
+        let seed = vectors
+            .iter()
+            .find(|(k, _)| k == seed_vector(name))
+            .unwrap()
+            .1
+            .clone();
         if std::env::var_os("KVAULT_WRITE_FUZZ_CORPUS").is_some() {
             let d = fuzz_dir().join("corpus").join(name);
             std::fs::create_dir_all(&d).unwrap();

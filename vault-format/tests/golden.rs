@@ -13,7 +13,9 @@ use vault_format::config::VaultConfig;
 use vault_format::id::hex_encode;
 use vault_format::index::IndexObject;
 use vault_format::keys::{KdfParams, KeyFile, MasterKey};
-use vault_format::manifest::{GroupOffset, GroupSnapshot, PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
+use vault_format::manifest::{
+    GroupOffset, GroupSnapshot, PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot,
+};
 use vault_format::object::{ObjectKind, open_object, seal_object};
 use vault_format::pack::{PackBuilder, open_blob, open_pack};
 use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType, decode_records};
@@ -36,29 +38,57 @@ fn record() -> Record<'static> {
         key: Some(b"order-17"),
         value: RecordValue::Inline(b"{\"amount\":42}"),
         headers: vec![
-            RecordHeader { key: b"trace", value: Some(b"abc") },
-            RecordHeader { key: b"trace", value: None },
+            RecordHeader {
+                key: b"trace",
+                value: Some(b"abc"),
+            },
+            RecordHeader {
+                key: b"trace",
+                value: None,
+            },
         ],
     }
 }
 
 fn tombstone() -> Record<'static> {
-    Record { timestamp: -1, timestamp_type: TimestampType::NotAvailable, key: Some(b""), value: RecordValue::Null, headers: vec![] }
+    Record {
+        timestamp: -1,
+        timestamp_type: TimestampType::NotAvailable,
+        key: Some(b""),
+        value: RecordValue::Null,
+        headers: vec![],
+    }
 }
 
 fn node() -> TreeNode {
     TreeNode {
         level: 0,
-        entries: vec![TreeNodeEntry::leaf(0x01, 100, 104, 4, vec![Gap { index: 2, skip: 1 }]), TreeNodeEntry::leaf(0x02, 105, 106, 2, vec![])],
+        entries: vec![
+            TreeNodeEntry::leaf(0x01, 100, 104, 4, vec![Gap { index: 2, skip: 1 }]),
+            TreeNodeEntry::leaf(0x02, 105, 106, 2, vec![]),
+        ],
     }
 }
 
 struct TreeNodeEntry;
 impl TreeNodeEntry {
-    fn leaf(b: u8, first: i64, last: i64, records: u64, gaps: Vec<Gap>) -> vault_format::tree::Entry {
+    fn leaf(
+        b: u8,
+        first: i64,
+        last: i64,
+        records: u64,
+        gaps: Vec<Gap>,
+    ) -> vault_format::tree::Entry {
         vault_format::tree::Entry {
             id: ChunkId([b; 32]),
-            summary: Summary { first_offset: first, last_offset: last, records, bytes: 10 * records, min_ts: 1000, max_ts: 1009 },
+            summary: Summary {
+                first_offset: first,
+                last_offset: last,
+                records,
+                bytes: 10 * records,
+                min_ts: 1000,
+                max_ts: 1009,
+            },
             gaps,
         }
     }
@@ -80,16 +110,32 @@ fn manifest() -> SnapshotManifest {
                 partition: 0,
                 log_start_offset: 100,
                 end_offset: 107,
-                root: Some(TreeRoot { id: ChunkId([0x09; 32]), level: 0, summary: node().summary() }),
+                root: Some(TreeRoot {
+                    id: ChunkId([0x09; 32]),
+                    level: 0,
+                    summary: node().summary(),
+                }),
             }],
         }],
         groups: vec![GroupSnapshot {
             group_id: "billing".into(),
             protocol_type: "consumer".into(),
             state: "Empty".into(),
-            offsets: vec![GroupOffset { topic: "orders".into(), partition: 0, offset: 103, metadata: None, leader_epoch: None }],
+            offsets: vec![GroupOffset {
+                topic: "orders".into(),
+                partition: 0,
+                offset: 103,
+                metadata: None,
+                leader_epoch: None,
+            }],
         }],
-        stats: SnapshotStats { records_read: 6, bytes_read: 60, bytes_added: 300, chunks_added: 3, duration_ms: 12 },
+        stats: SnapshotStats {
+            records_read: 6,
+            bytes_read: 60,
+            bytes_added: 300,
+            chunks_added: 3,
+            duration_ms: 12,
+        },
     }
 }
 
@@ -102,9 +148,25 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert("subkey.encryption", hex_encode(&keys.encryption));
     v.insert("subkey.object_id", hex_encode(&keys.object_id));
     v.insert("chunk_id.hello", keys.chunk_id(b"hello kafka").to_hex());
-    v.insert("aead_key.pack66", hex_encode(&keys.aead_key(b"pack", &[0x66; 16])));
+    v.insert(
+        "aead_key.pack66",
+        hex_encode(&keys.aead_key(b"pack", &[0x66; 16])),
+    );
 
-    let kf = KeyFile::wrap(vault(), &master(), b"golden passphrase", KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }, [0x33; 32], [0x44; 12], 1_700_000_000_000).unwrap();
+    let kf = KeyFile::wrap(
+        vault(),
+        &master(),
+        b"golden passphrase",
+        KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        },
+        [0x33; 32],
+        [0x44; 12],
+        1_700_000_000_000,
+    )
+    .unwrap();
     v.insert("keyfile", hex_encode(&kf.encode()));
 
     let mut frame = Vec::new();
@@ -115,35 +177,78 @@ fn compute() -> BTreeMap<&'static str, String> {
     let mut cfg = VaultConfig::new(vault(), 1_700_000_000_000);
     cfg.data_horizon_ms = Some(7_776_000_000);
     v.insert("config.body", hex_encode(&cfg.encode()));
-    let sealed = seal_object(&keys, &vault(), ObjectKind::Config, b"config", &cfg.encode(), [0x55; 16], Compression(None)).unwrap();
+    let sealed = seal_object(
+        &keys,
+        &vault(),
+        ObjectKind::Config,
+        b"config",
+        &cfg.encode(),
+        [0x55; 16],
+        Compression(None),
+    )
+    .unwrap();
     v.insert("config.sealed", hex_encode(&sealed));
 
     let mut pb = PackBuilder::new(&keys, vault(), PackId([0x66; 16]), 1024);
     let mut raw = Compressor::new(Compression(None)).unwrap();
-    pb.add(ObjectKind::DataChunk, keys.chunk_id(&frame), &frame, &mut raw).unwrap();
+    pb.add(
+        ObjectKind::DataChunk,
+        keys.chunk_id(&frame),
+        &frame,
+        &mut raw,
+    )
+    .unwrap();
     let node_bytes = node().encode();
-    pb.add(ObjectKind::TreeNode, keys.chunk_id(&node_bytes), &node_bytes, &mut raw).unwrap();
+    pb.add(
+        ObjectKind::TreeNode,
+        keys.chunk_id(&node_bytes),
+        &node_bytes,
+        &mut raw,
+    )
+    .unwrap();
     let (pack, pack_bytes, entries) = pb.finish().unwrap();
     v.insert("pack", hex_encode(&pack_bytes));
 
-    let index = IndexObject { packs: vec![(pack, entries)] };
+    let index = IndexObject {
+        packs: vec![(pack, entries)],
+    };
     v.insert("index.body", hex_encode(&index.encode()));
     v.insert("tree.node", hex_encode(&node_bytes));
     v.insert("manifest.body", hex_encode(&manifest().encode()));
-    v.insert("manifest.object_id", keys.object_id(&manifest().encode()).to_hex());
+    v.insert(
+        "manifest.object_id",
+        keys.object_id(&manifest().encode()).to_hex(),
+    );
 
     // Chunk boundaries for a fixed record stream with small sizes.
-    let gear = Gear::new(&keys.chunker, ChunkerParams { min: 256, avg: 1024, max: 4096 }).unwrap();
+    let gear = Gear::new(
+        &keys.chunker,
+        ChunkerParams {
+            min: 256,
+            avg: 1024,
+            max: 4096,
+        },
+    )
+    .unwrap();
     let mut ch = RecordChunker::new(&gear, None);
     let mut out = Vec::new();
     for i in 0..400u32 {
         let value = format!("value {i} {}", i.wrapping_mul(2_654_435_761));
-        let r = Record { timestamp: i64::from(i), timestamp_type: TimestampType::CreateTime, key: None, value: RecordValue::Inline(value.as_bytes()), headers: vec![] };
+        let r = Record {
+            timestamp: i64::from(i),
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: RecordValue::Inline(value.as_bytes()),
+            headers: vec![],
+        };
         ch.push(&r, i64::from(i), &mut out).unwrap();
     }
     ch.finish(&mut out);
     let cuts: Vec<String> = out.iter().map(|c| c.stats.records.to_string()).collect();
-    v.insert("chunker.records_per_chunk", hex_encode(cuts.join(",").as_bytes()));
+    v.insert(
+        "chunker.records_per_chunk",
+        hex_encode(cuts.join(",").as_bytes()),
+    );
     v
 }
 
@@ -162,7 +267,9 @@ fn load() -> BTreeMap<String, String> {
 fn encoders_match_the_golden_vectors() {
     let now = compute();
     if std::env::var_os("KVAULT_UPDATE_GOLDEN").is_some() {
-        let mut text = String::from("# vault format v1 golden vectors; see vault-format/tests/golden.rs and docs/format.md\n");
+        let mut text = String::from(
+            "# vault format v1 golden vectors; see vault-format/tests/golden.rs and docs/format.md\n",
+        );
         for (k, v) in &now {
             text.push_str(&format!("{k} = {v}\n"));
         }
@@ -170,7 +277,11 @@ fn encoders_match_the_golden_vectors() {
         return;
     }
     let want = load();
-    assert_eq!(want.len(), now.len(), "vector set changed; see the header of golden.rs");
+    assert_eq!(
+        want.len(),
+        now.len(),
+        "vector set changed; see the header of golden.rs"
+    );
     for (k, v) in &now {
         assert_eq!(want.get(*k), Some(v), "vector {k} differs from {PATH}");
     }
@@ -189,20 +300,46 @@ fn golden_bytes_decode() {
     let frame = bytes("records.framed");
     assert_eq!(decode_records(&frame).unwrap(), vec![record(), tombstone()]);
 
-    let body = open_object(&keys, &vault(), ObjectKind::Config, b"config", &bytes("config.sealed")).unwrap();
-    assert_eq!(VaultConfig::decode(&body).unwrap().data_horizon_ms, Some(7_776_000_000));
+    let body = open_object(
+        &keys,
+        &vault(),
+        ObjectKind::Config,
+        b"config",
+        &bytes("config.sealed"),
+    )
+    .unwrap();
+    assert_eq!(
+        VaultConfig::decode(&body).unwrap().data_horizon_ms,
+        Some(7_776_000_000)
+    );
 
     let pack_bytes = bytes("pack");
     let (pack, entries) = open_pack(&keys, &vault(), &pack_bytes).unwrap();
     assert_eq!(pack, PackId([0x66; 16]));
     let e = entries[0];
-    let plain = open_blob(&keys, &vault(), &pack, &e, &pack_bytes[e.offset as usize..][..e.sealed_len as usize]).unwrap();
+    let plain = open_blob(
+        &keys,
+        &vault(),
+        &pack,
+        &e,
+        &pack_bytes[e.offset as usize..][..e.sealed_len as usize],
+    )
+    .unwrap();
     assert_eq!(plain, frame);
 
-    assert_eq!(IndexObject::decode(&bytes("index.body")).unwrap().packs[0].1, entries);
+    assert_eq!(
+        IndexObject::decode(&bytes("index.body")).unwrap().packs[0].1,
+        entries
+    );
     assert_eq!(TreeNode::decode(&bytes("tree.node")).unwrap(), node());
-    assert_eq!(SnapshotManifest::decode(&bytes("manifest.body")).unwrap(), manifest());
-    assert_eq!(ObjectId::from_hex(&load()["manifest.object_id"]).unwrap(), keys.object_id(&manifest().encode()));
+    assert_eq!(
+        SnapshotManifest::decode(&bytes("manifest.body")).unwrap(),
+        manifest()
+    );
+    assert_eq!(
+        ObjectId::from_hex(&load()["manifest.object_id"]).unwrap(),
+        keys.object_id(&manifest().encode())
+    );
 }
 
 #[test]
