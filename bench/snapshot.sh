@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end snapshot benchmark, side by side in one run, on the local source
+# cluster (scripts/kafka start):
+#   1. vault snapshot of the topic into a new vault
+#   2. a bare drain with kcat (kcat -C -e ... > /dev/null)
+#   3. the do-it-yourself backup: kcat ... | restic backup --stdin
+# Prints a markdown table of times, ratios, peak RSS and sizes for
+# docs/benchmarks.md. Times on a shared 2-core machine are noise; the
+# ratios between tools measured in the same run are what to read.
+#
+#   bench/snapshot.sh [GIB] [PARTITIONS]     defaults: 1 GiB, 8 partitions
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+gib=${1:-1}
+parts=${2:-8}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
+for t in kcat restic python3; do
+  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat restic)" >&2; exit 1; }
+done
+cd "$repo"
+cargo build --release --bin vault >&2
+vault=$CARGO_TARGET_DIR/release/vault
+eval "$(scripts/kafka start)"
+brokers=$KVAULT_TEST_SOURCE_BROKERS
+work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
+mkdir -p "$work"
+topic=bench-${gib}g-${parts}p
+
+records=$((gib * 1024 * 1024))
+if ! kcat -b "$brokers" -L -t "$topic" 2>/dev/null | grep -q "partition $((parts - 1)),"; then
+  echo "bench: filling $topic with $records records of 1 KiB" >&2
+  "$repo/bench/create-topic.sh" "$brokers" "$topic" "$parts"
+  python3 "$repo/bench/gen_records.py" "$records" | kcat -P -b "$brokers" -t "$topic" -K $'\t' -z lz4 \
+    -X linger.ms=50 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576
+fi
+
+timeit() { # label, command...: prints "seconds peak_rss_kib"
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/$label.time" bash -c "$*" >&2
+  cat "$work/$label.time"
+}
+
+pw=$work/pw; echo "bench passphrase" > "$pw"
+rm -rf "$work/vault" "$work/restic" "$work/cache"
+"$vault" init --vault "$work/vault" --password-file "$pw" >&2
+export KVAULT_CACHE_DIR=$work/cache RESTIC_PASSWORD_FILE=$pw
+restic init -q --repo "$work/restic" >&2
+
+read -r t_vault rss_vault < <(timeit vault "$vault snapshot --vault $work/vault --password-file $pw --brokers $brokers --topics $topic --json > $work/vault.json")
+read -r t_kcat rss_kcat < <(timeit kcat "kcat -C -b $brokers -t $topic -o beginning -e -q > /dev/null")
+read -r t_restic rss_restic < <(timeit restic "set -o pipefail; kcat -C -b $brokers -t $topic -o beginning -e -q -K '\t' | restic backup -q --repo $work/restic --stdin --stdin-filename $topic")
+
+size_vault=$(du -sb "$work/vault" | cut -f1)
+size_restic=$(du -sb "$work/restic" | cut -f1)
+python3 - "$t_vault" "$t_kcat" "$t_restic" "$rss_vault" "$rss_kcat" "$rss_restic" "$size_vault" "$size_restic" "$gib" <<'PY'
+import sys
+tv, tk, tr, rv, rk, rr, sv, sr, gib = sys.argv[1:]
+tv, tk, tr = float(tv), float(tk), float(tr)
+mib = float(gib) * 1024
+print(f"| tool | time (s) | MiB/s | speed vs kcat drain | peak RSS (MiB) | stored (MiB) |")
+print(f"|---|---|---|---|---|---|")
+print(f"| vault snapshot | {tv:.1f} | {mib/tv:.0f} | {tk/tv:.2f}x | {int(rv)/1024:.0f} | {int(sv)/2**20:.0f} |")
+print(f"| kcat drain (> /dev/null) | {tk:.1f} | {mib/tk:.0f} | 1.00x | {int(rk)/1024:.0f} | - |")
+print(f"| kcat \\| restic backup --stdin | {tr:.1f} | {mib/tr:.0f} | {tk/tr:.2f}x | {int(rr)/1024:.0f} (restic) | {int(sr)/2**20:.0f} |")
+print()
+print(f"vault/kcat speed ratio: {tk/tv:.2f}; vault vs kcat|restic: {tr/tv:.2f}x faster; vault size / restic size: {int(sv)/int(sr):.2f}")
+PY
+echo "work dir: $work" >&2
