@@ -131,7 +131,7 @@ struct InitArgs {
     #[command(flatten)]
     vault: VaultArgs,
     /// zstd level for chunks (1-19); 0 stores them uncompressed.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
     compression_level: i32,
     /// Target size of pack files, in MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
@@ -348,7 +348,7 @@ fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     }
     let pb = indicatif::ProgressBar::new(total);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records, {per_sec}, ETA {eta}")
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records, {msg}, ETA {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );

@@ -364,3 +364,45 @@ fn an_unreachable_broker_fails_clearly_and_commits_nothing() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_does_not_hold_the_snapshot_up() {
+    use rdkafka::producer::Producer;
+    let topic = unique_topic("opentxn");
+    create_topic(Cluster::Source, &topic, 1, &[]).await;
+    produce(
+        Cluster::Source,
+        &topic,
+        &[TestRecord::new(0, Some(b"before"), Some(b"1"))],
+    )
+    .await;
+    let p = common::producer(
+        Cluster::Source,
+        &[("transactional.id", &unique_topic("open"))],
+    );
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    p.begin_transaction().unwrap();
+    common::produce_with(&p, &topic, &[TestRecord::new(0, Some(b"open"), Some(b"2"))]).await;
+    p.flush(Duration::from_secs(10)).unwrap();
+
+    let v = TestVault::init();
+    let started = std::time::Instant::now();
+    let s = v.json(&[
+        "snapshot",
+        "--brokers",
+        &Cluster::Source.brokers(),
+        "--topics",
+        &topic,
+        "--stall-timeout",
+        "20",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the snapshot waited for the open transaction"
+    );
+    assert_eq!(s["records_read"], 1);
+    let got = v.records("latest", &topic);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].key.as_deref(), Some(&b"before"[..]));
+    p.abort_transaction(Duration::from_secs(30)).unwrap();
+}

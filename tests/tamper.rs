@@ -38,7 +38,7 @@ fn fill(dir: &Path) {
         max: 16384,
     };
     cfg.tree_fanout = 4;
-    cfg.pack_target_size = 32 << 10;
+    cfg.pack_target_size = 12 << 10;
     let repo = Repository::init(
         storage,
         PASS,

@@ -267,6 +267,12 @@ fn drain(
                 last_progress = Instant::now();
                 if let Some(pb) = &opts.progress {
                     pb.set_position(stats.records);
+                    let secs = pb.elapsed().as_secs_f64().max(0.001);
+                    pb.set_message(format!(
+                        "{} MiB, {:.0} MiB/s",
+                        stats.bytes >> 20,
+                        stats.bytes as f64 / 1048576.0 / secs
+                    ));
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => check_positions = true,

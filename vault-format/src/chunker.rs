@@ -144,8 +144,11 @@ pub struct CutChunk {
 /// Frames records and cuts the stream into data chunks on record boundaries.
 pub struct RecordChunker<'g> {
     gear: &'g Gear,
+    /// Framed bytes; those before `start` were already cut.
     buf: Vec<u8>,
-    pending: Vec<Pending>,
+    start: usize,
+    /// Records from `start` on; `end` is relative to the whole buffer.
+    pending: std::collections::VecDeque<Pending>,
     last_offset: Option<i64>,
 }
 
@@ -156,14 +159,15 @@ impl<'g> RecordChunker<'g> {
         RecordChunker {
             gear,
             buf: Vec::with_capacity(2 * gear.params.max as usize),
-            pending: Vec::new(),
+            start: 0,
+            pending: std::collections::VecDeque::new(),
             last_offset: after,
         }
     }
 
     /// Bytes framed but not yet cut.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Adds one record at `offset`. Offsets must increase; gaps are allowed.
@@ -184,13 +188,13 @@ impl<'g> RecordChunker<'g> {
         }
         self.last_offset = Some(offset);
         record.encode_into(&mut self.buf);
-        self.pending.push(Pending {
+        self.pending.push_back(Pending {
             end: self.buf.len(),
             offset,
             timestamp: record.timestamp,
             bytes: record.payload_len(),
         });
-        while self.buf.len() >= self.gear.params.max as usize {
+        while self.buffered() >= self.gear.params.max as usize {
             self.cut_one(out);
         }
         Ok(())
@@ -198,22 +202,30 @@ impl<'g> RecordChunker<'g> {
 
     /// Cuts whatever is buffered; the last chunk may be short.
     pub fn finish(&mut self, out: &mut Vec<CutChunk>) {
-        while !self.buf.is_empty() {
+        while self.buffered() > 0 {
             self.cut_one(out);
         }
+        self.buf.clear();
+        self.start = 0;
     }
 
     fn cut_one(&mut self, out: &mut Vec<CutChunk>) {
-        let c = self.gear.cut(&self.buf);
+        let c = self.start + self.gear.cut(&self.buf[self.start..]);
         // Snap forward to the end of the record that holds byte c-1.
-        let n = self.pending.partition_point(|p| p.end < c) + 1;
-        let n = n.min(self.pending.len());
+        let n = (self.pending.partition_point(|p| p.end < c) + 1).min(self.pending.len());
         let end = self.pending[n - 1].end;
         let recs: Vec<Pending> = self.pending.drain(..n).collect();
-        for p in &mut self.pending {
-            p.end -= end;
+        let plaintext = self.buf[self.start..end].to_vec();
+        self.start = end;
+        // Move the uncut tail to the front only once most of the buffer is
+        // cut, so each byte is moved a bounded number of times.
+        if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            for p in &mut self.pending {
+                p.end -= self.start;
+            }
+            self.start = 0;
         }
-        let plaintext: Vec<u8> = self.buf.drain(..end).collect();
         out.push(CutChunk {
             plaintext,
             stats: stats_of(&recs),

@@ -69,38 +69,68 @@ impl<'a> Record<'a> {
         self.key.map_or(0, |k| k.len() as u64) + v + h
     }
 
-    /// Appends `varint(len(body)) || body` to `out`.
+    /// Length of the body (everything after the length prefix).
+    fn body_len(&self) -> usize {
+        fn vlen(v: u64) -> usize {
+            (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+        }
+        let opt = |b: Option<&[u8]>| b.map_or(1, |b| vlen(b.len() as u64 + 1) + b.len());
+        let zz = ((self.timestamp << 1) ^ (self.timestamp >> 63)) as u64;
+        let mut n = 1 + vlen(zz) + opt(self.key);
+        n += match &self.value {
+            RecordValue::Null => 0,
+            RecordValue::Inline(v) => vlen(v.len() as u64) + v.len(),
+            RecordValue::External(e) => {
+                vlen(e.len)
+                    + vlen(e.parts.len() as u64)
+                    + e.parts
+                        .iter()
+                        .map(|(_, l)| 32 + vlen(u64::from(*l)))
+                        .sum::<usize>()
+            }
+        };
+        n += vlen(self.headers.len() as u64);
+        n + self
+            .headers
+            .iter()
+            .map(|h| vlen(h.key.len() as u64) + h.key.len() + opt(h.value))
+            .sum::<usize>()
+    }
+
+    /// Appends `varint(len(body)) || body` to `out`, writing in place (this
+    /// is the hottest loop of a snapshot: one call per record).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let mut body = Writer::with_capacity(32 + self.payload_len() as usize);
+        let body_len = self.body_len();
+        let mut w = Writer::from_vec(std::mem::take(out));
+        w.reserve(body_len + 10);
+        w.varint(body_len as u64);
+        let start = w.len();
         let value_form = match self.value {
             RecordValue::Null => VALUE_NULL,
             RecordValue::Inline(_) => VALUE_INLINE,
             RecordValue::External(_) => VALUE_EXTERNAL,
         };
-        body.u8(self.timestamp_type as u8 | (value_form << 2));
-        body.zigzag(self.timestamp);
-        body.opt_bytes(self.key);
+        w.u8(self.timestamp_type as u8 | (value_form << 2));
+        w.zigzag(self.timestamp);
+        w.opt_bytes(self.key);
         match &self.value {
             RecordValue::Null => {}
             RecordValue::Inline(v) => {
-                body.bytes(v);
+                w.bytes(v);
             }
             RecordValue::External(e) => {
-                body.varint(e.len).varint(e.parts.len() as u64);
+                w.varint(e.len).varint(e.parts.len() as u64);
                 for (id, len) in &e.parts {
-                    body.raw(&id.0).varint(u64::from(*len));
+                    w.raw(&id.0).varint(u64::from(*len));
                 }
             }
         }
-        body.varint(self.headers.len() as u64);
+        w.varint(self.headers.len() as u64);
         for h in &self.headers {
-            body.bytes(h.key).opt_bytes(h.value);
+            w.bytes(h.key).opt_bytes(h.value);
         }
-        let body = body.into_inner();
-        let mut w = Writer::with_capacity(10);
-        w.varint(body.len() as u64);
-        out.extend_from_slice(&w.into_inner());
-        out.extend_from_slice(&body);
+        debug_assert_eq!(w.len() - start, body_len);
+        *out = w.into_inner();
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -21,6 +21,15 @@ impl Writer {
         }
     }
 
+    /// Appends to an existing buffer.
+    pub fn from_vec(buf: Vec<u8>) -> Self {
+        Writer { buf }
+    }
+
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
     pub fn into_inner(self) -> Vec<u8> {
         self.buf
     }
