@@ -270,6 +270,15 @@ impl<S: Unlocked> Repository<S> {
         Ok(name)
     }
 
+    /// Seals `body` under the name that is its keyed hash, and stores it.
+    fn write_sealed(&self, kind: ObjectKind, dir: Kind, body: &[u8]) -> Result<ObjectId> {
+        let id = self.keys().object_id(body);
+        let sealed = self.seal(kind, &id, body)?;
+        self.storage
+            .put_if_absent(&ObjectName::new(dir, id.to_hex()), &sealed)?;
+        Ok(id)
+    }
+
     fn seal(&self, kind: ObjectKind, name: &ObjectId, body: &[u8]) -> Result<Vec<u8>> {
         seal_object(
             self.keys(),
@@ -291,12 +300,7 @@ impl<S: Unlocked> Repository<S> {
 
     /// Writes an index object; its name is the keyed hash of its content.
     pub fn write_index(&self, index: &IndexObject) -> Result<ObjectId> {
-        let body = index.encode();
-        let id = self.keys().object_id(&body);
-        let sealed = self.seal(ObjectKind::Index, &id, &body)?;
-        self.storage
-            .put_if_absent(&ObjectName::new(Kind::Index, id.to_hex()), &sealed)?;
-        Ok(id)
+        self.write_sealed(ObjectKind::Index, Kind::Index, &index.encode())
     }
 
     pub fn read_index(&self, id: &ObjectId) -> Result<IndexObject> {
@@ -306,12 +310,7 @@ impl<S: Unlocked> Repository<S> {
 
     /// Commits a snapshot: writing its manifest is the commit point.
     pub fn write_snapshot(&self, manifest: &SnapshotManifest) -> Result<ObjectId> {
-        let body = manifest.encode();
-        let id = self.keys().object_id(&body);
-        let sealed = self.seal(ObjectKind::Snapshot, &id, &body)?;
-        self.storage
-            .put_if_absent(&ObjectName::new(Kind::Snapshots, id.to_hex()), &sealed)?;
-        Ok(id)
+        self.write_sealed(ObjectKind::Snapshot, Kind::Snapshots, &manifest.encode())
     }
 
     pub fn read_snapshot(&self, id: &ObjectId) -> Result<SnapshotManifest> {
