@@ -378,6 +378,65 @@ impl Repository<Indexed> {
         &self.state.index
     }
 
+    /// Indexes packs that no index object lists: the packs of a snapshot that
+    /// was killed after writing them and before writing their index object.
+    /// Their trailers say what they hold, so the next snapshot dedups
+    /// against them instead of writing the same chunks again. Returns how
+    /// many packs were adopted.
+    pub fn adopt_orphan_packs(&self) -> Result<usize> {
+        let known = self.state.index.known_packs()?;
+        let mut adopted = Vec::new();
+        for l in self.storage.list(Kind::Packs)? {
+            let Ok(pack) = vault_format::PackId::from_hex(&l.name) else {
+                continue;
+            };
+            if known.contains(&pack) {
+                continue;
+            }
+            let name = ObjectName::new(Kind::Packs, &l.name);
+            let footer_at = l
+                .size
+                .saturating_sub(vault_format::pack::PACK_FOOTER_LEN as u64);
+            let footer = self.storage.get_range(
+                &name,
+                footer_at,
+                vault_format::pack::PACK_FOOTER_LEN as u64,
+            )?;
+            let entries = vault_format::pack::read_pack_footer(&footer)
+                .and_then(|tlen| {
+                    let start =
+                        footer_at
+                            .checked_sub(tlen as u64)
+                            .ok_or(FormatError::Truncated {
+                                what: "pack",
+                                needed: tlen,
+                            })?;
+                    let trailer = self
+                        .storage
+                        .get_range(&name, start, tlen as u64)
+                        .map_err(|e| FormatError::malformed("pack", e.to_string()))?;
+                    vault_format::pack::open_pack_trailer(
+                        self.keys(),
+                        &self.vault_id(),
+                        &pack,
+                        &trailer,
+                        l.size,
+                    )
+                })
+                .ctx(|| format!("reading the trailer of unindexed pack {pack}"))?;
+            adopted.push((pack, entries));
+        }
+        let n = adopted.len();
+        for batch in adopted.chunks(64) {
+            let index = IndexObject {
+                packs: batch.to_vec(),
+            };
+            let id = self.write_index(&index)?;
+            self.state.index.insert_object(&id, &index)?;
+        }
+        Ok(n)
+    }
+
     /// Loads index objects the cache has not seen. If the cache knows an
     /// object the vault no longer has (gc rewrote the index), it is rebuilt.
     pub fn sync_index(&self) -> Result<()> {

@@ -334,8 +334,26 @@ async fn a_killed_snapshot_commits_nothing_and_the_next_one_works() {
         "a killed snapshot left a manifest"
     );
 
+    let packs_before = std::fs::read_dir(v.path.join("packs")).unwrap().count();
+    assert!(packs_before > 0);
     let s = v.snapshot(&[&topic]);
     assert_eq!(s["records_read"], 60_000);
+    assert!(
+        s["chunks_deduplicated"].as_u64().unwrap() > 0,
+        "the chunks of the killed run were written again: {s}"
+    );
+    // Every pack on disk is listed by an index object: nothing was orphaned.
+    {
+        let repo = v.open();
+        let known = repo.index_cache().known_packs().unwrap();
+        let on_disk = repo.storage().list(vault::storage::Kind::Packs).unwrap();
+        assert!(
+            on_disk
+                .iter()
+                .all(|l| known.contains(&vault_format::PackId::from_hex(&l.name).unwrap())),
+            "orphan packs remain"
+        );
+    }
     let list = v.json(&["snapshots"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(

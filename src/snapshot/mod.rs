@@ -91,6 +91,8 @@ pub fn execute(
 ) -> Result<SnapshotOutcome> {
     let started = Instant::now();
     let time_ms = now_ms();
+    // Chunks an interrupted run already wrote are reused, not written again.
+    repo.adopt_orphan_packs()?;
     let consumer = drain_consumer(&opts.kafka, plan.read_committed)?;
     let popts = pipeline::PipelineOptions {
         workers: opts.workers,
