@@ -43,7 +43,6 @@ fn pipeline(c: &mut Criterion) {
         let name = level.map_or("raw".to_string(), |l| format!("zstd{l}"));
         group.bench_function(BenchmarkId::new("1KiB_records", name), |b| {
             let mut compressor = Compressor::new(Compression(level)).unwrap();
-            let mut framed = Vec::new();
             b.iter(|| {
                 let mut chunker = RecordChunker::new(&gear, None);
                 let mut cut = Vec::new();
@@ -54,10 +53,7 @@ fn pipeline(c: &mut Criterion) {
                                 pack: &mut PackBuilder| {
                     for ch in cut.drain(..) {
                         let id = keys.chunk_id(&ch.plaintext);
-                        compressor
-                            .compress_into(&ch.plaintext, &mut framed)
-                            .unwrap();
-                        pack.add_framed(ObjectKind::DataChunk, id, &framed, ch.plaintext.len())
+                        pack.add(ObjectKind::DataChunk, id, &ch.plaintext, &mut compressor)
                             .unwrap();
                         if pack.len() >= PACK_SIZE {
                             let full = std::mem::replace(

@@ -83,12 +83,13 @@ impl<'r> PackWriter<'r> {
             self.stats.chunks_deduplicated += 1;
             return Ok(false);
         }
-        let mut framed = Vec::new();
-        self.compressor
-            .compress_into(plaintext, &mut framed)
-            .ctx(|| format!("compressing chunk {id}"))?;
-        self.builder_mut()
-            .add_framed(kind, id, &framed, plaintext.len())
+        let cap = self.repo.config().pack_target_size as usize;
+        let (keys, vault) = (self.repo.keys(), self.repo.vault_id());
+        let builder = self
+            .builder
+            .get_or_insert_with(|| PackBuilder::new(keys, vault, PackId(random_bytes()), cap));
+        builder
+            .add(kind, id, plaintext, &mut self.compressor)
             .ctx(|| format!("packing chunk {id}"))?;
         self.note_added(id, plaintext.len())?;
         Ok(true)

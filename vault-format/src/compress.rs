@@ -63,7 +63,6 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
 pub struct Compressor {
     level: Option<i32>,
     zstd: Option<zstd::bulk::Compressor<'static>>,
-    scratch: Vec<u8>,
 }
 
 impl Compressor {
@@ -79,11 +78,7 @@ impl Compressor {
             }
             None => None,
         };
-        Ok(Compressor {
-            level: c.0,
-            zstd,
-            scratch: Vec::new(),
-        })
+        Ok(Compressor { level: c.0, zstd })
     }
 
     pub fn level(&self) -> Option<i32> {
@@ -93,22 +88,33 @@ impl Compressor {
     /// Writes `tag || varint(len) || payload` for `data` into `out` (cleared first).
     pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         out.clear();
+        self.compress_append(data, out)
+    }
+
+    /// Appends `tag || varint(len) || payload` for `data` to `out`. zstd
+    /// writes straight into `out`'s spare capacity, so the compressed bytes
+    /// are never copied (this runs for every chunk of a snapshot).
+    pub fn compress_append(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mark = out.len();
         let mut head = Writer::with_capacity(11);
         if let Some(z) = self.zstd.as_mut() {
-            self.scratch.clear();
-            self.scratch
-                .reserve(zstd::zstd_safe::compress_bound(data.len()));
-            z.compress_to_buffer(data, &mut self.scratch)
+            head.u8(TAG_ZSTD).varint(data.len() as u64);
+            out.extend_from_slice(&head.into_inner());
+            let at = out.len();
+            out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+            let mut cursor = std::io::Cursor::new(&mut *out);
+            cursor.set_position(at as u64);
+            let n = z
+                .compress_to_buffer(data, &mut cursor)
                 .map_err(|e| FormatError::Encode {
                     what: "chunk",
                     detail: format!("zstd: {e}"),
                 })?;
-            if self.scratch.len() < data.len() {
-                head.u8(TAG_ZSTD).varint(data.len() as u64);
-                out.extend_from_slice(&head.into_inner());
-                out.extend_from_slice(&self.scratch);
+            if n < data.len() {
                 return Ok(());
             }
+            out.truncate(mark);
+            head = Writer::with_capacity(11);
         }
         head.u8(TAG_RAW).varint(data.len() as u64);
         out.extend_from_slice(&head.into_inner());

@@ -108,7 +108,6 @@ pub struct PackBuilder {
     cipher: Aes256Gcm,
     buf: Vec<u8>,
     entries: Vec<BlobEntry>,
-    scratch: Vec<u8>,
 }
 
 impl PackBuilder {
@@ -125,7 +124,6 @@ impl PackBuilder {
             cipher: pack_cipher(keys, &pack),
             buf,
             entries: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -154,11 +152,10 @@ impl PackBuilder {
         plaintext: &[u8],
         compressor: &mut Compressor,
     ) -> Result<BlobEntry> {
-        let mut framed = std::mem::take(&mut self.scratch);
-        compressor.compress_into(plaintext, &mut framed)?;
-        let entry = self.add_framed(kind, id, &framed, plaintext.len())?;
-        self.scratch = framed;
-        Ok(entry)
+        // Compress straight into the pack buffer, then encrypt in place.
+        let start = self.buf.len();
+        compressor.compress_append(plaintext, &mut self.buf)?;
+        self.seal_tail(kind, id, start, plaintext.len())
     }
 
     /// Appends a chunk already compressed with [`Compressor::compress_into`]
@@ -170,19 +167,39 @@ impl PackBuilder {
         framed: &[u8],
         plain_len: usize,
     ) -> Result<BlobEntry> {
-        if !kind.is_blob() {
-            return Err(FormatError::Encode {
-                what: "pack",
-                detail: format!("{} is not a blob kind", kind.name()),
-            });
-        }
-        let plain_len = u32::try_from(plain_len).map_err(|_| FormatError::Encode {
-            what: "pack",
-            detail: "chunk larger than 4 GiB".into(),
-        })?;
-        let offset = self.buf.len() as u64;
         let start = self.buf.len();
         self.buf.extend_from_slice(framed);
+        self.seal_tail(kind, id, start, plain_len)
+    }
+
+    /// Encrypts `buf[start..]` (one compression-framed chunk) in place and
+    /// appends its tag and entry. On error the partial blob is removed.
+    fn seal_tail(
+        &mut self,
+        kind: ObjectKind,
+        id: ChunkId,
+        start: usize,
+        plain_len: usize,
+    ) -> Result<BlobEntry> {
+        let checked = if !kind.is_blob() {
+            Err(FormatError::Encode {
+                what: "pack",
+                detail: format!("{} is not a blob kind", kind.name()),
+            })
+        } else {
+            u32::try_from(plain_len).map_err(|_| FormatError::Encode {
+                what: "pack",
+                detail: "chunk larger than 4 GiB".into(),
+            })
+        };
+        let plain_len = match checked {
+            Ok(p) => p,
+            Err(e) => {
+                self.buf.truncate(start);
+                return Err(e);
+            }
+        };
+        let offset = start as u64;
         let tag = self
             .cipher
             .encrypt_in_place_detached(
