@@ -1,0 +1,66 @@
+//! A broker restart in the middle of `vault snapshot`: the snapshot waits
+//! for the broker to come back and completes with every record. This test
+//! restarts the shared source cluster, so it lives in a test binary of its
+//! own (cargo runs test binaries one after another, never side by side).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_survives_a_broker_restart() {
+    let topic = unique_topic("restart");
+    create_topic(Cluster::Source, &topic, 8, &[]).await;
+    produce_bulk(Cluster::Source, &topic, 8, 150_000, 2048, 5).await;
+    let v = TestVault::init_with(&["--pack-size-mib", "1"]);
+    let mut child = v
+        .command(&[
+            "snapshot",
+            "--brokers",
+            &Cluster::Source.brokers(),
+            "--topics",
+            &topic,
+            "--stall-timeout",
+            "90",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while common::dir_size(&v.path.join("packs")) < 1 << 20 {
+        assert!(Instant::now() < deadline, "the snapshot wrote nothing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the snapshot finished before the restart; make the topic larger"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+    let restart = Command::new(&script)
+        .args(["restart", "source"])
+        .output()
+        .unwrap();
+    assert!(
+        restart.status.success(),
+        "restart failed: {}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the snapshot failed across the restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["records_read"], 150_000);
+    assert_eq!(
+        v.records("latest", &topic),
+        consume_all(Cluster::Source, &topic, 8)
+    );
+}
