@@ -158,7 +158,8 @@ impl<'g> RecordChunker<'g> {
     pub fn new(gear: &'g Gear, after: Option<i64>) -> Self {
         RecordChunker {
             gear,
-            buf: Vec::with_capacity(2 * gear.params.max as usize),
+            // Grows on demand: a snapshot holds one chunker per partition.
+            buf: Vec::new(),
             start: 0,
             pending: std::collections::VecDeque::new(),
             last_offset: after,
@@ -205,7 +206,8 @@ impl<'g> RecordChunker<'g> {
         while self.buffered() > 0 {
             self.cut_one(out);
         }
-        self.buf.clear();
+        // Give the memory back: a finished partition needs none.
+        self.buf = Vec::new();
         self.start = 0;
     }
 
