@@ -346,7 +346,9 @@ fn work(
             let framed = if repo.index_cache().contains(&id)? {
                 None
             } else {
-                let mut f = Vec::with_capacity(job.plaintext.len() / 2);
+                // Room for the worst case, so zstd never makes the vector grow.
+                let mut f =
+                    Vec::with_capacity(zstd::zstd_safe::compress_bound(job.plaintext.len()) + 16);
                 compressor
                     .compress_into(&job.plaintext, &mut f)
                     .ctx(|| format!("compressing chunk {id}"))?;
