@@ -6,8 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
 
@@ -17,30 +16,7 @@ async fn a_snapshot_survives_a_broker_restart() {
     create_topic(Cluster::Source, &topic, 8, &[]).await;
     produce_bulk(Cluster::Source, &topic, 8, 150_000, 2048, 5).await;
     let v = TestVault::init_with(&["--pack-size-mib", "1"]);
-    let mut child = v
-        .command(&[
-            "snapshot",
-            "--brokers",
-            &Cluster::Source.brokers(),
-            "--topics",
-            &topic,
-            "--stall-timeout",
-            "90",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while common::dir_size(&v.path.join("packs")) < 1 << 20 {
-        assert!(Instant::now() < deadline, "the snapshot wrote nothing");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the snapshot finished before the restart; make the topic larger"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = v.snapshot_in_flight(&topic, &["--stall-timeout", "90", "--json"], 1 << 20);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
     let restart = Command::new(&script)
         .args(["restart", "source"])

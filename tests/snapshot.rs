@@ -301,31 +301,8 @@ async fn a_killed_snapshot_commits_nothing_and_the_next_one_works() {
     produce_bulk(Cluster::Source, &topic, 8, 60_000, 2048, 3).await;
     // Small packs, so some are on disk long before the snapshot could commit.
     let v = TestVault::init_with(&["--pack-size-mib", "1"]);
-    let mut child = v
-        .command(&[
-            "snapshot",
-            "--brokers",
-            &Cluster::Source.brokers(),
-            "--topics",
-            &topic,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it once it has written some packs (of about 75 MiB), before it commits.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while common::dir_size(&v.path.join("packs")) < 3 << 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the snapshot wrote nothing"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the snapshot finished before it could be killed; make the topic larger"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = v.snapshot_in_flight(&topic, &[], 3 << 20);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(

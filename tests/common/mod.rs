@@ -417,6 +417,39 @@ impl TestVault {
         out
     }
 
+    /// Starts `vault snapshot` of `topic` in the background and returns once
+    /// it has written `pack_bytes` of packs, still running (the moment the
+    /// fault tests strike). Output is piped.
+    pub fn snapshot_in_flight(
+        &self,
+        topic: &str,
+        extra: &[&str],
+        pack_bytes: u64,
+    ) -> std::process::Child {
+        let brokers = Cluster::Source.brokers();
+        let mut args = vec!["snapshot", "--brokers", &brokers, "--topics", topic];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while dir_size(&self.path.join("packs")) < pack_bytes {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the snapshot wrote nothing"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the snapshot finished before the fault; make the topic larger"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child
+    }
+
     /// Bytes the vault occupies on disk.
     pub fn size(&self) -> u64 {
         dir_size(&self.path)
