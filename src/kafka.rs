@@ -264,6 +264,35 @@ pub fn partition_offsets(
     Ok(out)
 }
 
+/// Runs `f` again while the cluster answers that it is still getting ready
+/// (a fresh or restarted broker loads its group coordinator for a while),
+/// up to the request timeout.
+pub fn retry_transient<T>(
+    opts: &KafkaOptions,
+    mut f: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> rdkafka::error::KafkaResult<T> {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let deadline = std::time::Instant::now() + opts.request_timeout;
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        C::CoordinatorLoadInProgress
+                            | C::CoordinatorNotAvailable
+                            | C::NotCoordinator
+                            | C::LeaderNotAvailable
+                    )
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Every consumer group with an offset committed on one of `topics`, with
 /// its committed offsets there.
 pub fn group_offsets(
@@ -271,8 +300,7 @@ pub fn group_offsets(
     client: &BaseConsumer,
     topics: &[TopicInfo],
 ) -> Result<Vec<GroupSnapshot>> {
-    let list = client
-        .fetch_group_list(None, opts.request_timeout)
+    let list = retry_transient(opts, || client.fetch_group_list(None, opts.request_timeout))
         .map_err(|e| opts.kafka_err("listing consumer groups", e))?;
     let mut tpl = TopicPartitionList::new();
     for t in topics {
@@ -290,9 +318,10 @@ pub fn group_offsets(
         let fetcher: BaseConsumer = c
             .create()
             .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
-        let committed = fetcher
-            .committed_offsets(tpl.clone(), opts.request_timeout)
-            .map_err(|e| {
+        let committed = retry_transient(opts, || {
+            fetcher.committed_offsets(tpl.clone(), opts.request_timeout)
+        })
+        .map_err(|e| {
                 opts.kafka_err(&format!("reading the offsets of group {}", g.name()), e)
             })?;
         let offsets: Vec<GroupOffset> = committed

@@ -441,10 +441,15 @@ impl TestVault {
                 std::time::Instant::now() < deadline,
                 "the snapshot wrote nothing"
             );
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the snapshot finished before the fault; make the topic larger"
-            );
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the snapshot ended ({status}) before the fault struck; \
+                     stdout: {} stderr: {}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         child
