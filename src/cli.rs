@@ -34,6 +34,8 @@ enum Command {
     Init(InitArgs),
     /// Back up Kafka topics: a consistent, incremental, deduplicated snapshot.
     Snapshot(SnapshotArgs),
+    /// Restore a snapshot into a Kafka cluster, with consumer-group offsets translated.
+    Restore(RestoreArgs),
     /// List the vault's snapshots.
     Snapshots {
         #[command(flatten)]
@@ -63,7 +65,7 @@ enum KeyCommand {
 
 /// How to find and unlock a vault; every command that opens one takes these.
 #[derive(Args, Debug, Clone)]
-struct VaultArgs {
+pub struct VaultArgs {
     /// The vault's directory.
     #[arg(long, value_name = "PATH", env = "KVAULT_REPO")]
     vault: PathBuf,
@@ -103,6 +105,49 @@ struct SnapshotArgs {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    /// The snapshot: `latest`, an id, or a unique prefix of one.
+    #[arg(long, value_name = "ID")]
+    pub snapshot_id: String,
+    /// Bootstrap servers of the target cluster, HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "HOST:PORT", env = "KVAULT_TARGET_BROKERS")]
+    pub brokers: String,
+    /// Any librdkafka property for the target, as kcat takes it: -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// Topics to restore, comma-separated [default: every topic in the snapshot].
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    /// Restore topic SRC into topic DST (repeatable).
+    #[arg(long = "rename", value_name = "SRC=DST")]
+    pub renames: Vec<String>,
+    /// Only records with a timestamp at or after this (RFC 3339 or epoch ms).
+    #[arg(long, value_name = "TIME")]
+    pub from_time: Option<String>,
+    /// Only records with a timestamp before this (RFC 3339 or epoch ms).
+    #[arg(long, value_name = "TIME")]
+    pub to_time: Option<String>,
+    /// Consumer groups whose offsets to translate and commit: all, none, or g1,g2.
+    #[arg(long, default_value = "all", value_name = "all|none|G1,G2")]
+    pub consumer_groups: String,
+    /// A config for the topics restore creates, over the backed-up ones
+    /// (repeatable), e.g. --topic-config retention.ms=-1.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE")]
+    pub topic_configs: Vec<String>,
+    /// Show what would be restored and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Commit a transaction after this many MiB of records.
+    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub transaction_mib: u64,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to reach a Kafka cluster.
@@ -154,12 +199,12 @@ impl VaultArgs {
     }
 
     /// Opens and unlocks the vault.
-    fn unlock(&self) -> Result<Repository<Open>> {
+    pub fn unlock(&self) -> Result<Repository<Open>> {
         let repo = Repository::open(self.storage())?;
         repo.unlock(&self.passphrase(false)?)
     }
 
-    fn cache_dir(&self) -> PathBuf {
+    pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir
             .clone()
             .unwrap_or_else(vault::default_cache_dir)
@@ -170,6 +215,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init(a),
         Command::Snapshot(a) => snapshot(a),
+        Command::Restore(a) => crate::cli_restore::restore(a),
         Command::Snapshots { vault, json } => snapshots(&vault, json),
         Command::Key(KeyCommand::Add {
             vault,
@@ -287,26 +333,9 @@ fn snapshots(v: &VaultArgs, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// RFC 3339 UTC, second precision, without a date library.
+/// RFC 3339 UTC, second precision.
 pub fn format_time(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    vault::restore::window::format_rfc3339(ms as i64)
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -324,7 +353,7 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -341,7 +370,7 @@ fn regex(s: &Option<String>, flag: &str) -> Result<Option<regex::Regex>> {
         .transpose()
 }
 
-fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
+pub fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !enabled || !std::io::stderr().is_terminal() {
         return None;

@@ -321,9 +321,7 @@ pub fn group_offsets(
         let committed = retry_transient(opts, || {
             fetcher.committed_offsets(tpl.clone(), opts.request_timeout)
         })
-        .map_err(|e| {
-                opts.kafka_err(&format!("reading the offsets of group {}", g.name()), e)
-            })?;
+        .map_err(|e| opts.kafka_err(&format!("reading the offsets of group {}", g.name()), e))?;
         let offsets: Vec<GroupOffset> = committed
             .elements()
             .into_iter()

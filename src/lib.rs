@@ -11,6 +11,7 @@ pub mod pack_writer;
 pub mod password;
 pub mod reader;
 pub mod repository;
+pub mod restore;
 pub mod snapshot;
 pub mod storage;
 

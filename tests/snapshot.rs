@@ -145,39 +145,7 @@ async fn a_compacted_topic_keeps_its_tombstones_and_gaps() {
         recs.push(TestRecord::new(0, Some(format!("key{k}").as_bytes()), None));
     }
     produce(Cluster::Source, &topic, &recs).await;
-    // Roll segments and wait for the cleaner to remove overwritten records.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        produce(
-            Cluster::Source,
-            &topic,
-            &[TestRecord::new(0, Some(b"roll"), Some(b"x"))],
-        )
-        .await;
-        let n = consume_all(Cluster::Source, &topic, 1).len();
-        if n < 80 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log cleaner never compacted {topic}"
-        );
-    }
-    // With no more writes the cleaner settles; wait until two reads agree.
-    let mut want = consume_all(Cluster::Source, &topic, 1);
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let again = consume_all(Cluster::Source, &topic, 1);
-        if again == want {
-            break;
-        }
-        want = again;
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log cleaner never settled on {topic}"
-        );
-    }
+    let want = common::compact(&topic, 80).await;
     let v = TestVault::init();
     v.snapshot(&[&topic]);
     let got = v.records("latest", &topic);

@@ -362,6 +362,14 @@ impl TestVault {
         })
     }
 
+    /// Restores into the target cluster; returns the JSON summary.
+    pub fn restore(&self, snapshot: &str, extra: &[&str]) -> serde_json::Value {
+        let brokers = Cluster::Target.brokers();
+        let mut args = vec!["restore", "--snapshot-id", snapshot, "--brokers", &brokers];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
     /// Snapshots `topics` of the source cluster; returns the JSON summary.
     pub fn snapshot(&self, topics: &[&str]) -> serde_json::Value {
         let t = topics.join(",");
@@ -476,4 +484,133 @@ pub fn dir_size(p: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Waits until the source cluster's log cleaner has compacted `topic`
+/// (partition 0) below `below` records and settled; returns what is left.
+/// The topic needs a small `segment.ms`; a record keyed `roll` is produced
+/// every half second to roll segments.
+pub async fn compact(topic: &str, below: usize) -> Vec<TestRecord> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        produce(
+            Cluster::Source,
+            topic,
+            &[TestRecord::new(0, Some(b"roll"), Some(b"x"))],
+        )
+        .await;
+        if consume_all(Cluster::Source, topic, 1).len() < below {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log cleaner never compacted {topic}"
+        );
+    }
+    // With no more writes the cleaner settles; wait until two reads agree.
+    let mut want = consume_all(Cluster::Source, topic, 1);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let again = consume_all(Cluster::Source, topic, 1);
+        if again == want {
+            return want;
+        }
+        want = again;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log cleaner never settled on {topic}"
+        );
+    }
+}
+
+/// Commits `offsets` (partition, offset) for `group` on `topic`, the way a
+/// consumer that stopped there would have.
+pub fn commit_group(cluster: Cluster, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let c: BaseConsumer = cluster
+        .config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while let Err(e) = c.commit(&tpl, CommitMode::Sync) {
+        assert!(std::time::Instant::now() < deadline, "commit {group}: {e}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The offset `group` has committed on `topic`/`partition`, if any.
+pub fn committed(cluster: Cluster, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    let c: BaseConsumer = cluster
+        .config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("committed offsets");
+    match got.elements()[0].offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// What a consumer of the group would read next: the records of
+/// `partition` at or after `from`, without their offsets.
+pub fn content_from(records: &[TestRecord], partition: i32, from: i64) -> Vec<TestRecord> {
+    content(
+        records
+            .iter()
+            .filter(|r| r.partition == partition && r.offset >= from),
+    )
+}
+
+/// Records with their offsets blanked: what must match across clusters.
+pub fn content<'a>(records: impl IntoIterator<Item = &'a TestRecord>) -> Vec<TestRecord> {
+    records
+        .into_iter()
+        .map(|r| TestRecord {
+            offset: -1,
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// Sum of the high watermarks of a topic's partitions.
+pub fn high_watermarks(cluster: Cluster, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = cluster
+        .config()
+        .set("group.id", "kvault-test-watermarks")
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map(|(_, hi)| hi)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Whether the cluster has `topic`.
+pub fn topic_exists(cluster: Cluster, topic: &str) -> bool {
+    let c: BaseConsumer = cluster
+        .config()
+        .set("group.id", "kvault-test-metadata")
+        .create()
+        .expect("consumer");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    md.topics().iter().any(|t| t.name() == topic)
 }

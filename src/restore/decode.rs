@@ -1,0 +1,82 @@
+//! Decoding runs ahead of producing: worker threads read, decrypt,
+//! decompress and decode chunks while the producer sends earlier ones. The
+//! results come back in job order, and at most `depth` decoded chunks wait
+//! at any time, so memory stays bounded whatever the snapshot's size.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use vault_format::tree::Entry;
+
+use crate::error::Result;
+use crate::reader::{StoredRecord, chunk_records};
+use crate::repository::{Indexed, Repository};
+
+/// One data chunk to decode, for the partition at index `part` of the plan.
+#[derive(Clone, Debug)]
+pub struct DecodeJob {
+    pub part: usize,
+    pub leaf: Entry,
+}
+
+pub struct DecodedChunk {
+    pub part: usize,
+    pub records: Vec<StoredRecord>,
+}
+
+type Reply = Receiver<Result<DecodedChunk>>;
+
+/// Decodes `jobs` on `workers` threads and hands each chunk to `consume`
+/// in job order. Stops at the first error, from either side.
+pub fn run_ordered(
+    repo: &Repository<Indexed>,
+    jobs: Vec<DecodeJob>,
+    workers: usize,
+    depth: usize,
+    consume: &mut dyn FnMut(DecodedChunk) -> Result<()>,
+) -> Result<()> {
+    let (job_tx, job_rx) = sync_channel::<(DecodeJob, SyncSender<Result<DecodedChunk>>)>(workers);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    // Replies in job order; its bound is the read-ahead.
+    let (order_tx, order_rx) = sync_channel::<Reply>(depth.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            let job_rx = Arc::clone(&job_rx);
+            s.spawn(move || {
+                loop {
+                    let next = job_rx.lock().expect("job queue").recv();
+                    let Ok((job, reply)) = next else { break };
+                    let out = chunk_records(repo, &job.leaf).map(|records| DecodedChunk {
+                        part: job.part,
+                        records,
+                    });
+                    // The consumer may have stopped; then nobody wants this.
+                    let _ = reply.send(out);
+                }
+            });
+        }
+        s.spawn(move || {
+            for job in jobs {
+                let (tx, rx) = sync_channel(1);
+                if order_tx.send(rx).is_err() || job_tx.send((job, tx)).is_err() {
+                    break;
+                }
+            }
+            // Dropping job_tx ends the workers.
+        });
+        let mut result = Ok(());
+        for reply in order_rx.iter() {
+            let step = reply
+                .recv()
+                .expect("decode worker replies")
+                .and_then(&mut *consume);
+            if let Err(e) = step {
+                result = Err(e);
+                break;
+            }
+        }
+        // Unblocks the feeder and the workers.
+        drop(order_rx);
+        result
+    })
+}

@@ -1,0 +1,411 @@
+//! `vault restore`: a faithful restore with exact consumer-group offset
+//! translation, exactly once across crashes.
+//!
+//! [`RestorePlan::make`] checks everything and writes nothing; [`execute`]
+//! creates the missing topics, then produces the records in transactions
+//! that each also carry a progress record (see [`progress`]), and finally
+//! commits the translated group offsets. A rerun of the same command
+//! resumes after the last committed transaction.
+
+pub mod decode;
+pub mod plan;
+pub mod produce;
+pub mod progress;
+pub mod target;
+pub mod translate;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub use plan::{GroupSelection, RestorePlan, RestoreRequest};
+pub use window::{TimeWindow, parse_time};
+
+use decode::{DecodeJob, DecodedChunk};
+use produce::TxnProducer;
+use progress::{PROGRESS_TOPIC, PartitionProgress, Phase, ProgressState, partition_key};
+use target::{NewTopicSpec, TargetOffset};
+use translate::{OffsetTranslator, translate};
+
+use crate::error::{Error, Result};
+use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
+use crate::reader::leaves;
+use crate::repository::{Indexed, Repository, now_ms};
+
+pub struct RestoreOptions {
+    pub kafka: KafkaOptions,
+    /// Decode threads.
+    pub workers: usize,
+    /// A transaction commits after this many payload bytes (or 10 s).
+    pub transaction_bytes: u64,
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// One group position on the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslatedOffset {
+    pub source_topic: String,
+    pub target_topic: String,
+    pub partition: u32,
+    pub source_offset: i64,
+    pub target_offset: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupOutcome {
+    pub group_id: String,
+    pub offsets: Vec<TranslatedOffset>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RestoreOutcome {
+    pub restore_id: String,
+    /// Records on the target from this restore, across all runs.
+    pub records: u64,
+    pub bytes: u64,
+    /// Records this run produced.
+    pub records_this_run: u64,
+    pub transactions: u64,
+    /// This run continued an interrupted one.
+    pub resumed: bool,
+    /// An earlier run had already finished; nothing was written.
+    pub already_complete: bool,
+    pub topics_created: Vec<String>,
+    pub groups: Vec<GroupOutcome>,
+    pub duration: Duration,
+}
+
+const TRANSACTION_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Restores what `plan` says. Safe to run again after any failure or kill.
+pub fn execute(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+) -> Result<RestoreOutcome> {
+    let started = Instant::now();
+    let kafka = &opts.kafka;
+    let created = create_topics(kafka, plan)?;
+    let producer = TxnProducer::start(kafka, &plan.restore_id)?;
+    let loaded = progress::load(kafka, &plan.restore_id)?;
+    let resumed = loaded.is_some();
+    let mut state = loaded.unwrap_or_else(|| ProgressState {
+        restore_id: plan.restore_id.clone(),
+        snapshot_id: plan.snapshot_id.to_hex(),
+        started_ms: now_ms(),
+        ..ProgressState::default()
+    });
+    let already_complete = state.phase == Phase::Done;
+    let before: u64 = state.partitions.values().map(|p| p.records).sum();
+
+    if state.phase == Phase::Data {
+        restore_records(repo, plan, opts, &producer, &mut state)?;
+        // Every record is committed: the end offsets answer the positions
+        // no restored record reached.
+        state.ends = target_ends(kafka, plan, &state)?;
+        state.phase = Phase::Groups;
+        producer.begin()?;
+        producer.commit(&state)?;
+    }
+    let groups = translated_groups(plan, &state);
+    if state.phase == Phase::Groups {
+        for g in &groups {
+            let offsets: Vec<TargetOffset> = g
+                .offsets
+                .iter()
+                .zip(
+                    &plan
+                        .groups
+                        .iter()
+                        .find(|p| p.group_id == g.group_id)
+                        .unwrap()
+                        .offsets,
+                )
+                .map(|(t, (_, _, metadata))| TargetOffset {
+                    topic: t.target_topic.clone(),
+                    partition: t.partition,
+                    offset: t.target_offset,
+                    metadata: metadata.clone(),
+                })
+                .collect();
+            target::commit_group_offsets(kafka, &g.group_id, &offsets)?;
+        }
+        state.phase = Phase::Done;
+        producer.begin()?;
+        producer.commit(&state)?;
+    }
+    if let Some(pb) = &opts.progress {
+        pb.finish_and_clear();
+    }
+    let records: u64 = state.partitions.values().map(|p| p.records).sum();
+    Ok(RestoreOutcome {
+        restore_id: plan.restore_id.clone(),
+        records,
+        bytes: state.partitions.values().map(|p| p.bytes).sum(),
+        records_this_run: records - before,
+        transactions: state.transactions,
+        resumed,
+        already_complete,
+        topics_created: created,
+        groups,
+        duration: started.elapsed(),
+    })
+}
+
+fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>> {
+    let mut specs = plan.topics_to_create();
+    let created = specs.iter().map(|s| s.name.clone()).collect();
+    specs.push(NewTopicSpec {
+        name: PROGRESS_TOPIC.into(),
+        partitions: 1,
+        replication_factor: plan.target_brokers.min(3),
+        configs: vec![("cleanup.policy".into(), "compact".into())],
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", "", e))?;
+    rt.block_on(target::create_topics(kafka, &specs))?;
+    Ok(created)
+}
+
+/// The data phase: every record of the plan, in transactions.
+fn restore_records(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+    producer: &TxnProducer,
+    state: &mut ProgressState,
+) -> Result<()> {
+    let keys: Vec<String> = plan
+        .partitions
+        .iter()
+        .map(|p| partition_key(&p.target_topic, p.partition))
+        .collect();
+    // Committed progress, and the progress of the open transaction.
+    let mut committed: Vec<PartitionProgress> = keys
+        .iter()
+        .map(|k| state.partitions.get(k).cloned().unwrap_or_default())
+        .collect();
+    let mut pending = committed.clone();
+    let mut translators: Vec<OffsetTranslator> = plan
+        .partitions
+        .iter()
+        .zip(&committed)
+        .map(|(p, c)| OffsetTranslator::new(p.group_offsets.clone(), &c.translations))
+        .collect();
+
+    // Chunks still to restore, interleaved across partitions so all of
+    // them progress together.
+    let window = plan.window;
+    let mut per_partition = Vec::new();
+    let mut total = 0;
+    for (i, p) in plan.partitions.iter().enumerate() {
+        let Some(root) = &p.root else {
+            per_partition.push(Vec::new());
+            continue;
+        };
+        let from = committed[i].next_source_offset;
+        let l = leaves(repo, root, &mut |s| {
+            s.last_offset >= from && window.overlaps(s.min_ts, s.max_ts)
+        })?;
+        total += l.iter().map(|e| e.summary.records).sum::<u64>();
+        per_partition.push(l);
+    }
+    let mut jobs = Vec::new();
+    let mut iters: Vec<_> = per_partition.into_iter().map(Vec::into_iter).collect();
+    loop {
+        let before = jobs.len();
+        for (part, it) in iters.iter_mut().enumerate() {
+            if let Some(leaf) = it.next() {
+                jobs.push(DecodeJob { part, leaf });
+            }
+        }
+        if jobs.len() == before {
+            break;
+        }
+    }
+    if let Some(pb) = &opts.progress {
+        pb.set_length(total);
+    }
+
+    // Translation slots of the open transaction: (partition, wanted range).
+    let mut slots: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    let mut txn_bytes = 0u64;
+    let mut txn_started = Instant::now();
+    let checkpoint = |pending: &mut Vec<PartitionProgress>,
+                      committed: &mut Vec<PartitionProgress>,
+                      translators: &[OffsetTranslator],
+                      slots: &mut Vec<(usize, std::ops::Range<usize>)>,
+                      state: &mut ProgressState|
+     -> Result<()> {
+        for (slot, offset) in producer.flush()? {
+            let (part, range) = &slots[slot];
+            for c in &translators[*part].wanted()[range.clone()] {
+                pending[*part].translations.insert(*c, offset);
+            }
+        }
+        slots.clear();
+        for (part, progress) in pending.iter_mut().enumerate() {
+            if let Some(o) = producer.last_offset(part) {
+                progress.last_target_offset = Some(o);
+            }
+        }
+        let mut next = state.clone();
+        next.transactions += 1;
+        next.partitions = keys
+            .iter()
+            .cloned()
+            .zip(pending.iter().cloned())
+            .collect::<BTreeMap<_, _>>();
+        producer.commit(&next)?;
+        *state = next;
+        committed.clone_from(pending);
+        producer.begin()
+    };
+
+    producer.begin()?;
+    let mut consume = |chunk: DecodedChunk| -> Result<()> {
+        let p = &plan.partitions[chunk.part];
+        let progress = &mut pending[chunk.part];
+        let n = chunk.records.len() as u64;
+        for r in &chunk.records {
+            if r.offset < progress.next_source_offset || !window.contains(r.timestamp) {
+                continue;
+            }
+            let mark = match translators[chunk.part].claim(r.offset) {
+                Some(range) => {
+                    slots.push((chunk.part, range));
+                    slots.len()
+                }
+                None => 0,
+            };
+            producer.send(chunk.part, &p.target_topic, p.partition, r, mark)?;
+            let len = r.payload_len() as u64;
+            progress.next_source_offset = r.offset + 1;
+            progress.records += 1;
+            progress.bytes += len;
+            txn_bytes += len;
+        }
+        producer.poll();
+        if let Some(pb) = &opts.progress {
+            pb.inc(n);
+        }
+        if txn_bytes >= opts.transaction_bytes || txn_started.elapsed() >= TRANSACTION_MAX_AGE {
+            checkpoint(
+                &mut pending,
+                &mut committed,
+                &translators,
+                &mut slots,
+                state,
+            )?;
+            txn_bytes = 0;
+            txn_started = Instant::now();
+        }
+        Ok(())
+    };
+    let depth = 2 * opts.workers + 2;
+    let result = decode::run_ordered(repo, jobs, opts.workers, depth, &mut consume);
+    let result = result.and_then(|()| {
+        checkpoint(
+            &mut pending,
+            &mut committed,
+            &translators,
+            &mut slots,
+            state,
+        )
+    });
+    if let Err(e) = result {
+        producer.abort();
+        return Err(e);
+    }
+    // The last checkpoint opened a transaction that stays empty.
+    producer.abort();
+    Ok(())
+}
+
+/// Target end offsets (read_committed) of every restored partition, once
+/// they are past the last restored record. The brokers write transaction
+/// markers after the commit returns, and until then the last stable offset
+/// still stands before the transaction.
+fn target_ends(
+    kafka: &KafkaOptions,
+    plan: &RestorePlan,
+    state: &ProgressState,
+) -> Result<BTreeMap<String, i64>> {
+    let deadline = Instant::now() + kafka.request_timeout;
+    loop {
+        let ends = read_ends(kafka, plan)?;
+        let behind = ends.iter().find(|(k, end)| {
+            state
+                .partitions
+                .get(*k)
+                .and_then(|p| p.last_target_offset)
+                .is_some_and(|last| **end <= last)
+        });
+        match behind {
+            None => return Ok(ends),
+            Some((k, end)) if Instant::now() > deadline => {
+                return Err(Error::Kafka {
+                    context: format!(
+                        "reading the end offset of {k} (target brokers {})",
+                        kafka.brokers
+                    ),
+                    message: format!(
+                        "it stays at {end}, before the restored records; an open transaction of another producer holds it. \
+                         Run the same command again once it has finished"
+                    ),
+                });
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn read_ends(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<BTreeMap<String, i64>> {
+    let client = kafka.metadata_client(true)?;
+    let topics: Vec<TopicInfo> = plan
+        .topics
+        .iter()
+        .map(|t| TopicInfo {
+            name: t.target.clone(),
+            partitions: t.partitions,
+            replication_factor: 1,
+        })
+        .collect();
+    let ends = partition_offsets(kafka, &client, &topics, Edge::End)?;
+    Ok(ends
+        .into_iter()
+        .map(|((t, p), o)| (partition_key(&t, p), o))
+        .collect())
+}
+
+fn translated_groups(plan: &RestorePlan, state: &ProgressState) -> Vec<GroupOutcome> {
+    plan.groups
+        .iter()
+        .map(|g| GroupOutcome {
+            group_id: g.group_id.clone(),
+            offsets: g
+                .offsets
+                .iter()
+                .map(|(i, c, _)| {
+                    let p = &plan.partitions[*i];
+                    let key = partition_key(&p.target_topic, p.partition);
+                    let answered = state
+                        .partitions
+                        .get(&key)
+                        .map(|pp| pp.translations.clone())
+                        .unwrap_or_default();
+                    let end = state.ends.get(&key).copied().unwrap_or(-1);
+                    TranslatedOffset {
+                        source_topic: p.source_topic.clone(),
+                        target_topic: p.target_topic.clone(),
+                        partition: p.partition,
+                        source_offset: *c,
+                        target_offset: translate(&answered, end, *c),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! The transactional producer restore writes through. Records and the
+//! progress record of a batch commit together or not at all.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::Message;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+
+use super::progress::{PROGRESS_TOPIC, ProgressState};
+use crate::error::{Error, Result};
+use crate::kafka::KafkaOptions;
+use crate::reader::StoredRecord;
+
+/// Collects what delivery reports say: the target offsets of marked
+/// records, and the first failure.
+#[derive(Default)]
+pub struct DeliveryLog {
+    first_error: Mutex<Option<String>>,
+    marked: Mutex<Vec<(usize, i64)>>,
+    /// Highest target offset acknowledged, per plan partition.
+    last: Mutex<Vec<i64>>,
+}
+
+/// What a record's delivery report must say: which plan partition it
+/// belongs to and which translation slot it answers (0: none, n: slot n-1).
+fn tag(part: usize, mark: usize) -> usize {
+    (part << 32) | mark
+}
+
+impl ClientContext for DeliveryLog {}
+
+impl ProducerContext for DeliveryLog {
+    /// See [`tag`].
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        let (part, mark) = (tag >> 32, tag & 0xffff_ffff);
+        match result {
+            Ok(m) => {
+                if mark > 0 {
+                    self.marked.lock().unwrap().push((mark - 1, m.offset()));
+                }
+                if m.topic() != PROGRESS_TOPIC {
+                    let mut last = self.last.lock().unwrap();
+                    if last.len() <= part {
+                        last.resize(part + 1, -1);
+                    }
+                    last[part] = last[part].max(m.offset());
+                }
+            }
+            Err((e, m)) => {
+                let mut first = self.first_error.lock().unwrap();
+                if first.is_none() {
+                    *first = Some(format!("{}/{}: {e}", m.topic(), m.partition()));
+                }
+            }
+        }
+    }
+}
+
+pub struct TxnProducer {
+    producer: BaseProducer<DeliveryLog>,
+    kafka: KafkaOptions,
+    restore_id: String,
+    timeout: Duration,
+}
+
+impl TxnProducer {
+    /// Creates the producer and fences any earlier run of the same restore:
+    /// `init_transactions` aborts the transaction a killed run left open.
+    pub fn start(kafka: &KafkaOptions, restore_id: &str) -> Result<TxnProducer> {
+        let mut c = kafka.client_config();
+        c.set("transactional.id", format!("kvault-restore-{restore_id}"))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // What an operator would pick for a bulk load: big batches, lz4.
+            .set("linger.ms", "20")
+            .set("batch.size", "1000000")
+            .set("batch.num.messages", "100000")
+            .set("compression.type", "lz4")
+            // Records up to 64 MiB (the topic's max.message.bytes still applies).
+            .set("message.max.bytes", "67108864")
+            // Bounds the producer's queue; the decoder blocks behind it.
+            .set("queue.buffering.max.kbytes", "65536")
+            .set("queue.buffering.max.messages", "200000")
+            .set("transaction.timeout.ms", "300000");
+        for (k, v) in &kafka.properties {
+            c.set(k, v);
+        }
+        let producer: BaseProducer<DeliveryLog> = c
+            .create_with_context(DeliveryLog::default())
+            .map_err(|e| kerr(kafka, "creating the restore producer", e))?;
+        let timeout = kafka.request_timeout * 2;
+        producer
+            .init_transactions(timeout)
+            .map_err(|e| kerr(kafka, "starting the restore transaction", e))?;
+        Ok(TxnProducer {
+            producer,
+            kafka: kafka.clone(),
+            restore_id: restore_id.to_string(),
+            timeout,
+        })
+    }
+
+    pub fn begin(&self) -> Result<()> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| kerr(&self.kafka, "beginning a transaction", e))
+    }
+
+    /// Queues one record of plan partition `part`; waits while the
+    /// producer's queue is full. `mark` is 0, or a translation slot + 1.
+    pub fn send(
+        &self,
+        part: usize,
+        topic: &str,
+        partition: u32,
+        r: &StoredRecord,
+        mark: usize,
+    ) -> Result<()> {
+        let mut headers = None;
+        if !r.headers.is_empty() {
+            let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                let key = std::str::from_utf8(k).map_err(|_| {
+                    Error::Usage(format!(
+                        "{topic}/{partition} offset {}: a header key is not UTF-8, which Kafka clients cannot produce",
+                        r.offset
+                    ))
+                })?;
+                h = h.insert(Header {
+                    key,
+                    value: v.as_deref(),
+                });
+            }
+            headers = Some(h);
+        }
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, tag(part, mark)).partition(partition as i32);
+        if let Some(k) = &r.key {
+            rec = rec.key(&k[..]);
+        }
+        if let Some(v) = &r.value {
+            rec = rec.payload(&v[..]);
+        }
+        if r.timestamp >= 0 {
+            rec = rec.timestamp(r.timestamp);
+        }
+        if let Some(h) = headers {
+            rec = rec.headers(h);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    rec = back;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => {
+                    return Err(kerr(
+                        &self.kafka,
+                        &format!("producing to {topic}/{partition}"),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Serves delivery reports without waiting.
+    pub fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until every queued record is acknowledged; returns the target
+    /// offsets of the marked records, `(slot, offset)`.
+    pub fn flush(&self) -> Result<Vec<(usize, i64)>> {
+        self.producer.flush(self.timeout).map_err(|e| {
+            kerr(
+                &self.kafka,
+                "waiting for the brokers to acknowledge records",
+                e,
+            )
+        })?;
+        if let Some(e) = self.producer.context().first_error.lock().unwrap().take() {
+            return Err(kerr(&self.kafka, "producing records", e));
+        }
+        Ok(std::mem::take(
+            &mut *self.producer.context().marked.lock().unwrap(),
+        ))
+    }
+
+    /// The highest acknowledged target offset of plan partition `part`, if any.
+    pub fn last_offset(&self, part: usize) -> Option<i64> {
+        let last = self.producer.context().last.lock().unwrap();
+        last.get(part).copied().filter(|o| *o >= 0)
+    }
+
+    /// Adds the progress record to the open transaction and commits it.
+    pub fn commit(&self, state: &ProgressState) -> Result<()> {
+        let value = state.encode();
+        let rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(PROGRESS_TOPIC, 0)
+            .partition(0)
+            .key(self.restore_id.as_bytes())
+            .payload(&value[..]);
+        self.producer
+            .send(rec)
+            .map_err(|(e, _)| kerr(&self.kafka, "writing restore progress", e))?;
+        self.flush()?;
+        self.producer
+            .commit_transaction(self.timeout)
+            .map_err(|e| kerr(&self.kafka, "committing a restore transaction", e))
+    }
+
+    /// Best effort: the next run's `init_transactions` aborts it anyway.
+    pub fn abort(&self) {
+        let _ = self.producer.abort_transaction(self.timeout);
+    }
+}
+
+fn kerr(kafka: &KafkaOptions, context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        context: format!("{context} (target brokers {})", kafka.brokers),
+        message: format!(
+            "{e}; nothing of the open transaction is kept, and running the same command again resumes after the last committed one"
+        ),
+    }
+}

@@ -1,0 +1,238 @@
+//! The target cluster: what it holds, creating topics, and committing the
+//! translated group offsets.
+
+use std::collections::HashMap;
+
+use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::error::{Error, Result};
+use crate::kafka::KafkaOptions;
+
+/// What the target cluster holds, read once at planning.
+#[derive(Clone, Debug)]
+pub struct TargetCluster {
+    pub brokers: usize,
+    /// Topic name → partition count.
+    pub topics: HashMap<String, u32>,
+}
+
+impl TargetCluster {
+    pub fn read(kafka: &KafkaOptions, client: &BaseConsumer) -> Result<TargetCluster> {
+        let md = kafka.fetch_metadata(client)?;
+        let topics = md
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_string(), t.partitions().len() as u32))
+            .collect();
+        Ok(TargetCluster {
+            brokers: md.brokers().len().max(1),
+            topics,
+        })
+    }
+}
+
+/// A topic restore creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub configs: Vec<(String, String)>,
+}
+
+fn err(kafka: &KafkaOptions, context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        context: format!("{context} (target brokers {})", kafka.brokers),
+        message: e.to_string(),
+    }
+}
+
+pub async fn create_topics(kafka: &KafkaOptions, specs: &[NewTopicSpec]) -> Result<()> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let admin = kafka.admin()?;
+    let new: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|s| {
+            let mut t = NewTopic::new(
+                &s.name,
+                s.partitions as i32,
+                TopicReplication::Fixed(s.replication_factor as i32),
+            );
+            for (k, v) in &s.configs {
+                t = t.set(k, v);
+            }
+            t
+        })
+        .collect();
+    let res = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(kafka.request_timeout)),
+        )
+        .await
+        .map_err(|e| err(kafka, "creating topics", e))?;
+    for r in res {
+        match r {
+            Ok(_) => {}
+            Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                // Created by an earlier, interrupted run of this restore.
+                let _ = name;
+            }
+            Err((name, code)) => {
+                return Err(err(
+                    kafka,
+                    &format!("creating topic {name}"),
+                    format!(
+                        "{code}; if a backed-up config is not valid on the target, override it with --topic-config KEY=VALUE"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Effective configuration (defaults included) of existing topics.
+pub async fn topic_configs(
+    kafka: &KafkaOptions,
+    topics: &[String],
+) -> Result<HashMap<String, HashMap<String, String>>> {
+    let mut out = HashMap::new();
+    if topics.is_empty() {
+        return Ok(out);
+    }
+    let admin = kafka.admin()?;
+    let specs: Vec<_> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let res = admin
+        .describe_configs(
+            &specs,
+            &AdminOptions::new().request_timeout(Some(kafka.request_timeout)),
+        )
+        .await
+        .map_err(|e| err(kafka, "reading topic configs", e))?;
+    for r in res {
+        let r = r.map_err(|e| err(kafka, "reading topic configs", e))?;
+        if let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = r.specifier {
+            let entries = r
+                .entries
+                .into_iter()
+                .filter_map(|e| Some((e.name, e.value?)))
+                .collect();
+            out.insert(name, entries);
+        }
+    }
+    Ok(out)
+}
+
+/// The broker's default `retention.ms` for new topics (-1: forever).
+pub async fn default_retention_ms(kafka: &KafkaOptions, client: &BaseConsumer) -> Result<i64> {
+    let md = kafka.fetch_metadata(client)?;
+    let Some(broker) = md.brokers().first().map(|b| b.id()) else {
+        return Ok(7 * 86_400_000);
+    };
+    let admin = kafka.admin()?;
+    let res = admin
+        .describe_configs(
+            &[ResourceSpecifier::Broker(broker)],
+            &AdminOptions::new().request_timeout(Some(kafka.request_timeout)),
+        )
+        .await
+        .map_err(|e| err(kafka, "reading broker configs", e))?;
+    let mut ms = None;
+    let mut minutes = None;
+    let mut hours = None;
+    for r in res.into_iter().flatten() {
+        for e in r.entries {
+            let v = e.value.as_deref().and_then(|v| v.parse::<i64>().ok());
+            match e.name.as_str() {
+                "log.retention.ms" => ms = v,
+                "log.retention.minutes" => minutes = v,
+                "log.retention.hours" => hours = v,
+                _ => {}
+            }
+        }
+    }
+    Ok(ms
+        .or(minutes.map(|m| m * 60_000))
+        .or(hours.map(|h| h * 3_600_000))
+        .unwrap_or(7 * 86_400_000))
+}
+
+/// How many members a group has on the target (0 when it is empty or unknown there).
+pub fn group_members(kafka: &KafkaOptions, client: &BaseConsumer, group: &str) -> Result<usize> {
+    let list = crate::kafka::retry_transient(kafka, || {
+        client.fetch_group_list(Some(group), kafka.request_timeout)
+    })
+    .map_err(|e| err(kafka, &format!("describing consumer group {group}"), e))?;
+    Ok(list
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group)
+        .map(|g| g.members().len())
+        .sum())
+}
+
+/// One translated position of a group on the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+}
+
+/// Commits `offsets` for `group` on the target without joining the group
+/// (Kafka accepts this only while the group has no active members), then
+/// reads them back.
+pub fn commit_group_offsets(
+    kafka: &KafkaOptions,
+    group: &str,
+    offsets: &[TargetOffset],
+) -> Result<()> {
+    let mut c = kafka.client_config();
+    c.set("group.id", group).set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c
+        .create()
+        .map_err(|e| err(kafka, "creating a Kafka client", e))?;
+    let mut tpl = TopicPartitionList::new();
+    for o in offsets {
+        let mut e = tpl.add_partition(&o.topic, o.partition as i32);
+        e.set_offset(Offset::Offset(o.offset))
+            .map_err(|e| err(kafka, "building an offset commit", e))?;
+        if let Some(m) = &o.metadata {
+            e.set_metadata(m.as_str());
+        }
+    }
+    let context = format!("committing the offsets of consumer group {group}");
+    consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+        err(
+            kafka,
+            &context,
+            format!("{e}; the group must have no active consumers on the target"),
+        )
+    })?;
+    let back = consumer
+        .committed_offsets(tpl.clone(), kafka.request_timeout)
+        .map_err(|e| err(kafka, &context, e))?;
+    for o in offsets {
+        let got = back
+            .find_partition(&o.topic, o.partition as i32)
+            .map(|e| e.offset());
+        if got != Some(Offset::Offset(o.offset)) {
+            return Err(err(
+                kafka,
+                &context,
+                format!(
+                    "{}/{} reads back as {got:?}, not {}",
+                    o.topic, o.partition, o.offset
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
