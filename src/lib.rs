@@ -5,6 +5,7 @@
 //! crate; the CLI (`src/main.rs`) is a thin layer over this library.
 
 pub mod error;
+pub mod faults;
 pub mod index_cache;
 pub mod kafka;
 pub mod pack_writer;

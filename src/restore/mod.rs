@@ -129,6 +129,7 @@ pub fn execute(
                 })
                 .collect();
             target::commit_group_offsets(kafka, &g.group_id, &offsets)?;
+            crate::faults::crash_point("restore-group", 1);
         }
         state.phase = Phase::Done;
         producer.begin()?;
@@ -259,6 +260,7 @@ fn restore_records(
             .zip(pending.iter().cloned())
             .collect::<BTreeMap<_, _>>();
         producer.commit(&next)?;
+        crate::faults::crash_point("restore-commit", next.transactions);
         *state = next;
         committed.clone_from(pending);
         producer.begin()

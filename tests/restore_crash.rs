@@ -1,0 +1,112 @@
+//! A restore killed at several points (at a crash point right after a
+//! commit, with kill -9 in the middle of a transaction, and between the
+//! group commits) and started again: every record lands exactly once and
+//! the groups resume at the right record.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{
+    Cluster, TestVault, commit_group, committed, consume_all, content, content_from, create_topic,
+    high_watermarks, produce_bulk, unique_topic,
+};
+
+const PARTITIONS: i32 = 4;
+const RECORDS: usize = 40_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_restore_resumes_exactly_once() {
+    let topic = unique_topic("rcrash");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]).await;
+    produce_bulk(Cluster::Source, &topic, PARTITIONS, RECORDS, 1024, 11).await;
+    let tag = unique_topic("cg");
+    let groups: Vec<(String, i64)> = [0, 1234, 5000, 9999, 10_000]
+        .iter()
+        .map(|o| (format!("{tag}-{o}"), *o))
+        .collect();
+    for (g, o) in &groups {
+        let offsets: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, *o)).collect();
+        commit_group(Cluster::Source, g, &topic, &offsets);
+    }
+    let v = TestVault::init();
+    v.snapshot(&[&topic]);
+    let brokers = Cluster::Target.brokers();
+    let args = [
+        "restore",
+        "--snapshot-id",
+        "latest",
+        "--brokers",
+        &brokers,
+        "--transaction-mib",
+        "2",
+        "--json",
+    ];
+
+    // 1. Dies right after its third transaction commits.
+    let o = v
+        .command(&args)
+        .env("KVAULT_CRASH_AT", "restore-commit:3")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the crash point was never reached");
+    let after_first = high_watermarks(Cluster::Target, &topic, PARTITIONS);
+    assert!(after_first > 0);
+
+    // 2. kill -9 while a transaction is open: records beyond the last commit
+    // are on the target, uncommitted.
+    let mut child = v
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while high_watermarks(Cluster::Target, &topic, PARTITIONS) < after_first + 3000 {
+        assert!(Instant::now() < deadline, "the second run made no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the second run ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // 3. Dies after every record is in and the first group is committed.
+    let o = v
+        .command(&args)
+        .env("KVAULT_CRASH_AT", "restore-group:1")
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "the group crash point was never reached: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // 4. Finishes.
+    let out = v.restore("latest", &["--transaction-mib", "2"]);
+    assert_eq!(out["resumed"], true, "{out}");
+    assert_eq!(out["records"], RECORDS as u64);
+
+    let src = consume_all(Cluster::Source, &topic, PARTITIONS);
+    let dst = consume_all(Cluster::Target, &topic, PARTITIONS);
+    assert_eq!(dst.len(), RECORDS, "every record exactly once");
+    assert_eq!(content(&dst), content(&src));
+    assert!(
+        high_watermarks(Cluster::Target, &topic, PARTITIONS) > RECORDS as i64,
+        "the killed runs left aborted records and markers behind, which readers skip"
+    );
+    for (g, o) in &groups {
+        for p in 0..PARTITIONS {
+            let at = committed(Cluster::Target, g, &topic, p).expect("group committed");
+            assert_eq!(
+                content_from(&dst, p, at),
+                content_from(&src, p, *o),
+                "group {g} partition {p}"
+            );
+        }
+    }
+}
