@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use vault::kafka::{KafkaOptions, TopicSelection};
-use vault::repository::{InitOptions, Open, Repository};
+use vault::lock::{LockKind, VaultLock};
+use vault::repository::{Indexed, InitOptions, Open, Repository};
 use vault::snapshot::{SnapshotOptions, SnapshotPlan};
 use vault::storage::local::LocalDir;
 use vault::{Error, Result, password};
@@ -36,6 +37,19 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Restore a snapshot into a Kafka cluster, with consumer-group offsets translated.
     Restore(RestoreArgs),
+    /// Forget snapshots by keep rules and free the space nothing kept uses.
+    Gc(crate::cli_maintain::GcArgs),
+    /// Forget one snapshot; the next gc frees its data.
+    Forget {
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// The snapshot: an id or a unique prefix.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the vault: trees, index and packs (and chunk contents with --read-data).
+    Check(crate::cli_maintain::CheckArgs),
     /// List the vault's snapshots.
     Snapshots {
         #[command(flatten)]
@@ -76,6 +90,10 @@ pub struct VaultArgs {
     /// Where the local index cache lives [default: ~/.cache/kvault].
     #[arg(long, value_name = "DIR", env = "KVAULT_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// How long to wait for a conflicting lock (a running gc, or for gc
+    /// the running snapshots and restores) before giving up.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    lock_wait: u64,
 }
 
 #[derive(Args, Debug)]
@@ -143,7 +161,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Commit a transaction after this many MiB of records.
-    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub transaction_mib: u64,
     /// Print a JSON summary instead of text.
     #[arg(long)]
@@ -204,7 +222,24 @@ impl VaultArgs {
         repo.unlock(&self.passphrase(false)?)
     }
 
-    pub fn cache_dir(&self) -> PathBuf {
+    /// Unlocks, takes a vault lock (waiting for a running gc), then loads
+    /// the index, so the index it sees is the one gc left behind.
+    pub fn open_locked(
+        &self,
+        kind: LockKind,
+        command: &str,
+    ) -> Result<(Repository<Indexed>, VaultLock)> {
+        let repo = self.unlock()?;
+        let lock = VaultLock::acquire(
+            Arc::clone(repo.storage()),
+            kind,
+            command,
+            std::time::Duration::from_secs(self.lock_wait),
+        )?;
+        Ok((repo.index(&self.cache_dir())?, lock))
+    }
+
+    fn cache_dir(&self) -> PathBuf {
         self.cache_dir
             .clone()
             .unwrap_or_else(vault::default_cache_dir)
@@ -217,6 +252,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshot(a) => snapshot(a),
         Command::Restore(a) => crate::cli_restore::restore(a),
         Command::Snapshots { vault, json } => snapshots(&vault, json),
+        Command::Gc(a) => crate::cli_maintain::gc(a),
+        Command::Forget { vault, id, json } => crate::cli_maintain::forget(&vault, &id, json),
+        Command::Check(a) => crate::cli_maintain::check(a),
         Command::Key(KeyCommand::Add {
             vault,
             new_password_file,
@@ -391,7 +429,7 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
         regex: regex(&a.topic_regex, "--topic-regex")?,
         exclude: regex(&a.exclude, "--exclude")?,
     };
-    let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
+    let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
     let rt = runtime()?;
     let plan = rt.block_on(SnapshotPlan::make(
         &repo,

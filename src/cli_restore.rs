@@ -52,7 +52,9 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
             .map(|c| pair(c, "--topic-config", "KEY=VALUE, e.g. retention.ms=-1"))
             .collect::<Result<_>>()?,
     };
-    let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
+    let (repo, _lock) = a
+        .vault
+        .open_locked(vault::lock::LockKind::Shared, "restore")?;
     let rt = runtime()?;
     let plan = rt.block_on(RestorePlan::make(&repo, &kafka, &req))?;
     drop(rt);

@@ -24,6 +24,9 @@ pub struct Location {
 const CHUNK: u8 = b'c';
 const OBJECT: u8 = b'o';
 const PACK: u8 = b'p';
+/// gc's and check's mark set: chunk ids reached from kept snapshots. Kept
+/// on disk so marking a vault of millions of chunks needs no memory for it.
+const MARK: u8 = b'm';
 
 /// Bumped when the cache's own layout changes; an old cache is rebuilt.
 const CACHE_LAYOUT: &str = "index-v1";
@@ -31,6 +34,18 @@ const CACHE_LAYOUT: &str = "index-v1";
 pub struct IndexCache {
     db: DB,
     path: PathBuf,
+    /// Removes a private cache after the database is closed (fields drop in order).
+    _private: Option<PrivateDir>,
+}
+
+/// A cache used only by this process, because another vault process holds
+/// the shared one. Deleted when the process is done with it.
+struct PrivateDir(PathBuf);
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for IndexCache {
@@ -77,8 +92,26 @@ fn key(tag: u8, id: &[u8]) -> Vec<u8> {
 
 impl IndexCache {
     /// Opens (or creates) the cache of one vault under `cache_root`.
+    /// If another vault process holds it (RocksDB allows one), this process
+    /// gets a private cache of its own, rebuilt from the vault and removed
+    /// afterwards: slower to start, never blocked.
     pub fn open(cache_root: &Path, vault: &vault_format::VaultId) -> Result<IndexCache> {
-        let path = cache_root.join(vault.to_hex()).join(CACHE_LAYOUT);
+        let shared = cache_root.join(vault.to_hex()).join(CACHE_LAYOUT);
+        match IndexCache::open_at(&shared, None) {
+            Err(Error::Cache { message, .. }) if message.contains("lock") => {
+                let private = cache_root.join(vault.to_hex()).join(format!(
+                    "private-{}-{:x}",
+                    std::process::id(),
+                    u32::from_le_bytes(crate::repository::random_bytes())
+                ));
+                IndexCache::open_at(&private, Some(PrivateDir(private.clone())))
+            }
+            other => other,
+        }
+    }
+
+    fn open_at(path: &Path, private: Option<PrivateDir>) -> Result<IndexCache> {
+        let path = path.to_path_buf();
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::io("creating the index cache", &path, e))?;
         let mut opts = Options::default();
@@ -99,7 +132,11 @@ impl IndexCache {
                 e.to_string()
             },
         })?;
-        Ok(IndexCache { db, path })
+        Ok(IndexCache {
+            db,
+            path,
+            _private: private,
+        })
     }
 
     fn err(&self, e: rocksdb::Error) -> Error {
@@ -188,6 +225,50 @@ impl IndexCache {
             batch.delete_range(&[tag][..], &[tag + 1][..]);
         }
         self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    /// Adds `id` to the mark set; returns whether it was new.
+    pub fn mark(&self, id: &ChunkId) -> Result<bool> {
+        let k = key(MARK, &id.0);
+        if self.db.get_pinned(&k).map_err(|e| self.err(e))?.is_some() {
+            return Ok(false);
+        }
+        self.db.put(k, []).map_err(|e| self.err(e))?;
+        Ok(true)
+    }
+
+    pub fn is_marked(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self
+            .db
+            .get_pinned(key(MARK, &id.0))
+            .map_err(|e| self.err(e))?
+            .is_some())
+    }
+
+    pub fn clear_marks(&self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range(&[MARK][..], &[MARK + 1][..]);
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    /// Visits every chunk the cache knows, in id order.
+    pub fn for_each_chunk(&self, f: &mut dyn FnMut(Location) -> Result<()>) -> Result<()> {
+        for item in self.db.prefix_iterator([CHUNK]) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if k.first() != Some(&CHUNK) {
+                break;
+            }
+            let id = ChunkId::from_slice(&k[1..]).ok_or_else(|| Error::Cache {
+                path: self.path.clone(),
+                message: "unreadable key".into(),
+            })?;
+            let loc = decode_location(id, &v).ok_or_else(|| Error::Cache {
+                path: self.path.clone(),
+                message: "unreadable entry".into(),
+            })?;
+            f(loc)?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

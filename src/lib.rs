@@ -4,10 +4,13 @@
 //! the pack writer. The on-disk format itself lives in the `vault-format`
 //! crate; the CLI (`src/main.rs`) is a thin layer over this library.
 
+pub mod check;
 pub mod error;
 pub mod faults;
+pub mod gc;
 pub mod index_cache;
 pub mod kafka;
+pub mod lock;
 pub mod pack_writer;
 pub mod password;
 pub mod reader;

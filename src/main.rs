@@ -1,6 +1,7 @@
 //! The `vault` command line: a thin layer over the `vault` library.
 
 mod cli;
+mod cli_maintain;
 mod cli_restore;
 
 use std::process::ExitCode;

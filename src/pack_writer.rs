@@ -42,6 +42,9 @@ pub struct PackWriter<'r> {
     pending: HashSet<ChunkId>,
     unindexed: Vec<(PackId, Vec<BlobEntry>)>,
     stats: WriteStats,
+    /// Repacking: write every chunk given, even those the index lists (in
+    /// the packs being emptied).
+    ignore_index: bool,
     /// An error hidden behind the `NodeStore` trait, kept with its context.
     pub last_error: Option<Error>,
 }
@@ -57,8 +60,16 @@ impl<'r> PackWriter<'r> {
             pending: HashSet::new(),
             unindexed: Vec::new(),
             stats: WriteStats::default(),
+            ignore_index: false,
             last_error: None,
         })
+    }
+
+    /// A writer for gc's repacking, which copies chunks the index already lists.
+    pub fn for_repack(repo: &'r Repository<Indexed>) -> Result<PackWriter<'r>> {
+        let mut w = PackWriter::new(repo)?;
+        w.ignore_index = true;
+        Ok(w)
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -67,7 +78,8 @@ impl<'r> PackWriter<'r> {
 
     /// Whether the vault (or this writer) already holds a chunk.
     pub fn has(&self, id: &ChunkId) -> Result<bool> {
-        Ok(self.pending.contains(id) || self.repo.index_cache().contains(id)?)
+        Ok(self.pending.contains(id)
+            || (!self.ignore_index && self.repo.index_cache().contains(id)?))
     }
 
     /// Hashes and stores a chunk unless the vault has it. Returns its id.

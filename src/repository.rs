@@ -10,12 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use vault_format::PackId;
 use vault_format::config::VaultConfig;
 use vault_format::index::IndexObject;
 use vault_format::keys::{KdfParams, KeyFile, MasterKey, SubKeys};
 use vault_format::manifest::SnapshotManifest;
 use vault_format::object::{Header, ObjectKind, open_object, seal_object};
-use vault_format::pack::open_blob;
+use vault_format::pack::{BlobEntry, open_blob};
 use vault_format::tree::{NodeStore, TreeNode};
 use vault_format::wire::Reader;
 use vault_format::{ChunkId, FormatError, ObjectId, VaultId};
@@ -480,18 +481,22 @@ impl Repository<Indexed> {
                 ),
             ));
         }
-        let name = ObjectName::new(Kind::Packs, loc.pack.to_hex());
-        let sealed =
-            self.storage
-                .get_range(&name, loc.entry.offset, u64::from(loc.entry.sealed_len))?;
-        open_blob(
-            self.keys(),
-            &self.vault_id(),
-            &loc.pack,
-            &loc.entry,
-            &sealed,
-        )
-        .ctx(|| format!("reading {} {id} from pack {}", kind.name(), loc.pack))
+        self.read_chunk_at(&loc.pack, &loc.entry)
+    }
+
+    /// Reads, decrypts and verifies the chunk `entry` describes in `pack`.
+    pub fn read_chunk_at(&self, pack: &PackId, entry: &BlobEntry) -> Result<Vec<u8>> {
+        let name = ObjectName::new(Kind::Packs, pack.to_hex());
+        let sealed = self
+            .storage
+            .get_range(&name, entry.offset, u64::from(entry.sealed_len))?;
+        open_blob(self.keys(), &self.vault_id(), pack, entry, &sealed).ctx(|| {
+            format!(
+                "reading {} {} from pack {pack}",
+                entry.kind.name(),
+                entry.id
+            )
+        })
     }
 
     pub fn read_tree_node(&self, id: &ChunkId) -> Result<TreeNode> {

@@ -228,6 +228,11 @@ async fn groups_resume_at_the_right_record() {
             consume_all(Cluster::Target, &compacted, 1),
         ),
     ];
+    assert_eq!(
+        content(&dst[1].1),
+        content(&src[1].1),
+        "the compacted topic matches"
+    );
     for (name, topic, offset) in &positions {
         let group = format!("{tag}-{name}");
         let at = committed(Cluster::Target, &group, topic, 0)
@@ -328,7 +333,7 @@ async fn bad_input_fails_clearly_and_writes_nothing() {
     produce(
         Cluster::Source,
         &topic,
-        &[TestRecord::new(0, Some(b"k"), Some(b"v"))],
+        &[TestRecord::new(0, Some(b"k"), Some(b"v")).at(1_700_000_000_000)],
     )
     .await;
     let v = TestVault::init();

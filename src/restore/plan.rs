@@ -453,3 +453,72 @@ fn restore_id(
     h.update(&req.window.to_ms.unwrap_or(i64::MAX).to_le_bytes());
     h.finalize().to_hex()[..32].to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_format::manifest::{PartitionSnapshot, TopicSnapshot};
+
+    fn topic(rf: u32, configs: &[(&str, &str)]) -> TopicSnapshot {
+        TopicSnapshot {
+            name: "orders".into(),
+            replication_factor: rf,
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            partitions: (0..3)
+                .map(|p| PartitionSnapshot {
+                    partition: p,
+                    log_start_offset: 0,
+                    end_offset: 0,
+                    root: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn new_topics_cap_replication_and_take_overrides() {
+        let cluster = TargetCluster {
+            brokers: 1,
+            topics: HashMap::new(),
+        };
+        let req = RestoreRequest {
+            topic_configs: vec![("retention.ms".into(), "-1".into())],
+            ..RestoreRequest::default()
+        };
+        let mut warnings = Vec::new();
+        let t = topic(
+            3,
+            &[
+                ("min.insync.replicas", "2"),
+                ("retention.ms", "1000"),
+                ("cleanup.policy", "compact"),
+            ],
+        );
+        let spec = new_topic_spec("orders-dr", &t, &cluster, &req, &mut warnings);
+        assert_eq!(spec.partitions, 3);
+        assert_eq!(spec.replication_factor, 1);
+        assert_eq!(
+            spec.configs,
+            vec![
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("min.insync.replicas".to_string(), "1".to_string()),
+                ("retention.ms".to_string(), "-1".to_string()),
+            ]
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("replication factor 3 capped at 1"));
+    }
+
+    #[test]
+    fn groups_parse() {
+        assert_eq!(GroupSelection::parse("all"), GroupSelection::All);
+        assert_eq!(GroupSelection::parse("none"), GroupSelection::None);
+        assert_eq!(
+            GroupSelection::parse("a, b"),
+            GroupSelection::Named(vec!["a".into(), "b".into()])
+        );
+    }
+}

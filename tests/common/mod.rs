@@ -463,6 +463,47 @@ impl TestVault {
         child
     }
 
+    /// A copy of this vault (same passphrase, its own cache), for tests
+    /// that damage one.
+    pub fn copy(&self) -> TestVault {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&self.path)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let password_file = dir.path().join("pw");
+        std::fs::copy(&self.password_file, &password_file).unwrap();
+        let cache = dir.path().join("cache");
+        TestVault {
+            dir,
+            path,
+            password_file,
+            cache,
+        }
+    }
+
+    /// Files of one kind of vault object (`packs`, `index`, `snapshots`).
+    pub fn files(&self, kind: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.path.join(kind)];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Bytes the vault occupies on disk.
     pub fn size(&self) -> u64 {
         dir_size(&self.path)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# End-to-end restore benchmark, side by side in one run, into the local
+# target cluster (scripts/kafka start):
+#   1. vault restore of the step-3 benchmark topic (1 GiB of 1 KiB records,
+#      8 partitions) from a vault snapshot into a new target topic;
+#   2. kcat -P producing the same records from a file into another new
+#      target topic, with the same batching and compression (lz4).
+# Prints a markdown table for docs/benchmarks.md. Times on a shared 2-core
+# machine are noise; read the ratio between the two tools of one run.
+#
+#   bench/restore.sh [GIB] [PARTITIONS]     defaults: 1 GiB, 8 partitions
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+gib=${1:-1}
+parts=${2:-8}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
+for t in kcat python3; do
+  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat)" >&2; exit 1; }
+done
+cd "$repo"
+cargo build --release --bin vault >&2
+vault=$CARGO_TARGET_DIR/release/vault
+eval "$(scripts/kafka start)"
+src=$KVAULT_TEST_SOURCE_BROKERS
+dst=$KVAULT_TEST_TARGET_BROKERS
+work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
+mkdir -p "$work"
+topic=bench-${gib}g-${parts}p
+records=$((gib * 1024 * 1024))
+
+# The same records twice: in a file for kcat, on the source for vault.
+if [ ! -s "$work/records.tsv" ]; then
+  python3 "$repo/bench/gen_records.py" "$records" > "$work/records.tsv"
+fi
+if ! kcat -b "$src" -L -t "$topic" 2>/dev/null | grep -q "partition $((parts - 1)),"; then
+  echo "bench: filling $topic with $records records of 1 KiB" >&2
+  "$repo/bench/create-topic.sh" "$src" "$topic" "$parts"
+  kcat -P -b "$src" -t "$topic" -K $'\t' -z lz4 -X linger.ms=50 -X batch.size=1000000 \
+    -X queue.buffering.max.kbytes=1048576 < "$work/records.tsv"
+fi
+
+pw=$work/pw; echo "bench passphrase" > "$pw"
+export KVAULT_CACHE_DIR=$work/cache
+if [ ! -d "$work/vault" ]; then
+  "$vault" init --vault "$work/vault" --password-file "$pw" >&2
+  "$vault" snapshot --vault "$work/vault" --password-file "$pw" --brokers "$src" --topics "$topic" --json >&2
+fi
+
+run=$(date +%s)
+to_vault=$topic-restored-$run
+to_kcat=$topic-kcat-$run
+"$repo/bench/create-topic.sh" "$dst" "$to_kcat" "$parts"
+
+timeit() { # label, command...: prints "seconds peak_rss_kib"
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/$label.time" bash -c "$*" >&2
+  cat "$work/$label.time"
+}
+read -r t_vault rss_vault < <(timeit vault "$vault restore --vault $work/vault --password-file $pw --snapshot-id latest --brokers $dst --rename $topic=$to_vault --topic-config retention.ms=-1 --json > $work/restore.json")
+read -r t_kcat rss_kcat < <(timeit kcat "kcat -P -b $dst -t $to_kcat -K '\t' -z lz4 -X linger.ms=20 -X batch.size=1000000 -X queue.buffering.max.kbytes=65536 < $work/records.tsv")
+
+count() { kcat -C -b "$dst" -t "$1" -e -q -X isolation.level=read_committed -f '\n' | wc -l; }
+n_vault=$(count "$to_vault"); n_kcat=$(count "$to_kcat")
+python3 - "$t_vault" "$t_kcat" "$rss_vault" "$rss_kcat" "$gib" "$n_vault" "$n_kcat" <<'PY'
+import sys
+tv, tk, rv, rk, gib, nv, nk = sys.argv[1:]
+tv, tk = float(tv), float(tk)
+mib = float(gib) * 1024
+print("| tool | time (s) | MiB/s | speed vs kcat -P | peak RSS (MiB) | records on target |")
+print("|---|---|---|---|---|---|")
+print(f"| vault restore (transactional, lz4) | {tv:.1f} | {mib/tv:.0f} | {tk/tv:.2f}x | {int(rv)/1024:.0f} | {nv} |")
+print(f"| kcat -P from a file (lz4) | {tk:.1f} | {mib/tk:.0f} | 1.00x | {int(rk)/1024:.0f} | {nk} |")
+print()
+print(f"vault restore / kcat -P speed ratio: {tk/tv:.2f}")
+PY
+echo "work dir: $work (the records file and vault are reused on the next run with KVAULT_BENCH_DIR=$work)" >&2

@@ -1,0 +1,246 @@
+//! `vault gc`, `vault forget` and `vault check`: argument handling and output.
+
+use clap::Args;
+use serde_json::json;
+use vault::check::CheckOptions;
+use vault::gc::{GcPlan, KeepPolicy, policy::parse_duration};
+use vault::lock::LockKind;
+use vault::{Error, Result};
+
+use crate::cli::{VaultArgs, format_time, human_bytes};
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Keep the N newest snapshots.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_last: usize,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_hourly: usize,
+    /// … of each of the last N days (UTC).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_daily: usize,
+    /// … of each of the last N weeks (Monday to Sunday, UTC).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_weekly: usize,
+    /// … of each of the last N months.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_monthly: usize,
+    /// Keep every snapshot younger than this: 12h, 30d, 2w, 1y.
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "T")]
+    keep_tags: Vec<String>,
+    /// Repack packs whose live share is below this percentage.
+    #[arg(long, default_value_t = 50, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    repack_below: u8,
+    /// Show what would be forgotten and freed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The clock the keep rules measure from (RFC 3339 or epoch ms) [default: now].
+    #[arg(long, value_name = "TIME", hide = true)]
+    now: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    vault: VaultArgs,
+    /// Also read every chunk, decrypt it and verify it against its id.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    read_data: bool,
+    /// Read only this share of the chunks, e.g. 10%.
+    #[arg(long, value_name = "PCT%")]
+    read_data_subset: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn gc(a: GcArgs) -> Result<()> {
+    let policy = KeepPolicy {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        within_ms: a.keep_within.as_deref().map(parse_duration).transpose()?,
+        tags: a.keep_tags.clone(),
+    };
+    let now = match &a.now {
+        Some(t) => vault::restore::parse_time(t, "--now")? as u64,
+        None => vault::repository::now_ms(),
+    };
+    if policy.is_empty() {
+        // Checked before the lock, so a typo costs no waiting.
+        policy.apply(&[], now)?;
+    }
+    let (repo, _lock) = a.vault.open_locked(LockKind::Exclusive, "gc")?;
+    let plan = GcPlan::make(&repo, &policy, now, f64::from(a.repack_below) / 100.0)?;
+    let outcome = if a.dry_run {
+        None
+    } else {
+        Some(vault::gc::execute(&repo, &plan)?)
+    };
+    let mut times = std::collections::HashMap::new();
+    if !a.json || a.dry_run {
+        for d in &plan.decisions {
+            if let Ok(m) = repo.read_snapshot(&d.id) {
+                times.insert(d.id, m.time_ms);
+            }
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "dry_run": a.dry_run,
+                "snapshots": plan.decisions.iter().map(|d| json!({
+                    "id": d.id.to_hex(),
+                    "keep": d.keep(),
+                    "reasons": d.reasons,
+                })).collect::<Vec<_>>(),
+                "forgotten": plan.forget.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+                "packs_to_delete": plan.delete_packs.len(),
+                "packs_to_repack": plan.repack.len(),
+                "orphan_packs": plan.orphan_packs.len(),
+                "bytes_to_delete": plan.bytes_to_delete(),
+                "bytes_to_rewrite": plan.bytes_to_rewrite(),
+                "live_chunks": plan.marked.nodes + plan.marked.data_chunks + plan.marked.value_chunks,
+                "packs_deleted": outcome.as_ref().map(|o| o.packs_deleted),
+                "packs_repacked": outcome.as_ref().map(|o| o.packs_repacked),
+                "packs_written": outcome.as_ref().map(|o| o.packs_written),
+                "index_objects_rewritten": outcome.as_ref().map(|o| o.index_objects_rewritten),
+                "bytes_freed": outcome.as_ref().map(|o| o.bytes_freed),
+            })
+        );
+        return Ok(());
+    }
+    for d in &plan.decisions {
+        let t = times
+            .get(&d.id)
+            .map_or_else(String::new, |t| format_time(*t));
+        if d.keep() {
+            println!(
+                "keep   {} {t}  ({})",
+                &d.id.to_hex()[..16],
+                d.reasons.join(", ")
+            );
+        } else {
+            println!("forget {} {t}", &d.id.to_hex()[..16]);
+        }
+    }
+    match outcome {
+        None => eprintln!(
+            "dry run: would forget {} snapshots, delete {} packs and repack {} ({} to delete, {} to rewrite); nothing changed",
+            plan.forget.len(),
+            plan.delete_packs.len() + plan.orphan_packs.len(),
+            plan.repack.len(),
+            human_bytes(plan.bytes_to_delete()),
+            human_bytes(plan.bytes_to_rewrite())
+        ),
+        Some(o) => eprintln!(
+            "forgot {} snapshots, deleted {} packs (repacked {} into {}), rewrote {} index objects, freed {}",
+            o.snapshots_forgotten,
+            o.packs_deleted,
+            o.packs_repacked,
+            o.packs_written,
+            o.index_objects_rewritten,
+            human_bytes(o.bytes_freed.max(0) as u64)
+        ),
+    }
+    Ok(())
+}
+
+pub fn forget(v: &VaultArgs, id: &str, as_json: bool) -> Result<()> {
+    let (repo, _lock) = v.open_locked(LockKind::Shared, "forget")?;
+    let id = vault::gc::forget(&repo, id)?;
+    if as_json {
+        println!("{}", json!({ "forgotten": id.to_hex() }));
+    } else {
+        println!("forgot snapshot {id}; `vault gc` frees its data");
+    }
+    Ok(())
+}
+
+pub fn check(a: CheckArgs) -> Result<()> {
+    let share = match (&a.read_data_subset, a.read_data) {
+        (_, true) => 1.0,
+        (Some(s), _) => {
+            let pct: f64 = s
+                .trim_end_matches('%')
+                .parse()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--read-data-subset {s:?}: expected a percentage such as 10%"
+                    ))
+                })?;
+            pct / 100.0
+        }
+        (None, false) => 0.0,
+    };
+    let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "check")?;
+    let r = vault::check::run(&repo, CheckOptions { read_data: share })?;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "ok": r.is_ok(),
+                "snapshots": r.snapshots,
+                "index_objects": r.index_objects,
+                "packs": r.packs,
+                "chunks_checked": r.chunks_checked,
+                "chunks_read": r.chunks_read,
+                "problems": r.problems,
+                "affected_snapshots": r.affected.iter().map(|(id, p)| json!({
+                    "id": id.to_hex(), "problems": p,
+                })).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        for p in &r.problems {
+            println!("damaged: {p}");
+        }
+        for (id, p) in &r.affected {
+            println!(
+                "snapshot {} cannot be fully restored ({} problems)",
+                &id.to_hex()[..16],
+                p.len()
+            );
+        }
+        eprintln!(
+            "checked {} snapshots, {} index objects, {} packs, {} chunks ({} read and verified): {}",
+            r.snapshots,
+            r.index_objects,
+            r.packs,
+            r.chunks_checked,
+            r.chunks_read,
+            if r.is_ok() {
+                "no problems".to_string()
+            } else {
+                format!("{} problems", r.problems.len())
+            }
+        );
+    }
+    if r.is_ok() {
+        Ok(())
+    } else {
+        Err(Error::format(
+            "vault check",
+            vault_format::FormatError::malformed(
+                "vault",
+                format!(
+                    "{} problems found, {} snapshots affected",
+                    r.problems.len(),
+                    r.affected.len()
+                ),
+            ),
+        ))
+    }
+}

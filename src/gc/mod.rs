@@ -1,0 +1,303 @@
+//! `vault gc`: forget the snapshots no keep rule holds, then free what no
+//! kept snapshot references. `vault forget` forgets one snapshot.
+//!
+//! [`GcPlan::make`] decides and measures without changing anything (that
+//! is `--dry-run`); [`execute`] changes the vault in an order that keeps
+//! every kept snapshot readable after a crash at any point:
+//!
+//! 1. delete the manifests of forgotten snapshots;
+//! 2. repack: copy the live chunks of sparse packs into new packs, with
+//!    their index objects (chunks are then listed twice, which is harmless);
+//! 3. rewrite each index object that lists a pack about to go, then delete
+//!    the old object;
+//! 4. delete the packs no index object lists any more.
+//!
+//! A crash leaves at worst unlisted packs and duplicate index entries; the
+//! next gc finishes the job. gc holds the vault's exclusive lock throughout.
+
+pub mod mark;
+pub mod policy;
+
+use std::collections::{HashMap, HashSet};
+
+use vault_format::index::IndexObject;
+use vault_format::{ObjectId, PackId};
+
+pub use policy::{Decision, KeepPolicy, SnapshotInfo};
+
+use crate::error::Result;
+use crate::faults::crash_point;
+use crate::pack_writer::PackWriter;
+use crate::repository::{Indexed, Repository};
+use crate::storage::{Kind, ObjectName};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackUse {
+    pub size: u64,
+    /// Sealed bytes of all the pack's chunks, and of the live ones.
+    pub chunk_bytes: u64,
+    pub live_bytes: u64,
+    pub live_chunks: u64,
+    pub chunks: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct GcPlan {
+    pub decisions: Vec<Decision>,
+    pub forget: Vec<ObjectId>,
+    /// Packs with no live chunk.
+    pub delete_packs: Vec<PackId>,
+    /// Packs whose live share is below the threshold.
+    pub repack: Vec<PackId>,
+    /// Pack files no index object lists (left by a killed command).
+    pub orphan_packs: Vec<String>,
+    pub pack_use: HashMap<PackId, PackUse>,
+    pub index_objects: Vec<ObjectId>,
+    pub marked: mark::MarkStats,
+}
+
+impl GcPlan {
+    /// Bytes freed by deleting packs, before the repacked chunks are written again.
+    pub fn bytes_to_delete(&self) -> u64 {
+        let packs: u64 = self
+            .delete_packs
+            .iter()
+            .chain(&self.repack)
+            .filter_map(|p| self.pack_use.get(p))
+            .map(|u| u.size)
+            .sum();
+        packs
+    }
+
+    pub fn bytes_to_rewrite(&self) -> u64 {
+        self.repack
+            .iter()
+            .filter_map(|p| self.pack_use.get(p))
+            .map(|u| u.live_bytes)
+            .sum()
+    }
+
+    /// Applies `policy` at `now_ms`, marks what the kept snapshots reach and
+    /// measures every pack. Changes nothing in the vault.
+    pub fn make(
+        repo: &Repository<Indexed>,
+        policy: &KeepPolicy,
+        now_ms: u64,
+        repack_below: f64,
+    ) -> Result<GcPlan> {
+        repo.sync_index()?;
+        let mut infos = Vec::new();
+        let mut roots = HashMap::new();
+        for id in repo.snapshot_ids()? {
+            let m = repo.read_snapshot(&id)?;
+            let r: Vec<_> = m
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter_map(|p| p.root)
+                .collect();
+            roots.insert(id, r);
+            infos.push(SnapshotInfo {
+                id,
+                time_ms: m.time_ms,
+                tags: m.tags,
+            });
+        }
+        let decisions = policy.apply(&infos, now_ms)?;
+        let forget: Vec<ObjectId> = decisions
+            .iter()
+            .filter(|d| !d.keep())
+            .map(|d| d.id)
+            .collect();
+
+        let cache = repo.index_cache();
+        cache.clear_marks()?;
+        let mut marked = mark::MarkStats::default();
+        for d in decisions.iter().filter(|d| d.keep()) {
+            for root in &roots[&d.id] {
+                mark::mark_tree(repo, root, &mut marked)?;
+            }
+        }
+
+        // Measure each pack from the index objects, one object at a time.
+        let sizes: HashMap<String, u64> = repo
+            .storage()
+            .list(Kind::Packs)?
+            .into_iter()
+            .map(|l| (l.name, l.size))
+            .collect();
+        let index_objects: Vec<ObjectId> = repo
+            .storage()
+            .list(Kind::Index)?
+            .into_iter()
+            .filter_map(|l| ObjectId::from_hex(&l.name).ok())
+            .collect();
+        let mut pack_use: HashMap<PackId, PackUse> = HashMap::new();
+        let mut counted: HashSet<PackId> = HashSet::new();
+        for oid in &index_objects {
+            let index = repo.read_index(oid)?;
+            for (pack, entries) in &index.packs {
+                // A pack listed twice (after a crash) is counted once.
+                if !counted.insert(*pack) {
+                    continue;
+                }
+                let mut u = PackUse {
+                    size: sizes.get(&pack.to_hex()).copied().unwrap_or(0),
+                    ..PackUse::default()
+                };
+                for e in entries {
+                    u.chunks += 1;
+                    u.chunk_bytes += u64::from(e.sealed_len);
+                    if cache.is_marked(&e.id)? {
+                        u.live_chunks += 1;
+                        u.live_bytes += u64::from(e.sealed_len);
+                    }
+                }
+                pack_use.insert(*pack, u);
+            }
+        }
+        let mut delete_packs = Vec::new();
+        let mut repack = Vec::new();
+        for (pack, u) in &pack_use {
+            if !sizes.contains_key(&pack.to_hex()) {
+                continue; // already gone
+            }
+            if u.live_chunks == 0 {
+                delete_packs.push(*pack);
+            } else if u.live_bytes < u.chunk_bytes
+                && (u.live_bytes as f64) < repack_below * u.chunk_bytes as f64
+            {
+                repack.push(*pack);
+            }
+        }
+        delete_packs.sort();
+        repack.sort();
+        let mut orphan_packs: Vec<String> = sizes
+            .keys()
+            .filter(|n| PackId::from_hex(n).is_ok_and(|p| !pack_use.contains_key(&p)))
+            .cloned()
+            .collect();
+        orphan_packs.sort();
+        Ok(GcPlan {
+            decisions,
+            forget,
+            delete_packs,
+            repack,
+            orphan_packs,
+            pack_use,
+            index_objects,
+            marked,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GcOutcome {
+    pub snapshots_forgotten: usize,
+    pub packs_deleted: usize,
+    pub packs_repacked: usize,
+    pub packs_written: u64,
+    pub index_objects_rewritten: usize,
+    /// Pack bytes deleted minus pack bytes written by repacking.
+    pub bytes_freed: i64,
+}
+
+/// Carries out `plan`. See the module docs for the order and why.
+pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
+    let mut out = GcOutcome::default();
+    // 1. Forget.
+    for id in &plan.forget {
+        repo.storage()
+            .delete(&ObjectName::new(Kind::Snapshots, id.to_hex()))?;
+        out.snapshots_forgotten += 1;
+        crash_point("gc-forget", out.snapshots_forgotten as u64);
+    }
+
+    // 2. Repack the live chunks of sparse packs.
+    let repack: HashSet<PackId> = plan.repack.iter().copied().collect();
+    let mut written = 0;
+    if !repack.is_empty() {
+        let mut writer = PackWriter::for_repack(repo)?;
+        let mut done: HashSet<PackId> = HashSet::new();
+        for oid in &plan.index_objects {
+            let index = repo.read_index(oid)?;
+            for (pack, entries) in &index.packs {
+                if !repack.contains(pack) || !done.insert(*pack) {
+                    continue;
+                }
+                for e in entries {
+                    if !repo.index_cache().is_marked(&e.id)? {
+                        continue;
+                    }
+                    let plain = repo.read_chunk_at(pack, e)?;
+                    writer.add_with_id(e.kind, e.id, &plain)?;
+                }
+                crash_point("gc-repack", done.len() as u64);
+            }
+        }
+        writer.flush()?;
+        let s = writer.stats();
+        written = s.pack_bytes_written;
+        out.packs_written = s.packs_written;
+        out.packs_repacked = done.len();
+    }
+
+    // 3. Rewrite the index objects that list a pack about to go.
+    let going: HashSet<PackId> = plan
+        .delete_packs
+        .iter()
+        .chain(&plan.repack)
+        .copied()
+        .collect();
+    for oid in &plan.index_objects {
+        let index = repo.read_index(oid)?;
+        if !index.packs.iter().any(|(p, _)| going.contains(p)) {
+            continue;
+        }
+        let kept = IndexObject {
+            packs: index
+                .packs
+                .into_iter()
+                .filter(|(p, _)| !going.contains(p))
+                .collect(),
+        };
+        if !kept.packs.is_empty() {
+            repo.write_index(&kept)?;
+        }
+        repo.storage()
+            .delete(&ObjectName::new(Kind::Index, oid.to_hex()))?;
+        out.index_objects_rewritten += 1;
+        crash_point("gc-index", out.index_objects_rewritten as u64);
+    }
+
+    // 4. Delete the packs nothing lists any more.
+    let mut deleted_bytes = 0;
+    for pack in plan.delete_packs.iter().chain(&plan.repack) {
+        repo.storage()
+            .delete(&ObjectName::new(Kind::Packs, pack.to_hex()))?;
+        deleted_bytes += plan.pack_use.get(pack).map_or(0, |u| u.size);
+        out.packs_deleted += 1;
+        crash_point("gc-pack", out.packs_deleted as u64);
+    }
+    for name in &plan.orphan_packs {
+        let size = repo
+            .storage()
+            .size(&ObjectName::new(Kind::Packs, name))
+            .unwrap_or(0);
+        repo.storage().delete(&ObjectName::new(Kind::Packs, name))?;
+        deleted_bytes += size;
+        out.packs_deleted += 1;
+    }
+    repo.index_cache().clear_marks()?;
+    repo.sync_index()?;
+    out.bytes_freed = deleted_bytes as i64 - written as i64;
+    Ok(out)
+}
+
+/// `vault forget ID`: forgets one snapshot; the next gc frees its data.
+pub fn forget(repo: &Repository<Indexed>, wanted: &str) -> Result<ObjectId> {
+    let id = repo.resolve_snapshot(wanted)?;
+    repo.storage()
+        .delete(&ObjectName::new(Kind::Snapshots, id.to_hex()))?;
+    Ok(id)
+}

@@ -1,0 +1,249 @@
+//! Which snapshots `vault gc` keeps. A snapshot kept by any rule stays.
+//! Bucketed rules (hourly … monthly) keep the newest snapshot of each of
+//! the N most recent buckets that have one, as restic and borg do.
+
+use std::collections::BTreeSet;
+
+use vault_format::ObjectId;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeepPolicy {
+    pub last: usize,
+    pub hourly: usize,
+    pub daily: usize,
+    pub weekly: usize,
+    pub monthly: usize,
+    /// Keep everything newer than this many milliseconds before now.
+    pub within_ms: Option<u64>,
+    pub tags: Vec<String>,
+}
+
+/// A snapshot as the policy sees it.
+#[derive(Clone, Debug)]
+pub struct SnapshotInfo {
+    pub id: ObjectId,
+    pub time_ms: u64,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub id: ObjectId,
+    /// Why it is kept; empty means it is forgotten.
+    pub reasons: Vec<String>,
+}
+
+impl Decision {
+    pub fn keep(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+impl KeepPolicy {
+    pub fn is_empty(&self) -> bool {
+        self.last == 0
+            && self.hourly == 0
+            && self.daily == 0
+            && self.weekly == 0
+            && self.monthly == 0
+            && self.within_ms.is_none()
+            && self.tags.is_empty()
+    }
+
+    /// Decides for every snapshot, newest first. `now_ms` is the clock
+    /// `--keep-within` measures from (fixed in tests).
+    pub fn apply(&self, snapshots: &[SnapshotInfo], now_ms: u64) -> Result<Vec<Decision>> {
+        if self.is_empty() {
+            return Err(Error::Usage(
+                "gc needs at least one keep rule (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, \
+                 --keep-monthly, --keep-within or --keep-tag); without one it would forget every snapshot"
+                    .into(),
+            ));
+        }
+        let mut sorted = snapshots.to_vec();
+        sorted.sort_by_key(|s| std::cmp::Reverse((s.time_ms, s.id)));
+        let buckets: [(&str, usize, Bucket); 4] = [
+            ("hourly", self.hourly, |t| (t / 3_600_000) as i64),
+            ("daily", self.daily, |t| (t / 86_400_000) as i64),
+            // Weeks start on Monday; 1970-01-01 was a Thursday.
+            ("weekly", self.weekly, |t| {
+                ((t / 86_400_000) as i64 + 3).div_euclid(7)
+            }),
+            ("monthly", self.monthly, month_of),
+        ];
+        let mut seen: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); buckets.len()];
+        let mut out = Vec::with_capacity(sorted.len());
+        for (i, s) in sorted.iter().enumerate() {
+            let mut reasons = Vec::new();
+            if i < self.last {
+                reasons.push(format!("last {}", self.last));
+            }
+            for (b, (name, n, bucket)) in buckets.iter().enumerate() {
+                let key = bucket(s.time_ms);
+                if seen[b].len() < *n && !seen[b].contains(&key) {
+                    seen[b].insert(key);
+                    reasons.push(format!("{name} {n}"));
+                }
+            }
+            if let Some(w) = self.within_ms
+                && s.time_ms + w >= now_ms
+            {
+                reasons.push("within".to_string());
+            }
+            for t in &s.tags {
+                if self.tags.contains(t) {
+                    reasons.push(format!("tag {t}"));
+                }
+            }
+            out.push(Decision { id: s.id, reasons });
+        }
+        Ok(out)
+    }
+}
+
+/// Maps a time to its hour, day, week or month.
+type Bucket = fn(u64) -> i64;
+
+fn month_of(t: u64) -> i64 {
+    // Civil-from-days (Howard Hinnant), year and month only.
+    let z = (t / 86_400_000) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    y * 12 + m - 1
+}
+
+/// `30d`, `12h`, `2w`, `90m` (minutes), `1y` (365 days) → milliseconds.
+pub fn parse_duration(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| {
+        Error::Usage(format!(
+            "{s:?}: expected a duration such as 30d, 12h, 2w, 1y"
+        ))
+    })?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "y" => 365 * 86_400_000,
+        _ => {
+            return Err(Error::Usage(format!(
+                "{s:?}: unknown unit {unit:?}; use m, h, d, w or y"
+            )));
+        }
+    };
+    Ok(n * unit_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3_600_000;
+    const DAY: u64 = 24 * HOUR;
+    /// Sunday 2026-11-22 12:00 UTC: the fixed clock.
+    const NOW: u64 = 1_795_348_800_000;
+
+    fn snaps(times: &[u64]) -> Vec<SnapshotInfo> {
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| SnapshotInfo {
+                id: ObjectId([i as u8; 32]),
+                time_ms: *t,
+                tags: if i == 0 {
+                    vec!["release".into()]
+                } else {
+                    vec![]
+                },
+            })
+            .collect()
+    }
+
+    fn kept(p: &KeepPolicy, s: &[SnapshotInfo]) -> Vec<u64> {
+        let mut t: Vec<u64> = p
+            .apply(s, NOW)
+            .unwrap()
+            .into_iter()
+            .filter(Decision::keep)
+            .map(|d| s.iter().find(|x| x.id == d.id).unwrap().time_ms)
+            .collect();
+        t.sort_unstable();
+        t
+    }
+
+    /// One snapshot every 6 hours for 60 days before NOW.
+    fn history() -> Vec<SnapshotInfo> {
+        snaps(&(0..240).map(|i| NOW - i * 6 * HOUR).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn no_rule_is_an_error() {
+        assert!(KeepPolicy::default().apply(&history(), NOW).is_err());
+    }
+
+    #[test]
+    fn keep_last_and_daily() {
+        let h = history();
+        let p = KeepPolicy {
+            last: 3,
+            ..KeepPolicy::default()
+        };
+        assert_eq!(kept(&p, &h), vec![NOW - 12 * HOUR, NOW - 6 * HOUR, NOW]);
+        let p = KeepPolicy {
+            daily: 3,
+            ..KeepPolicy::default()
+        };
+        // The newest snapshot of each of the three most recent days (UTC).
+        assert_eq!(
+            kept(&p, &h),
+            vec![NOW - 2 * DAY + 6 * HOUR, NOW - DAY + 6 * HOUR, NOW]
+        );
+    }
+
+    #[test]
+    fn weekly_monthly_within_and_tags() {
+        let h = history();
+        let p = KeepPolicy {
+            weekly: 2,
+            ..KeepPolicy::default()
+        };
+        // NOW is a Sunday: this week (Mon 16th..) and the week before.
+        assert_eq!(kept(&p, &h), vec![NOW - 7 * DAY + 6 * HOUR, NOW]);
+        let p = KeepPolicy {
+            monthly: 3,
+            ..KeepPolicy::default()
+        };
+        // November, October and September 2026 (history reaches back to 23 Sept).
+        let k = kept(&p, &h);
+        assert_eq!(k.len(), 3);
+        assert_eq!(k[2], NOW);
+        assert_eq!(k[1], 1_793_491_200_000 - 6 * HOUR, "31 October 18:00");
+        let p = KeepPolicy {
+            within_ms: Some(parse_duration("2d").unwrap()),
+            ..KeepPolicy::default()
+        };
+        assert_eq!(kept(&p, &h).len(), 9);
+        let p = KeepPolicy {
+            tags: vec!["release".into()],
+            ..KeepPolicy::default()
+        };
+        assert_eq!(kept(&p, &h), vec![NOW]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d").unwrap(), 30 * DAY);
+        assert_eq!(parse_duration("12h").unwrap(), 12 * HOUR);
+        assert!(parse_duration("3 days").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+}
