@@ -117,6 +117,10 @@ struct SnapshotArgs {
     /// Also back up records of open and aborted transactions (default: read_committed).
     #[arg(long)]
     read_uncommitted: bool,
+    /// Leave out records older than this (e.g. 90d), overriding the vault's
+    /// data horizon; `none` keeps everything.
+    #[arg(long, value_name = "DURATION|none")]
+    data_horizon: Option<String>,
     /// Fail when the cluster delivers nothing for this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     stall_timeout: u64,
@@ -199,6 +203,13 @@ struct InitArgs {
     /// Target size of pack files, in MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
     pack_size_mib: u32,
+    /// Data horizon: new snapshots leave out records older than this (e.g.
+    /// 90d), so gc can free them. Default: keep everything.
+    #[arg(long, value_name = "DURATION")]
+    data_horizon: Option<String>,
+    /// Average chunk size in KiB (min is a quarter, max four times).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    avg_chunk_kib: u32,
     /// Argon2id memory cost in MiB for the key file.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=4096))]
     kdf_memory_mib: u32,
@@ -285,6 +296,17 @@ fn init(a: InitArgs) -> Result<()> {
     let mut config = VaultConfig::new(Default::default(), vault::repository::now_ms());
     config.compression = Compression((a.compression_level > 0).then_some(a.compression_level));
     config.pack_target_size = a.pack_size_mib << 20;
+    config.data_horizon_ms = a
+        .data_horizon
+        .as_deref()
+        .map(vault::gc::policy::parse_duration)
+        .transpose()?;
+    let avg = a.avg_chunk_kib << 10;
+    config.chunker = vault_format::chunker::ChunkerParams {
+        min: avg / 4,
+        avg,
+        max: avg * 4,
+    };
     let kdf = KdfParams {
         m_cost: a.kdf_memory_mib * 1024,
         ..KdfParams::DEFAULT
@@ -449,6 +471,11 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
         workers,
         stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
         progress: progress_bar(plan.records_to_read(), !a.json),
+        data_horizon_ms: match a.data_horizon.as_deref() {
+            Some("none") => None,
+            Some(d) => Some(vault::gc::policy::parse_duration(d)?),
+            None => repo.config().data_horizon_ms,
+        },
     };
     let out = vault::snapshot::execute(&repo, &plan, &opts)?;
     let ratio = if out.bytes_added > 0 {

@@ -17,7 +17,11 @@ async fn a_snapshot_survives_a_broker_restart() {
     produce_bulk(Cluster::Source, &topic, 8, 150_000, 2048, 5).await;
     let v = TestVault::init_with(&["--pack-size-mib", "1"]);
     let child = v.snapshot_in_flight(&topic, &["--stall-timeout", "90", "--json"], 1 << 20);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+    // Looked up at run time: the binary may have been built from another checkout.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf());
+    let script = root.join("scripts/kafka");
     let restart = Command::new(&script)
         .args(["restart", "source"])
         .output()

@@ -306,3 +306,56 @@ async fn check_finds_each_kind_of_damage() {
         );
     }
 }
+
+/// With a data horizon, a new snapshot leaves out the old records (whole
+/// chunks from the start of each partition), and gc frees them once no
+/// kept snapshot holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_horizon_drops_old_records_and_gc_frees_them() {
+    let topic = unique_topic("horizon");
+    create_topic(Cluster::Source, &topic, 1, &[]).await;
+    // 3000 records from 2023, then 200 from now.
+    produce_bulk(Cluster::Source, &topic, 1, 3000, 1024, 31).await;
+    let fresh: Vec<TestRecord> = (0..200)
+        .map(|i| {
+            TestRecord::new(
+                0,
+                Some(format!("new{i}").as_bytes()),
+                Some(&[b'n'; 1024][..]),
+            )
+        })
+        .collect();
+    produce(Cluster::Source, &topic, &fresh).await;
+
+    let v = TestVault::init_with(&["--data-horizon", "30d"]);
+    let all = v.json(&[
+        "snapshot",
+        "--brokers",
+        &Cluster::Source.brokers(),
+        "--topics",
+        &topic,
+        "--data-horizon",
+        "none",
+    ]);
+    assert_eq!(all["records_total"], 3200);
+    // The vault's own horizon applies to the next snapshot.
+    let cut = v.snapshot(&[&topic]);
+    let kept = v.records("latest", &topic);
+    let new_kept = kept
+        .iter()
+        .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(b"new")))
+        .count();
+    assert_eq!(new_kept, 200, "every record inside the horizon stays");
+    let old_kept = kept.len() - new_kept;
+    // At most the one chunk that straddles the horizon (chunks hold at most 256 KiB).
+    assert!(old_kept <= 256, "{old_kept} old records kept: {cut}");
+    assert!(cut["records_total"].as_u64().unwrap() < 500);
+
+    let g = v.json(&["gc", "--keep-last", "1"]);
+    assert!(
+        g["bytes_freed"].as_i64().unwrap() > 1_000_000,
+        "the old records' chunks were not freed: {g}"
+    );
+    check_ok(&v, "after gc past the horizon");
+    assert_eq!(v.records("latest", &topic), kept);
+}

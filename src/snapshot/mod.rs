@@ -6,6 +6,7 @@
 //! refers to the new data, so an interrupted snapshot commits nothing and
 //! the next run dedups against the chunks that were already written.
 
+pub mod horizon;
 pub mod pipeline;
 pub mod plan;
 
@@ -27,6 +28,8 @@ pub struct SnapshotOptions {
     pub workers: usize,
     pub stall_timeout: Duration,
     pub progress: Option<indicatif::ProgressBar>,
+    /// Leave out records older than this (the data horizon); `None` keeps all.
+    pub data_horizon_ms: Option<u64>,
 }
 
 /// The result of a committed snapshot.
@@ -104,8 +107,22 @@ pub fn execute(
         pb.finish_and_clear();
     }
 
+    // The data horizon drops whole leading chunks older than the cutoff.
+    let mut roots = out.roots;
+    let mut horizon_bytes = 0;
+    if let Some(h) = opts.data_horizon_ms {
+        let cutoff = time_ms.saturating_sub(h) as i64;
+        let mut writer = crate::pack_writer::PackWriter::new(repo)?;
+        for root in roots.iter_mut() {
+            if let Some(r) = root {
+                *root = horizon::apply(repo, r, cutoff, &mut writer)?;
+            }
+        }
+        writer.flush()?;
+        horizon_bytes = writer.stats().pack_bytes_written;
+    }
     let mut topics = Vec::new();
-    let mut roots = out.roots.into_iter();
+    let mut roots = roots.into_iter();
     let mut parts = plan.partitions.iter();
     for (t, configs) in &plan.topics {
         let mut partitions = Vec::new();
@@ -139,7 +156,7 @@ pub fn execute(
         stats: SnapshotStats {
             records_read: out.drained.records,
             bytes_read: out.drained.bytes,
-            bytes_added: out.written.pack_bytes_written,
+            bytes_added: out.written.pack_bytes_written + horizon_bytes,
             chunks_added: out.written.chunks_added,
             duration_ms: duration.as_millis() as u64,
         },
@@ -150,7 +167,7 @@ pub fn execute(
         id,
         records_read: out.drained.records,
         bytes_read: out.drained.bytes,
-        bytes_added: out.written.pack_bytes_written,
+        bytes_added: out.written.pack_bytes_written + horizon_bytes,
         chunks_added: out.written.chunks_added,
         chunks_deduplicated: out.written.chunks_deduplicated,
         duration,

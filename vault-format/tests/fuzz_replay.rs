@@ -11,10 +11,17 @@ use std::path::{Path, PathBuf};
 use vault_format::fuzzing::TARGETS;
 use vault_format::id::hex_decode;
 
+/// The crate's directory, looked up when the test runs: a test binary
+/// built from another checkout of the same tree (CI and developers share
+/// a target directory) must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/v1.txt"))
-            .unwrap();
+    let text = std::fs::read_to_string(manifest_dir().join("tests/vectors/v1.txt")).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -39,7 +46,7 @@ fn seed_vector(target: &str) -> &'static str {
 }
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    manifest_dir().join("../fuzz")
 }
 
 fn files_in(dir: &Path) -> Vec<Vec<u8>> {

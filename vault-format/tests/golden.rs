@@ -22,7 +22,18 @@ use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType, dec
 use vault_format::tree::{Gap, Summary, TreeNode, TreeRoot};
 use vault_format::{ChunkId, ObjectId, PackId, VaultId};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/v1.txt");
+/// The crate's directory, looked up when the test runs: a test binary
+/// built from another checkout of the same tree (CI and developers share
+/// a target directory) must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+fn vectors_path() -> std::path::PathBuf {
+    manifest_dir().join("tests/vectors/v1.txt")
+}
 
 fn master() -> MasterKey {
     MasterKey([0x11; 32])
@@ -253,7 +264,7 @@ fn compute() -> BTreeMap<&'static str, String> {
 }
 
 fn load() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(PATH).unwrap_or_default();
+    let text = std::fs::read_to_string(vectors_path()).unwrap_or_default();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -273,7 +284,7 @@ fn encoders_match_the_golden_vectors() {
         for (k, v) in &now {
             text.push_str(&format!("{k} = {v}\n"));
         }
-        std::fs::write(PATH, text).unwrap();
+        std::fs::write(vectors_path(), text).unwrap();
         return;
     }
     let want = load();
@@ -283,7 +294,12 @@ fn encoders_match_the_golden_vectors() {
         "vector set changed; see the header of golden.rs"
     );
     for (k, v) in &now {
-        assert_eq!(want.get(*k), Some(v), "vector {k} differs from {PATH}");
+        assert_eq!(
+            want.get(*k),
+            Some(v),
+            "vector {k} differs from {}",
+            vectors_path().display()
+        );
     }
 }
 
