@@ -3,7 +3,9 @@
 
 use vault_format::ChunkId;
 use vault_format::object::ObjectKind;
-use vault_format::record::{Record, RecordHeader, RecordIter, RecordValue, TimestampType};
+use vault_format::record::{
+    ExternalValue, Record, RecordHeader, RecordIter, RecordValue, TimestampType,
+};
 use vault_format::tree::{Entry, Summary, TreeRoot, walk_leaves};
 
 use crate::error::{Error, FormatContext, Result};
@@ -74,7 +76,7 @@ pub fn chunk_records(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<Sto
     Ok(out)
 }
 
-fn count_mismatch(id: &ChunkId) -> Error {
+pub fn count_mismatch(id: &ChunkId) -> Error {
     Error::format(
         format!("decoding data chunk {id}"),
         vault_format::FormatError::malformed(
@@ -84,27 +86,30 @@ fn count_mismatch(id: &ChunkId) -> Error {
     )
 }
 
+/// Reassembles a value kept in value chunks, checking each part's length.
+pub fn external_value(repo: &Repository<Indexed>, e: &ExternalValue) -> Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(e.len as usize);
+    for (id, len) in &e.parts {
+        let part = repo.read_chunk(id, ObjectKind::ValueChunk)?;
+        if part.len() != *len as usize {
+            return Err(Error::format(
+                format!("reading value chunk {id}"),
+                vault_format::FormatError::malformed(
+                    "value chunk",
+                    "length differs from the record's",
+                ),
+            ));
+        }
+        v.extend_from_slice(&part);
+    }
+    Ok(v)
+}
+
 fn own(repo: &Repository<Indexed>, r: Record<'_>, offset: i64) -> Result<StoredRecord> {
     let value = match r.value {
         RecordValue::Null => None,
         RecordValue::Inline(v) => Some(v.to_vec()),
-        RecordValue::External(e) => {
-            let mut v = Vec::with_capacity(e.len as usize);
-            for (id, len) in &e.parts {
-                let part = repo.read_chunk(id, ObjectKind::ValueChunk)?;
-                if part.len() != *len as usize {
-                    return Err(Error::format(
-                        format!("reading value chunk {id}"),
-                        vault_format::FormatError::malformed(
-                            "value chunk",
-                            "length differs from the record's",
-                        ),
-                    ));
-                }
-                v.extend_from_slice(&part);
-            }
-            Some(v)
-        }
+        RecordValue::External(e) => Some(external_value(repo, &e)?),
     };
     Ok(StoredRecord {
         offset,

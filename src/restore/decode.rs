@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use vault_format::tree::Entry;
 
-use crate::error::Result;
-use crate::reader::{StoredRecord, chunk_records};
+use vault_format::object::ObjectKind;
+use vault_format::record::{RecordIter, RecordValue};
+
+use crate::error::{FormatContext, Result};
+use crate::reader::external_value;
 use crate::repository::{Indexed, Repository};
 
 /// One data chunk to decode, for the partition at index `part` of the plan.
@@ -19,9 +22,34 @@ pub struct DecodeJob {
     pub leaf: Entry,
 }
 
+/// A data chunk's plaintext, ready to be walked record by record without
+/// copying: the producer sends slices of it.
 pub struct DecodedChunk {
     pub part: usize,
-    pub records: Vec<StoredRecord>,
+    pub leaf: Entry,
+    pub plain: Vec<u8>,
+    /// Values kept in value chunks, by record index within the chunk.
+    pub external: Vec<(usize, Vec<u8>)>,
+}
+
+fn decode(repo: &Repository<Indexed>, job: DecodeJob) -> Result<DecodedChunk> {
+    let plain = repo.read_chunk(&job.leaf.id, ObjectKind::DataChunk)?;
+    let mut external = Vec::new();
+    // Only a chunk carrying more payload than fits inline can have any.
+    if job.leaf.summary.bytes > repo.config().chunker.external_value_threshold() as u64 {
+        for (i, r) in RecordIter::new(&plain).enumerate() {
+            let r = r.ctx(|| format!("decoding data chunk {}", job.leaf.id))?;
+            if let RecordValue::External(e) = &r.value {
+                external.push((i, external_value(repo, e)?));
+            }
+        }
+    }
+    Ok(DecodedChunk {
+        part: job.part,
+        leaf: job.leaf,
+        plain,
+        external,
+    })
 }
 
 type Reply = Receiver<Result<DecodedChunk>>;
@@ -46,10 +74,7 @@ pub fn run_ordered(
                 loop {
                     let next = job_rx.lock().expect("job queue").recv();
                     let Ok((job, reply)) = next else { break };
-                    let out = chunk_records(repo, &job.leaf).map(|records| DecodedChunk {
-                        part: job.part,
-                        records,
-                    });
+                    let out = decode(repo, job);
                     // The consumer may have stopped; then nobody wants this.
                     let _ = reply.send(out);
                 }

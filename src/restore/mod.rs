@@ -22,14 +22,16 @@ pub use plan::{GroupSelection, RestorePlan, RestoreRequest};
 pub use window::{TimeWindow, parse_time};
 
 use decode::{DecodeJob, DecodedChunk};
-use produce::TxnProducer;
+use produce::{OutRecord, TxnProducer};
 use progress::{PROGRESS_TOPIC, PartitionProgress, Phase, ProgressState, partition_key};
 use target::{NewTopicSpec, TargetOffset};
 use translate::{OffsetTranslator, translate};
+use vault_format::record::{RecordIter, RecordValue};
 
+use crate::error::FormatContext;
 use crate::error::{Error, Result};
 use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
-use crate::reader::leaves;
+use crate::reader::{count_mismatch, leaves};
 use crate::repository::{Indexed, Repository, now_ms};
 
 pub struct RestoreOptions {
@@ -270,24 +272,56 @@ fn restore_records(
     let mut consume = |chunk: DecodedChunk| -> Result<()> {
         let p = &plan.partitions[chunk.part];
         let progress = &mut pending[chunk.part];
-        let n = chunk.records.len() as u64;
-        for r in &chunk.records {
-            if r.offset < progress.next_source_offset || !window.contains(r.timestamp) {
+        let stats = chunk.leaf.leaf_stats();
+        let n = stats.records;
+        let mut offsets = stats.offsets();
+        let mut external = chunk.external.iter().peekable();
+        let mut seen = 0;
+        for (i, r) in RecordIter::new(&chunk.plain).enumerate() {
+            let r = r.ctx(|| format!("decoding data chunk {}", chunk.leaf.id))?;
+            let offset = offsets
+                .next()
+                .ok_or_else(|| count_mismatch(&chunk.leaf.id))?;
+            seen += 1;
+            let value = match &r.value {
+                RecordValue::Null => None,
+                RecordValue::Inline(v) => Some(*v),
+                RecordValue::External(_) => match external.next_if(|(at, _)| *at == i) {
+                    Some((_, v)) => Some(&v[..]),
+                    None => return Err(count_mismatch(&chunk.leaf.id)),
+                },
+            };
+            if offset < progress.next_source_offset || !window.contains(r.timestamp) {
                 continue;
             }
-            let mark = match translators[chunk.part].claim(r.offset) {
+            let mark = match translators[chunk.part].claim(offset) {
                 Some(range) => {
                     slots.push((chunk.part, range));
                     slots.len()
                 }
                 None => 0,
             };
-            producer.send(chunk.part, &p.target_topic, p.partition, r, mark)?;
-            let len = r.payload_len() as u64;
-            progress.next_source_offset = r.offset + 1;
+            let out = OutRecord {
+                offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value,
+                headers: &r.headers,
+            };
+            producer.send(chunk.part, &p.target_topic, p.partition, &out, mark)?;
+            let len = r.key.map_or(0, <[u8]>::len) as u64
+                + value.map_or(0, <[u8]>::len) as u64
+                + r.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                    .sum::<usize>() as u64;
+            progress.next_source_offset = offset + 1;
             progress.records += 1;
             progress.bytes += len;
             txn_bytes += len;
+        }
+        if seen != n {
+            return Err(count_mismatch(&chunk.leaf.id));
         }
         producer.poll();
         if let Some(pb) = &opts.progress {

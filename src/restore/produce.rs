@@ -13,7 +13,15 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use super::progress::{PROGRESS_TOPIC, ProgressState};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
-use crate::reader::StoredRecord;
+
+/// One record to send, borrowed from a decoded chunk.
+pub struct OutRecord<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [vault_format::record::RecordHeader<'a>],
+}
 
 /// Collects what delivery reports say: the target offsets of marked
 /// records, and the first failure.
@@ -119,14 +127,14 @@ impl TxnProducer {
         part: usize,
         topic: &str,
         partition: u32,
-        r: &StoredRecord,
+        r: &OutRecord<'_>,
         mark: usize,
     ) -> Result<()> {
         let mut headers = None;
         if !r.headers.is_empty() {
             let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (k, v) in &r.headers {
-                let key = std::str::from_utf8(k).map_err(|_| {
+            for hdr in r.headers {
+                let key = std::str::from_utf8(hdr.key).map_err(|_| {
                     Error::Usage(format!(
                         "{topic}/{partition} offset {}: a header key is not UTF-8, which Kafka clients cannot produce",
                         r.offset
@@ -134,18 +142,18 @@ impl TxnProducer {
                 })?;
                 h = h.insert(Header {
                     key,
-                    value: v.as_deref(),
+                    value: hdr.value,
                 });
             }
             headers = Some(h);
         }
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(topic, tag(part, mark)).partition(partition as i32);
-        if let Some(k) = &r.key {
-            rec = rec.key(&k[..]);
+        if let Some(k) = r.key {
+            rec = rec.key(k);
         }
-        if let Some(v) = &r.value {
-            rec = rec.payload(&v[..]);
+        if let Some(v) = r.value {
+            rec = rec.payload(v);
         }
         if r.timestamp >= 0 {
             rec = rec.timestamp(r.timestamp);
