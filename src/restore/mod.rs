@@ -87,8 +87,14 @@ pub fn execute(
 ) -> Result<RestoreOutcome> {
     let started = Instant::now();
     let kafka = &opts.kafka;
-    let created = create_topics(kafka, plan)?;
-    let producer = TxnProducer::start(kafka, &plan.restore_id)?;
+    // The producer's transactional start needs no topic: overlap the two.
+    let (created, producer) = std::thread::scope(|s| {
+        let starting = s.spawn(|| TxnProducer::start(kafka, &plan.restore_id));
+        let created = create_topics(kafka, plan);
+        let producer = starting.join().expect("producer start panicked");
+        (created, producer)
+    });
+    let (created, producer) = (created?, producer?);
     let loaded = progress::load(kafka, &plan.restore_id)?;
     let resumed = loaded.is_some();
     let mut state = loaded.unwrap_or_else(|| ProgressState {
@@ -105,7 +111,12 @@ pub fn execute(
         // Every record is committed: the end offsets answer the positions
         // no restored record reached.
         state.ends = target_ends(kafka, plan, &state)?;
-        state.phase = Phase::Groups;
+        // Without groups to commit, the restore is done in the same step.
+        state.phase = if plan.groups.is_empty() {
+            Phase::Done
+        } else {
+            Phase::Groups
+        };
         producer.begin()?;
         producer.commit(&state)?;
     }
@@ -340,7 +351,9 @@ fn restore_records(
         }
         Ok(())
     };
-    let depth = 2 * opts.workers + 2;
+    // About 1 MiB of decoded chunks at the default chunk size: enough to
+    // ride out the producer's bursts, still small.
+    let depth = 16;
     let result = decode::run_ordered(repo, jobs, opts.workers, depth, &mut consume);
     let result = result.and_then(|()| {
         checkpoint(

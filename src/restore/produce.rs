@@ -166,7 +166,7 @@ impl TxnProducer {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
-                    self.producer.poll(Duration::from_millis(50));
+                    self.producer.poll(Duration::from_millis(20));
                 }
                 Err((e, _)) => {
                     return Err(kerr(

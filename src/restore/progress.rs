@@ -96,26 +96,34 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
     c.set("group.id", "kvault-restore-progress")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // A short read at startup: answer fast rather than wait for data.
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.error.backoff.ms", "10");
     let consumer: BaseConsumer = c.create().map_err(|e| kafka_err(kafka, e))?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(PROGRESS_TOPIC, 0, Offset::End)
-        .map_err(|e| kafka_err(kafka, e))?;
-    let end = client
-        .offsets_for_times(tpl, kafka.request_timeout)
-        .map_err(|e| kafka_err(kafka, e))?
-        .elements()
-        .first()
-        .and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        })
-        .unwrap_or(0);
-    if end == 0 {
+    let edge = |at: Offset| -> Result<i64> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(PROGRESS_TOPIC, 0, at)
+            .map_err(|e| kafka_err(kafka, e))?;
+        Ok(client
+            .offsets_for_times(tpl, kafka.request_timeout)
+            .map_err(|e| kafka_err(kafka, e))?
+            .elements()
+            .first()
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .unwrap_or(0))
+    };
+    let end = edge(Offset::End)?;
+    let start = edge(Offset::Beginning)?;
+    if end <= start {
         return Ok(None);
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(PROGRESS_TOPIC, 0, Offset::Beginning)
+    // An explicit offset spares the consumer its own offset lookup.
+    tpl.add_partition_offset(PROGRESS_TOPIC, 0, Offset::Offset(start))
         .map_err(|e| kafka_err(kafka, e))?;
     consumer.assign(&tpl).map_err(|e| kafka_err(kafka, e))?;
     let key = restore_id.as_bytes();
@@ -125,7 +133,7 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
         if Instant::now() > deadline {
             return Err(kafka_err(kafka, "timed out reading the progress topic"));
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        match consumer.poll(Duration::from_millis(20)) {
             None => continue,
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => return Err(kafka_err(kafka, e)),
@@ -139,6 +147,8 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
             }
         }
     }
+    // Closing the clients takes a round of goodbyes nobody needs to wait for.
+    std::thread::spawn(move || drop((consumer, client)));
     last.map(|b| ProgressState::decode(&b)).transpose()
 }
 

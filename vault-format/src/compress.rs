@@ -44,7 +44,20 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
         TAG_RAW if payload.len() == len => Ok(payload.to_vec()),
         TAG_RAW => Err(FormatError::malformed(what, "raw payload length mismatch")),
         TAG_ZSTD => {
-            let out = zstd::bulk::decompress(payload, len)
+            // One decompression context per thread: creating one per chunk
+            // cost more than decompressing a small chunk.
+            thread_local! {
+                static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            let out = DCTX
+                .with(|cell| {
+                    let mut cell = cell.borrow_mut();
+                    if cell.is_none() {
+                        *cell = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    cell.as_mut().expect("just set").decompress(payload, len)
+                })
                 .map_err(|e| FormatError::malformed(what, format!("zstd: {e}")))?;
             if out.len() != len {
                 return Err(FormatError::malformed(what, "decompressed length mismatch"));
