@@ -264,6 +264,38 @@ pub fn partition_offsets(
     Ok(out)
 }
 
+/// One group's committed offsets on the partitions of `tpl`. A consumer
+/// with the group's id fetches them without joining the group.
+fn committed_offsets(
+    opts: &KafkaOptions,
+    group: &str,
+    tpl: &TopicPartitionList,
+) -> Result<Vec<GroupOffset>> {
+    let mut c = opts.client_config();
+    c.set("group.id", group).set("enable.auto.commit", "false");
+    let fetcher: BaseConsumer = c
+        .create()
+        .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
+    let committed = retry_transient(opts, || {
+        fetcher.committed_offsets(tpl.clone(), opts.request_timeout)
+    })
+    .map_err(|e| opts.kafka_err(&format!("reading the offsets of group {group}"), e))?;
+    Ok(committed
+        .elements()
+        .into_iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(GroupOffset {
+                topic: e.topic().to_string(),
+                partition: e.partition() as u32,
+                offset: o,
+                metadata: Some(e.metadata().to_string()).filter(|m| !m.is_empty()),
+                leader_epoch: None,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Runs `f` again while the cluster answers that it is still getting ready
 /// (a fresh or restarted broker loads its group coordinator for a while),
 /// up to the request timeout.
@@ -306,44 +338,54 @@ pub fn group_offsets(
     for t in topics {
         tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
     }
-    let mut out = Vec::new();
-    for g in list.groups() {
-        if g.name().starts_with("kvault-") {
-            continue;
-        }
-        // A consumer with the group's id fetches its commits without joining it.
-        let mut c = opts.client_config();
-        c.set("group.id", g.name())
-            .set("enable.auto.commit", "false");
-        let fetcher: BaseConsumer = c
-            .create()
-            .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
-        let committed = retry_transient(opts, || {
-            fetcher.committed_offsets(tpl.clone(), opts.request_timeout)
+    let groups: Vec<(String, String, String)> = list
+        .groups()
+        .iter()
+        .filter(|g| !g.name().starts_with("kvault-"))
+        .map(|g| {
+            (
+                g.name().to_string(),
+                g.protocol_type().to_string(),
+                g.state().to_string(),
+            )
         })
-        .map_err(|e| opts.kafka_err(&format!("reading the offsets of group {}", g.name()), e))?;
-        let offsets: Vec<GroupOffset> = committed
-            .elements()
-            .into_iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(GroupOffset {
-                    topic: e.topic().to_string(),
-                    partition: e.partition() as u32,
-                    offset: o,
-                    metadata: Some(e.metadata().to_string()).filter(|m| !m.is_empty()),
-                    leader_epoch: None,
-                }),
-                _ => None,
+        .collect();
+    // Each group needs a client of its own (its group.id), and creating and
+    // closing one takes ~150 ms; clusters have hundreds of groups, so the
+    // fetches run side by side.
+    let threads = groups.len().clamp(1, 16);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Vec<GroupSnapshot>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<Vec<GroupSnapshot>> {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((name, protocol_type, state)) = groups.get(i) else {
+                            return Ok(out);
+                        };
+                        let offsets = committed_offsets(opts, name, &tpl)?;
+                        if !offsets.is_empty() {
+                            out.push(GroupSnapshot {
+                                group_id: name.clone(),
+                                protocol_type: protocol_type.clone(),
+                                state: state.clone(),
+                                offsets,
+                            });
+                        }
+                    }
+                })
             })
             .collect();
-        if !offsets.is_empty() {
-            out.push(GroupSnapshot {
-                group_id: g.name().to_string(),
-                protocol_type: g.protocol_type().to_string(),
-                state: g.state().to_string(),
-                offsets,
-            });
-        }
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("group offset fetcher panicked"))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?);
     }
     out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     Ok(out)
