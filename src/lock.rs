@@ -81,13 +81,28 @@ impl std::fmt::Debug for VaultLock {
     }
 }
 
+/// `KVLT`, kind 6 (lock), format version 1; then the JSON body
+/// (docs/format.md § Locks). Locks are not encrypted: they name a command,
+/// a host and a pid, and must be readable to judge staleness.
+const LOCK_HEADER: [u8; 6] = [b'K', b'V', b'L', b'T', 6, 1];
+
+fn encode(info: &LockInfo) -> Vec<u8> {
+    let mut out = LOCK_HEADER.to_vec();
+    out.extend_from_slice(&serde_json::to_vec(info).expect("lock serializes"));
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<LockInfo> {
+    serde_json::from_slice(bytes.strip_prefix(&LOCK_HEADER[..])?).ok()
+}
+
 fn write_lock(storage: &dyn Storage, info: &LockInfo) -> Result<ObjectName> {
     let kind = match info.kind {
         LockKind::Shared => "shared",
         LockKind::Exclusive => "exclusive",
     };
     let name = ObjectName::new(Kind::Locks, format!("{kind}-{}", hex(&random_bytes::<8>())));
-    storage.put_if_absent(&name, &serde_json::to_vec(info).expect("lock serializes"))?;
+    storage.put_if_absent(&name, &encode(info))?;
     Ok(name)
 }
 
@@ -107,8 +122,8 @@ fn conflicts(storage: &dyn Storage, own: &ObjectName, kind: LockKind) -> Result<
         let Ok(bytes) = storage.get(&name) else {
             continue; // released meanwhile
         };
-        let Ok(info) = serde_json::from_slice::<LockInfo>(&bytes) else {
-            continue; // being written, or not a lock
+        let Some(info) = decode(&bytes) else {
+            continue; // not a lock this version understands
         };
         if info.is_stale(now) {
             let _ = storage.delete(&name);

@@ -194,21 +194,19 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
 
     // And a snapshot that starts while gc holds the vault waits for it.
     let lock = v.path.join("locks").join("exclusive-test");
-    std::fs::write(
-        &lock,
-        format!(
-            r#"{{"kind":"exclusive","command":"gc","host":"{}","pid":{},"time_ms":{}}}"#,
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .unwrap()
-                .trim(),
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-        ),
-    )
-    .unwrap();
+    let body = format!(
+        r#"{{"kind":"exclusive","command":"gc","host":"{}","pid":{},"time_ms":{}}}"#,
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    // The object header of docs/format.md: KVLT, kind 6 (lock), version 1.
+    std::fs::write(&lock, [&b"KVLT\x06\x01"[..], body.as_bytes()].concat()).unwrap();
     produce(
         Cluster::Source,
         &a,

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{
     Cluster, TestRecord, TestVault, commit_group, committed, consume_all, content, content_from,
     create_topic, produce, topic_exists, unique_topic,
@@ -15,7 +13,6 @@ use common::{
 /// target once too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_match_for_every_field_kind() {
-    use rdkafka::producer::Producer;
     let topic = unique_topic("rfields");
     create_topic(
         Cluster::Source,
@@ -24,46 +21,14 @@ async fn records_match_for_every_field_kind() {
         &[("max.message.bytes", "10485760")],
     )
     .await;
-    let big: Vec<u8> = (0..8 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let records = vec![
-        TestRecord::new(0, Some(b"k"), Some(b"v"))
-            .header("dup", Some(b"1"))
-            .header("dup", Some(b"2"))
-            .header("null", None)
-            .at(1_600_000_000_000),
-        TestRecord::new(0, None, Some(b"null key")),
-        TestRecord::new(0, Some(b""), Some(b"empty key")),
-        TestRecord::new(0, Some(b"tombstone"), None),
-        TestRecord::new(0, Some(b"empty value"), Some(b"")),
-        TestRecord::new(0, None, None).header("", Some(b"")),
-        TestRecord::new(1, Some(b"big"), Some(&big)).header("h", Some(b"x")),
-        TestRecord::new(1, Some(b"after big"), Some(b"small")),
-        TestRecord::new(3, Some(b"old"), Some(b"1970")).at(1),
-    ];
+    let big = common::big_value();
+    let records = common::field_kind_records(&big);
     produce(Cluster::Source, &topic, &records).await;
 
     // Committed and aborted transactions.
     let txn = unique_topic("rtxn");
     create_topic(Cluster::Source, &txn, 1, &[]).await;
-    let p = common::producer(
-        Cluster::Source,
-        &[("transactional.id", &unique_topic("tx"))],
-    );
-    p.init_transactions(Duration::from_secs(30)).unwrap();
-    for (i, commit) in [(0, true), (1, false), (2, true), (3, false)] {
-        p.begin_transaction().unwrap();
-        let recs: Vec<TestRecord> = (0..3)
-            .map(|j| TestRecord::new(0, Some(format!("t{i}-{j}").as_bytes()), Some(b"x")))
-            .collect();
-        common::produce_with(&p, &txn, &recs).await;
-        if commit {
-            p.commit_transaction(Duration::from_secs(30)).unwrap();
-        } else {
-            p.abort_transaction(Duration::from_secs(30)).unwrap();
-        }
-    }
+    common::produce_transactions(Cluster::Source, &txn, &[true, false, true, false]).await;
 
     let v = TestVault::init();
     v.snapshot(&[&topic, &txn]);
@@ -119,27 +84,10 @@ async fn records_match_for_every_field_kind() {
 /// what it had not read on the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_resume_at_the_right_record() {
-    use rdkafka::producer::Producer;
     // Transactions: offsets 0-2 committed, 3 marker, 4-6 aborted, 7 marker, 8-9 plain.
     let txn = unique_topic("gtxn");
     create_topic(Cluster::Source, &txn, 1, &[]).await;
-    let p = common::producer(
-        Cluster::Source,
-        &[("transactional.id", &unique_topic("gtx"))],
-    );
-    p.init_transactions(Duration::from_secs(30)).unwrap();
-    for (i, commit) in [(0, true), (1, false)] {
-        p.begin_transaction().unwrap();
-        let recs: Vec<TestRecord> = (0..3)
-            .map(|j| TestRecord::new(0, Some(format!("t{i}-{j}").as_bytes()), Some(b"x")))
-            .collect();
-        common::produce_with(&p, &txn, &recs).await;
-        if commit {
-            p.commit_transaction(Duration::from_secs(30)).unwrap();
-        } else {
-            p.abort_transaction(Duration::from_secs(30)).unwrap();
-        }
-    }
+    common::produce_transactions(Cluster::Source, &txn, &[true, false]).await;
     produce(
         Cluster::Source,
         &txn,
@@ -152,29 +100,7 @@ async fn groups_resume_at_the_right_record() {
 
     // Compaction leaves gaps where overwritten records were.
     let compacted = unique_topic("gcompact");
-    create_topic(
-        Cluster::Source,
-        &compacted,
-        1,
-        &[
-            ("cleanup.policy", "compact"),
-            ("segment.ms", "100"),
-            ("min.cleanable.dirty.ratio", "0.001"),
-            ("delete.retention.ms", "86400000"),
-        ],
-    )
-    .await;
-    let mut recs = Vec::new();
-    for round in 0..4 {
-        for k in 0..10 {
-            recs.push(TestRecord::new(
-                0,
-                Some(format!("key{k}").as_bytes()),
-                Some(format!("r{round}").as_bytes()),
-            ));
-        }
-    }
-    produce(Cluster::Source, &compacted, &recs).await;
+    common::compactable_topic(&compacted, 4, 10).await;
     let left = common::compact(&compacted, 40).await;
     // The first offset the cleaner removed, inside the surviving range.
     let gap = left

@@ -14,25 +14,8 @@ use common::{
 async fn every_field_kind_round_trips() {
     let topic = unique_topic("fields");
     create_topic(Cluster::Source, &topic, 4, &[]).await;
-    let big: Vec<u8> = (0..8 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let records = vec![
-        TestRecord::new(0, Some(b"k"), Some(b"v"))
-            .header("dup", Some(b"1"))
-            .header("dup", Some(b"2"))
-            .header("null", None)
-            .at(1_600_000_000_000),
-        TestRecord::new(0, None, Some(b"null key")),
-        TestRecord::new(0, Some(b""), Some(b"empty key")),
-        TestRecord::new(0, Some(b"tombstone"), None),
-        TestRecord::new(0, Some(b"empty value"), Some(b"")),
-        TestRecord::new(0, None, None).header("", Some(b"")),
-        TestRecord::new(1, Some(b"big"), Some(&big)).header("h", Some(b"x")),
-        TestRecord::new(1, Some(b"after big"), Some(b"small")),
-        // Partition 2 stays empty; partition 3 gets an old timestamp.
-        TestRecord::new(3, Some(b"old"), Some(b"1970")).at(1),
-    ];
+    let big = common::big_value();
+    let records = common::field_kind_records(&big);
     produce(Cluster::Source, &topic, &records).await;
 
     let log_append = unique_topic("logappend");
@@ -75,26 +58,9 @@ async fn every_field_kind_round_trips() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_keep_only_committed_records_and_their_offsets() {
-    use rdkafka::producer::Producer;
     let topic = unique_topic("txn");
     create_topic(Cluster::Source, &topic, 1, &[]).await;
-    let p = common::producer(
-        Cluster::Source,
-        &[("transactional.id", &unique_topic("tx"))],
-    );
-    p.init_transactions(Duration::from_secs(30)).unwrap();
-    for (i, commit) in [(0, true), (1, false), (2, true), (3, false)] {
-        p.begin_transaction().unwrap();
-        let recs: Vec<TestRecord> = (0..3)
-            .map(|j| TestRecord::new(0, Some(format!("t{i}-{j}").as_bytes()), Some(b"x")))
-            .collect();
-        common::produce_with(&p, &topic, &recs).await;
-        if commit {
-            p.commit_transaction(Duration::from_secs(30)).unwrap();
-        } else {
-            p.abort_transaction(Duration::from_secs(30)).unwrap();
-        }
-    }
+    common::produce_transactions(Cluster::Source, &topic, &[true, false, true, false]).await;
     let v = TestVault::init();
     v.snapshot(&[&topic]);
     let got = v.records("latest", &topic);
@@ -119,28 +85,8 @@ async fn transactions_keep_only_committed_records_and_their_offsets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compacted_topic_keeps_its_tombstones_and_gaps() {
     let topic = unique_topic("compact");
-    create_topic(
-        Cluster::Source,
-        &topic,
-        1,
-        &[
-            ("cleanup.policy", "compact"),
-            ("segment.ms", "100"),
-            ("min.cleanable.dirty.ratio", "0.001"),
-            ("delete.retention.ms", "86400000"),
-        ],
-    )
-    .await;
+    common::compactable_topic(&topic, 5, 20).await;
     let mut recs = Vec::new();
-    for round in 0..5 {
-        for k in 0..20 {
-            recs.push(TestRecord::new(
-                0,
-                Some(format!("key{k}").as_bytes()),
-                Some(format!("r{round}").as_bytes()),
-            ));
-        }
-    }
     for k in 0..5 {
         recs.push(TestRecord::new(0, Some(format!("key{k}").as_bytes()), None));
     }

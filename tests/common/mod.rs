@@ -655,3 +655,80 @@ pub fn topic_exists(cluster: Cluster, topic: &str) -> bool {
         .expect("metadata");
     md.topics().iter().any(|t| t.name() == topic)
 }
+
+/// An 8 MiB value that does not compress: larger than any chunk.
+pub fn big_value() -> Vec<u8> {
+    (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// One record of every field kind over partitions 0, 1 and 3 (2 stays
+/// empty): duplicate and null headers, null versus empty keys and values,
+/// a tombstone, the 8 MiB `big` value, an old timestamp.
+pub fn field_kind_records(big: &[u8]) -> Vec<TestRecord> {
+    vec![
+        TestRecord::new(0, Some(b"k"), Some(b"v"))
+            .header("dup", Some(b"1"))
+            .header("dup", Some(b"2"))
+            .header("null", None)
+            .at(1_600_000_000_000),
+        TestRecord::new(0, None, Some(b"null key")),
+        TestRecord::new(0, Some(b""), Some(b"empty key")),
+        TestRecord::new(0, Some(b"tombstone"), None),
+        TestRecord::new(0, Some(b"empty value"), Some(b"")),
+        TestRecord::new(0, None, None).header("", Some(b"")),
+        TestRecord::new(1, Some(b"big"), Some(big)).header("h", Some(b"x")),
+        TestRecord::new(1, Some(b"after big"), Some(b"small")),
+        TestRecord::new(3, Some(b"old"), Some(b"1970")).at(1),
+    ]
+}
+
+/// Transactions of three records each to partition 0 of `topic`, keyed
+/// `t{i}-{j}`; transaction i commits when `commits[i]`, else aborts.
+pub async fn produce_transactions(cluster: Cluster, topic: &str, commits: &[bool]) {
+    use rdkafka::producer::Producer;
+    let p = producer(cluster, &[("transactional.id", &unique_topic("tx"))]);
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    for (i, commit) in commits.iter().enumerate() {
+        p.begin_transaction().unwrap();
+        let recs: Vec<TestRecord> = (0..3)
+            .map(|j| TestRecord::new(0, Some(format!("t{i}-{j}").as_bytes()), Some(b"x")))
+            .collect();
+        produce_with(&p, topic, &recs).await;
+        if *commit {
+            p.commit_transaction(Duration::from_secs(30)).unwrap();
+        } else {
+            p.abort_transaction(Duration::from_secs(30)).unwrap();
+        }
+    }
+}
+
+/// A one-partition topic on the source that the log cleaner compacts
+/// quickly, filled with `rounds` overwrites of `keys` keys (`key{k}` =
+/// `r{round}`). Pass it to [`compact`] to wait for the cleaner.
+pub async fn compactable_topic(name: &str, rounds: usize, keys: usize) {
+    create_topic(
+        Cluster::Source,
+        name,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.ms", "100"),
+            ("min.cleanable.dirty.ratio", "0.001"),
+            ("delete.retention.ms", "86400000"),
+        ],
+    )
+    .await;
+    let mut recs = Vec::new();
+    for round in 0..rounds {
+        for k in 0..keys {
+            recs.push(TestRecord::new(
+                0,
+                Some(format!("key{k}").as_bytes()),
+                Some(format!("r{round}").as_bytes()),
+            ));
+        }
+    }
+    produce(Cluster::Source, name, &recs).await;
+}
