@@ -337,6 +337,13 @@ fn restore_records(
         producer.poll();
         if let Some(pb) = &opts.progress {
             pb.inc(n);
+            let secs = pb.elapsed().as_secs_f64().max(0.001);
+            let bytes: u64 = pending.iter().map(|p| p.bytes).sum();
+            pb.set_message(format!(
+                "{} MiB, {:.0} MiB/s",
+                bytes >> 20,
+                bytes as f64 / 1048576.0 / secs
+            ));
         }
         if txn_bytes >= opts.transaction_bytes || txn_started.elapsed() >= TRANSACTION_MAX_AGE {
             checkpoint(
