@@ -369,3 +369,55 @@ async fn bad_input_fails_clearly_and_writes_nothing() {
     assert_eq!(plan["dry_run"], true);
     assert!(!topic_exists(Cluster::Target, &topic));
 }
+
+/// A group with an active member on the target is a clear error, and the
+/// restore writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_group_on_the_target_is_refused() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let topic = unique_topic("busy");
+    create_topic(Cluster::Source, &topic, 1, &[]).await;
+    produce(
+        Cluster::Source,
+        &topic,
+        &[TestRecord::new(0, Some(b"k"), Some(b"v")).at(1_700_000_000_000)],
+    )
+    .await;
+    let group = unique_topic("busygroup");
+    commit_group(Cluster::Source, &group, &topic, &[(0, 1)]);
+    let v = TestVault::init();
+    v.snapshot(&[&topic]);
+
+    // A live member of the same group on the target, on some other topic.
+    let other = unique_topic("busyother");
+    create_topic(Cluster::Target, &other, 1, &[]).await;
+    let member: BaseConsumer = Cluster::Target
+        .config()
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    member.subscribe(&[&other]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while member.assignment().unwrap().count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member never joined"
+        );
+        let _ = member.poll(std::time::Duration::from_millis(100));
+    }
+
+    let o = v.run(&[
+        "restore",
+        "--snapshot-id",
+        "latest",
+        "--brokers",
+        &Cluster::Target.brokers(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&group) && err.contains("active member"),
+        "{err}"
+    );
+    assert!(!topic_exists(Cluster::Target, &topic));
+}
