@@ -15,10 +15,12 @@ use crate::gc::mark::value_chunks;
 use crate::repository::{Indexed, Repository};
 use crate::storage::Kind;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
     /// Share of chunks to read and verify (0.0: none, 1.0: all).
     pub read_data: f64,
+    /// Shows counts on a terminal while the check runs.
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -47,6 +49,7 @@ struct Checker<'r> {
     /// Chunks found damaged, with the problem.
     damaged: HashMap<ChunkId, String>,
     report: CheckReport,
+    snapshots_total: usize,
 }
 
 /// Whether `id` falls in the sampled share; ids are uniform, so this is a
@@ -63,6 +66,7 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
         pack_sizes: HashMap::new(),
         damaged: HashMap::new(),
         report: CheckReport::default(),
+        snapshots_total: 0,
     };
     // Rebuild the cache from the index objects that are there and readable,
     // so a missing or damaged one shows up as chunks missing from the index.
@@ -87,7 +91,9 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
         .collect();
     c.report.packs = c.pack_sizes.len();
 
-    for id in repo.snapshot_ids()? {
+    let ids = repo.snapshot_ids()?;
+    c.snapshots_total = ids.len();
+    for id in ids {
         c.report.snapshots += 1;
         let m = match repo.read_snapshot(&id) {
             Ok(m) => m,
@@ -130,6 +136,17 @@ impl Checker<'_> {
             return true;
         }
         self.report.chunks_checked += 1;
+        if let Some(pb) = &self.opts.progress
+            && self.report.chunks_checked.is_multiple_of(4096)
+        {
+            pb.set_message(format!(
+                "check: snapshot {} of {}, {} chunks checked, {} read",
+                self.report.snapshots,
+                self.snapshots_total,
+                self.report.chunks_checked,
+                self.report.chunks_read
+            ));
+        }
         let problem = match self.repo.locate(id) {
             Ok(None) => Some(format!("{} {id} is not in the index", kind.name())),
             Err(e) => Some(format!("{} {id}: {e}", kind.name())),

@@ -444,6 +444,22 @@ pub fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar>
     Some(pb)
 }
 
+/// A spinner with a message, for work whose total is not known up front
+/// (gc, check). Only on a terminal.
+pub fn spinner(enabled: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .expect("valid template"),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(pb)
+}
+
 fn snapshot(a: SnapshotArgs) -> Result<()> {
     let kafka = a.kafka.options()?;
     let selection = TopicSelection {

@@ -80,12 +80,25 @@ pub fn gc(a: GcArgs) -> Result<()> {
         policy.apply(&[], now)?;
     }
     let (repo, _lock) = a.vault.open_locked(LockKind::Exclusive, "gc")?;
-    let plan = GcPlan::make(&repo, &policy, now, f64::from(a.repack_below) / 100.0)?;
+    let spinner = crate::cli::spinner(!a.json);
+    let plan = GcPlan::make(
+        &repo,
+        &policy,
+        now,
+        f64::from(a.repack_below) / 100.0,
+        spinner.clone(),
+    )?;
+    if let Some(pb) = &spinner {
+        pb.set_message("gc: freeing");
+    }
     let outcome = if a.dry_run {
         None
     } else {
         Some(vault::gc::execute(&repo, &plan)?)
     };
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
     let mut times = std::collections::HashMap::new();
     if !a.json || a.dry_run {
         for d in &plan.decisions {
@@ -110,7 +123,7 @@ pub fn gc(a: GcArgs) -> Result<()> {
                 "orphan_packs": plan.orphan_packs.len(),
                 "bytes_to_delete": plan.bytes_to_delete(),
                 "bytes_to_rewrite": plan.bytes_to_rewrite(),
-                "live_chunks": plan.marked.nodes + plan.marked.data_chunks + plan.marked.value_chunks,
+                "live_chunks": plan.marked.total(),
                 "packs_deleted": outcome.as_ref().map(|o| o.packs_deleted),
                 "packs_repacked": outcome.as_ref().map(|o| o.packs_repacked),
                 "packs_written": outcome.as_ref().map(|o| o.packs_written),
@@ -186,7 +199,17 @@ pub fn check(a: CheckArgs) -> Result<()> {
         (None, false) => 0.0,
     };
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "check")?;
-    let r = vault::check::run(&repo, CheckOptions { read_data: share })?;
+    let progress = crate::cli::spinner(!a.json);
+    let r = vault::check::run(
+        &repo,
+        CheckOptions {
+            read_data: share,
+            progress: progress.clone(),
+        },
+    )?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
     if a.json {
         println!(
             "{}",

@@ -10,11 +10,28 @@ use vault_format::tree::{Entry, TreeRoot};
 use crate::error::{Error, FormatContext, Result};
 use crate::repository::{Indexed, Repository};
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MarkStats {
     pub nodes: u64,
     pub data_chunks: u64,
     pub value_chunks: u64,
+    /// Shows the count on a terminal while marking runs.
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+impl MarkStats {
+    pub fn total(&self) -> u64 {
+        self.nodes + self.data_chunks + self.value_chunks
+    }
+
+    fn tick(&self) {
+        if let Some(pb) = &self.progress {
+            let n = self.total();
+            if n.is_multiple_of(4096) {
+                pb.set_message(format!("gc: marking, {n} chunks in use so far"));
+            }
+        }
+    }
 }
 
 /// Marks everything `root` reaches. Fails at the first unreadable chunk:
@@ -28,6 +45,7 @@ fn walk(repo: &Repository<Indexed>, id: ChunkId, level: u8, stats: &mut MarkStat
         return Ok(());
     }
     stats.nodes += 1;
+    stats.tick();
     let node = repo.read_tree_node(&id)?;
     if node.level != level {
         return Err(Error::format(
@@ -39,6 +57,7 @@ fn walk(repo: &Repository<Indexed>, id: ChunkId, level: u8, stats: &mut MarkStat
         if level == 0 {
             if repo.index_cache().mark(&e.id)? {
                 stats.data_chunks += 1;
+                stats.tick();
                 for part in value_chunks(repo, e)? {
                     if repo.index_cache().mark(&part)? {
                         stats.value_chunks += 1;

@@ -84,6 +84,7 @@ impl GcPlan {
         policy: &KeepPolicy,
         now_ms: u64,
         repack_below: f64,
+        progress: Option<indicatif::ProgressBar>,
     ) -> Result<GcPlan> {
         repo.sync_index()?;
         let mut infos = Vec::new();
@@ -112,13 +113,22 @@ impl GcPlan {
 
         let cache = repo.index_cache();
         cache.clear_marks()?;
-        let mut marked = mark::MarkStats::default();
+        let mut marked = mark::MarkStats {
+            progress,
+            ..mark::MarkStats::default()
+        };
         for d in decisions.iter().filter(|d| d.keep()) {
             for root in &roots[&d.id] {
                 mark::mark_tree(repo, root, &mut marked)?;
             }
         }
 
+        if let Some(pb) = &marked.progress {
+            pb.set_message(format!(
+                "gc: {} chunks in use; measuring packs",
+                marked.total()
+            ));
+        }
         // Measure each pack from the index objects, one object at a time.
         let sizes: HashMap<String, u64> = repo
             .storage()
