@@ -64,6 +64,9 @@ pub struct DrainStats {
     pub bytes: u64,
 }
 
+/// The reader's error when the rest of the pipeline has stopped.
+const PIPELINE_STOPPED: &str = "snapshot pipeline stopped";
+
 pub struct PipelineOutput {
     pub roots: Vec<Option<TreeRoot>>,
     pub drained: DrainStats,
@@ -100,6 +103,10 @@ pub fn run(
             s.spawn(move || work(repo, compression, rx, tx));
         }
         drop(ready_tx);
+        // Only the workers may hold the job queue: if the packer fails (a
+        // full disk), they stop, the queue closes, and the reader's next
+        // send fails instead of blocking forever.
+        drop(job_rx);
         let packed = pack(repo, parts, ready_rx);
         let drained = reader.join().expect("reader thread panicked");
         // The reader's error explains a packer that ran dry, and vice versa.
@@ -109,6 +116,8 @@ pub fn run(
                 drained: d,
                 written,
             }),
+            // The reader only stops because the packer did: its error says why.
+            (Err(Error::Usage(m)), Err(e)) if m == PIPELINE_STOPPED => Err(e),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e),
         }
@@ -167,7 +176,7 @@ fn drain(
         };
         seq += 1;
         tx.send(job)
-            .map_err(|_| Error::Usage("snapshot pipeline stopped".into()))
+            .map_err(|_| Error::Usage(PIPELINE_STOPPED.into()))
     };
     let index: HashMap<(&str, i32), usize> = parts
         .iter()

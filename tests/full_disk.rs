@@ -1,0 +1,152 @@
+//! A full disk in the middle of a snapshot and of a gc: each fails with
+//! the operating system's "no space left" error, commits nothing half
+//! written, and the vault stays readable; with space again, both succeed.
+//! The disk is a storage wrapper that refuses writes past a byte budget, as
+//! a full file system would (no root or tmpfs needed).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
+use vault::kafka::{KafkaOptions, TopicSelection};
+use vault::repository::Indexed;
+use vault::snapshot::{SnapshotOptions, SnapshotPlan};
+use vault::storage::local::LocalDir;
+use vault::storage::{Kind, Listed, ObjectName, Storage};
+use vault::{Error, Repository, Result};
+
+/// A local vault directory on a disk with `left` bytes free.
+#[derive(Debug)]
+struct FullDisk {
+    inner: LocalDir,
+    left: AtomicU64,
+}
+
+impl Storage for FullDisk {
+    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        let need = data.len() as u64;
+        let ok = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(need))
+            .is_ok();
+        if !ok {
+            return Err(Error::io(
+                format!("writing {name}"),
+                self.inner.root().join(name.path()),
+                std::io::Error::from_raw_os_error(28), // ENOSPC
+            ));
+        }
+        self.inner.put_if_absent(name, data)
+    }
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(name, offset, len)
+    }
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        self.inner.size(name)
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        self.inner.delete(name)
+    }
+    fn exists(&self, name: &ObjectName) -> Result<bool> {
+        self.inner.exists(name)
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+fn open_on(v: &TestVault, free: u64) -> Repository<Indexed> {
+    let disk = FullDisk {
+        inner: LocalDir::open(&v.path),
+        left: AtomicU64::new(free),
+    };
+    let pass = vault::password::read_password_file(&v.password_file).unwrap();
+    Repository::open(Arc::new(disk))
+        .unwrap()
+        .unlock(&pass)
+        .unwrap()
+        .index(&v.cache.join("full-disk"))
+        .unwrap()
+}
+
+async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {
+    let kafka = KafkaOptions::new(Cluster::Source.brokers());
+    let selection = TopicSelection {
+        topics: vec![topic.to_string()],
+        ..TopicSelection::default()
+    };
+    let plan = SnapshotPlan::make(repo, &kafka, &selection, true).await?;
+    let opts = SnapshotOptions {
+        kafka,
+        tags: vec![],
+        workers: 2,
+        stall_timeout: Duration::from_secs(60),
+        progress: None,
+        data_horizon_ms: None,
+    };
+    tokio::task::block_in_place(|| vault::snapshot::execute(repo, &plan, &opts)).map(|_| ())
+}
+
+fn no_space(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.raw_os_error() == Some(28))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
+    let topic = unique_topic("fulldisk");
+    create_topic(Cluster::Source, &topic, 4, &[]).await;
+    produce_bulk(Cluster::Source, &topic, 4, 8000, 1024, 41).await;
+    let v = TestVault::init_with(&["--pack-size-mib", "1"]);
+
+    // The disk fills up after about 2 MiB of an ~5 MiB snapshot.
+    let e = snapshot(&open_on(&v, 2 << 20), &topic).await.unwrap_err();
+    assert!(no_space(&e), "not the disk's error: {e}");
+    assert!(e.to_string().contains("No space left on device"), "{e}");
+    assert!(v.files("snapshots").is_empty(), "a snapshot was committed");
+    let o = v.run(&["check", "--read-data"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // With space again the snapshot completes, reusing what was written.
+    let s = v.snapshot(&[&topic]);
+    assert_eq!(s["records_read"], 8000);
+    assert_eq!(
+        v.records("latest", &topic),
+        consume_all(Cluster::Source, &topic, 4)
+    );
+
+    // gc that needs to write (repacking) on a full disk fails before it
+    // deletes anything a kept snapshot needs.
+    produce_bulk(Cluster::Source, &topic, 4, 2000, 1024, 42).await;
+    v.snapshot(&[&topic]);
+    let want = v.records("latest", &topic);
+    let repo = open_on(&v, 0);
+    let policy = vault::gc::KeepPolicy {
+        last: 1,
+        ..Default::default()
+    };
+    let plan =
+        vault::gc::GcPlan::make(&repo, &policy, vault::repository::now_ms(), 1.0, None).unwrap();
+    assert!(
+        !plan.repack.is_empty(),
+        "the test needs gc to have packs to repack"
+    );
+    let e = vault::gc::execute(&repo, &plan).unwrap_err();
+    assert!(no_space(&e), "not the disk's error: {e}");
+    drop(repo);
+    let o = v.run(&["check", "--read-data"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(v.records("latest", &topic), want);
+    // And with space it finishes.
+    let g = v.json(&["gc", "--keep-last", "1", "--repack-below", "100"]);
+    assert!(g["bytes_freed"].as_i64().unwrap() >= 0, "{g}");
+    assert_eq!(v.records("latest", &topic), want);
+}
