@@ -122,18 +122,12 @@ pub fn execute(
     }
     let groups = translated_groups(plan, &state);
     if state.phase == Phase::Groups {
-        for g in &groups {
+        // `translated_groups` keeps the plan's order, group by group and offset by offset.
+        for (g, planned) in groups.iter().zip(&plan.groups) {
             let offsets: Vec<TargetOffset> = g
                 .offsets
                 .iter()
-                .zip(
-                    &plan
-                        .groups
-                        .iter()
-                        .find(|p| p.group_id == g.group_id)
-                        .unwrap()
-                        .offsets,
-                )
+                .zip(&planned.offsets)
                 .map(|(t, (_, _, metadata))| TargetOffset {
                     topic: t.target_topic.clone(),
                     partition: t.partition,
@@ -196,16 +190,15 @@ fn restore_records(
         .iter()
         .map(|p| partition_key(&p.target_topic, p.partition))
         .collect();
-    // Committed progress, and the progress of the open transaction.
-    let mut committed: Vec<PartitionProgress> = keys
+    // Progress including the open transaction; `state` holds the committed part.
+    let mut pending: Vec<PartitionProgress> = keys
         .iter()
         .map(|k| state.partitions.get(k).cloned().unwrap_or_default())
         .collect();
-    let mut pending = committed.clone();
     let mut translators: Vec<OffsetTranslator> = plan
         .partitions
         .iter()
-        .zip(&committed)
+        .zip(&pending)
         .map(|(p, c)| OffsetTranslator::new(p.group_offsets.clone(), &c.translations))
         .collect();
 
@@ -219,7 +212,7 @@ fn restore_records(
             per_partition.push(Vec::new());
             continue;
         };
-        let from = committed[i].next_source_offset;
+        let from = pending[i].next_source_offset;
         let l = leaves(repo, root, &mut |s| {
             s.last_offset >= from && window.overlaps(s.min_ts, s.max_ts)
         })?;
@@ -248,7 +241,6 @@ fn restore_records(
     let mut txn_bytes = 0u64;
     let mut txn_started = Instant::now();
     let checkpoint = |pending: &mut Vec<PartitionProgress>,
-                      committed: &mut Vec<PartitionProgress>,
                       translators: &[OffsetTranslator],
                       slots: &mut Vec<(usize, std::ops::Range<usize>)>,
                       state: &mut ProgressState|
@@ -275,7 +267,6 @@ fn restore_records(
         producer.commit(&next)?;
         crate::faults::crash_point("restore-commit", next.transactions);
         *state = next;
-        committed.clone_from(pending);
         producer.begin()
     };
 
@@ -320,12 +311,7 @@ fn restore_records(
                 headers: &r.headers,
             };
             producer.send(chunk.part, &p.target_topic, p.partition, &out, mark)?;
-            let len = r.key.map_or(0, <[u8]>::len) as u64
-                + value.map_or(0, <[u8]>::len) as u64
-                + r.headers
-                    .iter()
-                    .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-                    .sum::<usize>() as u64;
+            let len = r.payload_len();
             progress.next_source_offset = offset + 1;
             progress.records += 1;
             progress.bytes += len;
@@ -346,13 +332,7 @@ fn restore_records(
             ));
         }
         if txn_bytes >= opts.transaction_bytes || txn_started.elapsed() >= TRANSACTION_MAX_AGE {
-            checkpoint(
-                &mut pending,
-                &mut committed,
-                &translators,
-                &mut slots,
-                state,
-            )?;
+            checkpoint(&mut pending, &translators, &mut slots, state)?;
             txn_bytes = 0;
             txn_started = Instant::now();
         }
@@ -362,15 +342,7 @@ fn restore_records(
     // ride out the producer's bursts, still small.
     let depth = 16;
     let result = decode::run_ordered(repo, jobs, opts.workers, depth, &mut consume);
-    let result = result.and_then(|()| {
-        checkpoint(
-            &mut pending,
-            &mut committed,
-            &translators,
-            &mut slots,
-            state,
-        )
-    });
+    let result = result.and_then(|()| checkpoint(&mut pending, &translators, &mut slots, state));
     if let Err(e) = result {
         producer.abort();
         return Err(e);

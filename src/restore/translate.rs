@@ -45,16 +45,6 @@ impl OffsetTranslator {
     pub fn wanted(&self) -> &[i64] {
         &self.wanted
     }
-
-    /// Forgets claims made since the last commit (the transaction that held
-    /// them was aborted or never committed).
-    pub fn rewind(&mut self, answered: &BTreeMap<i64, i64>) {
-        self.next = self
-            .wanted
-            .iter()
-            .take_while(|c| answered.contains_key(c))
-            .count();
-    }
 }
 
 /// The target offset for committed source offset `c`.
@@ -104,7 +94,6 @@ mod tests {
         assert_eq!(t.claim(7), None);
         assert_eq!(t.claim(12), Some(1..2));
         assert_eq!(t.claim(13), None);
-        t.rewind(&answered);
-        assert_eq!(t.claim(25), Some(1..3));
+        assert_eq!(t.claim(25), Some(2..3));
     }
 }
