@@ -60,6 +60,17 @@ impl KafkaOptions {
         c
     }
 
+    /// A client config with vault's defaults, then `tune`'s settings for
+    /// one kind of client, then the user's `-X` properties, which win over both.
+    pub fn client_config_with(&self, tune: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
+        let mut c = self.client_config();
+        tune(&mut c);
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
     fn kafka_err(&self, context: &str, e: impl std::fmt::Display) -> Error {
         Error::Kafka {
             context: format!("{context} (brokers {})", self.brokers),

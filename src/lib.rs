@@ -33,3 +33,11 @@ pub fn default_cache_dir() -> std::path::PathBuf {
         .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("kvault")
 }
+
+/// This machine's host name, for snapshot manifests and lock owners.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -38,18 +38,13 @@ struct LockInfo {
     time_ms: u64,
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 impl LockInfo {
     fn is_stale(&self, now: u64) -> bool {
         if now.saturating_sub(self.time_ms) > STALE_AFTER.as_millis() as u64 {
             return true;
         }
-        self.host == hostname() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        self.host == crate::hostname()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     fn describe(&self) -> String {
@@ -150,7 +145,7 @@ impl VaultLock {
             let info = LockInfo {
                 kind,
                 command: command.to_string(),
-                host: hostname(),
+                host: crate::hostname(),
                 pid: std::process::id(),
                 time_ms: now_ms(),
             };

@@ -81,24 +81,22 @@ impl TxnProducer {
     /// Creates the producer and fences any earlier run of the same restore:
     /// `init_transactions` aborts the transaction a killed run left open.
     pub fn start(kafka: &KafkaOptions, restore_id: &str) -> Result<TxnProducer> {
-        let mut c = kafka.client_config();
-        c.set("transactional.id", format!("kvault-restore-{restore_id}"))
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // What an operator would pick for a bulk load: big batches, lz4.
-            .set("linger.ms", "20")
-            .set("batch.size", "1000000")
-            .set("batch.num.messages", "100000")
-            .set("compression.type", "lz4")
-            // Records up to 64 MiB (the topic's max.message.bytes still applies).
-            .set("message.max.bytes", "67108864")
-            // Bounds the producer's queue; the decoder blocks behind it.
-            .set("queue.buffering.max.kbytes", "65536")
-            .set("queue.buffering.max.messages", "200000")
-            .set("transaction.timeout.ms", "300000");
-        for (k, v) in &kafka.properties {
-            c.set(k, v);
-        }
+        let c = kafka.client_config_with(|c| {
+            c.set("transactional.id", format!("kvault-restore-{restore_id}"))
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                // What an operator would pick for a bulk load: big batches, lz4.
+                .set("linger.ms", "20")
+                .set("batch.size", "1000000")
+                .set("batch.num.messages", "100000")
+                .set("compression.type", "lz4")
+                // Records up to 64 MiB (the topic's max.message.bytes still applies).
+                .set("message.max.bytes", "67108864")
+                // Bounds the producer's queue; the decoder blocks behind it.
+                .set("queue.buffering.max.kbytes", "65536")
+                .set("queue.buffering.max.messages", "200000")
+                .set("transaction.timeout.ms", "300000");
+        });
         let producer: BaseProducer<DeliveryLog> = c
             .create_with_context(DeliveryLog::default())
             .map_err(|e| kerr(kafka, "creating the restore producer", e))?;

@@ -47,39 +47,30 @@ pub struct SnapshotOutcome {
     pub warnings: Vec<String>,
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseConsumer> {
-    let mut c = kafka.client_config();
-    c.set("group.id", "kvault-snapshot")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "isolation.level",
-            if read_committed {
-                "read_committed"
-            } else {
-                "read_uncommitted"
-            },
-        )
-        // Bounds librdkafka's prefetch queue (the pipeline bounds the rest).
-        .set("queued.max.messages.kbytes", "32768")
-        .set("max.partition.fetch.bytes", "4194304")
-        .set("check.crcs", "false")
-        // librdkafka stops fetching for a whole second (the default) once its
-        // queue is full; the pipeline drains in bursts, so that second was
-        // two thirds of a snapshot's time. Resume fetching quickly instead.
-        .set("fetch.queue.backoff.ms", "20");
-    for (k, v) in &kafka.properties {
-        c.set(k, v);
-    }
+    let c = kafka.client_config_with(|c| {
+        c.set("group.id", "kvault-snapshot")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "isolation.level",
+                if read_committed {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                },
+            )
+            // Bounds librdkafka's prefetch queue (the pipeline bounds the rest).
+            .set("queued.max.messages.kbytes", "32768")
+            .set("max.partition.fetch.bytes", "4194304")
+            .set("check.crcs", "false")
+            // librdkafka stops fetching for a whole second (the default) once its
+            // queue is full; the pipeline drains in bursts, so that second was
+            // two thirds of a snapshot's time. Resume fetching quickly instead.
+            .set("fetch.queue.backoff.ms", "20");
+    });
     c.create().map_err(|e| Error::Kafka {
         context: format!("creating a consumer for {}", kafka.brokers),
         message: e.to_string(),
@@ -148,7 +139,7 @@ pub fn execute(
         time_ms,
         parent: plan.parent,
         source_cluster_id: plan.cluster_id.clone(),
-        hostname: hostname(),
+        hostname: crate::hostname(),
         tags: opts.tags.clone(),
         read_committed: plan.read_committed,
         topics,
