@@ -15,7 +15,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::kafka::KafkaOptions;
+use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
 
 /// The compacted topic that holds every restore's progress on a target cluster.
 pub const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
@@ -101,23 +101,16 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
         .set("fetch.wait.max.ms", "10")
         .set("fetch.error.backoff.ms", "10");
     let consumer: BaseConsumer = c.create().map_err(|e| kafka_err(kafka, e))?;
-    let edge = |at: Offset| -> Result<i64> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(PROGRESS_TOPIC, 0, at)
-            .map_err(|e| kafka_err(kafka, e))?;
-        Ok(client
-            .offsets_for_times(tpl, kafka.request_timeout)
-            .map_err(|e| kafka_err(kafka, e))?
-            .elements()
-            .first()
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            })
-            .unwrap_or(0))
-    };
-    let end = edge(Offset::End)?;
-    let start = edge(Offset::Beginning)?;
+    // The same ListOffsets reads as the snapshot's cut; a failed one is an
+    // error, never "no progress" (which would restore everything again).
+    let topic = [TopicInfo {
+        name: PROGRESS_TOPIC.to_string(),
+        partitions: 1,
+        replication_factor: 1,
+    }];
+    let key = (PROGRESS_TOPIC.to_string(), 0);
+    let end = partition_offsets(kafka, &client, &topic, Edge::End)?[&key];
+    let start = partition_offsets(kafka, &client, &topic, Edge::Start)?[&key];
     if end <= start {
         return Ok(None);
     }
