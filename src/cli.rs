@@ -299,7 +299,7 @@ fn init(a: InitArgs) -> Result<()> {
     config.data_horizon_ms = a
         .data_horizon
         .as_deref()
-        .map(vault::gc::policy::parse_duration)
+        .map(vault::time::parse_duration)
         .transpose()?;
     let avg = a.avg_chunk_kib << 10;
     config.chunker = vault_format::chunker::ChunkerParams {
@@ -395,7 +395,7 @@ fn snapshots(v: &VaultArgs, as_json: bool) -> Result<()> {
 
 /// RFC 3339 UTC, second precision.
 pub fn format_time(ms: u64) -> String {
-    vault::restore::window::format_rfc3339(ms as i64)
+    vault::time::format_rfc3339(ms as i64)
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -489,7 +489,7 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
         progress: progress_bar(plan.records_to_read(), !a.json),
         data_horizon_ms: match a.data_horizon.as_deref() {
             Some("none") => None,
-            Some(d) => Some(vault::gc::policy::parse_duration(d)?),
+            Some(d) => Some(vault::time::parse_duration(d)?),
             None => repo.config().data_horizon_ms,
         },
     };

@@ -3,8 +3,9 @@
 use clap::Args;
 use serde_json::json;
 use vault::check::CheckOptions;
-use vault::gc::{GcPlan, KeepPolicy, policy::parse_duration};
+use vault::gc::{GcPlan, KeepPolicy};
 use vault::lock::LockKind;
+use vault::time::parse_duration;
 use vault::{Error, Result};
 
 use crate::cli::{VaultArgs, format_time, human_bytes};
@@ -72,7 +73,7 @@ pub fn gc(a: GcArgs) -> Result<()> {
         tags: a.keep_tags.clone(),
     };
     let now = match &a.now {
-        Some(t) => vault::restore::parse_time(t, "--now")? as u64,
+        Some(t) => vault::time::parse_time(t, "--now")? as u64,
         None => vault::repository::now_ms(),
     };
     if policy.is_empty() {

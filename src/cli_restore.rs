@@ -23,12 +23,12 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
         from_ms: a
             .from_time
             .as_deref()
-            .map(|t| vault::restore::parse_time(t, "--from-time"))
+            .map(|t| vault::time::parse_time(t, "--from-time"))
             .transpose()?,
         to_ms: a
             .to_time
             .as_deref()
-            .map(|t| vault::restore::parse_time(t, "--to-time"))
+            .map(|t| vault::time::parse_time(t, "--to-time"))
             .transpose()?,
     };
     if let (Some(f), Some(t)) = (window.from_ms, window.to_ms)

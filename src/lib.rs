@@ -18,6 +18,7 @@ pub mod repository;
 pub mod restore;
 pub mod snapshot;
 pub mod storage;
+pub mod time;
 
 pub use error::{Error, Result};
 pub use repository::Repository;

@@ -107,40 +107,8 @@ impl KeepPolicy {
 type Bucket = fn(u64) -> i64;
 
 fn month_of(t: u64) -> i64 {
-    // Civil-from-days (Howard Hinnant), year and month only.
-    let z = (t / 86_400_000) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, _) = crate::time::civil_from_days((t / 86_400_000) as i64);
     y * 12 + m - 1
-}
-
-/// `30d`, `12h`, `2w`, `90m` (minutes), `1y` (365 days) → milliseconds.
-pub fn parse_duration(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| {
-        Error::Usage(format!(
-            "{s:?}: expected a duration such as 30d, 12h, 2w, 1y"
-        ))
-    })?;
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 7 * 86_400_000,
-        "y" => 365 * 86_400_000,
-        _ => {
-            return Err(Error::Usage(format!(
-                "{s:?}: unknown unit {unit:?}; use m, h, d, w or y"
-            )));
-        }
-    };
-    Ok(n * unit_ms)
 }
 
 #[cfg(test)]
@@ -228,7 +196,7 @@ mod tests {
         assert_eq!(k[2], NOW);
         assert_eq!(k[1], 1_793_491_200_000 - 6 * HOUR, "31 October 18:00");
         let p = KeepPolicy {
-            within_ms: Some(parse_duration("2d").unwrap()),
+            within_ms: Some(crate::time::parse_duration("2d").unwrap()),
             ..KeepPolicy::default()
         };
         assert_eq!(kept(&p, &h).len(), 9);
@@ -237,13 +205,5 @@ mod tests {
             ..KeepPolicy::default()
         };
         assert_eq!(kept(&p, &h), vec![NOW]);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30d").unwrap(), 30 * DAY);
-        assert_eq!(parse_duration("12h").unwrap(), 12 * HOUR);
-        assert!(parse_duration("3 days").is_err());
-        assert!(parse_duration("d").is_err());
     }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use plan::{GroupSelection, RestorePlan, RestoreRequest};
-pub use window::{TimeWindow, parse_time};
+pub use window::TimeWindow;
 
 use decode::{DecodeJob, DecodedChunk};
 use produce::{OutRecord, TxnProducer};

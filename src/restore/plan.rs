@@ -410,7 +410,7 @@ async fn retention_warnings(
                     "{}: restored records go back to {}, older than the target's retention.ms={retention}; \
                      Kafka will delete them soon after the restore. {}",
                     t.target,
-                    crate::restore::window::format_rfc3339(oldest),
+                    crate::time::format_rfc3339(oldest),
                     if t.create.is_some() {
                         "Keep them with --topic-config retention.ms=-1 (or a longer retention)."
                     } else {

@@ -1,7 +1,5 @@
 //! `--from-time` / `--to-time`: which records a restore takes.
 
-use crate::error::{Error, Result};
-
 /// Records with `from <= timestamp < to` are restored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimeWindow {
@@ -10,10 +8,6 @@ pub struct TimeWindow {
 }
 
 impl TimeWindow {
-    pub fn is_all(&self) -> bool {
-        self.from_ms.is_none() && self.to_ms.is_none()
-    }
-
     pub fn contains(&self, ts: i64) -> bool {
         self.from_ms.is_none_or(|f| ts >= f) && self.to_ms.is_none_or(|t| ts < t)
     }
@@ -24,134 +18,9 @@ impl TimeWindow {
     }
 }
 
-/// Epoch milliseconds, or RFC 3339 (`2026-11-22T07:00:00Z`,
-/// `2026-11-22T08:00:00.250+01:00`).
-pub fn parse_time(s: &str, flag: &str) -> Result<i64> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map_err(|_| bad(s, flag));
-    }
-    parse_rfc3339(s).ok_or_else(|| bad(s, flag))
-}
-
-fn bad(s: &str, flag: &str) -> Error {
-    Error::Usage(format!(
-        "{flag} {s:?}: expected RFC 3339 (2026-11-22T07:00:00Z) or epoch milliseconds"
-    ))
-}
-
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let frac = &s[start..i.min(start + 3)];
-        millis = frac.parse::<i64>().ok()? * 10_i64.pow(3 - frac.len() as u32);
-    }
-    let offset_min = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        c @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if *c == b'-' { -m } else { m }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    Some(secs * 1000 + millis)
-}
-
-/// RFC 3339 UTC, second precision, without a date library.
-pub fn format_rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_both_forms() {
-        assert_eq!(
-            parse_time("1700000000000", "--from-time").unwrap(),
-            1_700_000_000_000
-        );
-        assert_eq!(parse_time("1970-01-01T00:00:00Z", "x").unwrap(), 0);
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20Z", "x").unwrap(),
-            1_700_000_000_000
-        );
-        assert_eq!(
-            parse_time("2023-11-14T23:13:20.5+01:00", "x").unwrap(),
-            1_700_000_000_500
-        );
-        assert_eq!(
-            parse_time("2000-02-29T00:00:00Z", "x").unwrap(),
-            951_782_400_000
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "2023-13-01T00:00:00Z",
-            "2023-11-14T22:13:20",
-            "12ab",
-        ] {
-            assert!(parse_time(bad, "--to-time").is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn window_bounds() {
