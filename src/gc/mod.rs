@@ -52,21 +52,21 @@ pub struct GcPlan {
     /// Pack files no index object lists (left by a killed command).
     pub orphan_packs: Vec<String>,
     pub pack_use: HashMap<PackId, PackUse>,
-    pub index_objects: Vec<ObjectId>,
+    /// Every index object with the packs it lists, so execute reads only
+    /// the objects that concern the packs it moves or deletes.
+    pub index_objects: Vec<(ObjectId, Vec<PackId>)>,
     pub marked: mark::MarkStats,
 }
 
 impl GcPlan {
     /// Bytes freed by deleting packs, before the repacked chunks are written again.
     pub fn bytes_to_delete(&self) -> u64 {
-        let packs: u64 = self
-            .delete_packs
+        self.delete_packs
             .iter()
             .chain(&self.repack)
             .filter_map(|p| self.pack_use.get(p))
             .map(|u| u.size)
-            .sum();
-        packs
+            .sum()
     }
 
     pub fn bytes_to_rewrite(&self) -> u64 {
@@ -136,16 +136,18 @@ impl GcPlan {
             .into_iter()
             .map(|l| (l.name, l.size))
             .collect();
-        let index_objects: Vec<ObjectId> = repo
+        let mut index_objects: Vec<(ObjectId, Vec<PackId>)> = repo
             .storage()
             .list(Kind::Index)?
             .into_iter()
             .filter_map(|l| ObjectId::from_hex(&l.name).ok())
+            .map(|id| (id, Vec::new()))
             .collect();
         let mut pack_use: HashMap<PackId, PackUse> = HashMap::new();
         let mut counted: HashSet<PackId> = HashSet::new();
-        for oid in &index_objects {
+        for (oid, listed) in &mut index_objects {
             let index = repo.read_index(oid)?;
+            listed.extend(index.packs.iter().map(|(p, _)| *p));
             for (pack, entries) in &index.packs {
                 // A pack listed twice (after a crash) is counted once.
                 if !counted.insert(*pack) {
@@ -229,7 +231,10 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
     if !repack.is_empty() {
         let mut writer = PackWriter::for_repack(repo)?;
         let mut done: HashSet<PackId> = HashSet::new();
-        for oid in &plan.index_objects {
+        for (oid, listed) in &plan.index_objects {
+            if !listed.iter().any(|p| repack.contains(p)) {
+                continue;
+            }
             let index = repo.read_index(oid)?;
             for (pack, entries) in &index.packs {
                 if !repack.contains(pack) || !done.insert(*pack) {
@@ -259,11 +264,11 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
         .chain(&plan.repack)
         .copied()
         .collect();
-    for oid in &plan.index_objects {
-        let index = repo.read_index(oid)?;
-        if !index.packs.iter().any(|(p, _)| going.contains(p)) {
+    for (oid, listed) in &plan.index_objects {
+        if !listed.iter().any(|p| going.contains(p)) {
             continue;
         }
+        let index = repo.read_index(oid)?;
         let kept = IndexObject {
             packs: index
                 .packs
