@@ -565,16 +565,21 @@ pub async fn compact(topic: &str, below: usize) -> Vec<TestRecord> {
     }
 }
 
-/// Commits `offsets` (partition, offset) for `group` on `topic`, the way a
-/// consumer that stopped there would have.
-pub fn commit_group(cluster: Cluster, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    use rdkafka::consumer::CommitMode;
-    let c: BaseConsumer = cluster
+/// A client acting for `group` without joining it.
+fn group_client(cluster: Cluster, group: &str) -> BaseConsumer {
+    cluster
         .config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
-        .expect("consumer");
+        .expect("consumer")
+}
+
+/// Commits `offsets` (partition, offset) for `group` on `topic`, the way a
+/// consumer that stopped there would have.
+pub fn commit_group(cluster: Cluster, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let c = group_client(cluster, group);
     let mut tpl = TopicPartitionList::new();
     for (p, o) in offsets {
         tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
@@ -589,12 +594,7 @@ pub fn commit_group(cluster: Cluster, group: &str, topic: &str, offsets: &[(i32,
 
 /// The offset `group` has committed on `topic`/`partition`, if any.
 pub fn committed(cluster: Cluster, group: &str, topic: &str, partition: i32) -> Option<i64> {
-    let c: BaseConsumer = cluster
-        .config()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let c = group_client(cluster, group);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
     let got = c
