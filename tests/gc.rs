@@ -189,10 +189,12 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
         .command(&["gc", "--keep-last", "1", "--repack-below", "100", "--json"])
         .output()
         .unwrap();
+    let gc_err = String::from_utf8_lossy(&gc.stderr);
+    assert!(gc.status.success(), "{gc_err}");
+    // Proof that the two overlapped: gc found the snapshot's lock and waited.
     assert!(
-        gc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
+        gc_err.contains("waiting for") && gc_err.contains("snapshot"),
+        "gc did not wait for the running snapshot: {gc_err}"
     );
 
     let s = snap.wait_with_output().unwrap();

@@ -426,8 +426,8 @@ impl TestVault {
     }
 
     /// Starts `vault snapshot` of `topic` in the background and returns once
-    /// it has written `pack_bytes` of packs, still running (the moment the
-    /// fault tests strike). Output is piped.
+    /// it has written `pack_bytes` of new packs, still running (the moment
+    /// the fault tests strike). Output is piped.
     pub fn snapshot_in_flight(
         &self,
         topic: &str,
@@ -437,6 +437,10 @@ impl TestVault {
         let brokers = Cluster::Source.brokers();
         let mut args = vec!["snapshot", "--brokers", &brokers, "--topics", topic];
         args.extend_from_slice(extra);
+        // Growth, not size: a vault that already holds packs would otherwise
+        // count as "mid-flight" before the snapshot has even started.
+        let packs = self.path.join("packs");
+        let target = dir_size(&packs) + pack_bytes;
         let mut child = self
             .command(&args)
             .stdout(std::process::Stdio::piped())
@@ -444,7 +448,7 @@ impl TestVault {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while dir_size(&self.path.join("packs")) < pack_bytes {
+        while dir_size(&packs) < target {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the snapshot wrote nothing"
