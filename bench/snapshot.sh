@@ -34,10 +34,19 @@ if ! kcat -b "$brokers" -L -t "$topic" 2>/dev/null | grep -q "partition $((parts
     -X linger.ms=50 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576
 fi
 
-timeit() { # label, command...: prints "seconds peak_rss_kib"
+# The source broker's pid, to charge each tool with the broker CPU it caused.
+broker_pid=$(scripts/kafka status | sed -n 's/^source: running .*(pid \([0-9]*\)).*/\1/p')
+broker_cpu() { # CPU seconds the broker has used so far
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$broker_pid/stat"
+}
+
+timeit() { # label, command...: prints "seconds peak_rss_kib cpu_seconds broker_cpu_seconds"
   local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/$label.time" bash -c "$*" >&2
-  cat "$work/$label.time"
+  local b0; b0=$(broker_cpu)
+  /usr/bin/time -f "%e %M %U %S" -o "$work/$label.time" bash -c "$*" >&2
+  local b1; b1=$(broker_cpu)
+  read -r e m u s < "$work/$label.time"
+  awk -v e="$e" -v m="$m" -v u="$u" -v s="$s" -v b0="$b0" -v b1="$b1" 'BEGIN { printf "%s %s %.1f %.1f\n", e, m, u + s, b1 - b0 }'
 }
 
 pw=$work/pw; echo "bench passphrase" > "$pw"
@@ -46,22 +55,23 @@ rm -rf "$work/vault" "$work/restic" "$work/cache"
 export KVAULT_CACHE_DIR=$work/cache RESTIC_PASSWORD_FILE=$pw
 restic init -q --repo "$work/restic" >&2
 
-read -r t_vault rss_vault < <(timeit vault "$vault snapshot --vault $work/vault --password-file $pw --brokers $brokers --topics $topic --json > $work/vault.json")
-read -r t_kcat rss_kcat < <(timeit kcat "kcat -C -b $brokers -t $topic -o beginning -e -q > /dev/null")
-read -r t_restic rss_restic < <(timeit restic "set -o pipefail; kcat -C -b $brokers -t $topic -o beginning -e -q -K '\t' | restic backup -q --repo $work/restic --stdin --stdin-filename $topic")
+read -r t_vault rss_vault cpu_vault bcpu_vault < <(timeit vault "$vault snapshot --vault $work/vault --password-file $pw --brokers $brokers --topics $topic --json > $work/vault.json")
+read -r t_kcat rss_kcat cpu_kcat bcpu_kcat < <(timeit kcat "kcat -C -b $brokers -t $topic -o beginning -e -q > /dev/null")
+read -r t_restic rss_restic cpu_restic bcpu_restic < <(timeit restic "set -o pipefail; kcat -C -b $brokers -t $topic -o beginning -e -q -K '\t' | restic backup -q --repo $work/restic --stdin --stdin-filename $topic")
 
 size_vault=$(du -sb "$work/vault" | cut -f1)
 size_restic=$(du -sb "$work/restic" | cut -f1)
-python3 - "$t_vault" "$t_kcat" "$t_restic" "$rss_vault" "$rss_kcat" "$rss_restic" "$size_vault" "$size_restic" "$gib" <<'PY'
+python3 - "$t_vault" "$t_kcat" "$t_restic" "$rss_vault" "$rss_kcat" "$rss_restic" "$size_vault" "$size_restic" "$gib" \
+  "$cpu_vault" "$cpu_kcat" "$cpu_restic" "$bcpu_vault" "$bcpu_kcat" "$bcpu_restic" <<'PY'
 import sys
-tv, tk, tr, rv, rk, rr, sv, sr, gib = sys.argv[1:]
+tv, tk, tr, rv, rk, rr, sv, sr, gib, cv, ck, cr, bv, bk, br = sys.argv[1:]
 tv, tk, tr = float(tv), float(tk), float(tr)
 mib = float(gib) * 1024
-print(f"| tool | time (s) | MiB/s | speed vs kcat drain | peak RSS (MiB) | stored (MiB) |")
-print(f"|---|---|---|---|---|---|")
-print(f"| vault snapshot | {tv:.1f} | {mib/tv:.0f} | {tk/tv:.2f}x | {int(rv)/1024:.0f} | {int(sv)/2**20:.0f} |")
-print(f"| kcat drain (> /dev/null) | {tk:.1f} | {mib/tk:.0f} | 1.00x | {int(rk)/1024:.0f} | - |")
-print(f"| kcat \\| restic backup --stdin | {tr:.1f} | {mib/tr:.0f} | {tk/tr:.2f}x | {int(rr)/1024:.0f} (restic) | {int(sr)/2**20:.0f} |")
+print(f"| tool | time (s) | MiB/s | speed vs kcat drain | CPU s (tool + broker) | peak RSS (MiB) | stored (MiB) |")
+print(f"|---|---|---|---|---|---|---|")
+print(f"| vault snapshot | {tv:.1f} | {mib/tv:.0f} | {tk/tv:.2f}x | {cv} + {bv} | {int(rv)/1024:.0f} | {int(sv)/2**20:.0f} |")
+print(f"| kcat drain (> /dev/null) | {tk:.1f} | {mib/tk:.0f} | 1.00x | {ck} + {bk} | {int(rk)/1024:.0f} | - |")
+print(f"| kcat \\| restic backup --stdin | {tr:.1f} | {mib/tr:.0f} | {tk/tr:.2f}x | {cr} + {br} | {int(rr)/1024:.0f} (restic) | {int(sr)/2**20:.0f} |")
 print()
 print(f"vault/kcat speed ratio: {tk/tv:.2f}; vault vs kcat|restic: {tr/tv:.2f}x faster; vault size / restic size: {int(sv)/int(sr):.2f}")
 PY

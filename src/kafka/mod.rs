@@ -12,9 +12,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::Metadata;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use regex::Regex;
-use vault_format::manifest::{GroupOffset, GroupSnapshot};
 
 use crate::error::{Error, Result};
+
+mod group_offsets;
+pub use group_offsets::group_offsets;
 
 /// How to reach a cluster: bootstrap servers plus any librdkafka property,
 /// given as `-X key=value` like kcat does (security.protocol, sasl.*, ssl.*).
@@ -275,38 +277,6 @@ pub fn partition_offsets(
     Ok(out)
 }
 
-/// One group's committed offsets on the partitions of `tpl`. A consumer
-/// with the group's id fetches them without joining the group.
-fn committed_offsets(
-    opts: &KafkaOptions,
-    group: &str,
-    tpl: &TopicPartitionList,
-) -> Result<Vec<GroupOffset>> {
-    let mut c = opts.client_config();
-    c.set("group.id", group).set("enable.auto.commit", "false");
-    let fetcher: BaseConsumer = c
-        .create()
-        .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
-    let committed = retry_transient(opts, || {
-        fetcher.committed_offsets(tpl.clone(), opts.request_timeout)
-    })
-    .map_err(|e| opts.kafka_err(&format!("reading the offsets of group {group}"), e))?;
-    Ok(committed
-        .elements()
-        .into_iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(GroupOffset {
-                topic: e.topic().to_string(),
-                partition: e.partition() as u32,
-                offset: o,
-                metadata: Some(e.metadata().to_string()).filter(|m| !m.is_empty()),
-                leader_epoch: None,
-            }),
-            _ => None,
-        })
-        .collect())
-}
-
 /// Runs `f` again while the cluster answers that it is still getting ready
 /// (a fresh or restarted broker loads its group coordinator for a while),
 /// up to the request timeout.
@@ -334,70 +304,4 @@ pub fn retry_transient<T>(
             other => return other,
         }
     }
-}
-
-/// Every consumer group with an offset committed on one of `topics`, with
-/// its committed offsets there.
-pub fn group_offsets(
-    opts: &KafkaOptions,
-    client: &BaseConsumer,
-    topics: &[TopicInfo],
-) -> Result<Vec<GroupSnapshot>> {
-    let list = retry_transient(opts, || client.fetch_group_list(None, opts.request_timeout))
-        .map_err(|e| opts.kafka_err("listing consumer groups", e))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
-    }
-    let groups: Vec<(String, String, String)> = list
-        .groups()
-        .iter()
-        .filter(|g| !g.name().starts_with("kvault-"))
-        .map(|g| {
-            (
-                g.name().to_string(),
-                g.protocol_type().to_string(),
-                g.state().to_string(),
-            )
-        })
-        .collect();
-    // Each group needs a client of its own (its group.id), and creating and
-    // closing one takes ~150 ms; clusters have hundreds of groups, so the
-    // fetches run side by side.
-    let threads = groups.len().clamp(1, 16);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<Vec<GroupSnapshot>>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| -> Result<Vec<GroupSnapshot>> {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((name, protocol_type, state)) = groups.get(i) else {
-                            return Ok(out);
-                        };
-                        let offsets = committed_offsets(opts, name, &tpl)?;
-                        if !offsets.is_empty() {
-                            out.push(GroupSnapshot {
-                                group_id: name.clone(),
-                                protocol_type: protocol_type.clone(),
-                                state: state.clone(),
-                                offsets,
-                            });
-                        }
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("group offset fetcher panicked"))
-            .collect()
-    });
-    let mut out = Vec::new();
-    for r in results {
-        out.extend(r?);
-    }
-    out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-    Ok(out)
 }
