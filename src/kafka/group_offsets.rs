@@ -296,7 +296,8 @@ impl Event {
                 let metadata = if e.metadata.is_null() || e.metadata_size == 0 {
                     None
                 } else {
-                    let bytes = std::slice::from_raw_parts(e.metadata as *const u8, e.metadata_size);
+                    let bytes =
+                        std::slice::from_raw_parts(e.metadata as *const u8, e.metadata_size);
                     Some(String::from_utf8_lossy(bytes).into_owned())
                 };
                 out.push(GroupOffset {
