@@ -17,7 +17,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 use vault_format::manifest::{GroupOffset, GroupSnapshot};
 
-use super::{KafkaOptions, TopicInfo, retry_transient};
+use super::{KafkaOptions, RETRY_PAUSE, TopicInfo, is_getting_ready, retry_transient};
 use crate::error::{Error, Result};
 
 /// Requests in flight at once: enough to hide round trips, few enough not
@@ -117,17 +117,12 @@ fn committed_offsets(
         match event.group_result() {
             Ok(offsets) => results[i] = Some(offsets),
             Err((code, message)) => {
-                let retry = matches!(
-                    code,
-                    RDKafkaErrorCode::CoordinatorLoadInProgress
-                        | RDKafkaErrorCode::CoordinatorNotAvailable
-                        | RDKafkaErrorCode::NotCoordinator
-                        | RDKafkaErrorCode::UnstableOffsetCommit
-                        | RDKafkaErrorCode::LeaderNotAvailable
-                );
+                // An unstable offset belongs to a transaction about to end.
+                let retry =
+                    is_getting_ready(code) || code == RDKafkaErrorCode::UnstableOffsetCommit;
                 let started = first_try[i].unwrap_or(now);
                 if retry && now.duration_since(started) < opts.request_timeout {
-                    todo.push_back((i, now + Duration::from_millis(250)));
+                    todo.push_back((i, now + RETRY_PAUSE));
                 } else {
                     return Err(opts.kafka_err(
                         &format!("reading the offsets of group {}", groups[i]),

@@ -277,29 +277,36 @@ pub fn partition_offsets(
     Ok(out)
 }
 
-/// Runs `f` again while the cluster answers that it is still getting ready
-/// (a fresh or restarted broker loads its group coordinator for a while),
+/// Whether `code` means the cluster is still getting ready (a fresh or
+/// restarted broker loads its group coordinator for a while).
+fn is_getting_ready(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+            | C::NotCoordinator
+            | C::LeaderNotAvailable
+    )
+}
+
+/// How long to wait before asking a cluster that is getting ready again.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// Runs `f` again while the cluster answers that it is still getting ready,
 /// up to the request timeout.
 pub fn retry_transient<T>(
     opts: &KafkaOptions,
     mut f: impl FnMut() -> rdkafka::error::KafkaResult<T>,
 ) -> rdkafka::error::KafkaResult<T> {
-    use rdkafka::types::RDKafkaErrorCode as C;
     let deadline = std::time::Instant::now() + opts.request_timeout;
     loop {
         match f() {
             Err(e)
-                if matches!(
-                    e.rdkafka_error_code(),
-                    Some(
-                        C::CoordinatorLoadInProgress
-                            | C::CoordinatorNotAvailable
-                            | C::NotCoordinator
-                            | C::LeaderNotAvailable
-                    )
-                ) && std::time::Instant::now() < deadline =>
+                if e.rdkafka_error_code().is_some_and(is_getting_ready)
+                    && std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(RETRY_PAUSE);
             }
             other => return other,
         }
