@@ -386,6 +386,58 @@ mod tests {
     }
 
     #[test]
+    fn one_record_in_front_changes_only_the_first_chunk() {
+        // 3 MB of 1 KiB records with the default sizes, as one partition of
+        // the dedup test: a copy behind one extra record must share every
+        // chunk but the first, or copies at other offsets stop deduplicating.
+        let record = |ts: i64, key: &'static [u8], v: &'static [u8]| Record {
+            timestamp: ts,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(key),
+            value: RecordValue::Inline(v),
+            headers: vec![],
+        };
+        for seed in 1..=4u64 {
+            let g = Gear::new(&[seed as u8; 32], ChunkerParams::DEFAULT).unwrap();
+            let mut x = seed;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let values: Vec<&'static [u8]> = (0..3000)
+                .map(|_| {
+                    let v: Vec<u8> = (0..1024).map(|_| b'a' + (next() % 26) as u8).collect();
+                    &*Vec::leak(v)
+                })
+                .collect();
+            let run = |shift: bool| {
+                let mut ch = RecordChunker::new(&g, None);
+                let mut out = Vec::new();
+                let mut offset = 0;
+                if shift {
+                    ch.push(&record(5, b"shift", b"offsets"), offset, &mut out)
+                        .unwrap();
+                    offset += 1;
+                }
+                for (i, v) in values.iter().enumerate() {
+                    ch.push(&record(i as i64, b"k", v), offset, &mut out)
+                        .unwrap();
+                    offset += 1;
+                }
+                ch.finish(&mut out);
+                out.into_iter().map(|c| c.plaintext).collect::<Vec<_>>()
+            };
+            let (a, b) = (run(false), run(true));
+            assert!(a.len() > 20, "{} chunks", a.len());
+            assert_eq!(a.len(), b.len());
+            assert_ne!(a[0], b[0]);
+            assert_eq!(a[1..], b[1..], "seed {seed}");
+        }
+    }
+
+    #[test]
     fn offsets_must_increase() {
         let g = gear();
         let mut ch = RecordChunker::new(&g, Some(5));
