@@ -1,0 +1,250 @@
+//! A vault on disk, driven through the real `vault` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use super::*;
+
+/// A vault in a temporary directory, driven through the real binary.
+pub struct TestVault {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub password_file: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl TestVault {
+    pub fn init() -> TestVault {
+        TestVault::init_with(&[])
+    }
+
+    /// `vault init` with extra arguments (e.g. a small pack size).
+    pub fn init_with(extra: &[&str]) -> TestVault {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault");
+        let password_file = dir.path().join("pw");
+        let cache = dir.path().join("cache");
+        std::fs::write(&password_file, "test passphrase\n").unwrap();
+        let v = TestVault {
+            dir,
+            path,
+            password_file,
+            cache,
+        };
+        let mut args = vec!["init", "--kdf-memory-mib", "8"];
+        args.extend_from_slice(extra);
+        let o = v.run(&args);
+        assert!(
+            o.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        v
+    }
+
+    /// Runs `vault <cmd> --vault … --password-file … <rest>`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vault"));
+        c.arg(args[0])
+            .arg("--vault")
+            .arg(&self.path)
+            .arg("--password-file")
+            .arg(&self.password_file)
+            .args(&args[1..])
+            .env("KVAULT_CACHE_DIR", &self.cache)
+            .env_remove("KVAULT_PASSWORD")
+            .env_remove("KVAULT_PASSWORD_FILE");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run vault")
+    }
+
+    /// Runs a command that must succeed and prints JSON; returns the JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let o = self.run(&a);
+        assert!(
+            o.status.success(),
+            "vault {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "vault {args:?}: bad JSON ({e}): {}",
+                String::from_utf8_lossy(&o.stdout)
+            )
+        })
+    }
+
+    /// Restores into the target cluster; returns the JSON summary.
+    pub fn restore(&self, snapshot: &str, extra: &[&str]) -> serde_json::Value {
+        let brokers = Cluster::Target.brokers();
+        let mut args = vec!["restore", "--snapshot-id", snapshot, "--brokers", &brokers];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
+    /// Snapshots `topics` of the source cluster; returns the JSON summary.
+    pub fn snapshot(&self, topics: &[&str]) -> serde_json::Value {
+        let t = topics.join(",");
+        self.json(&[
+            "snapshot",
+            "--brokers",
+            &Cluster::Source.brokers(),
+            "--topics",
+            &t,
+        ])
+    }
+
+    pub fn open(&self) -> vault::Repository<vault::repository::Indexed> {
+        let pass = vault::password::read_password_file(&self.password_file).unwrap();
+        vault::Repository::open(std::sync::Arc::new(vault::storage::local::LocalDir::open(
+            &self.path,
+        )))
+        .unwrap()
+        .unlock(&pass)
+        .unwrap()
+        .index(&self.cache.join("inspect"))
+        .unwrap()
+    }
+
+    /// The records a snapshot holds for a topic, as `TestRecord`s.
+    pub fn records(&self, snapshot: &str, topic: &str) -> Vec<TestRecord> {
+        let repo = self.open();
+        let id = repo.resolve_snapshot(snapshot).unwrap();
+        let m = repo.read_snapshot(&id).unwrap();
+        let t = m
+            .topics
+            .iter()
+            .find(|t| t.name == topic)
+            .unwrap_or_else(|| panic!("{topic} not in snapshot"));
+        let mut out = Vec::new();
+        for p in &t.partitions {
+            let Some(root) = p.root else { continue };
+            for r in vault::reader::all_records(&repo, &root).unwrap() {
+                out.push(TestRecord {
+                    partition: p.partition as i32,
+                    offset: r.offset,
+                    key: r.key,
+                    value: r.value,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (String::from_utf8(k).unwrap(), v))
+                        .collect(),
+                    timestamp: (r.timestamp_type as u8, r.timestamp),
+                });
+            }
+        }
+        out
+    }
+
+    /// Starts `vault snapshot` of `topic` in the background and returns once
+    /// it has written `pack_bytes` of new packs, still running (the moment
+    /// the fault tests strike). Output is piped.
+    pub fn snapshot_in_flight(
+        &self,
+        topic: &str,
+        extra: &[&str],
+        pack_bytes: u64,
+    ) -> std::process::Child {
+        let brokers = Cluster::Source.brokers();
+        let mut args = vec!["snapshot", "--brokers", &brokers, "--topics", topic];
+        args.extend_from_slice(extra);
+        // Growth, not size: a vault that already holds packs would otherwise
+        // count as "mid-flight" before the snapshot has even started.
+        let packs = self.path.join("packs");
+        let target = dir_size(&packs) + pack_bytes;
+        let mut child = self
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while dir_size(&packs) < target {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the snapshot wrote nothing"
+            );
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the snapshot ended ({status}) before the fault struck; \
+                     stdout: {} stderr: {}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child
+    }
+
+    /// A copy of this vault (same passphrase, its own cache), for tests
+    /// that damage one.
+    pub fn copy(&self) -> TestVault {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&self.path)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let password_file = dir.path().join("pw");
+        std::fs::copy(&self.password_file, &password_file).unwrap();
+        let cache = dir.path().join("cache");
+        TestVault {
+            dir,
+            path,
+            password_file,
+            cache,
+        }
+    }
+
+    /// Files of one kind of vault object (`packs`, `index`, `snapshots`).
+    pub fn files(&self, kind: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.path.join(kind)];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Bytes the vault occupies on disk.
+    pub fn size(&self) -> u64 {
+        dir_size(&self.path)
+    }
+}
+
+pub fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
