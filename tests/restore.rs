@@ -5,8 +5,9 @@
 mod common;
 
 use common::{
-    Cluster, TestRecord, TestVault, commit_group, committed, consume_all, content, content_from,
-    create_topic, produce, topic_exists, unique_topic,
+    Cluster, TestRecord, TestVault, commit_group, commit_group_with_metadata, committed,
+    committed_with_metadata, consume_all, content, content_from, create_topic, produce,
+    topic_exists, unique_topic,
 };
 
 /// Field kinds, aborted transactions and an 8 MiB record; kcat reads the
@@ -186,8 +187,15 @@ async fn rename_into_a_non_empty_topic_over_a_time_window() {
         .collect();
     produce(Cluster::Source, &topic, &recs).await;
     let group = unique_topic("wgroup");
-    // Partition 0 read up to offset 3 (before the window), partition 1 to 15 (inside).
-    commit_group(Cluster::Source, &group, &topic, &[(0, 3), (1, 15)]);
+    // Partition 0 read up to offset 3 (before the window), partition 1 to 15
+    // (inside), with the metadata string a client may commit along.
+    commit_group_with_metadata(
+        Cluster::Source,
+        &group,
+        &topic,
+        &[(0, 3), (1, 15)],
+        Some("host-7 generation 3"),
+    );
 
     let renamed = unique_topic("renamed");
     create_topic(Cluster::Target, &renamed, 3, &[]).await;
@@ -234,7 +242,8 @@ async fn rename_into_a_non_empty_topic_over_a_time_window() {
         let got: Vec<TestRecord> = dst.iter().filter(|r| r.partition == p).cloned().collect();
         assert_eq!(content(&got), content(&want), "partition {p}");
         // The group reads on from the first restored record at or after its source offset.
-        let at = committed(Cluster::Target, &group, &renamed, p).unwrap();
+        let (at, metadata) = committed_with_metadata(Cluster::Target, &group, &renamed, p).unwrap();
+        assert_eq!(metadata, "host-7 generation 3", "partition {p}");
         let source_pos = if p == 0 { 3 } else { 15 };
         let want_next: Vec<TestRecord> = src
             .iter()

@@ -15,8 +15,9 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 
+mod admin_ffi;
 mod group_offsets;
-pub use group_offsets::group_offsets;
+pub use group_offsets::{OffsetCommit, commit_group_offsets, group_offsets};
 
 /// How to reach a cluster: bootstrap servers plus any librdkafka property,
 /// given as `-X key=value` like kcat does (security.protocol, sasl.*, ssl.*).

@@ -24,13 +24,13 @@ pub use window::TimeWindow;
 use decode::{DecodeJob, DecodedChunk};
 use produce::{OutRecord, TxnProducer};
 use progress::{PROGRESS_TOPIC, PartitionProgress, Phase, ProgressState, partition_key};
-use target::{NewTopicSpec, TargetOffset};
+use target::NewTopicSpec;
 use translate::{OffsetTranslator, translate};
 use vault_format::record::{RecordIter, RecordValue};
 
 use crate::error::FormatContext;
 use crate::error::{Error, Result};
-use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
+use crate::kafka::{Edge, KafkaOptions, OffsetCommit, TopicInfo, partition_offsets};
 use crate::reader::{count_mismatch, leaves};
 use crate::repository::{Indexed, Repository, now_ms};
 
@@ -123,21 +123,27 @@ pub fn execute(
     let groups = translated_groups(plan, &state);
     if state.phase == Phase::Groups {
         // `translated_groups` keeps the plan's order, group by group and offset by offset.
-        for (g, planned) in groups.iter().zip(&plan.groups) {
-            let offsets: Vec<TargetOffset> = g
-                .offsets
-                .iter()
-                .zip(&planned.offsets)
-                .map(|(t, (_, _, metadata))| TargetOffset {
-                    topic: t.target_topic.clone(),
-                    partition: t.partition,
-                    offset: t.target_offset,
-                    metadata: metadata.clone(),
-                })
-                .collect();
-            target::commit_group_offsets(kafka, &g.group_id, &offsets)?;
-            crate::faults::crash_point("restore-group", 1);
-        }
+        let commits: Vec<(String, Vec<OffsetCommit>)> = groups
+            .iter()
+            .zip(&plan.groups)
+            .map(|(g, planned)| {
+                let offsets = g
+                    .offsets
+                    .iter()
+                    .zip(&planned.offsets)
+                    .map(|(t, (_, _, metadata))| OffsetCommit {
+                        topic: t.target_topic.clone(),
+                        partition: t.partition,
+                        offset: t.target_offset,
+                        metadata: metadata.clone(),
+                    })
+                    .collect();
+                (g.group_id.clone(), offsets)
+            })
+            .collect();
+        crate::kafka::commit_group_offsets(kafka, &commits, |n| {
+            crate::faults::crash_point("restore-group", n as u64)
+        })?;
         state.phase = Phase::Done;
         producer.begin()?;
         producer.commit(&state)?;

@@ -1,11 +1,10 @@
-//! The target cluster: what it holds, creating topics, and committing the
-//! translated group offsets.
+//! The target cluster: what it holds and creating topics. The translated
+//! group offsets are committed through `kafka::commit_group_offsets`.
 
 use std::collections::HashMap;
 
 use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
@@ -175,64 +174,4 @@ pub fn group_members(kafka: &KafkaOptions, client: &BaseConsumer, group: &str) -
         .filter(|g| g.name() == group)
         .map(|g| g.members().len())
         .sum())
-}
-
-/// One translated position of a group on the target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetOffset {
-    pub topic: String,
-    pub partition: u32,
-    pub offset: i64,
-    pub metadata: Option<String>,
-}
-
-/// Commits `offsets` for `group` on the target without joining the group
-/// (Kafka accepts this only while the group has no active members), then
-/// reads them back.
-pub fn commit_group_offsets(
-    kafka: &KafkaOptions,
-    group: &str,
-    offsets: &[TargetOffset],
-) -> Result<()> {
-    let mut c = kafka.client_config();
-    c.set("group.id", group).set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = c
-        .create()
-        .map_err(|e| err(kafka, "creating a Kafka client", e))?;
-    let mut tpl = TopicPartitionList::new();
-    for o in offsets {
-        let mut e = tpl.add_partition(&o.topic, o.partition as i32);
-        e.set_offset(Offset::Offset(o.offset))
-            .map_err(|e| err(kafka, "building an offset commit", e))?;
-        if let Some(m) = &o.metadata {
-            e.set_metadata(m.as_str());
-        }
-    }
-    let context = format!("committing the offsets of consumer group {group}");
-    consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
-        err(
-            kafka,
-            &context,
-            format!("{e}; the group must have no active consumers on the target"),
-        )
-    })?;
-    let back = consumer
-        .committed_offsets(tpl.clone(), kafka.request_timeout)
-        .map_err(|e| err(kafka, &context, e))?;
-    for o in offsets {
-        let got = back
-            .find_partition(&o.topic, o.partition as i32)
-            .map(|e| e.offset());
-        if got != Some(Offset::Offset(o.offset)) {
-            return Err(err(
-                kafka,
-                &context,
-                format!(
-                    "{}/{} reads back as {got:?}, not {}",
-                    o.topic, o.partition, o.offset
-                ),
-            ));
-        }
-    }
-    Ok(())
 }

@@ -20,12 +20,26 @@ fn group_client(cluster: Cluster, group: &str) -> BaseConsumer {
 /// Commits `offsets` (partition, offset) for `group` on `topic`, the way a
 /// consumer that stopped there would have.
 pub fn commit_group(cluster: Cluster, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    commit_group_with_metadata(cluster, group, topic, offsets, None);
+}
+
+/// [`commit_group`] with the metadata string a client may commit along.
+pub fn commit_group_with_metadata(
+    cluster: Cluster,
+    group: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    metadata: Option<&str>,
+) {
     use rdkafka::consumer::CommitMode;
     let c = group_client(cluster, group);
     let mut tpl = TopicPartitionList::new();
     for (p, o) in offsets {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
-            .unwrap();
+        let mut e = tpl.add_partition(topic, *p);
+        e.set_offset(Offset::Offset(*o)).unwrap();
+        if let Some(m) = metadata {
+            e.set_metadata(m);
+        }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while let Err(e) = c.commit(&tpl, CommitMode::Sync) {
@@ -36,14 +50,25 @@ pub fn commit_group(cluster: Cluster, group: &str, topic: &str, offsets: &[(i32,
 
 /// The offset `group` has committed on `topic`/`partition`, if any.
 pub fn committed(cluster: Cluster, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    committed_with_metadata(cluster, group, topic, partition).map(|(o, _)| o)
+}
+
+/// The offset and metadata `group` has committed on `topic`/`partition`.
+pub fn committed_with_metadata(
+    cluster: Cluster,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, String)> {
     let c = group_client(cluster, group);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
     let got = c
         .committed_offsets(tpl, Duration::from_secs(30))
         .expect("committed offsets");
-    match got.elements()[0].offset() {
-        Offset::Offset(o) => Some(o),
+    let e = &got.elements()[0];
+    match e.offset() {
+        Offset::Offset(o) => Some((o, e.metadata().to_string())),
         _ => None,
     }
 }

@@ -1,0 +1,359 @@
+//! Per-group admin requests run side by side on one librdkafka client.
+//!
+//! librdkafka's ListConsumerGroupOffsets and AlterConsumerGroupOffsets take
+//! one group per call but run many calls at once on one client. A consumer
+//! per group, the other way, costs ~150 ms each to create and close, and
+//! clusters have hundreds or thousands of groups. The rdkafka crate wraps
+//! neither call, so this module holds vault's raw librdkafka code, each
+//! handle owned by a type that frees it.
+
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
+
+use rdkafka::bindings as rd;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{KafkaOptions, RETRY_PAUSE};
+use crate::error::{Error, Result};
+
+/// Requests in flight at once: enough to hide round trips, few enough not
+/// to flood a coordinator.
+const IN_FLIGHT: usize = 64;
+
+/// An error code and message from librdkafka.
+pub(super) type RdError = (RDKafkaErrorCode, String);
+
+/// The two per-group calls vault makes.
+#[derive(Clone, Copy)]
+pub(super) enum GroupOp {
+    /// Committed offsets, read with require_stable (what a read_committed
+    /// consumer would resume from).
+    ListOffsets,
+    /// Commits the offsets in the list, metadata included.
+    AlterOffsets,
+}
+
+/// One request: a group and its partitions (with offsets, for an alter).
+pub(super) struct GroupRequest<'a> {
+    pub group: &'a str,
+    pub partitions: &'a TopicPartitionList,
+}
+
+/// Runs `op` for every request, at most `IN_FLIGHT` at a time, and returns
+/// each group's partitions in request order. A request whose error
+/// `retryable` accepts goes out again after a pause, for at most the
+/// request timeout. `answered(n)` is told each time the n-th group answers.
+/// An error names `what` was done to which group, then `hint`.
+pub(super) fn run_per_group(
+    opts: &KafkaOptions,
+    op: GroupOp,
+    requests: &[GroupRequest<'_>],
+    retryable: impl Fn(RDKafkaErrorCode) -> bool,
+    mut answered: impl FnMut(usize),
+    (what, hint): (&str, &str),
+) -> Result<Vec<Vec<PartitionResult>>> {
+    let admin = opts.admin()?;
+    let rk = admin.inner().native_ptr();
+    // Declared after `admin`, so freed before it.
+    let queue = Queue::new(rk);
+    let options = AdminOptions::new(rk, op, opts.request_timeout)?;
+    let c_names: Vec<CString> = requests
+        .iter()
+        .map(|r| {
+            CString::new(r.group)
+                .map_err(|_| Error::Usage(format!("group id {:?} holds a NUL", r.group)))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut results: Vec<Option<Vec<PartitionResult>>> = vec![None; requests.len()];
+    let mut first_try: Vec<Option<Instant>> = vec![None; requests.len()];
+    // (request, not before): retries wait a little before going out again.
+    let mut todo: VecDeque<(usize, Instant)> =
+        (0..requests.len()).map(|i| (i, Instant::now())).collect();
+    let mut in_flight = 0usize;
+    let mut done = 0usize;
+    loop {
+        let now = Instant::now();
+        while in_flight < IN_FLIGHT {
+            match todo.front() {
+                Some(&(i, at)) if at <= now => {
+                    todo.pop_front();
+                    first_try[i].get_or_insert(now);
+                    options.set_opaque(i);
+                    send(
+                        rk,
+                        op,
+                        &c_names[i],
+                        requests[i].partitions,
+                        &options,
+                        &queue,
+                    );
+                    in_flight += 1;
+                }
+                _ => break,
+            }
+        }
+        if in_flight == 0 {
+            match todo.front() {
+                Some(&(_, at)) => {
+                    std::thread::sleep(at.saturating_duration_since(now));
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let Some(event) = queue.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        in_flight -= 1;
+        let i = event.opaque();
+        match event.group_result(op) {
+            Ok(partitions) => {
+                results[i] = Some(partitions);
+                done += 1;
+                answered(done);
+            }
+            Err((code, message)) => {
+                let started = first_try[i].unwrap_or(now);
+                if retryable(code) && now.duration_since(started) < opts.request_timeout {
+                    todo.push_back((i, now + RETRY_PAUSE));
+                } else {
+                    return Err(Error::Kafka {
+                        context: format!(
+                            "{what} of group {} (brokers {})",
+                            requests[i].group, opts.brokers
+                        ),
+                        message: format!("{message}; {hint}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every group answered"))
+        .collect())
+}
+
+/// One partition of a group's answer.
+#[derive(Clone, Debug)]
+pub(super) struct PartitionResult {
+    pub topic: String,
+    pub partition: i32,
+    /// Negative when the group has no offset there.
+    pub offset: i64,
+    pub metadata: Option<String>,
+}
+
+fn send(
+    rk: *mut rd::rd_kafka_t,
+    op: GroupOp,
+    group: &CStr,
+    partitions: &TopicPartitionList,
+    options: &AdminOptions,
+    queue: &Queue,
+) {
+    // SAFETY: the request objects copy the group id and the partition list;
+    // librdkafka copies the request and the options in the call, so both are
+    // freed right after it. The result comes back as an event on `queue`.
+    unsafe {
+        match op {
+            GroupOp::ListOffsets => {
+                let mut req =
+                    rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), partitions.ptr());
+                rd::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.0);
+                rd::rd_kafka_ListConsumerGroupOffsets_destroy(req);
+            }
+            GroupOp::AlterOffsets => {
+                let mut req =
+                    rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), partitions.ptr());
+                rd::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.0);
+                rd::rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+            }
+        }
+    }
+}
+
+struct Queue(*mut rd::rd_kafka_queue_t);
+
+impl Queue {
+    fn new(rk: *mut rd::rd_kafka_t) -> Queue {
+        // SAFETY: rk is a live client, which outlives the queue (see caller).
+        Queue(unsafe { rd::rd_kafka_queue_new(rk) })
+    }
+
+    fn poll(&self, timeout: Duration) -> Option<Event> {
+        // SAFETY: the queue is live; a non-null event is ours to destroy.
+        let ev = unsafe { rd::rd_kafka_queue_poll(self.0, timeout.as_millis() as i32) };
+        (!ev.is_null()).then_some(Event(ev))
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: created by rd_kafka_queue_new, freed once.
+        unsafe { rd::rd_kafka_queue_destroy(self.0) }
+    }
+}
+
+struct AdminOptions(*mut rd::rd_kafka_AdminOptions_t);
+
+impl AdminOptions {
+    fn new(rk: *mut rd::rd_kafka_t, op: GroupOp, timeout: Duration) -> Result<AdminOptions> {
+        let op_type = match op {
+            GroupOp::ListOffsets => {
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS
+            }
+            GroupOp::AlterOffsets => {
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS
+            }
+        };
+        // SAFETY: rk is live; the options are freed by Drop; errstr is a
+        // buffer of the length passed.
+        unsafe {
+            let o = AdminOptions(rd::rd_kafka_AdminOptions_new(rk, op_type));
+            let mut errstr = [0 as std::ffi::c_char; 256];
+            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            if rd::rd_kafka_AdminOptions_set_request_timeout(
+                o.0,
+                ms,
+                errstr.as_mut_ptr(),
+                errstr.len(),
+            ) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                let msg = CStr::from_ptr(errstr.as_ptr()).to_string_lossy();
+                return Err(Error::Usage(format!("request timeout {ms} ms: {msg}")));
+            }
+            if matches!(op, GroupOp::ListOffsets) {
+                let err = rd::rd_kafka_AdminOptions_set_require_stable_offsets(o.0, 1);
+                if !err.is_null() {
+                    let msg = cstr(rd::rd_kafka_error_string(err));
+                    rd::rd_kafka_error_destroy(err);
+                    return Err(Error::Usage(format!("require_stable_offsets: {msg}")));
+                }
+            }
+            Ok(o)
+        }
+    }
+
+    /// Tags the next request with its index, returned on its event.
+    fn set_opaque(&self, i: usize) {
+        // SAFETY: the options are live; the opaque is a plain integer.
+        unsafe { rd::rd_kafka_AdminOptions_set_opaque(self.0, std::ptr::without_provenance_mut(i)) }
+    }
+}
+
+impl Drop for AdminOptions {
+    fn drop(&mut self) {
+        // SAFETY: created by rd_kafka_AdminOptions_new, freed once.
+        unsafe { rd::rd_kafka_AdminOptions_destroy(self.0) }
+    }
+}
+
+struct Event(*mut rd::rd_kafka_event_t);
+
+impl Event {
+    fn opaque(&self) -> usize {
+        // SAFETY: the event is live.
+        unsafe { rd::rd_kafka_event_opaque(self.0).addr() }
+    }
+
+    /// The one group's partitions, or the error code and message of the
+    /// event, the group or the first failed partition.
+    fn group_result(&self, op: GroupOp) -> std::result::Result<Vec<PartitionResult>, RdError> {
+        // SAFETY: everything read here belongs to the live event and is
+        // copied out before it is destroyed; counts bound every array read.
+        unsafe {
+            let expected = match op {
+                GroupOp::ListOffsets => rd::RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
+                GroupOp::AlterOffsets => rd::RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT,
+            };
+            if rd::rd_kafka_event_type(self.0) != expected {
+                return Err((
+                    RDKafkaErrorCode::Fail,
+                    "unexpected event on the admin queue".into(),
+                ));
+            }
+            let err = rd::rd_kafka_event_error(self.0);
+            if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                return Err((err.into(), cstr(rd::rd_kafka_event_error_string(self.0))));
+            }
+            let mut n = 0usize;
+            let groups = match op {
+                GroupOp::ListOffsets => rd::rd_kafka_ListConsumerGroupOffsets_result_groups(
+                    rd::rd_kafka_event_ListConsumerGroupOffsets_result(self.0),
+                    &mut n,
+                ),
+                GroupOp::AlterOffsets => rd::rd_kafka_AlterConsumerGroupOffsets_result_groups(
+                    rd::rd_kafka_event_AlterConsumerGroupOffsets_result(self.0),
+                    &mut n,
+                ),
+            };
+            if n != 1 || groups.is_null() {
+                return Err((
+                    RDKafkaErrorCode::Fail,
+                    format!("expected one group result, got {n}"),
+                ));
+            }
+            let g = *groups;
+            let gerr = rd::rd_kafka_group_result_error(g);
+            if !gerr.is_null() {
+                return Err((
+                    rd::rd_kafka_error_code(gerr).into(),
+                    cstr(rd::rd_kafka_error_string(gerr)),
+                ));
+            }
+            let list = rd::rd_kafka_group_result_partitions(g);
+            if list.is_null() {
+                return Ok(Vec::new());
+            }
+            let list = &*list;
+            let elems: &[rd::rd_kafka_topic_partition_t] = if list.cnt > 0 {
+                std::slice::from_raw_parts(list.elems, list.cnt as usize)
+            } else {
+                &[]
+            };
+            let mut out = Vec::with_capacity(elems.len());
+            for e in elems {
+                if e.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let code: RDKafkaErrorCode = e.err.into();
+                    return Err((code, format!("{}/{}: {code}", cstr(e.topic), e.partition)));
+                }
+                let metadata = if e.metadata.is_null() || e.metadata_size == 0 {
+                    None
+                } else {
+                    let bytes =
+                        std::slice::from_raw_parts(e.metadata as *const u8, e.metadata_size);
+                    Some(String::from_utf8_lossy(bytes).into_owned())
+                };
+                out.push(PartitionResult {
+                    topic: cstr(e.topic),
+                    partition: e.partition,
+                    offset: e.offset,
+                    metadata,
+                });
+            }
+            Ok(out)
+        }
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: returned by rd_kafka_queue_poll, freed once.
+        unsafe { rd::rd_kafka_event_destroy(self.0) }
+    }
+}
+
+/// # Safety
+/// `p` is null or a NUL-terminated string that lives for the call.
+unsafe fn cstr(p: *const std::ffi::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: see above.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
