@@ -114,6 +114,9 @@ pub fn commit_group_offsets(
     commits: &[(String, Vec<OffsetCommit>)],
     committed: impl FnMut(usize),
 ) -> Result<()> {
+    if commits.is_empty() {
+        return Ok(());
+    }
     let lists = commits
         .iter()
         .map(|(group, offsets)| {
