@@ -12,6 +12,7 @@ use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rd;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -54,9 +55,18 @@ pub(super) fn run_per_group(
     mut answered: impl FnMut(usize),
     (what, hint): (&str, &str),
 ) -> Result<Vec<Vec<PartitionResult>>> {
-    let admin = opts.admin()?;
-    let rk = admin.inner().native_ptr();
-    // Declared after `admin`, so freed before it.
+    // A consumer client, not an admin (producer) one: librdkafka 2.12
+    // answers a NOT_COORDINATOR reply to these calls by asking the client's
+    // own consumer group to look up its coordinator, and crashes on a
+    // client without one. The group is never joined.
+    let client: BaseConsumer = opts
+        .client_config()
+        .set("group.id", "kvault-admin")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
+    let rk = client.client().native_ptr();
+    // Declared after `client`, so freed before it.
     let queue = Queue::new(rk);
     let options = AdminOptions::new(rk, op, opts.request_timeout)?;
     let c_names: Vec<CString> = requests
