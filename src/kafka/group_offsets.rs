@@ -18,6 +18,14 @@ pub fn group_offsets(
     client: &BaseConsumer,
     topics: &[TopicInfo],
 ) -> Result<Vec<GroupSnapshot>> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
+    }
+    wait_for_group_coordinators(opts, client, &tpl)?;
     let list = retry_transient(opts, || client.fetch_group_list(None, opts.request_timeout))
         .map_err(|e| opts.kafka_err("listing consumer groups", e))?;
     let groups: Vec<_> = list
@@ -25,12 +33,8 @@ pub fn group_offsets(
         .iter()
         .filter(|g| !g.name().starts_with("kvault-"))
         .collect();
-    if groups.is_empty() || topics.is_empty() {
+    if groups.is_empty() {
         return Ok(Vec::new());
-    }
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
     }
     let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
     let committed = committed_offsets(opts, &names, &tpl)?;
@@ -47,6 +51,66 @@ pub fn group_offsets(
         .collect();
     out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     Ok(out)
+}
+
+/// Kafka's ListGroups leaves out, without an error, the groups of every
+/// `__consumer_offsets` partition whose coordinator is not serving yet: for
+/// a few seconds after a broker starts, a snapshot would find no groups at
+/// all. An offset read for a group id that lives on a partition succeeds
+/// only once that partition's coordinator serves (it is retried until
+/// then), so one such read per partition makes the list that follows whole.
+fn wait_for_group_coordinators(
+    opts: &KafkaOptions,
+    client: &BaseConsumer,
+    tpl: &TopicPartitionList,
+) -> Result<()> {
+    let md = retry_transient(opts, || {
+        client.fetch_metadata(Some(OFFSETS_TOPIC), opts.request_timeout)
+    })
+    .map_err(|e| opts.kafka_err("reading the metadata of __consumer_offsets", e))?;
+    let partitions = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == OFFSETS_TOPIC && t.error().is_none())
+        .map_or(0, |t| t.partitions().len());
+    // No offsets topic: no group has ever committed an offset.
+    if partitions == 0 {
+        return Ok(());
+    }
+    let probes = probe_group_ids(partitions);
+    let names: Vec<&str> = probes.iter().map(String::as_str).collect();
+    committed_offsets(opts, &names, tpl).map(|_| ())
+}
+
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// One group id per `__consumer_offsets` partition, `kvault-probe-N`
+/// (never listed: vault skips its own `kvault-` groups).
+fn probe_group_ids(partitions: usize) -> Vec<String> {
+    let mut ids: Vec<Option<String>> = vec![None; partitions];
+    let mut missing = partitions;
+    let mut n = 0u64;
+    while missing > 0 {
+        let id = format!("kvault-probe-{n}");
+        let slot = &mut ids[offsets_partition(&id, partitions)];
+        if slot.is_none() {
+            *slot = Some(id);
+            missing -= 1;
+        }
+        n += 1;
+    }
+    ids.into_iter().flatten().collect()
+}
+
+/// The `__consumer_offsets` partition Kafka places `group` on:
+/// abs(Java `String.hashCode`) modulo the partition count.
+fn offsets_partition(group: &str, partitions: usize) -> usize {
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+    // Kafka's Utils.abs maps i32::MIN to 0.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs as usize % partitions
 }
 
 /// The committed offsets of each of `groups` on the partitions of `tpl`,
@@ -191,4 +255,31 @@ pub fn commit_group_offsets(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_land_where_kafka_puts_them() {
+        // Java: "hello".hashCode() == 99162322, and
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE.
+        assert_eq!(offsets_partition("hello", 50), 99162322 % 50);
+        assert_eq!(offsets_partition("polygenelubricants", 50), 0);
+        assert_eq!(offsets_partition("", 50), 0);
+        // Negative hashes and non-ASCII ids (UTF-16 code units), checked
+        // against Java 17's String.hashCode.
+        assert_eq!(offsets_partition("kvault-probe-0", 50), 7);
+        assert_eq!(offsets_partition("kvault-probe-7", 50), 0);
+        assert_eq!(offsets_partition("bench-group-1", 50), 0);
+        assert_eq!(offsets_partition("Ünïcödé-gruppe", 50), 15);
+        for p in [1, 3, 50, 200] {
+            let ids = probe_group_ids(p);
+            assert_eq!(ids.len(), p);
+            let mut hit: Vec<usize> = ids.iter().map(|i| offsets_partition(i, p)).collect();
+            hit.sort();
+            assert_eq!(hit, (0..p).collect::<Vec<_>>());
+        }
+    }
 }
