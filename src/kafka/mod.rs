@@ -253,9 +253,16 @@ pub fn partition_offsets(
                 .map_err(|e| opts.kafka_err("listing offsets", e))?;
         }
     }
-    let res = client
-        .offsets_for_times(tpl, opts.request_timeout)
-        .map_err(|e| opts.kafka_err("listing partition offsets", e))?;
+    let res = retry_transient(opts, || {
+        let res = client.offsets_for_times(tpl.clone(), opts.request_timeout)?;
+        // A partition whose leader is still settling after a restart
+        // answers with an error of its own: ask again.
+        match res.elements().iter().find_map(|e| e.error().err()) {
+            Some(e) if e.rdkafka_error_code().is_some_and(is_getting_ready) => Err(e),
+            _ => Ok(res),
+        }
+    })
+    .map_err(|e| opts.kafka_err("listing partition offsets", e))?;
     let mut out = HashMap::new();
     for e in res.elements() {
         e.error().map_err(|err| {
@@ -278,8 +285,9 @@ pub fn partition_offsets(
     Ok(out)
 }
 
-/// Whether `code` means the cluster is still getting ready (a fresh or
-/// restarted broker loads its group coordinator for a while).
+/// Whether `code` means the cluster is still getting ready: a fresh or
+/// restarted broker loads its group coordinator, and its partition leaders
+/// settle their epochs, for a few seconds.
 fn is_getting_ready(code: rdkafka::types::RDKafkaErrorCode) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
     matches!(
@@ -288,6 +296,10 @@ fn is_getting_ready(code: rdkafka::types::RDKafkaErrorCode) -> bool {
             | C::CoordinatorNotAvailable
             | C::NotCoordinator
             | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::UnknownLeaderEpoch
+            | C::FencedLeaderEpoch
+            | C::OffsetNotAvailable
     )
 }
 
