@@ -42,31 +42,37 @@ pub(super) struct GroupRequest<'a> {
     pub partitions: &'a TopicPartitionList,
 }
 
+/// A client for [`run_per_group`]: a consumer whose group, `kvault-admin`,
+/// it never joins.
+pub(super) fn group_admin_client(opts: &KafkaOptions) -> Result<BaseConsumer> {
+    opts.client_config()
+        .set("group.id", "kvault-admin")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| opts.kafka_err("creating a Kafka client", e))
+}
+
 /// Runs `op` for every request, at most `IN_FLIGHT` at a time, and returns
 /// each group's partitions in request order. A request whose error
 /// `retryable` accepts goes out again after a pause, for at most the
 /// request timeout. `answered(n)` is told each time the n-th group answers.
 /// An error names `what` was done to which group, then `hint`.
+///
+/// `client` must be a consumer with a `group.id` (it need not join it):
+/// librdkafka 2.12 answers a NOT_COORDINATOR reply to these calls by asking
+/// the client's own consumer group to look up its coordinator, and crashes
+/// on a client without one (an admin client, say).
 pub(super) fn run_per_group(
     opts: &KafkaOptions,
+    client: &BaseConsumer,
     op: GroupOp,
     requests: &[GroupRequest<'_>],
     retryable: impl Fn(RDKafkaErrorCode) -> bool,
     mut answered: impl FnMut(usize),
     (what, hint): (&str, &str),
 ) -> Result<Vec<Vec<PartitionResult>>> {
-    // A consumer client, not an admin (producer) one: librdkafka 2.12
-    // answers a NOT_COORDINATOR reply to these calls by asking the client's
-    // own consumer group to look up its coordinator, and crashes on a
-    // client without one. The group is never joined.
-    let client: BaseConsumer = opts
-        .client_config()
-        .set("group.id", "kvault-admin")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| opts.kafka_err("creating a Kafka client", e))?;
     let rk = client.client().native_ptr();
-    // Declared after `client`, so freed before it.
+    // Freed before `client`, which the caller owns.
     let queue = Queue::new(rk);
     let options = AdminOptions::new(rk, op, opts.request_timeout)?;
     let c_names: Vec<CString> = requests

@@ -7,7 +7,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use vault_format::manifest::{GroupOffset, GroupSnapshot};
 
-use super::admin_ffi::{GroupOp, GroupRequest, run_per_group};
+use super::admin_ffi::{GroupOp, GroupRequest, group_admin_client, run_per_group};
 use super::{KafkaOptions, TopicInfo, is_getting_ready, retry_transient};
 use crate::error::Result;
 
@@ -37,7 +37,7 @@ pub fn group_offsets(
         return Ok(Vec::new());
     }
     let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
-    let committed = committed_offsets(opts, &names, &tpl)?;
+    let committed = committed_offsets(opts, client, &names, &tpl)?;
     let mut out: Vec<GroupSnapshot> = groups
         .iter()
         .zip(committed)
@@ -79,7 +79,7 @@ fn wait_for_group_coordinators(
     }
     let probes = probe_group_ids(partitions);
     let names: Vec<&str> = probes.iter().map(String::as_str).collect();
-    committed_offsets(opts, &names, tpl).map(|_| ())
+    committed_offsets(opts, client, &names, tpl).map(|_| ())
 }
 
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -118,6 +118,7 @@ fn offsets_partition(group: &str, partitions: usize) -> usize {
 /// consumer would resume from), retrying while a coordinator is loading.
 fn committed_offsets(
     opts: &KafkaOptions,
+    client: &BaseConsumer,
     groups: &[&str],
     tpl: &TopicPartitionList,
 ) -> Result<Vec<Vec<GroupOffset>>> {
@@ -132,6 +133,7 @@ fn committed_offsets(
     let retryable = |c| is_getting_ready(c) || c == RDKafkaErrorCode::UnstableOffsetCommit;
     let answers = run_per_group(
         opts,
+        client,
         GroupOp::ListOffsets,
         &requests,
         retryable,
@@ -205,8 +207,10 @@ pub fn commit_group_offsets(
             partitions: tpl,
         })
         .collect();
+    let client = group_admin_client(opts)?;
     run_per_group(
         opts,
+        &client,
         GroupOp::AlterOffsets,
         &requests,
         is_getting_ready,
@@ -228,7 +232,7 @@ pub fn commit_group_offsets(
             }
         }
     }
-    let back = committed_offsets(opts, &names, &all)?;
+    let back = committed_offsets(opts, &client, &names, &all)?;
     for ((group, offsets), got) in commits.iter().zip(back) {
         for o in offsets {
             let found = got

@@ -81,7 +81,9 @@ impl KafkaOptions {
         }
     }
 
-    /// A consumer used only for metadata and offset queries (it never joins a group).
+    /// A consumer used only for metadata and offset queries. It never joins
+    /// its group; having one lets it carry per-group admin calls safely
+    /// (see `admin_ffi::run_per_group`).
     pub fn metadata_client(&self, read_committed: bool) -> Result<BaseConsumer> {
         let mut c = self.client_config();
         c.set("group.id", "kvault-metadata");
