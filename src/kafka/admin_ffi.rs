@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 const IN_FLIGHT: usize = 64;
 
 /// An error code and message from librdkafka.
-pub(super) type RdError = (RDKafkaErrorCode, String);
+type RdError = (RDKafkaErrorCode, String);
 
 /// The two per-group calls vault makes.
 #[derive(Clone, Copy)]
@@ -42,23 +42,14 @@ pub(super) struct GroupRequest<'a> {
     pub partitions: &'a TopicPartitionList,
 }
 
-/// A client for [`run_per_group`]: a consumer whose group, `kvault-admin`,
-/// it never joins.
-pub(super) fn group_admin_client(opts: &KafkaOptions) -> Result<BaseConsumer> {
-    opts.client_config()
-        .set("group.id", "kvault-admin")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| opts.kafka_err("creating a Kafka client", e))
-}
-
 /// Runs `op` for every request, at most `IN_FLIGHT` at a time, and returns
 /// each group's partitions in request order. A request whose error
 /// `retryable` accepts goes out again after a pause, for at most the
 /// request timeout. `answered(n)` is told each time the n-th group answers.
 /// An error names `what` was done to which group, then `hint`.
 ///
-/// `client` must be a consumer with a `group.id` (it need not join it):
+/// `client` must be a consumer with a `group.id` (it need not join it),
+/// such as `KafkaOptions::metadata_client`:
 /// librdkafka 2.12 answers a NOT_COORDINATOR reply to these calls by asking
 /// the client's own consumer group to look up its coordinator, and crashes
 /// on a client without one (an admin client, say).

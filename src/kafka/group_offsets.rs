@@ -1,21 +1,24 @@
-//! Consumer group offsets, read and committed for many groups at once
-//! through one admin client (see `admin_ffi`): every group's committed
-//! offsets for a snapshot, the translated offsets for a restore.
+//! Consumer group offsets, read and committed for many groups at once on
+//! one client (see `admin_ffi`): every group's committed offsets for a
+//! snapshot, the translated offsets for a restore.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use vault_format::manifest::{GroupOffset, GroupSnapshot};
 
-use super::admin_ffi::{GroupOp, GroupRequest, group_admin_client, run_per_group};
+use super::admin_ffi::{GroupOp, GroupRequest, run_per_group};
 use super::{KafkaOptions, TopicInfo, is_getting_ready, retry_transient};
 use crate::error::Result;
 
 /// Every consumer group with an offset committed on one of `topics`, with
-/// its committed offsets there, sorted by group id.
+/// its committed offsets there, sorted by group id. `md` is the cluster's
+/// metadata, read just before; `client` is a `metadata_client`.
 pub fn group_offsets(
     opts: &KafkaOptions,
     client: &BaseConsumer,
+    md: &Metadata,
     topics: &[TopicInfo],
 ) -> Result<Vec<GroupSnapshot>> {
     if topics.is_empty() {
@@ -25,7 +28,7 @@ pub fn group_offsets(
     for t in topics {
         tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
     }
-    wait_for_group_coordinators(opts, client, &tpl)?;
+    wait_for_group_coordinators(opts, client, md, &tpl)?;
     let list = retry_transient(opts, || client.fetch_group_list(None, opts.request_timeout))
         .map_err(|e| opts.kafka_err("listing consumer groups", e))?;
     let groups: Vec<_> = list
@@ -62,12 +65,9 @@ pub fn group_offsets(
 fn wait_for_group_coordinators(
     opts: &KafkaOptions,
     client: &BaseConsumer,
+    md: &Metadata,
     tpl: &TopicPartitionList,
 ) -> Result<()> {
-    let md = retry_transient(opts, || {
-        client.fetch_metadata(Some(OFFSETS_TOPIC), opts.request_timeout)
-    })
-    .map_err(|e| opts.kafka_err("reading the metadata of __consumer_offsets", e))?;
     let partitions = md
         .topics()
         .iter()
@@ -171,8 +171,8 @@ pub struct OffsetCommit {
     pub metadata: Option<String>,
 }
 
-/// Commits each group's offsets without joining the group (Kafka accepts
-/// this only while the group has no active members on those topics), then
+/// Commits each group's offsets without joining the group (Kafka refuses
+/// this while the group has active members), then
 /// reads every group back and checks it holds exactly what was committed.
 /// `committed(n)` is told each time the n-th group's commit is acknowledged.
 pub fn commit_group_offsets(
@@ -207,7 +207,7 @@ pub fn commit_group_offsets(
             partitions: tpl,
         })
         .collect();
-    let client = group_admin_client(opts)?;
+    let client = opts.metadata_client(true)?;
     run_per_group(
         opts,
         &client,

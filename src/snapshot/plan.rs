@@ -79,7 +79,7 @@ impl SnapshotPlan {
                 let topics = sel.select(&md)?;
                 let start = partition_offsets(&k, &client, &topics, Edge::Start)?;
                 // The order is the consistency argument: groups first, then ends.
-                let groups = group_offsets(&k, &client, &topics)?;
+                let groups = group_offsets(&k, &client, &md, &topics)?;
                 let end = partition_offsets(&k, &client, &topics, Edge::End)?;
                 Ok((cluster_id, topics, start, groups, end))
             })
