@@ -68,6 +68,31 @@ hex_id!(
     ObjectId, 32
 );
 
+hex_id!(
+    /// A Kafka topic ID (KIP-516): the UUID a cluster gives a topic when it
+    /// is created. A topic deleted and created again under the same name
+    /// gets a new one, so it tells two histories of one name apart.
+    TopicId, 16
+);
+
+impl TopicId {
+    /// The form Kafka's tools print: URL-safe base64 without padding.
+    pub fn to_kafka_string(&self) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::with_capacity(22);
+        for chunk in self.0.chunks(3) {
+            let mut b = [0u8; 3];
+            b[..chunk.len()].copy_from_slice(chunk);
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
+
 pub fn hex_encode(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
@@ -92,4 +117,23 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .chunks(2)
         .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_ids_print_as_kafka_does() {
+        // Kafka prints the UUID 0x0123..ef as its URL-safe base64.
+        let id = TopicId([
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+            0x32, 0x10,
+        ]);
+        assert_eq!(id.to_kafka_string(), "ASNFZ4mrze_-3LqYdlQyEA");
+        assert_eq!(
+            TopicId([0xff; 16]).to_kafka_string(),
+            "_____________________w"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! vault's on-disk format, version 1.
+//! vault's on-disk format, version 2 (reads version 1 too).
 //!
 //! Pure encoders and decoders for every object a vault holds: key files, the
 //! config, packs of sealed chunks, index objects, snapshot trees and
@@ -23,7 +23,9 @@ pub mod tree;
 pub mod wire;
 
 pub use error::{FormatError, Result};
-pub use id::{ChunkId, ObjectId, PackId, VaultId};
+pub use id::{ChunkId, ObjectId, PackId, TopicId, VaultId};
 
-/// The newest format version this crate reads and the one it writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this crate writes: the newest header version of any
+/// object kind (see [`object::ObjectKind::current_version`]). It reads every
+/// version before it too.
+pub const FORMAT_VERSION: u8 = 2;

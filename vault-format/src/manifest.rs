@@ -1,8 +1,13 @@
 //! The snapshot manifest: what one snapshot holds. Writing it is the commit
 //! point of a snapshot. See `docs/format.md` § Snapshot manifest.
+//!
+//! Version 2 (the one written) says which history every partition belongs
+//! to: the source it was read from, the selection it was made with, and
+//! each topic's Kafka topic ID. Version 1 manifests decode with no topic
+//! IDs, the cluster id as their source and their topic names as selection.
 
 use crate::error::{FormatError, Result};
-use crate::id::{ChunkId, ObjectId};
+use crate::id::{ChunkId, ObjectId, TopicId};
 use crate::tree::{Summary, TreeRoot};
 use crate::wire::{Reader, Writer};
 
@@ -10,7 +15,14 @@ use crate::wire::{Reader, Writer};
 pub struct SnapshotManifest {
     pub time_ms: u64,
     pub parent: Option<ObjectId>,
+    /// The name of the source the snapshot's histories belong to: the
+    /// cluster id, unless the operator named it (`--source`). Never empty.
+    pub source: String,
+    /// The Kafka cluster id, empty only when the cluster gave none (then
+    /// `source` was named by the operator).
     pub source_cluster_id: String,
+    /// The topic selection the snapshot was made with.
+    pub selection: Selection,
     pub hostname: String,
     pub tags: Vec<String>,
     /// True when only committed transactional records were read.
@@ -20,9 +32,40 @@ pub struct SnapshotManifest {
     pub stats: SnapshotStats,
 }
 
+/// The source of a version 1 manifest written without a cluster id.
+pub const UNKNOWN_V1_SOURCE: &str = "(unknown cluster)";
+
+/// How a snapshot chose its topics, as the operator gave it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Selection {
+    /// Named topics (`--topics`), sorted; empty when a regex selected.
+    pub topics: Vec<String>,
+    /// `--topic-regex`, as given.
+    pub regex: Option<String>,
+    /// `--exclude`, as given.
+    pub exclude: Option<String>,
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.regex {
+            Some(r) => write!(f, "regex {r}")?,
+            None if self.topics.is_empty() => write!(f, "all topics")?,
+            None => write!(f, "{}", self.topics.join(","))?,
+        }
+        if let Some(e) = &self.exclude {
+            write!(f, " exclude {e}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSnapshot {
     pub name: String,
+    /// The topic's Kafka topic ID at the cut; `None` only in version 1
+    /// manifests, or when the cluster gave none and the source was named.
+    pub topic_id: Option<TopicId>,
     pub replication_factor: u32,
     /// The topic's non-default configuration.
     pub configs: Vec<(String, String)>,
@@ -86,6 +129,7 @@ impl SnapshotManifest {
             .sum()
     }
 
+    /// The version 2 body (the header of the sealed object says 2).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(1024);
         w.u64(self.time_ms);
@@ -93,17 +137,27 @@ impl SnapshotManifest {
             None => w.u8(0),
             Some(p) => w.u8(1).raw(&p.0),
         };
-        w.str(&self.source_cluster_id)
-            .str(&self.hostname)
-            .varint(self.tags.len() as u64);
+        w.str(&self.source).str(&self.source_cluster_id);
+        let sel = &self.selection;
+        w.varint(sel.topics.len() as u64);
+        for t in &sel.topics {
+            w.str(t);
+        }
+        w.opt_bytes(sel.regex.as_deref().map(str::as_bytes))
+            .opt_bytes(sel.exclude.as_deref().map(str::as_bytes));
+        w.str(&self.hostname).varint(self.tags.len() as u64);
         for t in &self.tags {
             w.str(t);
         }
         w.u8(u8::from(self.read_committed));
         w.varint(self.topics.len() as u64);
         for t in &self.topics {
-            w.str(&t.name)
-                .varint(u64::from(t.replication_factor))
+            w.str(&t.name);
+            match &t.topic_id {
+                None => w.u8(0),
+                Some(id) => w.u8(1).raw(&id.0),
+            };
+            w.varint(u64::from(t.replication_factor))
                 .varint(t.configs.len() as u64);
             for (k, v) in &t.configs {
                 w.str(k).str(v);
@@ -156,8 +210,29 @@ impl SnapshotManifest {
         w.into_inner()
     }
 
+    /// Decodes a version 2 body.
     pub fn decode(bytes: &[u8]) -> Result<SnapshotManifest> {
+        SnapshotManifest::decode_version(2, bytes)
+    }
+
+    /// Decodes a body of the given header version (1 or 2).
+    pub fn decode_version(version: u8, bytes: &[u8]) -> Result<SnapshotManifest> {
+        let v2 = match version {
+            1 => false,
+            2 => true,
+            v => {
+                return Err(FormatError::UnsupportedVersion {
+                    what: "snapshot manifest",
+                    found: u32::from(v),
+                    supported: 2,
+                });
+            }
+        };
         let bad = |d: &str| FormatError::malformed("snapshot manifest", d.to_string());
+        let utf8 = |b: &[u8]| {
+            String::from_utf8(b.to_vec())
+                .map_err(|_| FormatError::malformed("snapshot manifest", "selection is not UTF-8"))
+        };
         let mut r = Reader::new(bytes, "snapshot manifest");
         let time_ms = r.u64()?;
         let parent = match r.u8()? {
@@ -165,7 +240,37 @@ impl SnapshotManifest {
             1 => Some(ObjectId(r.array()?)),
             _ => return Err(bad("parent flag")),
         };
-        let source_cluster_id = r.str()?.to_string();
+        let (source, source_cluster_id, selection) = if v2 {
+            let source = r.str()?.to_string();
+            if source.is_empty() {
+                return Err(bad("empty source"));
+            }
+            let cluster = r.str()?.to_string();
+            let n = r.count(1)?;
+            let topics = (0..n)
+                .map(|_| r.str().map(str::to_string))
+                .collect::<Result<Vec<_>>>()?;
+            let regex = r.opt_bytes()?.map(utf8).transpose()?;
+            let exclude = r.opt_bytes()?.map(utf8).transpose()?;
+            (
+                source,
+                cluster,
+                Some(Selection {
+                    topics,
+                    regex,
+                    exclude,
+                }),
+            )
+        } else {
+            let cluster = r.str()?.to_string();
+            // Format 1 fell back to an empty cluster id when the cluster gave none.
+            let source = if cluster.is_empty() {
+                UNKNOWN_V1_SOURCE.to_string()
+            } else {
+                cluster.clone()
+            };
+            (source, cluster, None)
+        };
         let hostname = r.str()?.to_string();
         let nt = r.count(1)?;
         let tags = (0..nt)
@@ -180,6 +285,15 @@ impl SnapshotManifest {
         let mut topics = Vec::with_capacity(n);
         for _ in 0..n {
             let name = r.str()?.to_string();
+            let topic_id = if v2 {
+                match r.u8()? {
+                    0 => None,
+                    1 => Some(TopicId(r.array()?)),
+                    _ => return Err(bad("topic id flag")),
+                }
+            } else {
+                None
+            };
             let replication_factor =
                 u32::try_from(r.varint()?).map_err(|_| bad("replication factor"))?;
             let nc = r.count(2)?;
@@ -220,6 +334,7 @@ impl SnapshotManifest {
             }
             topics.push(TopicSnapshot {
                 name,
+                topic_id,
                 replication_factor,
                 configs,
                 partitions,
@@ -271,10 +386,22 @@ impl SnapshotManifest {
             duration_ms: r.varint()?,
         };
         r.finish()?;
+        // A version 1 snapshot's selection is not known: its topic set
+        // stands in for it, which is what it grouped by.
+        let selection = selection.unwrap_or_else(|| {
+            let mut names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+            names.sort();
+            Selection {
+                topics: names,
+                ..Selection::default()
+            }
+        });
         Ok(SnapshotManifest {
             time_ms,
             parent,
+            source,
             source_cluster_id,
+            selection,
             hostname,
             tags,
             read_committed,
@@ -293,12 +420,19 @@ pub(crate) mod tests {
         SnapshotManifest {
             time_ms: 1_795_000_000_000,
             parent: Some(ObjectId([9; 32])),
+            source: "p9kxO-TTRQaFndOb8pCP3Q".into(),
             source_cluster_id: "p9kxO-TTRQaFndOb8pCP3Q".into(),
+            selection: Selection {
+                topics: vec![],
+                regex: Some("ord.*".into()),
+                exclude: Some("orders-tmp".into()),
+            },
             hostname: "backup-host".into(),
             tags: vec!["nightly".into()],
             read_committed: true,
             topics: vec![TopicSnapshot {
                 name: "orders".into(),
+                topic_id: Some(TopicId([7; 16])),
                 replication_factor: 3,
                 configs: vec![("cleanup.policy".into(), "compact".into())],
                 partitions: vec![
@@ -362,5 +496,14 @@ pub(crate) mod tests {
         for n in 0..b.len() {
             assert!(SnapshotManifest::decode(&b[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn an_empty_source_or_an_unknown_version_is_refused() {
+        let mut m = sample();
+        m.source = String::new();
+        assert!(SnapshotManifest::decode(&m.encode()).is_err());
+        assert!(SnapshotManifest::decode_version(3, &sample().encode()).is_err());
+        assert!(SnapshotManifest::decode_version(0, &sample().encode()).is_err());
     }
 }

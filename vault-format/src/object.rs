@@ -4,7 +4,6 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
-use crate::FORMAT_VERSION;
 use crate::compress::{Compression, decompress_framed};
 use crate::error::{FormatError, Result};
 use crate::id::VaultId;
@@ -66,6 +65,18 @@ impl ObjectKind {
         }
     }
 
+    /// The header version this crate writes for objects of this kind; it
+    /// reads every version from 1 up to it. Only the snapshot manifest has
+    /// changed since format 1 (docs/format.md § Versioning), so a binary of
+    /// format 1 still reads the packs, index objects and config that newer
+    /// binaries write, and refuses only the manifests it would misread.
+    pub fn current_version(self) -> u8 {
+        match self {
+            ObjectKind::Snapshot => 2,
+            _ => 1,
+        }
+    }
+
     pub fn is_blob(self) -> bool {
         matches!(
             self,
@@ -87,7 +98,7 @@ impl Header {
     pub fn new(kind: ObjectKind) -> Header {
         Header {
             kind,
-            version: FORMAT_VERSION,
+            version: kind.current_version(),
         }
     }
 
@@ -119,11 +130,11 @@ impl Header {
             ));
         }
         let version = r.u8()?;
-        if version > FORMAT_VERSION {
+        if version > expected.current_version() {
             return Err(FormatError::UnsupportedVersion {
                 what,
                 found: u32::from(version),
-                supported: u32::from(FORMAT_VERSION),
+                supported: u32::from(expected.current_version()),
             });
         }
         if version == 0 {
@@ -186,6 +197,18 @@ pub fn open_object(
     name: &[u8],
     bytes: &[u8],
 ) -> Result<Vec<u8>> {
+    open_object_versioned(keys, vault, kind, name, bytes).map(|(_, body)| body)
+}
+
+/// [`open_object`], also returning the header version (authenticated with
+/// the body), which says how to decode a body whose layout changed.
+pub fn open_object_versioned(
+    keys: &SubKeys,
+    vault: &VaultId,
+    kind: ObjectKind,
+    name: &[u8],
+    bytes: &[u8],
+) -> Result<(u8, Vec<u8>)> {
     let mut r = Reader::new(bytes, kind.name());
     let header = Header::read(&mut r, kind)?;
     let salt: [u8; 16] = r.array()?;
@@ -200,5 +223,5 @@ pub fn open_object(
             },
         )
         .map_err(|_| FormatError::Integrity { what: kind.name() })?;
-    decompress_framed(&pt, kind.name())
+    Ok((header.version, decompress_framed(&pt, kind.name())?))
 }

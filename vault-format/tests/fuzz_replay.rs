@@ -21,7 +21,7 @@ fn manifest_dir() -> std::path::PathBuf {
 }
 
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(manifest_dir().join("tests/vectors/v1.txt")).unwrap();
+    let text = std::fs::read_to_string(manifest_dir().join("tests/vectors/v2.txt")).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
