@@ -9,7 +9,7 @@ use serde_json::json;
 use vault::kafka::{KafkaOptions, TopicSelection};
 use vault::lock::{LockKind, VaultLock};
 use vault::repository::{Indexed, InitOptions, Open, Repository};
-use vault::snapshot::{SnapshotOptions, SnapshotPlan};
+use vault::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotRequest};
 use vault::storage::local::LocalDir;
 use vault::{Error, Result, password};
 use vault_format::compress::Compression;
@@ -117,6 +117,10 @@ struct SnapshotArgs {
     /// Also back up records of open and aborted transactions (default: read_committed).
     #[arg(long)]
     read_uncommitted: bool,
+    /// Name this source instead of using its cluster id: needed when the
+    /// cluster gives no cluster id or topic IDs. Use the same name on every run.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
     /// Leave out records older than this (e.g. 90d), overriding the vault's
     /// data horizon; `none` keeps everything.
     #[arg(long, value_name = "DURATION|none")]
@@ -164,6 +168,14 @@ pub struct RestoreArgs {
     /// Show what would be restored and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With `--snapshot-id latest`: the source (cluster id or --source
+    /// name) whose snapshot is meant, when the vault holds several.
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Leave an unfinished restore into the same topics (its committed
+    /// records stay) and start this one, instead of refusing.
+    #[arg(long)]
+    pub abandon_unfinished: bool,
     /// Commit a transaction after this many MiB of records.
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub transaction_mib: u64,
@@ -345,22 +357,28 @@ fn print_init(path: &Path, repo: &Repository<Open>, as_json: bool) {
 
 fn snapshots(v: &VaultArgs, as_json: bool) -> Result<()> {
     let repo = v.unlock()?;
-    let mut list = Vec::new();
-    for id in repo.snapshot_ids()? {
-        list.push((id, repo.read_snapshot(&id)?));
-    }
-    list.sort_by_key(|(id, m)| (m.time_ms, *id));
+    let list = vault::catalog::list(&repo)?;
+    let group_by = vault::catalog::GroupBy::default();
     if as_json {
         let items: Vec<_> = list
             .iter()
-            .map(|(id, m)| {
+            .map(|e| {
+                let m = &e.manifest;
                 json!({
-                    "id": id.to_hex(),
+                    "id": e.id.to_hex(),
                     "time": format_time(m.time_ms),
                     "time_ms": m.time_ms,
                     "parent": m.parent.map(|p| p.to_hex()),
+                    "source": m.source,
                     "source_cluster_id": m.source_cluster_id,
+                    "selection": m.selection.to_string(),
+                    "group": group_by.key(m).to_string(),
+                    "read_committed": m.read_committed,
                     "topics": m.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                    "topic_ids": m.topics.iter().map(|t| (
+                        t.name.clone(),
+                        t.topic_id.map(|i| i.to_kafka_string()),
+                    )).collect::<std::collections::BTreeMap<_, _>>(),
                     "records": m.total_records(),
                     "bytes": m.total_bytes(),
                     "tags": m.tags,
@@ -374,21 +392,39 @@ fn snapshots(v: &VaultArgs, as_json: bool) -> Result<()> {
         println!("no snapshots in {}", v.vault.display());
         return Ok(());
     }
-    println!(
-        "{:<16}  {:<20}  {:>12}  {:>10}  {:<20}  topics",
-        "id", "time (UTC)", "records", "bytes", "tags"
-    );
-    for (id, m) in &list {
-        let topics: Vec<_> = m.topics.iter().map(|t| t.name.as_str()).collect();
+    // One table per group: the snapshots gc's keep rules count together.
+    let mut groups: std::collections::BTreeMap<_, Vec<&vault::catalog::CatalogEntry>> =
+        std::collections::BTreeMap::new();
+    for e in &list {
+        groups.entry(group_by.key(&e.manifest)).or_default().push(e);
+    }
+    for (i, (key, entries)) in groups.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{key}:");
         println!(
-            "{:<16}  {:<20}  {:>12}  {:>10}  {:<20}  {}",
-            &id.to_hex()[..16],
-            format_time(m.time_ms),
-            m.total_records(),
-            human_bytes(m.total_bytes()),
-            m.tags.join(","),
-            topics.join(",")
+            "  {:<16}  {:<20}  {:>12}  {:>10}  {:<20}  topics",
+            "id", "time (UTC)", "records", "bytes", "tags"
         );
+        for e in entries {
+            let m = &e.manifest;
+            let topics: Vec<_> = m.topics.iter().map(|t| t.name.as_str()).collect();
+            println!(
+                "  {:<16}  {:<20}  {:>12}  {:>10}  {:<20}  {}{}",
+                &e.id.to_hex()[..16],
+                format_time(m.time_ms),
+                m.total_records(),
+                human_bytes(m.total_bytes()),
+                m.tags.join(","),
+                topics.join(","),
+                if m.read_committed {
+                    ""
+                } else {
+                    " (read_uncommitted)"
+                }
+            );
+        }
     }
     Ok(())
 }
@@ -419,15 +455,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", "", e))
-}
-
-fn regex(s: &Option<String>, flag: &str) -> Result<Option<regex::Regex>> {
-    s.as_deref()
-        .map(|r| {
-            regex::Regex::new(&format!("^(?:{r})$"))
-                .map_err(|e| Error::Usage(format!("{flag} {r:?}: {e}")))
-        })
-        .transpose()
 }
 
 pub fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
@@ -462,19 +489,18 @@ pub fn spinner(enabled: bool) -> Option<indicatif::ProgressBar> {
 
 fn snapshot(a: SnapshotArgs) -> Result<()> {
     let kafka = a.kafka.options()?;
-    let selection = TopicSelection {
-        topics: a.topics.clone(),
-        regex: regex(&a.topic_regex, "--topic-regex")?,
-        exclude: regex(&a.exclude, "--exclude")?,
+    let request = SnapshotRequest {
+        selection: TopicSelection::new(
+            a.topics.clone(),
+            a.topic_regex.as_deref(),
+            a.exclude.as_deref(),
+        )?,
+        read_committed: !a.read_uncommitted,
+        source: a.source.clone(),
     };
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
     let rt = runtime()?;
-    let plan = rt.block_on(SnapshotPlan::make(
-        &repo,
-        &kafka,
-        &selection,
-        !a.read_uncommitted,
-    ))?;
+    let plan = rt.block_on(SnapshotPlan::make(&repo, &kafka, &request))?;
     for w in &plan.warnings {
         eprintln!("vault: warning: {w}");
     }
@@ -505,7 +531,9 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
             json!({
                 "id": out.id.to_hex(),
                 "parent": out.manifest.parent.map(|p| p.to_hex()),
+                "source": out.manifest.source,
                 "source_cluster_id": out.manifest.source_cluster_id,
+                "selection": out.manifest.selection.to_string(),
                 "topics": out.manifest.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
                 "partitions": plan.partitions.len(),
                 "consumer_groups": out.manifest.groups.len(),

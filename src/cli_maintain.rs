@@ -35,6 +35,14 @@ pub struct GcArgs {
     /// Keep every snapshot with this tag (repeatable).
     #[arg(long = "keep-tag", value_name = "T")]
     keep_tags: Vec<String>,
+    /// Count the keep rules per group: cluster,topics (each source and
+    /// topic selection on its own), cluster, or none (all snapshots together).
+    #[arg(
+        long,
+        default_value = "cluster,topics",
+        value_name = "cluster,topics|cluster|none"
+    )]
+    group_by: String,
     /// Repack packs whose live share is below this percentage.
     #[arg(long, default_value_t = 50, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
     repack_below: u8,
@@ -71,15 +79,14 @@ pub fn gc(a: GcArgs) -> Result<()> {
         monthly: a.keep_monthly,
         within_ms: a.keep_within.as_deref().map(parse_duration).transpose()?,
         tags: a.keep_tags.clone(),
+        group_by: vault::catalog::GroupBy::parse(&a.group_by)?,
     };
     let now = match &a.now {
         Some(t) => vault::time::parse_time(t, "--now")? as u64,
         None => vault::repository::now_ms(),
     };
-    if policy.is_empty() {
-        // Checked before the lock, so a typo costs no waiting.
-        policy.apply(&[], now)?;
-    }
+    // Checked before the lock, so a typo costs no waiting.
+    policy.check()?;
     let (repo, _lock) = a.vault.open_locked(LockKind::Exclusive, "gc")?;
     let spinner = crate::cli::spinner(!a.json);
     let plan = GcPlan::make(
@@ -115,6 +122,10 @@ pub fn gc(a: GcArgs) -> Result<()> {
                 "dry_run": a.dry_run,
                 "snapshots": plan.decisions.iter().map(|d| json!({
                     "id": d.id.to_hex(),
+                    "group": {
+                        "source": d.group.source,
+                        "selection": d.group.selection.as_ref().map(ToString::to_string),
+                    },
                     "keep": d.keep(),
                     "reasons": d.reasons,
                 })).collect::<Vec<_>>(),
@@ -134,18 +145,23 @@ pub fn gc(a: GcArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let mut group = None;
     for d in &plan.decisions {
+        if group != Some(&d.group) {
+            println!("{}:", d.group);
+            group = Some(&d.group);
+        }
         let t = times
             .get(&d.id)
             .map_or_else(String::new, |t| format_time(*t));
         if d.keep() {
             println!(
-                "keep   {} {t}  ({})",
+                "  keep   {} {t}  ({})",
                 &d.id.to_hex()[..16],
                 d.reasons.join(", ")
             );
         } else {
-            println!("forget {} {t}", &d.id.to_hex()[..16]);
+            println!("  forget {} {t}", &d.id.to_hex()[..16]);
         }
     }
     match outcome {

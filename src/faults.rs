@@ -17,3 +17,33 @@ pub fn crash_point(name: &str, pass: u64) {
         std::process::abort();
     }
 }
+
+/// Pause points for the fault tests: when `KVAULT_PAUSE_AT` is
+/// `name:PATH`, the process creates the file PATH at this point and waits
+/// (up to two minutes) until the test removes it, so the test can change
+/// the world at a moment a timed race could not hit. Unset, it costs one
+/// environment lookup.
+pub fn pause_point(name: &str) {
+    let Some(want) = std::env::var_os("KVAULT_PAUSE_AT") else {
+        return;
+    };
+    let want = want.to_string_lossy();
+    let Some((point, path)) = want.split_once(':') else {
+        return;
+    };
+    if point != name {
+        return;
+    }
+    let path = std::path::Path::new(path);
+    if std::fs::write(path, name).is_err() {
+        return;
+    }
+    eprintln!(
+        "vault: paused at {name} until {} is removed (KVAULT_PAUSE_AT)",
+        path.display()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

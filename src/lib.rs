@@ -4,6 +4,7 @@
 //! the pack writer. The on-disk format itself lives in the `vault-format`
 //! crate; the CLI (`src/main.rs`) is a thin layer over this library.
 
+pub mod catalog;
 pub mod check;
 pub mod error;
 pub mod faults;

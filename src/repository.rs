@@ -15,7 +15,7 @@ use vault_format::config::VaultConfig;
 use vault_format::index::IndexObject;
 use vault_format::keys::{KdfParams, KeyFile, MasterKey, SubKeys};
 use vault_format::manifest::SnapshotManifest;
-use vault_format::object::{Header, ObjectKind, open_object, seal_object};
+use vault_format::object::{Header, ObjectKind, open_object, open_object_versioned, seal_object};
 use vault_format::pack::{BlobEntry, open_blob};
 use vault_format::tree::{NodeStore, TreeNode};
 use vault_format::wire::Reader;
@@ -293,9 +293,10 @@ impl<S: Unlocked> Repository<S> {
         .ctx(|| format!("sealing {} {name}", kind.name()))
     }
 
-    fn open_sealed(&self, kind: ObjectKind, dir: Kind, name: &ObjectId) -> Result<Vec<u8>> {
+    /// The body of a sealed object and its header version.
+    fn open_sealed(&self, kind: ObjectKind, dir: Kind, name: &ObjectId) -> Result<(u8, Vec<u8>)> {
         let bytes = self.storage.get(&ObjectName::new(dir, name.to_hex()))?;
-        open_object(self.keys(), &self.vault_id(), kind, &name.0, &bytes)
+        open_object_versioned(self.keys(), &self.vault_id(), kind, &name.0, &bytes)
             .ctx(|| format!("reading {} {name}", kind.name()))
     }
 
@@ -305,7 +306,7 @@ impl<S: Unlocked> Repository<S> {
     }
 
     pub fn read_index(&self, id: &ObjectId) -> Result<IndexObject> {
-        let body = self.open_sealed(ObjectKind::Index, Kind::Index, id)?;
+        let (_, body) = self.open_sealed(ObjectKind::Index, Kind::Index, id)?;
         IndexObject::decode(&body).ctx(|| format!("decoding index object {id}"))
     }
 
@@ -315,8 +316,8 @@ impl<S: Unlocked> Repository<S> {
     }
 
     pub fn read_snapshot(&self, id: &ObjectId) -> Result<SnapshotManifest> {
-        let body = self.open_sealed(ObjectKind::Snapshot, Kind::Snapshots, id)?;
-        SnapshotManifest::decode(&body).ctx(|| format!("decoding snapshot {id}"))
+        let (version, body) = self.open_sealed(ObjectKind::Snapshot, Kind::Snapshots, id)?;
+        SnapshotManifest::decode_version(version, &body).ctx(|| format!("decoding snapshot {id}"))
     }
 
     /// Ids of all committed snapshots.
@@ -337,40 +338,26 @@ impl<S: Unlocked> Repository<S> {
             .collect()
     }
 
-    /// Resolves `latest`, a full id, or a unique prefix of one.
+    /// Resolves `latest` (which must then be unambiguous: one source in
+    /// the vault), a full id, or a unique prefix of one. Commands that know
+    /// their topics or source use [`crate::catalog::resolve`].
     pub fn resolve_snapshot(&self, wanted: &str) -> Result<ObjectId> {
-        let ids = self.snapshot_ids()?;
-        if wanted == "latest" {
-            let mut best: Option<(u64, ObjectId)> = None;
-            for id in ids {
-                let t = self.read_snapshot(&id)?.time_ms;
-                if best.is_none_or(|(bt, bid)| (t, id) > (bt, bid)) {
-                    best = Some((t, id));
+        let entries = if wanted == "latest" {
+            crate::catalog::list(self)?
+        } else {
+            // An id needs no manifest read.
+            let mut matching = Vec::new();
+            for id in self.snapshot_ids()? {
+                if id.to_hex().starts_with(&wanted.to_ascii_lowercase()) {
+                    matching.push(crate::catalog::CatalogEntry {
+                        id,
+                        manifest: self.read_snapshot(&id)?,
+                    });
                 }
             }
-            return best
-                .map(|(_, id)| id)
-                .ok_or_else(|| Error::NotFound("the vault has no snapshots yet".into()));
-        }
-        let w = wanted.to_ascii_lowercase();
-        let matches: Vec<ObjectId> = ids
-            .into_iter()
-            .filter(|id| id.to_hex().starts_with(&w))
-            .collect();
-        match matches.len() {
-            0 => Err(Error::NotFound(format!(
-                "no snapshot with id {wanted} (list them with `vault snapshots`)"
-            ))),
-            1 => Ok(matches[0]),
-            _ => Err(Error::Usage(format!(
-                "snapshot id prefix {wanted} is ambiguous; it matches {}",
-                matches
-                    .iter()
-                    .map(|m| m.to_hex()[..16].to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+            matching
+        };
+        crate::catalog::resolve(&entries, wanted, &[], None)
     }
 }
 

@@ -124,12 +124,23 @@ pub fn parse_duration(s: &str) -> Result<u64> {
             )));
         }
     };
-    Ok(n * unit_ms)
+    // A duration longer than the clock can count means "forever".
+    Ok(n.saturating_mul(unit_ms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_durations_saturate() {
+        assert_eq!(
+            parse_duration("1000000y").unwrap(),
+            1_000_000 * 365 * 86_400_000
+        );
+        assert_eq!(parse_duration("99999999999999999999y").ok(), None);
+        assert_eq!(parse_duration("18446744073709551615y").unwrap(), u64::MAX);
+    }
 
     #[test]
     fn parses_both_forms() {

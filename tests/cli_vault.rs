@@ -47,7 +47,7 @@ fn init_then_unlock_with_right_and_wrong_passphrase() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(j["format_version"], 1);
+    assert_eq!(j["format_version"], 2);
     assert_eq!(j["vault_id"].as_str().unwrap().len(), 32);
 
     // A second init on the same path is refused and changes nothing.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
 use vault::kafka::{KafkaOptions, TopicSelection};
 use vault::repository::Indexed;
-use vault::snapshot::{SnapshotOptions, SnapshotPlan};
+use vault::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotRequest};
 use vault::storage::local::LocalDir;
 use vault::storage::{Kind, Listed, ObjectName, Storage};
 use vault::{Error, Repository, Result};
@@ -80,11 +80,12 @@ fn open_on(v: &TestVault, free: u64) -> Repository<Indexed> {
 
 async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {
     let kafka = KafkaOptions::new(Cluster::Source.brokers());
-    let selection = TopicSelection {
-        topics: vec![topic.to_string()],
-        ..TopicSelection::default()
+    let request = SnapshotRequest {
+        selection: TopicSelection::topics(&[topic]),
+        read_committed: true,
+        source: None,
     };
-    let plan = SnapshotPlan::make(repo, &kafka, &selection, true).await?;
+    let plan = SnapshotPlan::make(repo, &kafka, &request).await?;
     let opts = SnapshotOptions {
         kafka,
         tags: vec![],
@@ -146,7 +147,15 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(v.records("latest", &topic), want);
     // And with space it finishes.
-    let g = v.json(&["gc", "--keep-last", "1", "--repack-below", "100"]);
+    let g = v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--repack-below",
+        "100",
+    ]);
     assert!(g["bytes_freed"].as_i64().unwrap() >= 0, "{g}");
     assert_eq!(v.records("latest", &topic), want);
 }

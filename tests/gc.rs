@@ -60,7 +60,14 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("keep rule"));
     let before = v.size();
-    let dry = v.json(&["gc", "--keep-last", "1", "--dry-run"]);
+    let dry = v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--dry-run",
+    ]);
     assert_eq!(dry["forgotten"].as_array().unwrap().len(), 1);
     assert!(dry["bytes_to_delete"].as_u64().unwrap() > 0);
     assert_eq!(v.size(), before);
@@ -68,7 +75,7 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
 
     // Forgetting the first snapshot frees topic a, which only it held.
     let a_bytes: u64 = 6000 * 1024;
-    let g = v.json(&["gc", "--keep-last", "1"]);
+    let g = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
     assert_eq!(g["forgotten"].as_array().unwrap().len(), 1, "{g}");
     let freed = g["bytes_freed"].as_i64().unwrap() as u64;
     let after = v.size();
@@ -98,7 +105,7 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
         content(&consume_all(Cluster::Source, &b, 2))
     );
     // gc again finds nothing more to do.
-    let again = v.json(&["gc", "--keep-last", "1"]);
+    let again = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
     assert_eq!(again["packs_deleted"], 0, "{again}");
     let _ = a;
 
@@ -129,7 +136,15 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
     // each step has work to be killed in.
     for point in points {
         let o = v
-            .command(&["gc", "--keep-last", "1", "--repack-below", "100"])
+            .command(&[
+                "gc",
+                "--group-by",
+                "cluster",
+                "--keep-last",
+                "1",
+                "--repack-below",
+                "100",
+            ])
             .env("KVAULT_CRASH_AT", point)
             .output()
             .unwrap();
@@ -154,7 +169,15 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
     // A real kill -9 at a few moments too.
     for delay_ms in [50, 150, 400] {
         let mut child = v
-            .command(&["gc", "--keep-last", "1", "--repack-below", "100"])
+            .command(&[
+                "gc",
+                "--group-by",
+                "cluster",
+                "--keep-last",
+                "1",
+                "--repack-below",
+                "100",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -166,8 +189,24 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
         assert_eq!(v.records("latest", &b), want);
     }
     // The next gc finishes the job (including packs a kill left unlisted).
-    v.json(&["gc", "--keep-last", "1", "--repack-below", "100"]);
-    let again = v.json(&["gc", "--keep-last", "1", "--repack-below", "100"]);
+    v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--repack-below",
+        "100",
+    ]);
+    let again = v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--repack-below",
+        "100",
+    ]);
     assert_eq!(again["packs_to_delete"], 0, "{again}");
     assert_eq!(again["packs_to_repack"], 0, "{again}");
     assert_eq!(again["orphan_packs"], 0, "{again}");
@@ -186,7 +225,16 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
     // gc starts while the snapshot is mid-flight.
     let snap = v.snapshot_in_flight(&big, &["--json"], 2 << 20);
     let gc = v
-        .command(&["gc", "--keep-last", "1", "--repack-below", "100", "--json"])
+        .command(&[
+            "gc",
+            "--group-by",
+            "cluster",
+            "--keep-last",
+            "1",
+            "--repack-below",
+            "100",
+            "--json",
+        ])
         .output()
         .unwrap();
     let gc_err = String::from_utf8_lossy(&gc.stderr);
@@ -362,7 +410,7 @@ async fn the_data_horizon_drops_old_records_and_gc_frees_them() {
     assert!(old_kept <= 256, "{old_kept} old records kept: {cut}");
     assert!(cut["records_total"].as_u64().unwrap() < 500);
 
-    let g = v.json(&["gc", "--keep-last", "1"]);
+    let g = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
     assert!(
         g["bytes_freed"].as_i64().unwrap() > 1_000_000,
         "the old records' chunks were not freed: {g}"

@@ -10,7 +10,9 @@ use vault::repository::{InitOptions, Repository};
 use vault::storage::local::LocalDir;
 use vault_format::chunker::{Gear, RecordChunker};
 use vault_format::keys::KdfParams;
-use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
+use vault_format::manifest::{
+    PartitionSnapshot, Selection, SnapshotManifest, SnapshotStats, TopicSnapshot,
+};
 use vault_format::object::ObjectKind;
 use vault_format::record::{Record, RecordValue, TimestampType, decode_records};
 use vault_format::tree::{TreeBuilder, walk_leaves};
@@ -76,12 +78,15 @@ fn fill(dir: &Path) {
     let manifest = SnapshotManifest {
         time_ms: 1,
         parent: None,
+        source: "c".into(),
         source_cluster_id: "c".into(),
+        selection: Selection::default(),
         hostname: "h".into(),
         tags: vec![],
         read_committed: true,
         topics: vec![TopicSnapshot {
             name: "t".into(),
+            topic_id: Some(vault_format::TopicId([3; 16])),
             replication_factor: 1,
             configs: vec![],
             partitions: vec![PartitionSnapshot {

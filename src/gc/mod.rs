@@ -101,6 +101,7 @@ impl GcPlan {
             infos.push(SnapshotInfo {
                 id,
                 time_ms: m.time_ms,
+                group: policy.group_by.key(&m),
                 tags: m.tags,
             });
         }

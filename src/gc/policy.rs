@@ -1,11 +1,15 @@
-//! Which snapshots `vault gc` keeps. A snapshot kept by any rule stays.
-//! Bucketed rules (hourly … monthly) keep the newest snapshot of each of
-//! the N most recent buckets that have one, as restic and borg do.
+//! Which snapshots `vault gc` keeps. Snapshots are grouped first (by
+//! source and topic selection unless `--group-by` says otherwise) and the
+//! rules count each group on its own, so one cluster's snapshots never
+//! push another's out. A snapshot kept by any rule stays. Bucketed rules
+//! (hourly … monthly) keep the newest snapshot of each of the N most
+//! recent buckets that have one, as restic and borg do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use vault_format::ObjectId;
 
+use crate::catalog::{GroupBy, GroupKey};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,6 +22,8 @@ pub struct KeepPolicy {
     /// Keep everything newer than this many milliseconds before now.
     pub within_ms: Option<u64>,
     pub tags: Vec<String>,
+    /// How snapshots are grouped before the rules count them.
+    pub group_by: GroupBy,
 }
 
 /// A snapshot as the policy sees it.
@@ -26,11 +32,14 @@ pub struct SnapshotInfo {
     pub id: ObjectId,
     pub time_ms: u64,
     pub tags: Vec<String>,
+    /// The group whose rules decide for it.
+    pub group: GroupKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub id: ObjectId,
+    pub group: GroupKey,
     /// Why it is kept; empty means it is forgotten.
     pub reasons: Vec<String>,
 }
@@ -52,9 +61,23 @@ impl KeepPolicy {
             && self.tags.is_empty()
     }
 
-    /// Decides for every snapshot, newest first. `now_ms` is the clock
-    /// `--keep-within` measures from (fixed in tests).
+    /// Decides for every snapshot, group by group, newest first within a
+    /// group. `now_ms` is the clock `--keep-within` measures from (fixed in tests).
     pub fn apply(&self, snapshots: &[SnapshotInfo], now_ms: u64) -> Result<Vec<Decision>> {
+        self.check()?;
+        let mut groups: BTreeMap<&GroupKey, Vec<SnapshotInfo>> = BTreeMap::new();
+        for s in snapshots {
+            groups.entry(&s.group).or_default().push(s.clone());
+        }
+        let mut out = Vec::with_capacity(snapshots.len());
+        for members in groups.into_values() {
+            out.extend(self.apply_to_group(members, now_ms));
+        }
+        Ok(out)
+    }
+
+    /// Refuses a policy with no rule: it would forget every snapshot.
+    pub fn check(&self) -> Result<()> {
         if self.is_empty() {
             return Err(Error::Usage(
                 "gc needs at least one keep rule (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, \
@@ -62,7 +85,10 @@ impl KeepPolicy {
                     .into(),
             ));
         }
-        let mut sorted = snapshots.to_vec();
+        Ok(())
+    }
+
+    fn apply_to_group(&self, mut sorted: Vec<SnapshotInfo>, now_ms: u64) -> Vec<Decision> {
         sorted.sort_by_key(|s| std::cmp::Reverse((s.time_ms, s.id)));
         let buckets: [(&str, usize, Bucket); 4] = [
             ("hourly", self.hourly, |t| (t / 3_600_000) as i64),
@@ -88,7 +114,7 @@ impl KeepPolicy {
                 }
             }
             if let Some(w) = self.within_ms
-                && s.time_ms + w >= now_ms
+                && s.time_ms.saturating_add(w) >= now_ms
             {
                 reasons.push("within".to_string());
             }
@@ -97,9 +123,13 @@ impl KeepPolicy {
                     reasons.push(format!("tag {t}"));
                 }
             }
-            out.push(Decision { id: s.id, reasons });
+            out.push(Decision {
+                id: s.id,
+                group: s.group.clone(),
+                reasons,
+            });
         }
-        Ok(out)
+        out
     }
 }
 
@@ -126,6 +156,7 @@ mod tests {
             .enumerate()
             .map(|(i, t)| SnapshotInfo {
                 id: ObjectId([i as u8; 32]),
+                group: GroupKey::default(),
                 time_ms: *t,
                 tags: if i == 0 {
                     vec!["release".into()]
@@ -205,5 +236,61 @@ mod tests {
             ..KeepPolicy::default()
         };
         assert_eq!(kept(&p, &h), vec![NOW]);
+    }
+
+    #[test]
+    fn each_group_is_counted_on_its_own() {
+        // Two clusters snapshot daily, A at 01:00 and B at 02:00.
+        let group = |s: &str| GroupKey {
+            source: Some(s.into()),
+            selection: None,
+        };
+        let mut all = Vec::new();
+        for day in 0..10u64 {
+            for (i, (src, hour)) in [("A", 1), ("B", 2)].into_iter().enumerate() {
+                all.push(SnapshotInfo {
+                    id: ObjectId([(day * 2 + i as u64) as u8; 32]),
+                    time_ms: NOW - 12 * HOUR - day * DAY + hour * HOUR,
+                    tags: vec![],
+                    group: group(src),
+                });
+            }
+        }
+        let p = KeepPolicy {
+            daily: 7,
+            ..KeepPolicy::default()
+        };
+        let d = p.apply(&all, NOW).unwrap();
+        for src in ["A", "B"] {
+            let kept = d
+                .iter()
+                .filter(|d| d.keep() && d.group == group(src))
+                .count();
+            assert_eq!(kept, 7, "source {src}");
+        }
+        // One group for all: B's later hour wins every day and A loses all.
+        let one: Vec<SnapshotInfo> = all
+            .iter()
+            .cloned()
+            .map(|mut s| {
+                s.group = GroupKey::default();
+                s
+            })
+            .collect();
+        let d = p.apply(&one, NOW).unwrap();
+        assert_eq!(d.iter().filter(|d| d.keep()).count(), 7);
+        assert!(
+            d.iter().filter(|d| d.keep()).all(|d| d.id.0[0] % 2 == 1),
+            "only B's snapshots survive without groups"
+        );
+    }
+
+    #[test]
+    fn a_huge_keep_within_keeps_everything() {
+        let p = KeepPolicy {
+            within_ms: Some(u64::MAX),
+            ..KeepPolicy::default()
+        };
+        assert_eq!(kept(&p, &history()).len(), 240);
     }
 }

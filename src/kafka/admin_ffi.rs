@@ -62,10 +62,9 @@ pub(super) fn run_per_group(
     mut answered: impl FnMut(usize),
     (what, hint): (&str, &str),
 ) -> Result<Vec<Vec<PartitionResult>>> {
-    let rk = client.client().native_ptr();
-    // Freed before `client`, which the caller owns.
-    let queue = Queue::new(rk);
-    let options = AdminOptions::new(rk, op, opts.request_timeout)?;
+    let queue = Queue::new(client);
+    let rk = queue.client_ptr();
+    let options = AdminOptions::for_group_op(rk, op, opts.request_timeout)?;
     let c_names: Vec<CString> = requests
         .iter()
         .map(|r| {
@@ -160,7 +159,7 @@ fn send(
     group: &CStr,
     partitions: &TopicPartitionList,
     options: &AdminOptions,
-    queue: &Queue,
+    queue: &Queue<'_>,
 ) {
     // SAFETY: the request objects copy the group id and the partition list;
     // librdkafka copies the request and the options in the call, so both are
@@ -170,45 +169,69 @@ fn send(
             GroupOp::ListOffsets => {
                 let mut req =
                     rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), partitions.ptr());
-                rd::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.0);
+                rd::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.ptr);
                 rd::rd_kafka_ListConsumerGroupOffsets_destroy(req);
             }
             GroupOp::AlterOffsets => {
                 let mut req =
                     rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), partitions.ptr());
-                rd::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.0);
+                rd::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.ptr);
                 rd::rd_kafka_AlterConsumerGroupOffsets_destroy(req);
             }
         }
     }
 }
 
-struct Queue(*mut rd::rd_kafka_queue_t);
+/// A result queue on a client. It borrows the client, so the borrow checker
+/// keeps it from outliving it (librdkafka requires that).
+pub(super) struct Queue<'c> {
+    ptr: *mut rd::rd_kafka_queue_t,
+    rk: *mut rd::rd_kafka_t,
+    _client: std::marker::PhantomData<&'c BaseConsumer>,
+}
 
-impl Queue {
-    fn new(rk: *mut rd::rd_kafka_t) -> Queue {
-        // SAFETY: rk is a live client, which outlives the queue (see caller).
-        Queue(unsafe { rd::rd_kafka_queue_new(rk) })
+impl<'c> Queue<'c> {
+    pub(super) fn new(client: &'c BaseConsumer) -> Queue<'c> {
+        let rk = client.client().native_ptr();
+        // SAFETY: rk is a live client, which outlives the queue (the borrow).
+        Queue {
+            ptr: unsafe { rd::rd_kafka_queue_new(rk) },
+            rk,
+            _client: std::marker::PhantomData,
+        }
     }
 
-    fn poll(&self, timeout: Duration) -> Option<Event> {
+    /// The client's handle, for requests whose results come to this queue.
+    pub(super) fn client_ptr(&self) -> *mut rd::rd_kafka_t {
+        self.rk
+    }
+
+    pub(super) fn ptr(&self) -> *mut rd::rd_kafka_queue_t {
+        self.ptr
+    }
+
+    pub(super) fn poll(&self, timeout: Duration) -> Option<Event> {
         // SAFETY: the queue is live; a non-null event is ours to destroy.
-        let ev = unsafe { rd::rd_kafka_queue_poll(self.0, timeout.as_millis() as i32) };
+        let ev = unsafe { rd::rd_kafka_queue_poll(self.ptr, timeout.as_millis() as i32) };
         (!ev.is_null()).then_some(Event(ev))
     }
 }
 
-impl Drop for Queue {
+impl Drop for Queue<'_> {
     fn drop(&mut self) {
         // SAFETY: created by rd_kafka_queue_new, freed once.
-        unsafe { rd::rd_kafka_queue_destroy(self.0) }
+        unsafe { rd::rd_kafka_queue_destroy(self.ptr) }
     }
 }
 
-struct AdminOptions(*mut rd::rd_kafka_AdminOptions_t);
+pub(super) struct AdminOptions(pub(super) *mut rd::rd_kafka_AdminOptions_t);
 
 impl AdminOptions {
-    fn new(rk: *mut rd::rd_kafka_t, op: GroupOp, timeout: Duration) -> Result<AdminOptions> {
+    pub(super) fn for_group_op(
+        rk: *mut rd::rd_kafka_t,
+        op: GroupOp,
+        timeout: Duration,
+    ) -> Result<AdminOptions> {
         let op_type = match op {
             GroupOp::ListOffsets => {
                 rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS
@@ -217,6 +240,15 @@ impl AdminOptions {
                 rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS
             }
         };
+        AdminOptions::new(rk, op_type, timeout, matches!(op, GroupOp::ListOffsets))
+    }
+
+    pub(super) fn new(
+        rk: *mut rd::rd_kafka_t,
+        op_type: rd::rd_kafka_admin_op_t,
+        timeout: Duration,
+        require_stable: bool,
+    ) -> Result<AdminOptions> {
         // SAFETY: rk is live; the options are freed by Drop; errstr is a
         // buffer of the length passed.
         unsafe {
@@ -233,7 +265,7 @@ impl AdminOptions {
                 let msg = CStr::from_ptr(errstr.as_ptr()).to_string_lossy();
                 return Err(Error::Usage(format!("request timeout {ms} ms: {msg}")));
             }
-            if matches!(op, GroupOp::ListOffsets) {
+            if require_stable {
                 let err = rd::rd_kafka_AdminOptions_set_require_stable_offsets(o.0, 1);
                 if !err.is_null() {
                     let msg = cstr(rd::rd_kafka_error_string(err));
@@ -259,7 +291,7 @@ impl Drop for AdminOptions {
     }
 }
 
-struct Event(*mut rd::rd_kafka_event_t);
+pub(super) struct Event(pub(super) *mut rd::rd_kafka_event_t);
 
 impl Event {
     fn opaque(&self) -> usize {
@@ -356,7 +388,7 @@ impl Drop for Event {
 
 /// # Safety
 /// `p` is null or a NUL-terminated string that lives for the call.
-unsafe fn cstr(p: *const std::ffi::c_char) -> String {
+pub(super) unsafe fn cstr(p: *const std::ffi::c_char) -> String {
     if p.is_null() {
         String::new()
     } else {

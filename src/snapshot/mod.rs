@@ -6,6 +6,7 @@
 //! refers to the new data, so an interrupted snapshot commits nothing and
 //! the next run dedups against the chunks that were already written.
 
+pub mod history;
 pub mod horizon;
 pub mod pipeline;
 pub mod plan;
@@ -16,7 +17,7 @@ use rdkafka::consumer::BaseConsumer;
 use vault_format::ObjectId;
 use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
 
-pub use plan::{PartitionPlan, SnapshotPlan};
+pub use plan::{PartitionPlan, SnapshotPlan, SnapshotRequest};
 
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
@@ -53,7 +54,9 @@ fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseCons
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
+            // Retention may delete records between the cut and the read; the
+            // pipeline must hear of it to say so, not jump ahead in silence.
+            .set("auto.offset.reset", "error")
             .set(
                 "isolation.level",
                 if read_committed {
@@ -83,6 +86,7 @@ pub fn execute(
     plan: &SnapshotPlan,
     opts: &SnapshotOptions,
 ) -> Result<SnapshotOutcome> {
+    crate::faults::pause_point("snapshot-planned");
     let started = Instant::now();
     let time_ms = now_ms();
     // Chunks an interrupted run already wrote are reused, not written again.
@@ -90,6 +94,7 @@ pub fn execute(
     let consumer = drain_consumer(&opts.kafka, plan.read_committed)?;
     let popts = pipeline::PipelineOptions {
         workers: opts.workers,
+        request_timeout: opts.kafka.request_timeout,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
     };
@@ -114,31 +119,51 @@ pub fn execute(
     }
     let mut topics = Vec::new();
     let mut roots = roots.into_iter();
-    let mut parts = plan.partitions.iter();
+    let mut parts = plan.partitions.iter().enumerate();
     for (t, configs) in &plan.topics {
         let mut partitions = Vec::new();
         for _ in 0..t.partitions {
-            let p = parts.next().expect("one plan per partition");
+            let (i, p) = parts.next().expect("one plan per partition");
             let root = roots.next().expect("one root per partition");
+            // Retention that struck after the cut moved the real log start.
+            let log_start = out
+                .drained
+                .deleted
+                .iter()
+                .filter(|d| d.part == i)
+                .map(|d| d.to)
+                .fold(p.log_start, i64::max);
             partitions.push(PartitionSnapshot {
                 partition: p.partition,
-                log_start_offset: p.log_start,
+                log_start_offset: log_start,
                 end_offset: p.end,
                 root,
             });
         }
         topics.push(TopicSnapshot {
             name: t.name.clone(),
+            topic_id: t.id,
             replication_factor: t.replication_factor,
             configs: configs.clone(),
             partitions,
         });
     }
+    let mut warnings = plan.warnings.clone();
+    for d in &out.drained.deleted {
+        let p = &plan.partitions[d.part];
+        warnings.push(format!(
+            "{}/{}: offsets {}..{} were deleted by retention after the cut and before vault read them; \
+             they are not in this snapshot",
+            p.topic, p.partition, d.from, d.to
+        ));
+    }
     let duration = started.elapsed();
     let manifest = SnapshotManifest {
         time_ms,
         parent: plan.parent,
+        source: plan.source.clone(),
         source_cluster_id: plan.cluster_id.clone(),
+        selection: plan.selection.clone(),
         hostname: crate::hostname(),
         tags: opts.tags.clone(),
         read_committed: plan.read_committed,
@@ -162,7 +187,7 @@ pub fn execute(
         chunks_added: out.written.chunks_added,
         chunks_deduplicated: out.written.chunks_deduplicated,
         duration,
-        warnings: plan.warnings.clone(),
+        warnings,
         manifest,
     })
 }

@@ -22,6 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use vault_format::ChunkId;
 use vault_format::chunker::{CutChunk, Gear, RecordChunker};
 use vault_format::compress::{Compression, Compressor};
@@ -57,11 +58,22 @@ struct Ready {
 }
 
 /// What the reader saw.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DrainStats {
     pub records: u64,
     /// Key, value and header bytes of the records read.
     pub bytes: u64,
+    /// Offsets retention deleted after the cut and before they were read.
+    pub deleted: Vec<DeletedRange>,
+}
+
+/// A range of offsets `[from, to)` of a partition (its index in the plan)
+/// that retention deleted while the snapshot ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeletedRange {
+    pub part: usize,
+    pub from: i64,
+    pub to: i64,
 }
 
 /// The reader's error when the rest of the pipeline has stopped.
@@ -75,6 +87,8 @@ pub struct PipelineOutput {
 
 pub struct PipelineOptions {
     pub workers: usize,
+    /// How long one metadata request may take.
+    pub request_timeout: Duration,
     /// Give up when no record arrives for this long while partitions remain.
     pub stall_timeout: Duration,
     pub progress: Option<ProgressBar>,
@@ -154,6 +168,8 @@ fn record_of<'m>(m: &'m rdkafka::message::BorrowedMessage<'m>) -> Record<'m> {
 struct PartitionState<'g> {
     chunker: RecordChunker<'g>,
     done: bool,
+    /// The offset the next record must have at least: after the last one read.
+    next: i64,
 }
 
 fn drain(
@@ -188,6 +204,7 @@ fn drain(
         .map(|p| PartitionState {
             chunker: RecordChunker::new(gear, p.base_root.map(|r| r.summary.last_offset)),
             done: p.read_from >= p.end,
+            next: p.read_from,
         })
         .collect();
     let mut remaining = states.iter().filter(|s| !s.done).count();
@@ -264,6 +281,7 @@ fn drain(
                     }
                     stats.records += 1;
                     stats.bytes += record.payload_len();
+                    states[i].next = offset + 1;
                     states[i]
                         .chunker
                         .push(&record, offset, &mut cut)
@@ -287,6 +305,15 @@ fn drain(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => check_positions = true,
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                for i in skip_deleted(&consumer, parts, &states, &mut stats, opts)? {
+                    finish(i, &mut states, &mut cut, &mut remaining);
+                    for c in cut.drain(..) {
+                        send(ObjectKind::DataChunk, None, c.plaintext, Some((i, c.stats)))?;
+                    }
+                }
+                last_progress = now;
+            }
             Some(Err(e)) => last_error = Some(e.to_string()),
             None => {}
         }
@@ -330,6 +357,69 @@ fn drain(
         }
     }
     Ok(stats)
+}
+
+/// A partition's next offset is gone: retention deleted it after the cut.
+/// Kafka's consumer stops such a partition (`auto.offset.reset=error`);
+/// this finds which partitions are below their new log start, records the
+/// deleted range and resumes them there. Returns the partitions retention
+/// emptied up to the cut, which are done.
+fn skip_deleted(
+    consumer: &BaseConsumer,
+    parts: &[PartitionPlan],
+    states: &[PartitionState<'_>],
+    stats: &mut DrainStats,
+    opts: &PipelineOptions,
+) -> Result<Vec<usize>> {
+    let mut done = Vec::new();
+    for (i, (p, s)) in parts.iter().zip(states).enumerate() {
+        if s.done {
+            continue;
+        }
+        let (low, high) = consumer
+            .fetch_watermarks(&p.topic, p.partition as i32, opts.request_timeout)
+            .map_err(|e| Error::Kafka {
+                context: format!("reading the log start of {}/{}", p.topic, p.partition),
+                message: e.to_string(),
+            })?;
+        if s.next < low {
+            stats.deleted.push(DeletedRange {
+                part: i,
+                from: s.next,
+                to: low.min(p.end),
+            });
+            if low >= p.end {
+                done.push(i);
+                continue;
+            }
+            // A partition stopped by the reset cannot be seeked; it is
+            // assigned again at the new log start instead.
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&p.topic, p.partition as i32);
+            let resumed = consumer.incremental_unassign(&tpl).and_then(|()| {
+                let mut at = TopicPartitionList::new();
+                at.add_partition_offset(&p.topic, p.partition as i32, Offset::Offset(low))?;
+                consumer.incremental_assign(&at)
+            });
+            resumed.map_err(|e| Error::Kafka {
+                context: format!(
+                    "resuming {}/{} at its log start {low}",
+                    p.topic, p.partition
+                ),
+                message: e.to_string(),
+            })?;
+        } else if s.next > high {
+            return Err(Error::Kafka {
+                context: format!("reading {}/{}", p.topic, p.partition),
+                message: format!(
+                    "its log now ends at {high}, before offset {} that the snapshot had reached: the cluster \
+                     lost records (an unclean leader election?). Nothing was committed; run the snapshot again",
+                    s.next
+                ),
+            });
+        }
+    }
+    Ok(done)
 }
 
 fn work(

@@ -5,15 +5,15 @@
 //! request. A group can only have committed an offset it had read, so every
 //! committed offset is at or below the cut, and restore can translate it.
 
-use std::collections::HashMap;
-
 use vault_format::ObjectId;
-use vault_format::manifest::GroupSnapshot;
+use vault_format::manifest::{GroupSnapshot, Selection};
 use vault_format::tree::TreeRoot;
 
-use crate::error::Result;
+use super::history::{CutIdentity, find_bases};
+use crate::error::{Error, Result};
 use crate::kafka::{
-    Edge, KafkaOptions, TopicInfo, TopicSelection, group_offsets, partition_offsets, topic_configs,
+    Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, describe_topics, group_offsets,
+    partition_offsets, topic_configs,
 };
 use crate::repository::{Indexed, Repository};
 
@@ -40,9 +40,22 @@ impl PartitionPlan {
     }
 }
 
+/// What the operator asked a snapshot to read.
+#[derive(Clone, Debug)]
+pub struct SnapshotRequest {
+    pub selection: TopicSelection,
+    pub read_committed: bool,
+    /// `--source NAME`: the name of the history, instead of the cluster id.
+    pub source: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct SnapshotPlan {
+    /// The history's source: the cluster id, or the name the operator gave.
+    pub source: String,
+    /// Empty only when the cluster gave none and the source was named.
     pub cluster_id: String,
+    pub selection: Selection,
     pub parent: Option<ObjectId>,
     pub read_committed: bool,
     pub topics: Vec<(TopicInfo, Vec<(String, String)>)>,
@@ -60,23 +73,28 @@ impl SnapshotPlan {
             .sum()
     }
 
-    /// Reads the cut from the cluster and finds, per partition, what the
-    /// vault already holds (the newest snapshot of the same cluster that
-    /// has that partition).
+    /// Reads the cut from the cluster and finds, per partition, the history
+    /// it continues (see [`super::history`]).
     pub async fn make(
         repo: &Repository<Indexed>,
         kafka: &KafkaOptions,
-        selection: &TopicSelection,
-        read_committed: bool,
+        req: &SnapshotRequest,
     ) -> Result<SnapshotPlan> {
+        if let Some(s) = &req.source
+            && s.trim().is_empty()
+        {
+            return Err(Error::Usage("--source needs a name".into()));
+        }
+        let read_committed = req.read_committed;
         let client = kafka.metadata_client(read_committed)?;
         let (cluster_id, topics, start, groups, end) = {
             let k = kafka.clone();
-            let sel = selection.clone();
+            let sel = req.selection.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let md = k.fetch_metadata(&client)?;
                 let cluster_id = k.cluster_id(&client);
-                let topics = sel.select(&md)?;
+                let names = sel.pick(&ListedTopic::from_metadata(&md))?;
+                let topics = sel.resolve(describe_topics(&k, &client, &names)?)?;
                 let start = partition_offsets(&k, &client, &topics, Edge::Start)?;
                 // The order is the consistency argument: groups first, then ends.
                 let groups = group_offsets(&k, &client, &md, &topics)?;
@@ -86,39 +104,36 @@ impl SnapshotPlan {
             .await
             .expect("metadata task panicked")?
         };
+        let source = identify_source(req.source.as_deref(), cluster_id.as_deref(), &topics)?;
+        let cluster_id = cluster_id.unwrap_or_default();
         let configs = topic_configs(kafka, &topics).await?;
 
-        // The newest snapshot of this cluster holding each partition.
-        let mut manifests = Vec::new();
+        let mut earlier = Vec::new();
         for id in repo.snapshot_ids()? {
-            let m = repo.read_snapshot(&id)?;
-            if m.source_cluster_id == cluster_id {
-                manifests.push((id, m));
-            }
+            earlier.push((id, repo.read_snapshot(&id)?));
         }
-        manifests.sort_by_key(|(id, m)| std::cmp::Reverse((m.time_ms, *id)));
-        let parent = manifests.first().map(|(id, _)| *id);
-        let mut base: HashMap<(String, u32), (i64, Option<TreeRoot>)> = HashMap::new();
-        for (_, m) in manifests.iter().rev() {
-            for t in &m.topics {
-                for p in &t.partitions {
-                    base.insert((t.name.clone(), p.partition), (p.end_offset, p.root));
-                }
-            }
-        }
+        let cut = CutIdentity {
+            source: &source,
+            cluster_id: &cluster_id,
+            read_committed,
+        };
+        let bases = find_bases(&earlier, &cut, &topics);
+        let mut warnings = bases.warnings;
 
         let mut partitions = Vec::new();
-        let mut warnings = Vec::new();
         for t in &topics {
             for p in 0..t.partitions {
                 let key = (t.name.clone(), p);
                 let log_start = start[&key];
                 let end = end[&key];
-                let (mut prev_end, mut base_root) = base.get(&key).cloned().unwrap_or((0, None));
+                let (mut prev_end, mut base_root) = bases
+                    .partitions
+                    .get(&key)
+                    .map_or((0, None), |b| (b.end, b.root));
                 if end < prev_end {
                     warnings.push(format!(
-                        "{}/{p}: end offset {end} is below the {prev_end} of the previous snapshot; \
-                         the topic was probably deleted and recreated, so this partition starts a new history",
+                        "{}/{p}: end offset {end} is below the {prev_end} of the previous snapshot of the same topic ID; \
+                         the cluster lost records it had (an unclean leader election?), so this partition starts a new history",
                         t.name
                     ));
                     prev_end = 0;
@@ -151,8 +166,10 @@ impl SnapshotPlan {
             })
             .collect();
         Ok(SnapshotPlan {
+            source,
             cluster_id,
-            parent,
+            selection: req.selection.record(),
+            parent: bases.parent,
             read_committed,
             topics,
             partitions,
@@ -160,4 +177,38 @@ impl SnapshotPlan {
             warnings,
         })
     }
+}
+
+/// The name of the history: the cluster id unless the operator named one.
+/// Without a cluster id or topic IDs vault cannot tell histories apart by
+/// itself, so it refuses rather than guess; `--source` is the operator
+/// saying which history this is.
+fn identify_source(
+    named: Option<&str>,
+    cluster_id: Option<&str>,
+    topics: &[TopicInfo],
+) -> Result<String> {
+    if let Some(name) = named {
+        return Ok(name.trim().to_string());
+    }
+    let Some(cluster_id) = cluster_id else {
+        return Err(Error::Usage(
+            "the cluster gives no cluster id, so vault cannot tell its histories from another cluster's; \
+             name this source with --source NAME (the same name on every run) to back it up"
+                .into(),
+        ));
+    };
+    let without: Vec<&str> = topics
+        .iter()
+        .filter(|t| t.id.is_none())
+        .map(|t| t.name.as_str())
+        .collect();
+    if !without.is_empty() {
+        return Err(Error::Usage(format!(
+            "the cluster gives no topic ID for {} (Kafka before 2.8?), so vault cannot tell a topic from one \
+             deleted and created again under its name; name this source with --source NAME to back it up anyway",
+            without.join(", ")
+        )));
+    }
+    Ok(cluster_id.to_string())
 }

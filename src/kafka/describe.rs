@@ -1,0 +1,188 @@
+//! Topic descriptions with their topic IDs (KIP-516), through librdkafka's
+//! DescribeTopics, which the rdkafka crate does not wrap. The topic ID is
+//! what tells a topic from one deleted and created again under its name.
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use rdkafka::bindings as rd;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::types::RDKafkaErrorCode;
+use vault_format::TopicId;
+
+use super::admin_ffi::{AdminOptions, Queue, cstr};
+use super::{KafkaOptions, RETRY_PAUSE, is_getting_ready};
+use crate::error::{Error, Result};
+
+/// One topic as DescribeTopics tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    /// `None` when the cluster has no topic IDs (before Kafka 2.8), or
+    /// when the topic could not be described.
+    pub id: Option<TopicId>,
+    pub partitions: Vec<PartitionDescription>,
+    /// Why the topic could not be described (not authorized, unknown...).
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionDescription {
+    pub partition: u32,
+    /// The leader's broker id; `None` while the partition has no leader.
+    pub leader: Option<i32>,
+    pub replicas: u32,
+}
+
+/// Describes `names` on the cluster `client` talks to. A whole request
+/// that fails is retried while the cluster is getting ready; a topic's own
+/// error is returned in its description.
+pub fn describe_topics(
+    opts: &KafkaOptions,
+    client: &BaseConsumer,
+    names: &[String],
+) -> Result<Vec<TopicDescription>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c_names: Vec<CString> = names
+        .iter()
+        .map(|n| {
+            CString::new(n.as_str())
+                .map_err(|_| Error::Usage(format!("topic name {n:?} holds a NUL")))
+        })
+        .collect::<Result<_>>()?;
+    let deadline = Instant::now() + opts.request_timeout;
+    loop {
+        match describe_once(opts, client, &c_names) {
+            Err((code, _)) if is_getting_ready(code) && Instant::now() < deadline => {
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            Err((_, message)) => {
+                return Err(opts.kafka_err("describing topics", message));
+            }
+            Ok(d) => return Ok(d),
+        }
+    }
+}
+
+type RdError = (RDKafkaErrorCode, String);
+
+fn describe_once(
+    opts: &KafkaOptions,
+    client: &BaseConsumer,
+    names: &[CString],
+) -> std::result::Result<Vec<TopicDescription>, RdError> {
+    let queue = Queue::new(client);
+    let options = AdminOptions::new(
+        queue.client_ptr(),
+        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+        opts.request_timeout,
+        false,
+    )
+    .map_err(|e| (RDKafkaErrorCode::Fail, e.to_string()))?;
+    let mut ptrs: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    // SAFETY: the collection copies the names; it is freed right after the
+    // call, which copies it in turn. The result arrives on `queue`.
+    unsafe {
+        let coll = rd::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
+        rd::rd_kafka_DescribeTopics(queue.client_ptr(), coll, options.0, queue.ptr());
+        rd::rd_kafka_TopicCollection_destroy(coll);
+    }
+    // The request times out on its own after the request timeout; the extra
+    // second lets its timeout event arrive.
+    let deadline = Instant::now() + opts.request_timeout + Duration::from_secs(1);
+    let event = loop {
+        if let Some(e) = queue.poll(Duration::from_millis(100)) {
+            break e;
+        }
+        if Instant::now() > deadline {
+            return Err((
+                RDKafkaErrorCode::RequestTimedOut,
+                "DescribeTopics timed out".into(),
+            ));
+        }
+    };
+    // SAFETY: everything read belongs to the live event and is copied out
+    // before it is dropped; counts bound every array read.
+    unsafe {
+        let ev = event.0;
+        if rd::rd_kafka_event_type(ev) != rd::RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT {
+            return Err((
+                RDKafkaErrorCode::Fail,
+                "unexpected event on the admin queue".into(),
+            ));
+        }
+        let err = rd::rd_kafka_event_error(ev);
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Err((err.into(), cstr(rd::rd_kafka_event_error_string(ev))));
+        }
+        let result = rd::rd_kafka_event_DescribeTopics_result(ev);
+        let mut n = 0usize;
+        let topics = rd::rd_kafka_DescribeTopics_result_topics(result, &mut n);
+        let topics: &[*const rd::rd_kafka_TopicDescription_t] = if n > 0 && !topics.is_null() {
+            std::slice::from_raw_parts(topics, n)
+        } else {
+            &[]
+        };
+        let mut out = Vec::with_capacity(n);
+        for &t in topics {
+            let name = cstr(rd::rd_kafka_TopicDescription_name(t));
+            let terr = rd::rd_kafka_TopicDescription_error(t);
+            let error = if terr.is_null()
+                || rd::rd_kafka_error_code(terr)
+                    == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                None
+            } else {
+                let code: RDKafkaErrorCode = rd::rd_kafka_error_code(terr).into();
+                Some(format!(
+                    "{code} ({})",
+                    cstr(rd::rd_kafka_error_string(terr))
+                ))
+            };
+            let uuid = rd::rd_kafka_TopicDescription_topic_id(t);
+            let id = if uuid.is_null() {
+                None
+            } else {
+                let msb = rd::rd_kafka_Uuid_most_significant_bits(uuid) as u64;
+                let lsb = rd::rd_kafka_Uuid_least_significant_bits(uuid) as u64;
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&msb.to_be_bytes());
+                b[8..].copy_from_slice(&lsb.to_be_bytes());
+                // Kafka's "no id" is the all-zero UUID.
+                (b != [0u8; 16]).then_some(TopicId(b))
+            };
+            let mut pn = 0usize;
+            let parts = rd::rd_kafka_TopicDescription_partitions(t, &mut pn);
+            let parts: &[*const rd::rd_kafka_TopicPartitionInfo_t] = if pn > 0 && !parts.is_null() {
+                std::slice::from_raw_parts(parts, pn)
+            } else {
+                &[]
+            };
+            let mut partitions: Vec<PartitionDescription> = parts
+                .iter()
+                .map(|&p| {
+                    let leader = rd::rd_kafka_TopicPartitionInfo_leader(p);
+                    let mut rn = 0usize;
+                    rd::rd_kafka_TopicPartitionInfo_replicas(p, &mut rn);
+                    PartitionDescription {
+                        partition: rd::rd_kafka_TopicPartitionInfo_partition(p).max(0) as u32,
+                        leader: (!leader.is_null())
+                            .then(|| rd::rd_kafka_Node_id(leader))
+                            .filter(|id| *id >= 0),
+                        replicas: rn as u32,
+                    }
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            out.push(TopicDescription {
+                name,
+                id: if error.is_some() { None } else { id },
+                partitions,
+                error,
+            });
+        }
+        Ok(out)
+    }
+}
