@@ -51,6 +51,8 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
             .iter()
             .map(|c| pair(c, "--topic-config", "KEY=VALUE, e.g. retention.ms=-1"))
             .collect::<Result<_>>()?,
+        source: a.source.clone(),
+        abandon_unfinished: a.abandon_unfinished,
     };
     let (repo, _lock) = a
         .vault
@@ -75,6 +77,9 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
         progress: progress_bar(0, !a.json),
     };
     let out = vault::restore::execute(&repo, &plan, &opts)?;
+    for w in &out.warnings {
+        eprintln!("vault: warning: {w}");
+    }
     let groups: Vec<_> = out
         .groups
         .iter()
@@ -109,7 +114,8 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
                 "already_complete": out.already_complete,
                 "consumer_groups": groups,
                 "duration_ms": out.duration.as_millis() as u64,
-                "warnings": plan.warnings,
+                "abandoned": plan.abandon.iter().map(|r| r.restore_id.clone()).collect::<Vec<_>>(),
+                "warnings": plan.warnings.iter().chain(&out.warnings).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -171,6 +177,8 @@ fn print_plan(plan: &RestorePlan, as_json: bool) {
             json!({
                 "dry_run": true,
                 "restore_id": plan.restore_id,
+                "resumes": plan.resumes,
+                "would_abandon": plan.abandon.iter().map(|r| r.restore_id.clone()).collect::<Vec<_>>(),
                 "snapshot_id": plan.snapshot_id.to_hex(),
                 "topics": plan.topics.iter().map(|t| json!({
                     "source": t.source, "target": t.target, "partitions": t.partitions,
@@ -182,10 +190,10 @@ fn print_plan(plan: &RestorePlan, as_json: bool) {
                 })).collect::<Vec<_>>(),
                 "consumer_groups": plan.groups.iter().map(|g| json!({
                     "group": g.group_id,
-                    "offsets": g.offsets.iter().map(|(i, c, _)| json!({
-                        "topic": plan.partitions[*i].target_topic,
-                        "partition": plan.partitions[*i].partition,
-                        "source_offset": c,
+                    "offsets": g.offsets.iter().map(|o| json!({
+                        "topic": plan.partitions[o.partition].target_topic,
+                        "partition": plan.partitions[o.partition].partition,
+                        "source_offset": o.source_offset,
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "warnings": plan.warnings,

@@ -296,7 +296,7 @@ async fn bad_input_fails_clearly_and_writes_nothing() {
                 "--topics",
                 "no-such-topic",
             ],
-            "not in the snapshot",
+            "no-such-topic is not in any snapshot",
         ),
         (
             "unreachable target",

@@ -110,3 +110,90 @@ async fn a_killed_restore_resumes_exactly_once() {
         }
     }
 }
+
+/// Killed, then a newer snapshot commits, then the same command runs again
+/// with `--snapshot-id latest`: it must finish the restore it started (the
+/// older snapshot), not write the newer one's records on top of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_latest_restore_finishes_its_own_snapshot_after_a_new_one() {
+    const N: usize = 12_000;
+    let topic = unique_topic("rlatest");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]).await;
+    produce_bulk(Cluster::Source, &topic, PARTITIONS, N, 1024, 21).await;
+    let group = unique_topic("cg-latest");
+    let offsets: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, 777)).collect();
+    commit_group(Cluster::Source, &group, &topic, &offsets);
+    let v = TestVault::init();
+    let first = v.snapshot(&[&topic])["id"].as_str().unwrap().to_string();
+    let at_first = consume_all(Cluster::Source, &topic, PARTITIONS);
+
+    let target = unique_topic("rlatest-dr");
+    let brokers = Cluster::Target.brokers();
+    let rename = format!("{topic}={target}");
+    let args = [
+        "restore",
+        "--snapshot-id",
+        "latest",
+        "--brokers",
+        &brokers,
+        "--rename",
+        &rename,
+        "--transaction-mib",
+        "1",
+        "--json",
+    ];
+    let o = v
+        .command(&args)
+        .env("KVAULT_CRASH_AT", "restore-commit:2")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the crash point was never reached");
+    assert!(high_watermarks(Cluster::Target, &target, PARTITIONS) > 0);
+
+    // More records, and a newer snapshot that holds them.
+    produce_bulk(Cluster::Source, &topic, PARTITIONS, 4_000, 1024, 22).await;
+    let second = v.snapshot(&[&topic])["id"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+
+    // Another selection of groups is not the same restore: refused.
+    let mut other = args.to_vec();
+    other.extend_from_slice(&["--consumer-groups", "none"]);
+    let o = v.command(&other).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unfinished") && err.contains("--abandon-unfinished"),
+        "{err}"
+    );
+
+    // The same command resumes the first snapshot's restore.
+    let o = v.command(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["snapshot_id"], first.as_str(), "{out}");
+    assert_eq!(out["resumed"], true, "{out}");
+    assert_eq!(out["records"], N as u64, "{out}");
+
+    let dst = consume_all(Cluster::Target, &target, PARTITIONS);
+    assert_eq!(
+        dst.len(),
+        N,
+        "every record of the first snapshot exactly once"
+    );
+    assert_eq!(content(&dst), content(&at_first));
+    for p in 0..PARTITIONS {
+        let at = committed(Cluster::Target, &group, &target, p).expect("group committed");
+        assert_eq!(
+            content_from(&dst, p, at),
+            content_from(&at_first, p, 777),
+            "partition {p}"
+        );
+    }
+
+    // Run again, it is the same finished restore: nothing is written.
+    let again = v.command(&args).output().unwrap();
+    assert!(again.status.success());
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["already_complete"], true, "{again}");
+    assert_eq!(consume_all(Cluster::Target, &target, PARTITIONS).len(), N);
+}

@@ -11,6 +11,8 @@ pub mod decode;
 pub mod plan;
 pub mod produce;
 pub mod progress;
+pub mod resume;
+pub mod select;
 pub mod target;
 pub mod translate;
 pub mod window;
@@ -23,7 +25,9 @@ pub use window::TimeWindow;
 
 use decode::{DecodeJob, DecodedChunk};
 use produce::{OutRecord, TxnProducer};
-use progress::{PROGRESS_TOPIC, PartitionProgress, Phase, ProgressState, partition_key};
+use progress::{
+    PROGRESS_TOPIC, PROGRESS_VERSION, PartitionProgress, Phase, ProgressState, partition_key,
+};
 use target::NewTopicSpec;
 use translate::{OffsetTranslator, translate};
 use vault_format::record::{RecordIter, RecordValue};
@@ -75,6 +79,8 @@ pub struct RestoreOutcome {
     pub topics_created: Vec<String>,
     pub groups: Vec<GroupOutcome>,
     pub duration: Duration,
+    /// What the operator should know about this run.
+    pub warnings: Vec<String>,
 }
 
 const TRANSACTION_MAX_AGE: Duration = Duration::from_secs(10);
@@ -87,6 +93,9 @@ pub fn execute(
 ) -> Result<RestoreOutcome> {
     let started = Instant::now();
     let kafka = &opts.kafka;
+    for old in &plan.abandon {
+        progress::abandon(kafka, old)?;
+    }
     // The producer's transactional start needs no topic: overlap the two.
     let (created, producer) = std::thread::scope(|s| {
         let starting = s.spawn(|| TxnProducer::start(kafka, &plan.restore_id));
@@ -95,14 +104,45 @@ pub fn execute(
         (created, producer)
     });
     let (created, producer) = (created?, producer?);
-    let loaded = progress::load(kafka, &plan.restore_id)?;
+    let target_ids = target_topic_ids(kafka, plan)?;
+    let mut warnings = Vec::new();
+    let loaded = match progress::load(kafka, &plan.restore_id)? {
+        // The records it counts went with a target topic deleted since.
+        Some(old) if old.is_stale(&target_ids) => {
+            warnings.push(format!(
+                "restore {} counted records in a target topic that was deleted or created again since; \
+                 it starts over",
+                plan.restore_id
+            ));
+            None
+        }
+        Some(old) if old.phase == Phase::Abandoned => None,
+        other => other,
+    };
     let resumed = loaded.is_some();
-    let mut state = loaded.unwrap_or_else(|| ProgressState {
-        restore_id: plan.restore_id.clone(),
-        snapshot_id: plan.snapshot_id.to_hex(),
-        started_ms: now_ms(),
-        ..ProgressState::default()
-    });
+    let mut state = match loaded {
+        Some(s) => s,
+        None => {
+            // Committed before any record, so a killed run is always found
+            // by the next one, whatever snapshot `latest` means by then.
+            let fresh = ProgressState {
+                version: PROGRESS_VERSION,
+                restore_id: plan.restore_id.clone(),
+                vault_id: plan.vault_id.clone(),
+                snapshot_id: plan.snapshot_id.to_hex(),
+                selection: Some(plan.selection.clone()),
+                target_topic_ids: target_ids
+                    .iter()
+                    .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
+                    .collect(),
+                started_ms: now_ms(),
+                ..ProgressState::default()
+            };
+            producer.begin()?;
+            producer.commit(&fresh)?;
+            fresh
+        }
+    };
     let already_complete = state.phase == Phase::Done;
     let before: u64 = state.partitions.values().map(|p| p.records).sum();
 
@@ -131,11 +171,11 @@ pub fn execute(
                     .offsets
                     .iter()
                     .zip(&planned.offsets)
-                    .map(|(t, (_, _, metadata))| OffsetCommit {
+                    .map(|(t, planned)| OffsetCommit {
                         topic: t.target_topic.clone(),
                         partition: t.partition,
                         offset: t.target_offset,
-                        metadata: metadata.clone(),
+                        metadata: planned.metadata.clone(),
                     })
                     .collect();
                 (g.group_id.clone(), offsets)
@@ -163,7 +203,24 @@ pub fn execute(
         topics_created: created,
         groups,
         duration: started.elapsed(),
+        warnings,
     })
+}
+
+/// The topic IDs of the target topics, once the brokers know the ones
+/// just created (they learn of a new topic a moment after it is created).
+fn target_topic_ids(
+    kafka: &KafkaOptions,
+    plan: &RestorePlan,
+) -> Result<BTreeMap<String, Option<String>>> {
+    let deadline = Instant::now() + kafka.request_timeout;
+    loop {
+        let ids = target::topic_ids(kafka, plan.topics.iter().map(|t| t.target.clone()))?;
+        if ids.values().all(Option::is_some) || Instant::now() > deadline {
+            return Ok(ids);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>> {
@@ -403,6 +460,7 @@ fn read_ends(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<BTreeMap<String
         .iter()
         .map(|t| TopicInfo {
             name: t.target.clone(),
+            id: None,
             partitions: t.partitions,
             replication_factor: 1,
         })
@@ -422,7 +480,8 @@ fn translated_groups(plan: &RestorePlan, state: &ProgressState) -> Vec<GroupOutc
             offsets: g
                 .offsets
                 .iter()
-                .map(|(i, c, _)| {
+                .map(|pos| {
+                    let (i, c) = (&pos.partition, &pos.source_offset);
                     let p = &plan.partitions[*i];
                     let key = partition_key(&p.target_topic, p.partition);
                     let answered = state

@@ -5,40 +5,20 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use vault_format::ObjectId;
-use vault_format::manifest::SnapshotManifest;
 use vault_format::tree::TreeRoot;
 
+use super::progress::{self, ProgressState, RestoreSelection};
+use super::resume;
+pub use super::select::GroupSelection;
+use super::select::selection_for;
 use super::target::{
     NewTopicSpec, TargetCluster, default_retention_ms, group_members, topic_configs,
 };
 use super::window::TimeWindow;
+use crate::catalog;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
 use crate::repository::{Indexed, Repository, now_ms};
-
-/// Which consumer groups to translate.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum GroupSelection {
-    #[default]
-    All,
-    None,
-    Named(Vec<String>),
-}
-
-impl GroupSelection {
-    pub fn parse(s: &str) -> GroupSelection {
-        match s.trim() {
-            "all" => GroupSelection::All,
-            "none" | "" => GroupSelection::None,
-            list => GroupSelection::Named(
-                list.split(',')
-                    .map(|g| g.trim().to_string())
-                    .filter(|g| !g.is_empty())
-                    .collect(),
-            ),
-        }
-    }
-}
 
 /// What the operator asked for.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +33,10 @@ pub struct RestoreRequest {
     pub groups: GroupSelection,
     /// Configs for the topics restore creates, over the backed-up ones.
     pub topic_configs: Vec<(String, String)>,
+    /// `--source`: with `latest`, the source whose snapshot is meant.
+    pub source: Option<String>,
+    /// Leave unfinished restores into the same topics, instead of refusing.
+    pub abandon_unfinished: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -77,14 +61,30 @@ pub struct PartitionRestore {
 #[derive(Clone, Debug)]
 pub struct GroupRestore {
     pub group_id: String,
-    /// (index into `RestorePlan::partitions`, committed source offset, metadata)
-    pub offsets: Vec<(usize, i64, Option<String>)>,
+    pub offsets: Vec<GroupPosition>,
+}
+
+/// A group's committed position on one restored partition.
+#[derive(Clone, Debug)]
+pub struct GroupPosition {
+    /// Index into [`RestorePlan::partitions`].
+    pub partition: usize,
+    pub source_offset: i64,
+    pub metadata: Option<String>,
 }
 
 #[derive(Clone, Debug)]
 pub struct RestorePlan {
     /// Names this restore on the target (transactional id, progress key).
     pub restore_id: String,
+    /// The vault restored from, as its progress records name it.
+    pub vault_id: String,
+    /// What is restored; the same snapshot and selection is the same restore.
+    pub selection: RestoreSelection,
+    /// This run continues an unfinished restore (or reports a finished one).
+    pub resumes: Option<String>,
+    /// Unfinished restores to mark abandoned first (`--abandon-unfinished`).
+    pub abandon: Vec<ProgressState>,
     pub snapshot_id: ObjectId,
     pub snapshot_time_ms: u64,
     pub window: TimeWindow,
@@ -108,19 +108,69 @@ impl RestorePlan {
         kafka: &KafkaOptions,
         req: &RestoreRequest,
     ) -> Result<RestorePlan> {
-        let snapshot_id = repo.resolve_snapshot(&req.snapshot)?;
-        let m = repo.read_snapshot(&snapshot_id)?;
-        let selected = select_topics(&m, req)?;
-        let renames = check_renames(&selected, req)?;
-        let group_names = check_groups(&m, &selected, &req.groups)?;
+        let entries = catalog::list(repo)?;
+        let requested =
+            catalog::resolve(&entries, &req.snapshot, &req.topics, req.source.as_deref())?;
+        let manifest_of = |id: &ObjectId| {
+            entries
+                .iter()
+                .find(|e| e.id == *id)
+                .map(|e| &e.manifest)
+                .ok_or_else(|| Error::NotFound(format!("snapshot {id} is not in the vault")))
+        };
+        let selection_of =
+            |id: &ObjectId| -> Result<RestoreSelection> { selection_for(manifest_of(id)?, req) };
+        // Bad options fail here, before the target is asked anything.
+        let wanted = selection_of(&requested)?;
+        let vault_id = repo.vault_id().to_hex();
 
-        // The target: reachable, enough partitions, groups idle.
+        // The target: reachable, its topics and the restores already on it.
         let client = kafka.metadata_client(true)?;
-        let cluster = {
+        let (cluster, records, client) = {
             let (k, c) = (kafka.clone(), client);
-            let names = group_names.clone();
+            let vault_id = vault_id.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let cluster = TargetCluster::read(&k, &c)?;
+                let records: Vec<ProgressState> = progress::load_all(&k)?
+                    .into_iter()
+                    .filter(|r| r.vault_id == vault_id || r.version == 0)
+                    .collect();
+                Ok((cluster, records, c))
+            })
+            .await
+            .expect("metadata task panicked")?
+        };
+        let mut names: BTreeSet<String> = wanted.targets().map(str::to_string).collect();
+        for r in &records {
+            names.extend(r.target_topic_ids.keys().cloned());
+        }
+        let current_ids = {
+            let k = kafka.clone();
+            tokio::task::spawn_blocking(move || super::target::topic_ids(&k, names))
+                .await
+                .expect("metadata task panicked")?
+        };
+        let resolution = resume::resolve(
+            &resume::Request {
+                requested,
+                latest: req.snapshot == "latest",
+                abandon_unfinished: req.abandon_unfinished,
+                records: &records,
+                entries: &entries,
+                current_ids: &current_ids,
+            },
+            &selection_of,
+        )?;
+
+        let snapshot_id = resolution.snapshot;
+        let m = manifest_of(&snapshot_id)?;
+        let selection = resolution.selection;
+        let group_names: BTreeSet<String> = selection.groups.iter().cloned().collect();
+        // Groups must be idle on the target.
+        {
+            let (k, names) = (kafka.clone(), group_names.clone());
+            let c = kafka.metadata_client(true)?;
+            tokio::task::spawn_blocking(move || -> Result<()> {
                 for g in &names {
                     let n = group_members(&k, &c, g)?;
                     if n > 0 {
@@ -130,24 +180,24 @@ impl RestorePlan {
                         )));
                     }
                 }
-                Ok((cluster, c))
+                Ok(())
             })
             .await
-            .expect("metadata task panicked")?
-        };
-        let (cluster, client) = cluster;
+            .expect("metadata task panicked")?;
+        }
 
-        let mut warnings = Vec::new();
+        let mut warnings = resolution.warnings;
         let mut topics = Vec::new();
         let mut partitions = Vec::new();
         let mut part_index = HashMap::new();
-        for t in &selected {
-            let target = renames
-                .get(&t.name)
-                .cloned()
-                .unwrap_or_else(|| t.name.clone());
+        for (source, target) in &selection.topics {
+            let t = m
+                .topics
+                .iter()
+                .find(|t| &t.name == source)
+                .expect("the selection comes from this manifest");
             let n = t.partitions.len() as u32;
-            let create = match cluster.topics.get(&target) {
+            let create = match cluster.topics.get(target) {
                 Some(&have) if have < n => {
                     return Err(Error::Usage(format!(
                         "target topic {target} has {have} partitions but the snapshot's {} has {n}; \
@@ -157,7 +207,7 @@ impl RestorePlan {
                     )));
                 }
                 Some(_) => None,
-                None => Some(new_topic_spec(&target, t, &cluster, req, &mut warnings)),
+                None => Some(new_topic_spec(target, t, &cluster, req, &mut warnings)),
             };
             topics.push(TopicRestore {
                 source: t.name.clone(),
@@ -186,7 +236,11 @@ impl RestorePlan {
             let mut offsets = Vec::new();
             for o in &g.offsets {
                 if let Some(&i) = part_index.get(&(o.topic.clone(), o.partition)) {
-                    offsets.push((i, o.offset, o.metadata.clone()));
+                    offsets.push(GroupPosition {
+                        partition: i,
+                        source_offset: o.offset,
+                        metadata: o.metadata.clone(),
+                    });
                     partitions[i].group_offsets.push(o.offset);
                 }
             }
@@ -206,7 +260,14 @@ impl RestorePlan {
         )
         .await?;
         Ok(RestorePlan {
-            restore_id: restore_id(repo, &snapshot_id, &topics, req),
+            restore_id: resolution
+                .resumes
+                .clone()
+                .unwrap_or_else(|| restore_id(repo, &snapshot_id, &selection)),
+            vault_id,
+            selection,
+            resumes: resolution.resumes,
+            abandon: resolution.abandon,
             snapshot_id,
             snapshot_time_ms: m.time_ms,
             window: req.window,
@@ -216,113 +277,6 @@ impl RestorePlan {
             target_brokers: cluster.brokers as u32,
             warnings,
         })
-    }
-}
-
-fn select_topics<'m>(
-    m: &'m SnapshotManifest,
-    req: &RestoreRequest,
-) -> Result<Vec<&'m vault_format::manifest::TopicSnapshot>> {
-    if req.topics.is_empty() {
-        return Ok(m.topics.iter().collect());
-    }
-    let mut out = Vec::new();
-    for name in &req.topics {
-        let t = m.topics.iter().find(|t| &t.name == name).ok_or_else(|| {
-            Error::Usage(format!(
-                "topic {name} is not in the snapshot; it holds: {}",
-                topic_list(m)
-            ))
-        })?;
-        out.push(t);
-    }
-    Ok(out)
-}
-
-fn topic_list(m: &SnapshotManifest) -> String {
-    m.topics
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn check_renames(
-    selected: &[&vault_format::manifest::TopicSnapshot],
-    req: &RestoreRequest,
-) -> Result<HashMap<String, String>> {
-    let mut map = HashMap::new();
-    for (src, dst) in &req.renames {
-        if !selected.iter().any(|t| &t.name == src) {
-            return Err(Error::Usage(format!(
-                "--rename {src}={dst}: topic {src} is not among the topics being restored ({})",
-                selected
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        if dst.is_empty()
-            || dst.len() > 249
-            || !dst
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(Error::Usage(format!(
-                "--rename {src}={dst}: {dst:?} is not a valid Kafka topic name"
-            )));
-        }
-        if map.insert(src.clone(), dst.clone()).is_some() {
-            return Err(Error::Usage(format!("--rename names {src} twice")));
-        }
-    }
-    let mut targets = BTreeSet::new();
-    for t in selected {
-        let target = map.get(&t.name).unwrap_or(&t.name);
-        if !targets.insert(target.clone()) {
-            return Err(Error::Usage(format!(
-                "two topics would be restored into {target}; rename one of them"
-            )));
-        }
-    }
-    Ok(map)
-}
-
-fn check_groups(
-    m: &SnapshotManifest,
-    selected: &[&vault_format::manifest::TopicSnapshot],
-    sel: &GroupSelection,
-) -> Result<BTreeSet<String>> {
-    let on_selected = |g: &vault_format::manifest::GroupSnapshot| {
-        g.offsets
-            .iter()
-            .any(|o| selected.iter().any(|t| t.name == o.topic))
-    };
-    let available: BTreeSet<String> = m
-        .groups
-        .iter()
-        .filter(|g| on_selected(g))
-        .map(|g| g.group_id.clone())
-        .collect();
-    match sel {
-        GroupSelection::All => Ok(available),
-        GroupSelection::None => Ok(BTreeSet::new()),
-        GroupSelection::Named(names) => {
-            for n in names {
-                if !available.contains(n) {
-                    return Err(Error::Usage(format!(
-                        "consumer group {n} has no offsets on the restored topics in this snapshot; groups there: {}",
-                        if available.is_empty() {
-                            "none".to_string()
-                        } else {
-                            available.iter().cloned().collect::<Vec<_>>().join(", ")
-                        }
-                    )));
-                }
-            }
-            Ok(names.iter().cloned().collect())
-        }
     }
 }
 
@@ -434,23 +388,27 @@ async fn retention_warnings(
     Ok(())
 }
 
-/// Stable across runs of the same command, so a rerun resumes.
+/// Stable across runs of the same request, so a rerun resumes: it names
+/// the vault, the snapshot and everything the selection says.
 fn restore_id(
     repo: &Repository<Indexed>,
     snapshot: &ObjectId,
-    topics: &[TopicRestore],
-    req: &RestoreRequest,
+    selection: &RestoreSelection,
 ) -> String {
     let mut h = blake3::Hasher::new();
-    h.update(b"kvault restore v1");
+    h.update(b"kvault restore v2");
     h.update(&repo.vault_id().0);
     h.update(&snapshot.0);
-    for t in topics {
-        h.update(t.source.as_bytes()).update(&[0]);
-        h.update(t.target.as_bytes()).update(&[0]);
+    for (source, target) in &selection.topics {
+        h.update(source.as_bytes()).update(&[0]);
+        h.update(target.as_bytes()).update(&[0]);
     }
-    h.update(&req.window.from_ms.unwrap_or(i64::MIN).to_le_bytes());
-    h.update(&req.window.to_ms.unwrap_or(i64::MAX).to_le_bytes());
+    h.update(&selection.from_ms.unwrap_or(i64::MIN).to_le_bytes());
+    h.update(&selection.to_ms.unwrap_or(i64::MAX).to_le_bytes());
+    h.update(&(selection.groups.len() as u64).to_le_bytes());
+    for g in &selection.groups {
+        h.update(g.as_bytes()).update(&[0]);
+    }
     h.finalize().to_hex()[..32].to_string()
 }
 
@@ -462,6 +420,7 @@ mod tests {
     fn topic(rf: u32, configs: &[(&str, &str)]) -> TopicSnapshot {
         TopicSnapshot {
             name: "orders".into(),
+            topic_id: None,
             replication_factor: rf,
             configs: configs
                 .iter()
@@ -510,15 +469,5 @@ mod tests {
         );
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("replication factor 3 capped at 1"));
-    }
-
-    #[test]
-    fn groups_parse() {
-        assert_eq!(GroupSelection::parse("all"), GroupSelection::All);
-        assert_eq!(GroupSelection::parse("none"), GroupSelection::None);
-        assert_eq!(
-            GroupSelection::parse("a, b"),
-            GroupSelection::Named(vec!["a".into(), "b".into()])
-        );
     }
 }

@@ -20,6 +20,11 @@ use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
 /// The compacted topic that holds every restore's progress on a target cluster.
 pub const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
 
+/// The version of the progress record this vault writes (docs/format.md
+/// § Restore progress). Records without one are version 0: they name no
+/// vault, selection or target topic IDs.
+pub const PROGRESS_VERSION: u32 = 1;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -30,6 +35,60 @@ pub enum Phase {
     Groups,
     /// Finished.
     Done,
+    /// Left unfinished on purpose (`--abandon-unfinished`); never resumed.
+    Abandoned,
+}
+
+impl Phase {
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, Phase::Data | Phase::Groups)
+    }
+}
+
+/// What a restore restores: the same snapshot with the same selection is
+/// the same restore, and a rerun resumes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSelection {
+    /// (source topic, target topic), in the snapshot's topic order.
+    pub topics: Vec<(String, String)>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// The consumer groups whose offsets are translated, sorted.
+    pub groups: Vec<String>,
+}
+
+impl RestoreSelection {
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(|(_, t)| t.as_str())
+    }
+}
+
+impl std::fmt::Display for RestoreSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let topics: Vec<String> = self
+            .topics
+            .iter()
+            .map(|(s, t)| {
+                if s == t {
+                    s.clone()
+                } else {
+                    format!("{s}={t}")
+                }
+            })
+            .collect();
+        write!(f, "topics {}", topics.join(","))?;
+        if let Some(from) = self.from_ms {
+            write!(f, ", from {}", crate::time::format_rfc3339(from))?;
+        }
+        if let Some(to) = self.to_ms {
+            write!(f, ", to {}", crate::time::format_rfc3339(to))?;
+        }
+        if self.groups.is_empty() {
+            write!(f, ", no consumer groups")
+        } else {
+            write!(f, ", consumer groups {}", self.groups.join(","))
+        }
+    }
 }
 
 /// One partition's progress. Keyed by `target-topic/partition`.
@@ -49,8 +108,21 @@ pub struct PartitionProgress {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressState {
+    /// [`PROGRESS_VERSION`]; 0 in records of vaults before it.
+    #[serde(default)]
+    pub version: u32,
     pub restore_id: String,
+    /// The vault restored from (hex); empty in version 0.
+    #[serde(default)]
+    pub vault_id: String,
     pub snapshot_id: String,
+    /// What is restored; `None` in version 0.
+    #[serde(default)]
+    pub selection: Option<RestoreSelection>,
+    /// Target topic → its Kafka topic ID when the restore began. A topic
+    /// deleted and created again since holds none of these records.
+    #[serde(default)]
+    pub target_topic_ids: BTreeMap<String, String>,
     pub phase: Phase,
     pub partitions: BTreeMap<String, PartitionProgress>,
     /// Target end offsets once every record is restored (phase `groups` on).
@@ -69,11 +141,43 @@ impl ProgressState {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<ProgressState> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Kafka {
+        let state: ProgressState = serde_json::from_slice(bytes).map_err(|e| Error::Kafka {
             context: format!("reading restore progress from topic {PROGRESS_TOPIC}"),
             message: format!(
                 "unreadable progress record ({e}); it was not written by this vault version"
             ),
+        })?;
+        if state.version > PROGRESS_VERSION {
+            return Err(Error::Usage(format!(
+                "restore {} on the target was written by a newer vault (progress version {}, this one reads up to {PROGRESS_VERSION}); \
+                 finish or abandon it with that version",
+                state.restore_id, state.version
+            )));
+        }
+        Ok(state)
+    }
+
+    /// The target topics this restore writes to.
+    pub fn target_topics(&self) -> std::collections::BTreeSet<String> {
+        match &self.selection {
+            Some(sel) => sel.targets().map(str::to_string).collect(),
+            // Version 0: the partition keys name the targets.
+            None => self
+                .partitions
+                .keys()
+                .filter_map(|k| k.rsplit_once('/').map(|(t, _)| t.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Whether a target topic this restore wrote to is gone or was created
+    /// again since (its topic ID differs): then the records it counts are
+    /// not on the target any more. `current` maps topic → its topic ID now.
+    pub fn is_stale(&self, current: &BTreeMap<String, Option<String>>) -> bool {
+        self.target_topic_ids.iter().any(|(topic, id)| {
+            current
+                .get(topic)
+                .is_some_and(|now| now.as_ref() != Some(id))
         })
     }
 }
@@ -81,6 +185,16 @@ impl ProgressState {
 /// The last committed progress record for `restore_id`, if any. Call after
 /// `init_transactions`, which aborts what a killed run left open.
 pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressState>> {
+    Ok(load_all(kafka)?
+        .into_iter()
+        .find(|s| s.restore_id == restore_id))
+}
+
+/// The last committed progress record of every restore on the target.
+/// Before `init_transactions` a killed run's open transaction holds the
+/// topic's last stable offset back; its earlier, committed records are
+/// still read, and every restore commits one before writing any record.
+pub fn load_all(kafka: &KafkaOptions) -> Result<Vec<ProgressState>> {
     let client = kafka.metadata_client(true)?;
     let md = client
         .fetch_metadata(Some(PROGRESS_TOPIC), kafka.request_timeout)
@@ -90,7 +204,7 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
         .iter()
         .any(|t| t.error().is_none() && !t.partitions().is_empty());
     if !exists {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let mut c = kafka.client_config();
     c.set("group.id", "kvault-restore-progress")
@@ -105,6 +219,7 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
     // error, never "no progress" (which would restore everything again).
     let topic = [TopicInfo {
         name: PROGRESS_TOPIC.to_string(),
+        id: None,
         partitions: 1,
         replication_factor: 1,
     }];
@@ -112,15 +227,15 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
     let end = partition_offsets(kafka, &client, &topic, Edge::End)?[&key];
     let start = partition_offsets(kafka, &client, &topic, Edge::Start)?[&key];
     if end <= start {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let mut tpl = TopicPartitionList::new();
     // An explicit offset spares the consumer its own offset lookup.
     tpl.add_partition_offset(PROGRESS_TOPIC, 0, Offset::Offset(start))
         .map_err(|e| kafka_err(kafka, e))?;
     consumer.assign(&tpl).map_err(|e| kafka_err(kafka, e))?;
-    let key = restore_id.as_bytes();
-    let mut last = None;
+    // Compaction keeps the last record per key; so does this map.
+    let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let deadline = Instant::now() + kafka.request_timeout * 2;
     loop {
         if Instant::now() > deadline {
@@ -131,8 +246,8 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => return Err(kafka_err(kafka, e)),
             Some(Ok(m)) => {
-                if m.key() == Some(key) {
-                    last = m.payload().map(<[u8]>::to_vec);
+                if let Some(k) = m.key() {
+                    last.insert(k.to_vec(), m.payload().map(<[u8]>::to_vec));
                 }
                 if m.offset() + 1 >= end {
                     break;
@@ -142,7 +257,21 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
     }
     // Closing the clients takes a round of goodbyes nobody needs to wait for.
     std::thread::spawn(move || drop((consumer, client)));
-    last.map(|b| ProgressState::decode(&b)).transpose()
+    last.into_values()
+        .flatten()
+        .map(|b| ProgressState::decode(&b))
+        .collect()
+}
+
+/// Leaves an unfinished restore for good: fences its producer (aborting
+/// an open transaction of a run still going) and commits its progress
+/// as abandoned, so no later run resumes it. What it committed stays.
+pub fn abandon(kafka: &KafkaOptions, old: &ProgressState) -> Result<()> {
+    let producer = super::produce::TxnProducer::start(kafka, &old.restore_id)?;
+    let mut state = old.clone();
+    state.phase = Phase::Abandoned;
+    producer.begin()?;
+    producer.commit(&state)
 }
 
 fn kafka_err(kafka: &KafkaOptions, e: impl std::fmt::Display) -> Error {

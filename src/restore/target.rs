@@ -162,6 +162,25 @@ pub async fn default_retention_ms(kafka: &KafkaOptions, client: &BaseConsumer) -
         .unwrap_or(7 * 86_400_000))
 }
 
+/// The topic IDs (Kafka's base64 form) of `names` on the target; `None`
+/// for a topic that does not exist there.
+pub fn topic_ids(
+    kafka: &KafkaOptions,
+    names: impl IntoIterator<Item = String>,
+) -> Result<std::collections::BTreeMap<String, Option<String>>> {
+    let names: Vec<String> = names.into_iter().collect();
+    let client = kafka.metadata_client(true)?;
+    let described = crate::kafka::describe_topics(kafka, &client, &names)?;
+    let mut out: std::collections::BTreeMap<String, Option<String>> =
+        names.into_iter().map(|n| (n, None)).collect();
+    for d in described {
+        if let Some(id) = d.id {
+            out.insert(d.name, Some(id.to_kafka_string()));
+        }
+    }
+    Ok(out)
+}
+
 /// How many members a group has on the target (0 when it is empty or unknown there).
 pub fn group_members(kafka: &KafkaOptions, client: &BaseConsumer, group: &str) -> Result<usize> {
     let list = crate::kafka::retry_transient(kafka, || {

@@ -90,6 +90,84 @@ pub async fn create_topic(cluster: Cluster, name: &str, partitions: i32, configs
     }
 }
 
+/// Deletes a topic and waits until the cluster no longer lists it.
+pub async fn delete_topic(cluster: Cluster, name: &str) {
+    let admin: AdminClient<DefaultClientContext> = cluster.config().create().expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin
+        .delete_topics(&[name], &opts)
+        .await
+        .expect("delete_topics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("deleting topic {t}: {e}"));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while topic_exists(cluster, name) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates a topic again right after deleting it: the cluster may need a
+/// moment before the name is free.
+pub async fn recreate_topic(cluster: Cluster, name: &str, partitions: i32) {
+    delete_topic(cluster, name).await;
+    let admin: AdminClient<DefaultClientContext> = cluster.config().create().expect("admin client");
+    let topic =
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = admin
+            .create_topics([&topic], &opts)
+            .await
+            .expect("create_topics");
+        match res.into_iter().next().expect("one result") {
+            Ok(_) => return,
+            Err((t, e)) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "creating {t} again: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Deletes the records of `topic`/`partition` below `before` (as retention would).
+pub async fn delete_records(cluster: Cluster, topic: &str, partition: i32, before: i64) {
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let admin: AdminClient<DefaultClientContext> = cluster.config().create().expect("admin client");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+        .unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let res = admin
+        .delete_records(&tpl, &opts)
+        .await
+        .expect("delete_records");
+    for e in res.elements() {
+        e.error().expect("records deleted");
+    }
+}
+
+/// Runs a Kafka command-line tool class through `scripts/kafka tool`.
+pub fn kafka_tool(args: &[&str]) -> std::process::Output {
+    let script = std::path::Path::new(
+        &std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("scripts/kafka");
+    std::process::Command::new(script)
+        .arg("tool")
+        .args(args)
+        .output()
+        .expect("run scripts/kafka tool")
+}
+
 /// Sum of the high watermarks of a topic's partitions.
 pub fn high_watermarks(cluster: Cluster, topic: &str, partitions: i32) -> i64 {
     let c: BaseConsumer = cluster

@@ -88,6 +88,33 @@ impl TestVault {
         self.json(&args)
     }
 
+    /// Restores into `cluster`; returns the JSON summary.
+    pub fn restore_into(
+        &self,
+        cluster: Cluster,
+        snapshot: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let brokers = cluster.brokers();
+        let mut args = vec!["restore", "--snapshot-id", snapshot, "--brokers", &brokers];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
+    /// Snapshots `topics` of `cluster`; returns the JSON summary.
+    pub fn snapshot_from(
+        &self,
+        cluster: Cluster,
+        topics: &[&str],
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let t = topics.join(",");
+        let brokers = cluster.brokers();
+        let mut args = vec!["snapshot", "--brokers", &brokers, "--topics", &t];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
     /// Snapshots `topics` of the source cluster; returns the JSON summary.
     pub fn snapshot(&self, topics: &[&str]) -> serde_json::Value {
         let t = topics.join(",");
