@@ -48,6 +48,10 @@ struct Checker<'r> {
     pack_sizes: HashMap<String, u64>,
     /// Chunks found damaged, with the problem.
     damaged: HashMap<ChunkId, String>,
+    /// Packs whose entries came from their trailers, not an index object.
+    unindexed: std::collections::HashSet<vault_format::PackId>,
+    /// Those already reported as holding chunks snapshots need.
+    reported_unindexed: std::collections::HashSet<vault_format::PackId>,
     report: CheckReport,
     snapshots_total: usize,
 }
@@ -65,6 +69,8 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
         opts,
         pack_sizes: HashMap::new(),
         damaged: HashMap::new(),
+        unindexed: Default::default(),
+        reported_unindexed: Default::default(),
         report: CheckReport::default(),
         snapshots_total: 0,
     };
@@ -80,7 +86,9 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
         c.report.index_objects += 1;
         match repo.read_index(&id) {
             Ok(index) => cache.insert_object(&id, &index)?,
-            Err(e) => c.report.problems.push(format!("index object {id}: {e}")),
+            Err(e) => c.report.problems.push(format!(
+                "index object {id} is damaged: {e}; `vault repair index` rewrites it from the packs"
+            )),
         }
     }
     c.pack_sizes = repo
@@ -90,6 +98,34 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
         .map(|l| (l.name, l.size))
         .collect();
     c.report.packs = c.pack_sizes.len();
+    // Packs no readable index object lists: left by a killed command, or
+    // listed by a damaged or missing index object. Their trailers say what
+    // they hold; a chunk found only there is reported once per pack.
+    for (pack, size) in repo.unindexed_packs()? {
+        match repo.read_pack_trailer(&pack, size) {
+            Ok(entries) => {
+                cache.insert_pack(&pack, &entries)?;
+                c.unindexed.insert(pack);
+            }
+            Err(e) => c.report.problems.push(format!(
+                "pack {pack} is damaged and no readable index object lists it: {e}"
+            )),
+        }
+    }
+    // Every key file must decode; one that does not is damage even while
+    // another passphrase still opens the vault.
+    for k in repo.storage().list(Kind::Keys)? {
+        let name = crate::storage::ObjectName::new(Kind::Keys, &k.name);
+        let bad = match repo.storage().get(&name) {
+            Ok(bytes) => vault_format::keys::KeyFile::decode(&bytes)
+                .err()
+                .map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = bad {
+            c.report.problems.push(format!("key file {}: {e}", k.name));
+        }
+    }
 
     let ids = repo.snapshot_ids()?;
     c.snapshots_total = ids.len();
@@ -151,6 +187,15 @@ impl Checker<'_> {
             Ok(None) => Some(format!("{} {id} is not in the index", kind.name())),
             Err(e) => Some(format!("{} {id}: {e}", kind.name())),
             Ok(Some(loc)) => {
+                if self.unindexed.contains(&loc.pack) && self.reported_unindexed.insert(loc.pack) {
+                    // Readable (restore finds it the same way), but the
+                    // index that should list it is damaged or missing.
+                    self.report.problems.push(format!(
+                        "pack {} holds chunks that snapshots use but no readable index object lists it \
+                         (one is damaged or missing); `vault repair index` rewrites the index from the packs",
+                        loc.pack
+                    ));
+                }
                 let pack = loc.pack.to_hex();
                 match self.pack_sizes.get(&pack) {
                     None => Some(format!("{} {id}: pack {pack} is missing", kind.name())),

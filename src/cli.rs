@@ -61,6 +61,20 @@ enum Command {
     /// Manage the key files that unlock a vault.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Repair a damaged vault.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RepairCommand {
+    /// Rewrite damaged or missing index objects from the packs' trailers.
+    Index {
+        #[command(flatten)]
+        vault: VaultArgs,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,7 +273,11 @@ impl VaultArgs {
             command,
             std::time::Duration::from_secs(self.lock_wait),
         )?;
-        Ok((repo.index(&self.cache_dir())?, lock))
+        let repo = repo.index(&self.cache_dir())?;
+        for w in repo.take_warnings() {
+            eprintln!("vault: warning: {w}");
+        }
+        Ok((repo, lock))
     }
 
     fn cache_dir(&self) -> PathBuf {
@@ -278,6 +296,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gc(a) => crate::cli_maintain::gc(a),
         Command::Forget { vault, id, json } => crate::cli_maintain::forget(&vault, &id, json),
         Command::Check(a) => crate::cli_maintain::check(a),
+        Command::Repair(RepairCommand::Index { vault, json }) => {
+            crate::cli_maintain::repair_index(&vault, json)
+        }
         Command::Key(KeyCommand::Add {
             vault,
             new_password_file,
@@ -305,7 +326,7 @@ fn init(a: InitArgs) -> Result<()> {
         )));
     }
     let storage = Arc::new(LocalDir::create(&a.vault.vault)?);
-    let mut config = VaultConfig::new(Default::default(), vault::repository::now_ms());
+    let mut config = VaultConfig::new(Default::default(), vault::now_ms());
     config.compression = Compression((a.compression_level > 0).then_some(a.compression_level));
     config.pack_target_size = a.pack_size_mib << 20;
     config.data_horizon_ms = a
@@ -498,7 +519,7 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
         read_committed: !a.read_uncommitted,
         source: a.source.clone(),
     };
-    let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
+    let (repo, lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
     let rt = runtime()?;
     let plan = rt.block_on(SnapshotPlan::make(&repo, &kafka, &request))?;
     for w in &plan.warnings {
@@ -519,7 +540,11 @@ fn snapshot(a: SnapshotArgs) -> Result<()> {
             None => repo.config().data_horizon_ms,
         },
     };
-    let out = vault::snapshot::execute(&repo, &plan, &opts)?;
+    let out = vault::snapshot::execute(&repo, &plan, &opts, &lock)?;
+    // The plan's warnings were printed before; these arose while reading.
+    for w in out.warnings.iter().skip(plan.warnings.len()) {
+        eprintln!("vault: warning: {w}");
+    }
     let ratio = if out.bytes_added > 0 {
         out.bytes_read as f64 / out.bytes_added as f64
     } else {

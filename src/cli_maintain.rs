@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 use vault::check::CheckOptions;
-use vault::gc::{GcPlan, KeepPolicy};
+use vault::gc::{GcOptions, GcPlan, KeepPolicy};
 use vault::lock::LockKind;
 use vault::time::parse_duration;
 use vault::{Error, Result};
@@ -46,6 +46,11 @@ pub struct GcArgs {
     /// Repack packs whose live share is below this percentage.
     #[arg(long, default_value_t = 50, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
     repack_below: u8,
+    /// Delete a pack file that no index object lists (left by a killed
+    /// command) only once it is this old by the storage's clock: a running
+    /// snapshot's newest packs are not indexed yet.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    unindexed_min_age: String,
     /// Show what would be forgotten and freed; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -83,26 +88,25 @@ pub fn gc(a: GcArgs) -> Result<()> {
     };
     let now = match &a.now {
         Some(t) => vault::time::parse_time(t, "--now")? as u64,
-        None => vault::repository::now_ms(),
+        None => vault::now_ms(),
     };
     // Checked before the lock, so a typo costs no waiting.
     policy.check()?;
-    let (repo, _lock) = a.vault.open_locked(LockKind::Exclusive, "gc")?;
+    let opts = GcOptions {
+        now_ms: now,
+        repack_below: f64::from(a.repack_below) / 100.0,
+        unindexed_min_age: std::time::Duration::from_millis(parse_duration(&a.unindexed_min_age)?),
+    };
+    let (repo, lock) = a.vault.open_locked(LockKind::Exclusive, "gc")?;
     let spinner = crate::cli::spinner(!a.json);
-    let plan = GcPlan::make(
-        &repo,
-        &policy,
-        now,
-        f64::from(a.repack_below) / 100.0,
-        spinner.clone(),
-    )?;
+    let plan = GcPlan::make(&repo, &policy, &opts, spinner.clone())?;
     if let Some(pb) = &spinner {
         pb.set_message("gc: freeing");
     }
     let outcome = if a.dry_run {
         None
     } else {
-        Some(vault::gc::execute(&repo, &plan)?)
+        Some(vault::gc::execute(&repo, &plan, &lock)?)
     };
     if let Some(pb) = spinner {
         pb.finish_and_clear();
@@ -133,6 +137,11 @@ pub fn gc(a: GcArgs) -> Result<()> {
                 "packs_to_delete": plan.delete_packs.len(),
                 "packs_to_repack": plan.repack.len(),
                 "orphan_packs": plan.orphan_packs.len(),
+                "young_orphan_packs": plan.young_orphan_packs.len(),
+                "quiet_groups": plan.quiet_groups.iter().map(|(g, t)| json!({
+                    "group": g.to_string(),
+                    "newest": format_time(*t),
+                })).collect::<Vec<_>>(),
                 "bytes_to_delete": plan.bytes_to_delete(),
                 "bytes_to_rewrite": plan.bytes_to_rewrite(),
                 "live_chunks": plan.marked.total(),
@@ -164,6 +173,22 @@ pub fn gc(a: GcArgs) -> Result<()> {
             println!("  forget {} {t}", &d.id.to_hex()[..16]);
         }
     }
+    for (g, t) in &plan.quiet_groups {
+        eprintln!(
+            "note: {g} has had no snapshot since {}, while its cluster has newer ones (its topic selection \
+             changed?); its own keep rules keep its snapshots. Forget them with `vault forget`, or count \
+             them with the rest using --group-by cluster",
+            format_time(*t)
+        );
+    }
+    if !plan.young_orphan_packs.is_empty() {
+        eprintln!(
+            "left {} pack files that no index lists and that are younger than --unindexed-min-age {}: \
+             a running command may still index them",
+            plan.young_orphan_packs.len(),
+            a.unindexed_min_age
+        );
+    }
     match outcome {
         None => eprintln!(
             "dry run: would forget {} snapshots, delete {} packs and repack {} ({} to delete, {} to rewrite); nothing changed",
@@ -184,6 +209,36 @@ pub fn gc(a: GcArgs) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+pub fn repair_index(v: &VaultArgs, as_json: bool) -> Result<()> {
+    let (repo, lock) = v.open_locked(LockKind::Exclusive, "repair index")?;
+    let out = vault::repair::repair_index(&repo, &lock)?;
+    // The JSON is printed either way: a script wants it most when damage stays.
+    if as_json {
+        println!("{}", serde_json::to_string(&out).expect("serializes"));
+    } else {
+        for d in &out.damaged_index_objects {
+            println!("deleted damaged index object {d}");
+        }
+        for d in &out.damaged_packs {
+            println!("left damaged pack {d}");
+        }
+        eprintln!(
+            "indexed {} packs again from their trailers into {} index objects; deleted {} damaged index objects",
+            out.packs_reindexed,
+            out.index_objects_written,
+            out.damaged_index_objects.len()
+        );
+    }
+    if out.damaged_packs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Damaged(format!(
+            "{} packs are damaged beyond repair (their trailers too); `vault check` names the snapshots they break",
+            out.damaged_packs.len()
+        )))
+    }
 }
 
 pub fn forget(v: &VaultArgs, id: &str, as_json: bool) -> Result<()> {

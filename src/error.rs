@@ -49,6 +49,10 @@ pub enum Error {
     /// Another vault process holds a lock that conflicts with this command.
     #[error("{0}")]
     Locked(String),
+
+    /// The vault holds damaged objects that the command cannot work around.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,7 +82,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
-            Error::Format { .. } => 3,
+            Error::Format { .. } | Error::Damaged(_) => 3,
             _ => 1,
         }
     }

@@ -24,6 +24,9 @@ pub struct Location {
 const CHUNK: u8 = b'c';
 const OBJECT: u8 = b'o';
 const PACK: u8 = b'p';
+/// Packs whose entries were read from their own trailers, because the
+/// index object that lists them is damaged.
+const RECOVERED: u8 = b'r';
 /// gc's and check's mark set: chunk ids reached from kept snapshots. Kept
 /// on disk so marking a vault of millions of chunks needs no memory for it.
 const MARK: u8 = b'm';
@@ -102,7 +105,7 @@ impl IndexCache {
                 let private = cache_root.join(vault.to_hex()).join(format!(
                     "private-{}-{:x}",
                     std::process::id(),
-                    u32::from_le_bytes(crate::repository::random_bytes())
+                    u32::from_le_bytes(crate::random_bytes())
                 ));
                 IndexCache::open_at(&private, Some(PrivateDir(private.clone())))
             }
@@ -179,7 +182,16 @@ impl IndexCache {
         })
     }
 
-    /// The packs the cache knows.
+    /// The packs whose entries came from their trailers ([`Self::insert_pack`]).
+    pub fn recovered_packs(&self) -> Result<HashSet<PackId>> {
+        self.ids_with_tag(RECOVERED).map(|v| {
+            v.into_iter()
+                .filter_map(|b| PackId::from_slice(&b))
+                .collect()
+        })
+    }
+
+    /// The packs the loaded index objects list.
     pub fn known_packs(&self) -> Result<HashSet<PackId>> {
         self.ids_with_tag(PACK).map(|v| {
             v.into_iter()
@@ -218,10 +230,22 @@ impl IndexCache {
         self.db.write(batch).map_err(|e| self.err(e))
     }
 
+    /// Records the entries of one pack read from its own trailer, because
+    /// the index object that lists it is damaged. No object is marked
+    /// loaded, so the damaged one is tried again next time.
+    pub fn insert_pack(&self, pack: &PackId, entries: &[BlobEntry]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(key(RECOVERED, &pack.0), []);
+        for e in entries {
+            batch.put(key(CHUNK, &e.id.0), encode_location(pack, e));
+        }
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
     /// Empties the cache (used when index objects were removed or rewritten).
     pub fn clear(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
-        for tag in [CHUNK, OBJECT, PACK] {
+        for tag in [CHUNK, OBJECT, PACK, RECOVERED] {
             batch.delete_range(&[tag][..], &[tag + 1][..]);
         }
         self.db.write(batch).map_err(|e| self.err(e))

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod pack_writer;
 pub mod password;
 pub mod reader;
+pub mod repair;
 pub mod repository;
 pub mod restore;
 pub mod snapshot;
@@ -23,6 +24,14 @@ pub mod time;
 
 pub use error::{Error, Result};
 pub use repository::Repository;
+pub use time::now_ms;
+
+/// `N` bytes from the operating system's random number generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random number generator failed");
+    b
+}
 
 /// Where the local caches live unless `--cache-dir` or `KVAULT_CACHE_DIR` says
 /// otherwise: `$XDG_CACHE_HOME/kvault`, else `~/.cache/kvault`.

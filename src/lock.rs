@@ -1,26 +1,32 @@
 //! Vault locks: `vault gc` takes an exclusive lock; snapshot, restore,
 //! check and forget take shared ones. A lock is a small object in `locks/`
-//! naming its kind, host, process and time. Taking one writes it first and
-//! then looks for conflicting ones; on conflict it withdraws and retries,
-//! so two processes racing for the vault never both proceed.
+//! naming its kind, holder and refresh count. Taking one writes it first
+//! and then looks for conflicting ones; on conflict it withdraws and
+//! retries, so two processes racing for the vault never both proceed.
 //!
-//! Staleness: a holder rewrites its lock every [`REFRESH`]; a lock older
-//! than [`STALE_AFTER`], or one from this host whose process is gone (a
-//! kill -9), is ignored and removed. See docs/design.md § Locks.
+//! No clock but the reader's own is trusted (docs/design.md § Locks):
+//!
+//! * A holder rewrites its lock under a new name every refresh period, so
+//!   a lock object that stays in place is one nobody refreshes. A reader
+//!   calls a lock stale only when it has itself watched that object for
+//!   longer than the stale period, on its own monotonic clock. The time
+//!   in the lock is the writer's clock and is only shown to people.
+//! * The holder's process is checked only when host, boot id and pid
+//!   namespace all match the reader's: then a missing pid is a dead holder.
+//! * A holder that has not refreshed for half the stale period, or whose
+//!   lock was removed, has lost it for good: [`VaultLock::check`] fails from
+//!   then on, and commands check before anything they commit or delete.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::repository::{now_ms, random_bytes};
 use crate::storage::{Kind, ObjectName, Storage};
-
-pub const REFRESH: Duration = Duration::from_secs(60);
-pub const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+use crate::{now_ms, random_bytes};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,106 +35,261 @@ pub enum LockKind {
     Exclusive,
 }
 
+/// How often a holder refreshes, and how long an unrefreshed lock must be
+/// watched before it is stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockTimes {
+    pub refresh: Duration,
+    pub stale_after: Duration,
+}
+
+impl Default for LockTimes {
+    fn default() -> Self {
+        LockTimes {
+            refresh: Duration::from_secs(60),
+            stale_after: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+impl LockTimes {
+    /// A holder that has not refreshed for this long stops: before anyone
+    /// may have watched its lock unrefreshed for the whole stale period.
+    pub fn give_up_after(&self) -> Duration {
+        self.stale_after / 2
+    }
+
+    /// How soon a failed refresh is tried again.
+    fn retry(&self) -> Duration {
+        (self.refresh / 12).max(Duration::from_millis(10))
+    }
+}
+
+/// Who holds a lock: enough to tell whether it is this process's own
+/// machine and namespace, where a dead pid can be trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub host: String,
+    /// `/proc/sys/kernel/random/boot_id`: a pid from another boot means nothing.
+    #[serde(default)]
+    pub boot_id: String,
+    /// `/proc/self/ns/pid`: two containers may share a host name, not a pid namespace.
+    #[serde(default)]
+    pub pid_namespace: String,
+    pub pid: u32,
+}
+
+impl Holder {
+    pub fn this_process() -> Holder {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        Holder {
+            host: crate::hostname(),
+            boot_id: read("/proc/sys/kernel/random/boot_id"),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether this holder is certainly dead: same host, boot and pid
+    /// namespace as `me`, and no such process.
+    fn is_dead_here(&self, me: &Holder) -> bool {
+        !me.boot_id.is_empty()
+            && !me.pid_namespace.is_empty()
+            && self.host == me.host
+            && self.boot_id == me.boot_id
+            && self.pid_namespace == me.pid_namespace
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+/// The body of a lock object (docs/format.md § Locks).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct LockInfo {
-    kind: LockKind,
-    command: String,
-    host: String,
-    pid: u32,
-    time_ms: u64,
+pub struct LockInfo {
+    pub kind: LockKind,
+    pub command: String,
+    #[serde(flatten)]
+    pub holder: Holder,
+    /// Same for every refresh of one lock.
+    #[serde(default)]
+    pub lock_id: String,
+    /// Counts the holder's refreshes.
+    #[serde(default)]
+    pub refresh: u64,
+    /// The writer's clock when written; shown to people, never compared.
+    pub time_ms: u64,
 }
 
 impl LockInfo {
-    fn is_stale(&self, now: u64) -> bool {
-        if now.saturating_sub(self.time_ms) > STALE_AFTER.as_millis() as u64 {
-            return true;
-        }
-        self.host == crate::hostname()
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
-    }
-
     fn describe(&self) -> String {
         format!(
-            "{} lock of `vault {}` (pid {} on {}, {} s old)",
+            "{} lock of `vault {}` (pid {} on {}, written at {} by that host's clock, refresh {})",
             match self.kind {
                 LockKind::Shared => "a shared",
                 LockKind::Exclusive => "an exclusive",
             },
             self.command,
-            self.pid,
-            self.host,
-            now_ms().saturating_sub(self.time_ms) / 1000
+            self.holder.pid,
+            self.holder.host,
+            crate::time::format_rfc3339(self.time_ms as i64),
+            self.refresh
         )
     }
 }
 
-/// A held lock; dropping it releases the lock.
-pub struct VaultLock {
-    storage: Arc<dyn Storage>,
-    name: Arc<Mutex<ObjectName>>,
-    stop: Arc<AtomicBool>,
-    refresher: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for VaultLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VaultLock({})", self.name.lock().unwrap())
-    }
-}
-
-/// `KVLT`, kind 6 (lock), format version 1; then the JSON body
-/// (docs/format.md § Locks). Locks are not encrypted: they name a command,
-/// a host and a pid, and must be readable to judge staleness.
+/// `KVLT`, kind 6 (lock), version 1; then the JSON body. Locks are not
+/// encrypted: they must be readable to judge staleness and hold no secret.
 const LOCK_HEADER: [u8; 6] = [b'K', b'V', b'L', b'T', 6, 1];
 
-fn encode(info: &LockInfo) -> Vec<u8> {
+pub fn encode(info: &LockInfo) -> Vec<u8> {
     let mut out = LOCK_HEADER.to_vec();
     out.extend_from_slice(&serde_json::to_vec(info).expect("lock serializes"));
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<LockInfo> {
+pub fn decode(bytes: &[u8]) -> Option<LockInfo> {
     serde_json::from_slice(bytes.strip_prefix(&LOCK_HEADER[..])?).ok()
 }
 
-fn write_lock(storage: &dyn Storage, info: &LockInfo) -> Result<ObjectName> {
-    let kind = match info.kind {
+fn kind_name(kind: LockKind) -> &'static str {
+    match kind {
         LockKind::Shared => "shared",
         LockKind::Exclusive => "exclusive",
-    };
-    let name = ObjectName::new(Kind::Locks, format!("{kind}-{}", hex(&random_bytes::<8>())));
+    }
+}
+
+fn write_lock(storage: &dyn Storage, info: &LockInfo) -> Result<ObjectName> {
+    let name = ObjectName::new(
+        Kind::Locks,
+        format!(
+            "{}-{}",
+            kind_name(info.kind),
+            vault_format::id::hex_encode(&random_bytes::<8>())
+        ),
+    );
     storage.put_if_absent(&name, &encode(info))?;
     Ok(name)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// What one process has seen of the other locks: each lock object's name
+/// and when this process first saw it. Staleness is judged from this alone.
+#[derive(Debug)]
+pub struct LockWatch {
+    me: Holder,
+    times: LockTimes,
+    first_seen: HashMap<String, Instant>,
 }
 
-/// The locks held by others that conflict with `kind`; stale ones are removed.
-fn conflicts(storage: &dyn Storage, own: &ObjectName, kind: LockKind) -> Result<Vec<LockInfo>> {
-    let now = now_ms();
-    let mut out = Vec::new();
-    for l in storage.list(Kind::Locks)? {
-        let name = ObjectName::new(Kind::Locks, &l.name);
-        if &name == own {
-            continue;
-        }
-        let Ok(bytes) = storage.get(&name) else {
-            continue; // released meanwhile
-        };
-        let Some(info) = decode(&bytes) else {
-            continue; // not a lock this version understands
-        };
-        if info.is_stale(now) {
-            let _ = storage.delete(&name);
-            continue;
-        }
-        if kind == LockKind::Exclusive || info.kind == LockKind::Exclusive {
-            out.push(info);
+/// A lock that conflicts with the one wanted.
+#[derive(Clone, Debug)]
+pub struct Conflict {
+    pub info: LockInfo,
+    /// How long this process has watched it unchanged.
+    pub watched: Duration,
+}
+
+impl LockWatch {
+    pub fn new(times: LockTimes) -> LockWatch {
+        LockWatch {
+            me: Holder::this_process(),
+            times,
+            first_seen: HashMap::new(),
         }
     }
-    Ok(out)
+
+    /// For tests: judge as if this process were `me`.
+    pub fn as_holder(times: LockTimes, me: Holder) -> LockWatch {
+        LockWatch {
+            me,
+            times,
+            first_seen: HashMap::new(),
+        }
+    }
+
+    /// The locks other than the one with `own_id` that conflict with
+    /// `kind`; stale ones are removed. Also says whether the own lock was
+    /// listed. A lock that vanishes between listing and reading it was
+    /// being refreshed (a new one was written first): the list is taken
+    /// again, so a refresh never hides a holder.
+    pub fn conflicts(
+        &mut self,
+        storage: &dyn Storage,
+        own_id: &str,
+        kind: LockKind,
+    ) -> Result<Sighting> {
+        'list: for _ in 0..20 {
+            let now = Instant::now();
+            let listed = storage.list(Kind::Locks)?;
+            // Forget what is gone, so a name is never judged on an old sighting.
+            self.first_seen
+                .retain(|n, _| listed.iter().any(|l| &l.name == n));
+            let mut sighting = Sighting::default();
+            for l in &listed {
+                let name = ObjectName::new(Kind::Locks, &l.name);
+                let bytes = match storage.get(&name) {
+                    Ok(b) => b,
+                    Err(Error::NotFound(_)) => continue 'list,
+                    Err(e) => return Err(e),
+                };
+                let first = *self.first_seen.entry(l.name.clone()).or_insert(now);
+                let Some(info) = decode(&bytes) else {
+                    continue; // not a lock this version understands
+                };
+                if info.lock_id == own_id {
+                    sighting.own_listed = true;
+                    continue;
+                }
+                let watched = now.saturating_duration_since(first);
+                if info.holder.is_dead_here(&self.me) || watched > self.times.stale_after {
+                    let _ = storage.delete(&name);
+                    continue;
+                }
+                if kind == LockKind::Exclusive || info.kind == LockKind::Exclusive {
+                    sighting.conflicts.push(Conflict { info, watched });
+                }
+            }
+            return Ok(sighting);
+        }
+        Err(Error::Locked(
+            "the vault's locks kept changing while they were read; try again".into(),
+        ))
+    }
+}
+
+/// What one look at the locks found.
+#[derive(Clone, Debug, Default)]
+pub struct Sighting {
+    pub conflicts: Vec<Conflict>,
+    /// The looker's own lock was among them.
+    pub own_listed: bool,
+}
+
+struct Held {
+    name: ObjectName,
+    info: LockInfo,
+    last_refresh: Instant,
+}
+
+/// A held lock; dropping it releases the lock.
+pub struct VaultLock {
+    storage: Arc<dyn Storage>,
+    held: Arc<Mutex<Held>>,
+    lost: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    times: LockTimes,
+    watch: Mutex<LockWatch>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for VaultLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VaultLock({})", self.held.lock().unwrap().name)
+    }
 }
 
 impl VaultLock {
@@ -139,73 +300,204 @@ impl VaultLock {
         command: &str,
         wait: Duration,
     ) -> Result<VaultLock> {
+        VaultLock::acquire_with(storage, kind, command, wait, LockTimes::default())
+    }
+
+    pub fn acquire_with(
+        storage: Arc<dyn Storage>,
+        kind: LockKind,
+        command: &str,
+        wait: Duration,
+        times: LockTimes,
+    ) -> Result<VaultLock> {
         let deadline = Instant::now() + wait;
+        let mut watch = LockWatch::new(times);
         let mut announced = false;
+        let lock_id = vault_format::id::hex_encode(&random_bytes::<8>());
         loop {
             let info = LockInfo {
                 kind,
                 command: command.to_string(),
-                host: crate::hostname(),
-                pid: std::process::id(),
+                holder: watch.me.clone(),
+                lock_id: lock_id.clone(),
+                refresh: 0,
                 time_ms: now_ms(),
             };
             let name = write_lock(storage.as_ref(), &info)?;
-            let found = conflicts(storage.as_ref(), &name, kind)?;
+            let found = match watch.conflicts(storage.as_ref(), &lock_id, kind) {
+                Ok(f) => f.conflicts,
+                Err(e) => {
+                    let _ = storage.delete(&name);
+                    return Err(e);
+                }
+            };
             if found.is_empty() {
-                return Ok(VaultLock::hold(storage, name, info));
+                return Ok(VaultLock::hold(storage, name, info, times, watch));
             }
             storage.delete(&name)?;
             if Instant::now() >= deadline {
+                let c = &found[0];
                 return Err(Error::Locked(format!(
                     "the vault is locked by {}; wait for it to finish (or pass a longer --lock-wait). \
-                     A lock whose process died on this host is removed automatically; one from another host \
-                     expires {} minutes after its last refresh",
-                    found[0].describe(),
-                    STALE_AFTER.as_secs() / 60
+                     A lock whose process died on this machine is removed at once; any other is removed \
+                     once this process has watched it go unrefreshed for {} minutes (this one: {} s so far)",
+                    c.info.describe(),
+                    times.stale_after.as_secs() / 60,
+                    c.watched.as_secs()
                 )));
             }
             if !announced {
-                eprintln!("vault: waiting for {}", found[0].describe());
+                eprintln!("vault: waiting for {}", found[0].info.describe());
                 announced = true;
             }
             // Jitter keeps two racing processes from backing off in step.
             let jitter = u64::from(random_bytes::<1>()[0]) * 4;
-            std::thread::sleep(Duration::from_millis(250 + jitter));
+            let pause = Duration::from_millis(250 + jitter)
+                .min(deadline.saturating_duration_since(Instant::now()));
+            std::thread::sleep(pause);
         }
     }
 
-    fn hold(storage: Arc<dyn Storage>, name: ObjectName, info: LockInfo) -> VaultLock {
-        let name = Arc::new(Mutex::new(name));
+    fn hold(
+        storage: Arc<dyn Storage>,
+        name: ObjectName,
+        info: LockInfo,
+        times: LockTimes,
+        watch: LockWatch,
+    ) -> VaultLock {
+        let held = Arc::new(Mutex::new(Held {
+            name,
+            info,
+            last_refresh: Instant::now(),
+        }));
+        let lost = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let refresher = {
-            let (storage, name, stop) =
-                (Arc::clone(&storage), Arc::clone(&name), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut last = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    if last.elapsed() < REFRESH {
-                        continue;
-                    }
-                    last = Instant::now();
-                    let fresh = LockInfo {
-                        time_ms: now_ms(),
-                        ..info.clone()
-                    };
-                    // New lock first, then the old one goes: never unlocked in between.
-                    if let Ok(new) = write_lock(storage.as_ref(), &fresh) {
-                        let mut cur = name.lock().unwrap();
-                        let _ = storage.delete(&cur);
-                        *cur = new;
-                    }
-                }
-            })
+            let (storage, held, lost, stop) = (
+                Arc::clone(&storage),
+                Arc::clone(&held),
+                Arc::clone(&lost),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || refresh_loop(storage.as_ref(), &held, &lost, &stop, times))
         };
         VaultLock {
             storage,
-            name,
+            held,
+            lost,
             stop,
+            times,
+            watch: Mutex::new(watch),
             refresher: Some(refresher),
+        }
+    }
+
+    /// Fails once the lock is lost: not refreshed for half the stale
+    /// period, or removed by another process. Cheap; call it before every
+    /// step that commits or deletes anything.
+    pub fn check(&self) -> Result<()> {
+        let since = self.held.lock().unwrap().last_refresh.elapsed();
+        if since > self.times.give_up_after() {
+            self.lost.store(true, Ordering::SeqCst);
+        }
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::Locked(format!(
+                "this process lost its vault lock (not refreshed for {} s, or removed by another process \
+                 that judged it stale); it stopped before committing or deleting anything more. \
+                 Check that the vault's storage is reachable, then run the command again",
+                since.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`check`](Self::check), then the locks are listed again: the own
+    /// lock must still be there and no conflicting one may have appeared.
+    /// gc calls this immediately before each destructive step.
+    pub fn recheck(&self) -> Result<()> {
+        self.check()?;
+        let (lock_id, kind) = {
+            let h = self.held.lock().unwrap();
+            (h.info.lock_id.clone(), h.info.kind)
+        };
+        let seen = self
+            .watch
+            .lock()
+            .unwrap()
+            .conflicts(self.storage.as_ref(), &lock_id, kind)?;
+        // A refresh writes the new lock before the old one goes, so one of
+        // them is always listed while the lock is held.
+        if !seen.own_listed {
+            self.lost.store(true, Ordering::SeqCst);
+            return self.check();
+        }
+        if let Some(c) = seen.conflicts.first() {
+            return Err(Error::Locked(format!(
+                "{} appeared while this command held the vault; it stopped before deleting anything more. \
+                 Run it again once that command has finished",
+                c.info.describe()
+            )));
+        }
+        self.check()
+    }
+
+    /// The lock object's current name (it changes at every refresh).
+    pub fn name(&self) -> ObjectName {
+        self.held.lock().unwrap().name.clone()
+    }
+}
+
+fn refresh_loop(
+    storage: &dyn Storage,
+    held: &Mutex<Held>,
+    lost: &AtomicBool,
+    stop: &AtomicBool,
+    times: LockTimes,
+) {
+    let tick = times.retry().min(Duration::from_millis(200));
+    let mut next = Instant::now() + times.refresh;
+    while !stop.load(Ordering::Relaxed) && !lost.load(Ordering::SeqCst) {
+        std::thread::sleep(tick);
+        if Instant::now() < next {
+            continue;
+        }
+        let (old, mut info, last) = {
+            let h = held.lock().unwrap();
+            (h.name.clone(), h.info.clone(), h.last_refresh)
+        };
+        // Too late: a reader may already be entitled to call it stale.
+        // Never resurrect a lock; the command stops at its next check.
+        if last.elapsed() > times.give_up_after() {
+            lost.store(true, Ordering::SeqCst);
+            return;
+        }
+        // Removed by someone who judged it stale: lost for good.
+        match storage.exists(&old) {
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(true) => {}
+            Err(_) => {
+                next = Instant::now() + times.retry();
+                continue;
+            }
+        }
+        info.refresh += 1;
+        info.time_ms = now_ms();
+        // New lock first, then the old one goes: never unlocked in between.
+        match write_lock(storage, &info) {
+            Ok(new) => {
+                {
+                    let mut h = held.lock().unwrap();
+                    h.name = new;
+                    h.info = info;
+                    h.last_refresh = Instant::now();
+                }
+                let _ = storage.delete(&old);
+                next = Instant::now() + times.refresh;
+            }
+            Err(_) => next = Instant::now() + times.retry(),
         }
     }
 }
@@ -216,6 +508,6 @@ impl Drop for VaultLock {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
-        let _ = self.storage.delete(&self.name.lock().unwrap());
+        let _ = self.storage.delete(&self.held.lock().unwrap().name);
     }
 }

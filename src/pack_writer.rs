@@ -15,7 +15,8 @@ use vault_format::tree::{NodeStore, TreeNode};
 use vault_format::{ChunkId, FormatError, PackId};
 
 use crate::error::{Error, FormatContext, Result};
-use crate::repository::{Indexed, Repository, random_bytes};
+use crate::random_bytes;
+use crate::repository::{Indexed, Repository};
 use crate::storage::{Kind, ObjectName};
 
 /// How many packs are written before their index object is; bounds the

@@ -104,6 +104,14 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// `30d`, `12h`, `2w`, `90m` (minutes), `1y` (365 days) → milliseconds.
+/// Milliseconds since the epoch by this machine's clock (0 before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 pub fn parse_duration(s: &str) -> Result<u64> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -113,6 +121,8 @@ pub fn parse_duration(s: &str) -> Result<u64> {
         ))
     })?;
     let unit_ms = match unit {
+        "s" => 1_000,
+        "" if n == 0 => 0,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
@@ -120,7 +130,7 @@ pub fn parse_duration(s: &str) -> Result<u64> {
         "y" => 365 * 86_400_000,
         _ => {
             return Err(Error::Usage(format!(
-                "{s:?}: unknown unit {unit:?}; use m, h, d, w or y"
+                "{s:?}: unknown unit {unit:?}; use s, m, h, d, w or y"
             )));
         }
     };

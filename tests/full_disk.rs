@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
 use vault::kafka::{KafkaOptions, TopicSelection};
+use vault::lock::{LockKind, VaultLock};
 use vault::repository::Indexed;
 use vault::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotRequest};
 use vault::storage::local::LocalDir;
@@ -94,7 +95,19 @@ async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {
         progress: None,
         data_horizon_ms: None,
     };
-    tokio::task::block_in_place(|| vault::snapshot::execute(repo, &plan, &opts)).map(|_| ())
+    // The lock lives beside the full disk, as another process's would.
+    let lock = VaultLock::acquire(
+        Arc::new(LocalDir::open(lock_dir(repo))),
+        LockKind::Shared,
+        "snapshot",
+        Duration::from_secs(10),
+    )?;
+    tokio::task::block_in_place(|| vault::snapshot::execute(repo, &plan, &opts, &lock)).map(|_| ())
+}
+
+/// The vault directory behind a repository opened by [`open_on`].
+fn lock_dir(repo: &Repository<Indexed>) -> std::path::PathBuf {
+    std::path::PathBuf::from(repo.storage().location())
 }
 
 fn no_space(e: &Error) -> bool {
@@ -134,13 +147,24 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
         last: 1,
         ..Default::default()
     };
-    let plan =
-        vault::gc::GcPlan::make(&repo, &policy, vault::repository::now_ms(), 1.0, None).unwrap();
+    let opts = vault::gc::GcOptions {
+        repack_below: 1.0,
+        ..Default::default()
+    };
+    let plan = vault::gc::GcPlan::make(&repo, &policy, &opts, None).unwrap();
+    let lock = VaultLock::acquire(
+        Arc::new(LocalDir::open(&v.path)),
+        LockKind::Exclusive,
+        "gc",
+        Duration::from_secs(10),
+    )
+    .unwrap();
     assert!(
         !plan.repack.is_empty(),
         "the test needs gc to have packs to repack"
     );
-    let e = vault::gc::execute(&repo, &plan).unwrap_err();
+    let e = vault::gc::execute(&repo, &plan, &lock).unwrap_err();
+    drop(lock);
     assert!(no_space(&e), "not the disk's error: {e}");
     drop(repo);
     let o = v.run(&["check", "--read-data"]);

@@ -321,3 +321,120 @@ async fn retention_between_the_cut_and_the_read_is_reported() {
         "the manifest records the real log start"
     );
 }
+
+/// Rewrites snapshot `id` of `v` as format 1 wrote it: header version 1,
+/// no source, selection or topic IDs. Returns the new id.
+fn downgrade_to_format_1(v: &TestVault, id: &str) -> String {
+    use vault_format::object::{ObjectKind, seal_object_version};
+    use vault_format::wire::Writer;
+    let repo = v.open();
+    let old = vault_format::ObjectId::from_hex(id).unwrap();
+    let m = repo.read_snapshot(&old).unwrap();
+    let mut w = Writer::new();
+    w.u64(m.time_ms)
+        .u8(0)
+        .str(&m.source_cluster_id)
+        .str(&m.hostname);
+    w.varint(m.tags.len() as u64);
+    for t in &m.tags {
+        w.str(t);
+    }
+    w.u8(u8::from(m.read_committed))
+        .varint(m.topics.len() as u64);
+    for t in &m.topics {
+        w.str(&t.name)
+            .varint(u64::from(t.replication_factor))
+            .varint(t.configs.len() as u64);
+        for (k, val) in &t.configs {
+            w.str(k).str(val);
+        }
+        w.varint(t.partitions.len() as u64);
+        for p in &t.partitions {
+            w.varint(u64::from(p.partition))
+                .zigzag(p.log_start_offset)
+                .zigzag(p.end_offset);
+            match &p.root {
+                None => w.u8(0),
+                Some(r) => {
+                    let s = r.summary;
+                    w.u8(1)
+                        .raw(&r.id.0)
+                        .u8(r.level)
+                        .zigzag(s.first_offset)
+                        .zigzag(s.last_offset)
+                        .varint(s.records)
+                        .varint(s.bytes)
+                        .zigzag(s.min_ts)
+                        .zigzag(s.max_ts)
+                }
+            };
+        }
+    }
+    w.varint(0); // no groups
+    let s = &m.stats;
+    w.varint(s.records_read)
+        .varint(s.bytes_read)
+        .varint(s.bytes_added)
+        .varint(s.chunks_added)
+        .varint(s.duration_ms);
+    let body = w.into_inner();
+    let new = repo.keys().object_id(&body);
+    let sealed = seal_object_version(
+        repo.keys(),
+        &repo.vault_id(),
+        ObjectKind::Snapshot,
+        1,
+        &new.0,
+        &body,
+        [7; 16],
+        vault_format::compress::Compression(None),
+    )
+    .unwrap();
+    let dir = v.path.join("snapshots");
+    std::fs::remove_file(dir.join(id)).unwrap();
+    std::fs::write(dir.join(new.to_hex()), sealed).unwrap();
+    let back = repo.read_snapshot(&new).unwrap();
+    assert!(back.topics.iter().all(|t| t.topic_id.is_none()));
+    new.to_hex()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_1_history_is_carried_forward_when_its_records_prove_it() {
+    let topic = unique_topic("upgraded");
+    create_topic(Cluster::Source, &topic, 2, &[]).await;
+    let first = records("f", 2, 400);
+    produce(Cluster::Source, &topic, &first).await;
+    let v = TestVault::init();
+    let s1 = v.snapshot(&[&topic]);
+    let old = downgrade_to_format_1(&v, s1["id"].as_str().unwrap());
+
+    // Retention deletes part of partition 0; new records arrive.
+    delete_records(Cluster::Source, &topic, 0, 150).await;
+    let more = records("m", 2, 60);
+    produce(Cluster::Source, &topic, &more).await;
+    let s2 = v.snapshot(&[&topic]);
+    assert!(warnings(&s2).contains("continues its history"), "{s2}");
+    assert_eq!(s2["records_read"], 60, "only the new records: {s2}");
+    let held = v.records(s2["id"].as_str().unwrap(), &topic);
+    let mut want = first.clone();
+    want.extend(more.clone());
+    assert_eq!(
+        values(&held),
+        values(&want),
+        "the records Kafka deleted stay in the new snapshot"
+    );
+
+    // The same, but the topic was recreated meanwhile: not adopted.
+    let s3 = v.snapshot(&[&topic]);
+    let again = downgrade_to_format_1(&v, s3["id"].as_str().unwrap());
+    let _ = (old, again);
+    recreate_topic(Cluster::Source, &topic, 2).await;
+    let newer = records("n", 2, 700);
+    produce(Cluster::Source, &topic, &newer).await;
+    let s4 = v.snapshot(&[&topic]);
+    assert!(warnings(&s4).contains("deleted and created again"), "{s4}");
+    assert_eq!(
+        values(&v.records(s4["id"].as_str().unwrap(), &topic)),
+        values(&newer)
+    );
+}

@@ -197,3 +197,94 @@ async fn a_killed_latest_restore_finishes_its_own_snapshot_after_a_new_one() {
     assert_eq!(again["already_complete"], true, "{again}");
     assert_eq!(consume_all(Cluster::Target, &target, PARTITIONS).len(), N);
 }
+
+/// The progress topic with a record vault cannot read, an unfinished
+/// restore left on purpose (`--abandon-unfinished`), and a target topic
+/// deleted and created again after a finished restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_abandoned_and_recreated_targets_are_handled() {
+    const N: usize = 6_000;
+    let topic = unique_topic("rjunk");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]).await;
+    produce_bulk(Cluster::Source, &topic, PARTITIONS, N, 1024, 31).await;
+    let v = TestVault::init();
+    v.snapshot(&[&topic]);
+
+    // Junk under another key: ignored with a warning.
+    common::produce(
+        Cluster::Target,
+        "_kvault_restore_progress",
+        &[common::TestRecord::new(
+            0,
+            Some(b"junk-key"),
+            Some(b"not json"),
+        )],
+    )
+    .await;
+
+    let target = unique_topic("rjunk-dr");
+    let rename = format!("{topic}={target}");
+    let brokers = Cluster::Target.brokers();
+    let base = [
+        "restore",
+        "--snapshot-id",
+        "latest",
+        "--brokers",
+        &brokers,
+        "--rename",
+        &rename,
+        "--transaction-mib",
+        "1",
+        "--consumer-groups",
+        "none",
+        "--json",
+    ];
+    let o = v
+        .command(&base)
+        .env("KVAULT_CRASH_AT", "restore-commit:2")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the crash point was never reached");
+    let committed_before = consume_all(Cluster::Target, &target, PARTITIONS).len();
+    assert!(committed_before > 0);
+
+    // Another window is another restore: refused, then left on purpose.
+    let mut other = base.to_vec();
+    other.extend_from_slice(&["--from-time", "1700000000000"]);
+    let o = v.command(&other).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    other.push("--abandon-unfinished");
+    let o = v.command(&other).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("junk-key"), "the junk is reported: {err}");
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["abandoned"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["records"], N as u64);
+    // What the abandoned run committed stays, as documented.
+    assert_eq!(
+        consume_all(Cluster::Target, &target, PARTITIONS).len(),
+        N + committed_before
+    );
+
+    // The operator deletes and recreates the target to start clean: the
+    // finished restore's record is stale, and the same command restores again.
+    common::recreate_topic(Cluster::Target, &target, PARTITIONS).await;
+    let mut same = base.to_vec();
+    same.extend_from_slice(&["--from-time", "1700000000000"]);
+    let o = v.command(&same).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["already_complete"], false, "{out}");
+    let dst = consume_all(Cluster::Target, &target, PARTITIONS);
+    assert_eq!(dst.len(), N);
+    assert_eq!(
+        content(&dst),
+        content(&consume_all(Cluster::Source, &topic, PARTITIONS))
+    );
+}

@@ -13,7 +13,12 @@
 //! 4. delete the packs no index object lists any more.
 //!
 //! A crash leaves at worst unlisted packs and duplicate index entries; the
-//! next gc finishes the job. gc holds the vault's exclusive lock throughout.
+//! next gc finishes the job. gc holds the vault's exclusive lock throughout
+//! and looks at the locks again immediately before each step (see
+//! [`crate::lock`]); a pack that no index object lists is deleted only once
+//! it is older, by the storage's own clock, than a safety margin, so a
+//! running snapshot's packs that are written but not yet indexed survive
+//! even a lock that failed.
 
 pub mod mark;
 pub mod policy;
@@ -25,8 +30,9 @@ use vault_format::{ObjectId, PackId};
 
 pub use policy::{Decision, KeepPolicy, SnapshotInfo};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::faults::crash_point;
+use crate::lock::VaultLock;
 use crate::pack_writer::PackWriter;
 use crate::repository::{Indexed, Repository};
 use crate::storage::{Kind, ObjectName};
@@ -49,8 +55,16 @@ pub struct GcPlan {
     pub delete_packs: Vec<PackId>,
     /// Packs whose live share is below the threshold.
     pub repack: Vec<PackId>,
-    /// Pack files no index object lists (left by a killed command).
+    /// Pack files no index object lists (left by a killed command), old
+    /// enough to delete.
     pub orphan_packs: Vec<String>,
+    /// Unlisted pack files younger than the safety margin: maybe a running
+    /// command's, written and not yet indexed. Left alone.
+    pub young_orphan_packs: Vec<String>,
+    /// Groups with no snapshot for a week while their source has newer
+    /// ones (its selection changed): their own rules keep their snapshots
+    /// forever, which the operator should know. (group, newest time)
+    pub quiet_groups: Vec<(crate::catalog::GroupKey, u64)>,
     pub pack_use: HashMap<PackId, PackUse>,
     /// Every index object with the packs it lists, so execute reads only
     /// the objects that concern the packs it moves or deletes.
@@ -77,16 +91,23 @@ impl GcPlan {
             .sum()
     }
 
-    /// Applies `policy` at `now_ms`, marks what the kept snapshots reach and
-    /// measures every pack. Changes nothing in the vault.
+    /// Applies `policy`, marks what the kept snapshots reach and measures
+    /// every pack. Changes nothing in the vault.
     pub fn make(
         repo: &Repository<Indexed>,
         policy: &KeepPolicy,
-        now_ms: u64,
-        repack_below: f64,
+        opts: &GcOptions,
         progress: Option<indicatif::ProgressBar>,
     ) -> Result<GcPlan> {
-        repo.sync_index()?;
+        let (now_ms, repack_below) = (opts.now_ms, opts.repack_below);
+        // gc must know what every pack holds before it deletes anything.
+        let damaged = repo.sync_index()?;
+        if let Some((id, e)) = damaged.first() {
+            return Err(Error::Damaged(format!(
+                "index object {id} is damaged ({e}); gc needs every index object to know what the packs \
+                 hold before it deletes anything. Run `vault repair index` first, then gc"
+            )));
+        }
         let mut infos = Vec::new();
         let mut roots = HashMap::new();
         for id in repo.snapshot_ids()? {
@@ -106,6 +127,7 @@ impl GcPlan {
             });
         }
         let decisions = policy.apply(&infos, now_ms)?;
+        let quiet_groups = quiet_groups(&infos);
         let forget: Vec<ObjectId> = decisions
             .iter()
             .filter(|d| !d.keep())
@@ -131,11 +153,10 @@ impl GcPlan {
             ));
         }
         // Measure each pack from the index objects, one object at a time.
-        let sizes: HashMap<String, u64> = repo
-            .storage()
-            .list(Kind::Packs)?
-            .into_iter()
-            .map(|l| (l.name, l.size))
+        let listed_packs = repo.storage().list(Kind::Packs)?;
+        let sizes: HashMap<String, u64> = listed_packs
+            .iter()
+            .map(|l| (l.name.clone(), l.size))
             .collect();
         let mut index_objects: Vec<(ObjectId, Vec<PackId>)> = repo
             .storage()
@@ -185,22 +206,86 @@ impl GcPlan {
         }
         delete_packs.sort();
         repack.sort();
-        let mut orphan_packs: Vec<String> = sizes
-            .keys()
-            .filter(|n| PackId::from_hex(n).is_ok_and(|p| !pack_use.contains_key(&p)))
-            .cloned()
-            .collect();
+        // "Now" by the storage's clock: its newest lock (gc's own, refreshed
+        // within a minute) was written at about that time.
+        let storage_now = repo
+            .storage()
+            .list(Kind::Locks)?
+            .into_iter()
+            .filter_map(|l| l.modified)
+            .max();
+        let mut orphan_packs = Vec::new();
+        let mut young_orphan_packs = Vec::new();
+        for l in &listed_packs {
+            if !PackId::from_hex(&l.name).is_ok_and(|p| !pack_use.contains_key(&p)) {
+                continue;
+            }
+            let age = match (storage_now, l.modified) {
+                (Some(now), Some(m)) => now.duration_since(m).unwrap_or_default(),
+                _ => std::time::Duration::ZERO,
+            };
+            if opts.unindexed_min_age.is_zero() || age >= opts.unindexed_min_age {
+                orphan_packs.push(l.name.clone());
+            } else {
+                young_orphan_packs.push(l.name.clone());
+            }
+        }
         orphan_packs.sort();
+        young_orphan_packs.sort();
         Ok(GcPlan {
             decisions,
             forget,
             delete_packs,
             repack,
             orphan_packs,
+            young_orphan_packs,
+            quiet_groups,
             pack_use,
             index_objects,
             marked,
         })
+    }
+}
+
+/// Groups whose newest snapshot is a week older than their source's newest.
+fn quiet_groups(infos: &[SnapshotInfo]) -> Vec<(crate::catalog::GroupKey, u64)> {
+    const WEEK_MS: u64 = 7 * 86_400_000;
+    let mut newest_group: HashMap<&crate::catalog::GroupKey, u64> = HashMap::new();
+    let mut newest_source: HashMap<&Option<String>, u64> = HashMap::new();
+    for i in infos {
+        let g = newest_group.entry(&i.group).or_default();
+        *g = (*g).max(i.time_ms);
+        let s = newest_source.entry(&i.group.source).or_default();
+        *s = (*s).max(i.time_ms);
+    }
+    let mut out: Vec<_> = newest_group
+        .into_iter()
+        .filter(|(g, t)| t.saturating_add(WEEK_MS) < newest_source[&g.source])
+        .map(|(g, t)| (g.clone(), t))
+        .collect();
+    out.sort();
+    out
+}
+
+/// How gc decides.
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    /// The clock the keep rules measure from (ms since the epoch).
+    pub now_ms: u64,
+    /// Repack packs whose live share is below this (0.0 to 1.0).
+    pub repack_below: f64,
+    /// A pack no index object lists is deleted only once it is this old
+    /// by the storage's clock.
+    pub unindexed_min_age: std::time::Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            now_ms: crate::now_ms(),
+            repack_below: 0.5,
+            unindexed_min_age: std::time::Duration::from_secs(3600),
+        }
     }
 }
 
@@ -215,11 +300,14 @@ pub struct GcOutcome {
     pub bytes_freed: i64,
 }
 
-/// Carries out `plan`. See the module docs for the order and why.
-pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
+/// Carries out `plan` under `lock`, gc's exclusive lock. See the module
+/// docs for the order and why.
+pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> Result<GcOutcome> {
     let mut out = GcOutcome::default();
     // 1. Forget.
+    lock.recheck()?;
     for id in &plan.forget {
+        lock.check()?;
         repo.storage()
             .delete(&ObjectName::new(Kind::Snapshots, id.to_hex()))?;
         out.snapshots_forgotten += 1;
@@ -230,6 +318,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
     let repack: HashSet<PackId> = plan.repack.iter().copied().collect();
     let mut written = 0;
     if !repack.is_empty() {
+        lock.recheck()?;
         let mut writer = PackWriter::for_repack(repo)?;
         let mut done: HashSet<PackId> = HashSet::new();
         for (oid, listed) in &plan.index_objects {
@@ -265,10 +354,12 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
         .chain(&plan.repack)
         .copied()
         .collect();
+    lock.recheck()?;
     for (oid, listed) in &plan.index_objects {
         if !listed.iter().any(|p| going.contains(p)) {
             continue;
         }
+        lock.check()?;
         let index = repo.read_index(oid)?;
         let kept = IndexObject {
             packs: index
@@ -288,7 +379,12 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
 
     // 4. Delete the packs nothing lists any more.
     let mut deleted_bytes = 0;
-    for pack in plan.delete_packs.iter().chain(&plan.repack) {
+    lock.recheck()?;
+    for (n, pack) in plan.delete_packs.iter().chain(&plan.repack).enumerate() {
+        if n > 0 && n % 256 == 0 {
+            lock.recheck()?;
+        }
+        lock.check()?;
         repo.storage()
             .delete(&ObjectName::new(Kind::Packs, pack.to_hex()))?;
         deleted_bytes += plan.pack_use.get(pack).map_or(0, |u| u.size);
@@ -296,6 +392,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan) -> Result<GcOutcome> {
         crash_point("gc-pack", out.packs_deleted as u64);
     }
     for name in &plan.orphan_packs {
+        lock.check()?;
         let size = repo
             .storage()
             .size(&ObjectName::new(Kind::Packs, name))

@@ -24,6 +24,7 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
     /// Why the topic could not be described (not authorized, unknown...).
     pub error: Option<String>,
+    pub error_code: Option<RDKafkaErrorCode>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,18 +130,16 @@ fn describe_once(
         for &t in topics {
             let name = cstr(rd::rd_kafka_TopicDescription_name(t));
             let terr = rd::rd_kafka_TopicDescription_error(t);
-            let error = if terr.is_null()
+            let error_code: Option<RDKafkaErrorCode> = if terr.is_null()
                 || rd::rd_kafka_error_code(terr)
                     == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
             {
                 None
             } else {
-                let code: RDKafkaErrorCode = rd::rd_kafka_error_code(terr).into();
-                Some(format!(
-                    "{code} ({})",
-                    cstr(rd::rd_kafka_error_string(terr))
-                ))
+                Some(rd::rd_kafka_error_code(terr).into())
             };
+            let error = error_code
+                .map(|code| format!("{code} ({})", cstr(rd::rd_kafka_error_string(terr))));
             let uuid = rd::rd_kafka_TopicDescription_topic_id(t);
             let id = if uuid.is_null() {
                 None
@@ -181,6 +180,7 @@ fn describe_once(
                 id: if error.is_some() { None } else { id },
                 partitions,
                 error,
+                error_code,
             });
         }
         Ok(out)

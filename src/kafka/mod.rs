@@ -235,7 +235,10 @@ impl TopicSelection {
     /// picked like any other, so that the error is reported, not skipped.
     pub fn pick(&self, listed: &[ListedTopic]) -> Result<Vec<String>> {
         let mut out: Vec<String> = if !self.topics.is_empty() {
-            self.topics.clone()
+            let mut named = self.topics.clone();
+            named.sort();
+            named.dedup();
+            named
         } else {
             let mut names: Vec<String> = listed
                 .iter()
@@ -307,6 +310,12 @@ impl TopicSelection {
                 name: d.name,
             });
         }
+        if !problems.is_empty() && problems.iter().all(|p| p.contains("does not exist")) {
+            return Err(Error::Usage(format!(
+                "{}; check --topics (vault snapshots lists what the vault holds)",
+                problems.join("; ")
+            )));
+        }
         if !problems.is_empty() {
             let hint = if self.topics.is_empty() {
                 "fix the cause, or leave the topic out with --exclude"
@@ -320,6 +329,31 @@ impl TopicSelection {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+}
+
+impl TopicSelection {
+    /// Describes the picked topics and resolves them, asking again while
+    /// the cluster is getting ready (a leader being elected, a topic just
+    /// created) for up to the request timeout.
+    pub fn describe(
+        &self,
+        opts: &KafkaOptions,
+        client: &BaseConsumer,
+        names: &[String],
+    ) -> Result<Vec<TopicInfo>> {
+        let deadline = std::time::Instant::now() + opts.request_timeout;
+        loop {
+            let described = describe_topics(opts, client, names)?;
+            let settling = described.iter().any(|d| {
+                d.error_code.is_some_and(is_getting_ready)
+                    || d.partitions.iter().any(|p| p.leader.is_none())
+            });
+            if !settling || std::time::Instant::now() > deadline {
+                return self.resolve(described);
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
     }
 }
 

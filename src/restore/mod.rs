@@ -35,8 +35,9 @@ use vault_format::record::{RecordIter, RecordValue};
 use crate::error::FormatContext;
 use crate::error::{Error, Result};
 use crate::kafka::{Edge, KafkaOptions, OffsetCommit, TopicInfo, partition_offsets};
+use crate::now_ms;
 use crate::reader::{count_mismatch, leaves};
-use crate::repository::{Indexed, Repository, now_ms};
+use crate::repository::{Indexed, Repository};
 
 pub struct RestoreOptions {
     pub kafka: KafkaOptions,
@@ -120,8 +121,22 @@ pub fn execute(
         other => other,
     };
     let resumed = loaded.is_some();
+    let recorded_ids: BTreeMap<String, String> = target_ids
+        .iter()
+        .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
+        .collect();
     let mut state = match loaded {
-        Some(s) => s,
+        Some(mut s) => {
+            if s.version == 0 {
+                // Begun by an older vault: from now on its record says what
+                // it restores, so later runs can tell it apart.
+                s.version = PROGRESS_VERSION;
+                s.vault_id = plan.vault_id.clone();
+                s.selection = Some(plan.selection.clone());
+                s.target_topic_ids = recorded_ids;
+            }
+            s
+        }
         None => {
             // Committed before any record, so a killed run is always found
             // by the next one, whatever snapshot `latest` means by then.
@@ -131,15 +146,13 @@ pub fn execute(
                 vault_id: plan.vault_id.clone(),
                 snapshot_id: plan.snapshot_id.to_hex(),
                 selection: Some(plan.selection.clone()),
-                target_topic_ids: target_ids
-                    .iter()
-                    .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
-                    .collect(),
+                target_topic_ids: recorded_ids,
                 started_ms: now_ms(),
                 ..ProgressState::default()
             };
             producer.begin()?;
             producer.commit(&fresh)?;
+            refuse_concurrent(kafka, plan)?;
             fresh
         }
     };
@@ -216,11 +229,53 @@ fn target_topic_ids(
     let deadline = Instant::now() + kafka.request_timeout;
     loop {
         let ids = target::topic_ids(kafka, plan.topics.iter().map(|t| t.target.clone()))?;
-        if ids.values().all(Option::is_some) || Instant::now() > deadline {
+        // A cluster without topic IDs (before Kafka 2.8) has none at all.
+        if ids.values().all(Option::is_some) || ids.values().all(Option::is_none) {
             return Ok(ids);
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<&str> = ids
+                .iter()
+                .filter(|(_, id)| id.is_none())
+                .map(|(t, _)| t.as_str())
+                .collect();
+            return Err(Error::Kafka {
+                context: format!("describing the target topics (brokers {})", kafka.brokers),
+                message: format!(
+                    "the cluster gives no topic ID for {} although it has them; nothing was restored, \
+                     run the same command again",
+                    missing.join(", ")
+                ),
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Two restores into the same topics that start at the same moment each
+/// plan before the other has committed anything. Each commits its first
+/// progress record before any data, then looks again: if another
+/// unfinished restore into the same topics is there now, it stops (the
+/// other does too, or was refused), and the operator runs one at a time.
+fn refuse_concurrent(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<()> {
+    let ours: std::collections::BTreeSet<&str> = plan.selection.targets().collect();
+    let others: Vec<String> = progress::load_all(kafka)?
+        .records
+        .into_iter()
+        .filter(|r| r.restore_id != plan.restore_id && r.phase.is_unfinished())
+        .filter(|r| plan.abandon.iter().all(|a| a.restore_id != r.restore_id))
+        .filter(|r| r.target_topics().iter().any(|t| ours.contains(t.as_str())))
+        .map(|r| r.restore_id)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "restore {} into the same topics began at the same time as this one ({}); nothing was restored. \
+         Run one restore at a time: run this command again to finish this one, or pass --abandon-unfinished",
+        others.join(", "),
+        plan.restore_id
+    )))
 }
 
 fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>> {

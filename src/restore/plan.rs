@@ -18,7 +18,8 @@ use super::window::TimeWindow;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
-use crate::repository::{Indexed, Repository, now_ms};
+use crate::now_ms;
+use crate::repository::{Indexed, Repository};
 
 /// What the operator asked for.
 #[derive(Clone, Debug, Default)]
@@ -81,8 +82,9 @@ pub struct RestorePlan {
     pub vault_id: String,
     /// What is restored; the same snapshot and selection is the same restore.
     pub selection: RestoreSelection,
-    /// This run continues an unfinished restore (or reports a finished one).
-    pub resumes: Option<String>,
+    /// This run continues a restore an earlier run began (or reports one
+    /// that finished).
+    pub resumes: bool,
     /// Unfinished restores to mark abandoned first (`--abandon-unfinished`).
     pub abandon: Vec<ProgressState>,
     pub snapshot_id: ObjectId,
@@ -131,17 +133,17 @@ impl RestorePlan {
             let vault_id = vault_id.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let cluster = TargetCluster::read(&k, &c)?;
-                let records: Vec<ProgressState> = progress::load_all(&k)?
-                    .into_iter()
-                    .filter(|r| r.vault_id == vault_id || r.version == 0)
-                    .collect();
-                Ok((cluster, records, c))
+                let mut all = progress::load_all(&k)?;
+                // Version 0 records name no vault: they may be this one's.
+                all.records
+                    .retain(|r| r.vault_id == vault_id || r.version == 0);
+                Ok((cluster, all, c))
             })
             .await
             .expect("metadata task panicked")?
         };
         let mut names: BTreeSet<String> = wanted.targets().map(str::to_string).collect();
-        for r in &records {
+        for r in &records.records {
             names.extend(r.target_topic_ids.keys().cloned());
         }
         let current_ids = {
@@ -152,10 +154,12 @@ impl RestorePlan {
         };
         let resolution = resume::resolve(
             &resume::Request {
+                vault: repo.vault_id(),
                 requested,
                 latest: req.snapshot == "latest",
                 abandon_unfinished: req.abandon_unfinished,
-                records: &records,
+                records: &records.records,
+                unreadable: &records.unreadable,
                 entries: &entries,
                 current_ids: &current_ids,
             },
@@ -260,10 +264,7 @@ impl RestorePlan {
         )
         .await?;
         Ok(RestorePlan {
-            restore_id: resolution
-                .resumes
-                .clone()
-                .unwrap_or_else(|| restore_id(repo, &snapshot_id, &selection)),
+            restore_id: resolution.restore_id,
             vault_id,
             selection,
             resumes: resolution.resumes,
@@ -386,30 +387,6 @@ async fn retention_warnings(
         }
     }
     Ok(())
-}
-
-/// Stable across runs of the same request, so a rerun resumes: it names
-/// the vault, the snapshot and everything the selection says.
-fn restore_id(
-    repo: &Repository<Indexed>,
-    snapshot: &ObjectId,
-    selection: &RestoreSelection,
-) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(b"kvault restore v2");
-    h.update(&repo.vault_id().0);
-    h.update(&snapshot.0);
-    for (source, target) in &selection.topics {
-        h.update(source.as_bytes()).update(&[0]);
-        h.update(target.as_bytes()).update(&[0]);
-    }
-    h.update(&selection.from_ms.unwrap_or(i64::MIN).to_le_bytes());
-    h.update(&selection.to_ms.unwrap_or(i64::MAX).to_le_bytes());
-    h.update(&(selection.groups.len() as u64).to_le_bytes());
-    for g in &selection.groups {
-        h.update(g.as_bytes()).update(&[0]);
-    }
-    h.finalize().to_hex()[..32].to_string()
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ impl Phase {
 /// the same restore, and a rerun resumes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreSelection {
-    /// (source topic, target topic), in the snapshot's topic order.
+    /// (source topic, target topic), in the order the command selected them.
     pub topics: Vec<(String, String)>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
@@ -140,21 +140,10 @@ impl ProgressState {
         serde_json::to_vec(self).expect("progress serializes")
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<ProgressState> {
-        let state: ProgressState = serde_json::from_slice(bytes).map_err(|e| Error::Kafka {
-            context: format!("reading restore progress from topic {PROGRESS_TOPIC}"),
-            message: format!(
-                "unreadable progress record ({e}); it was not written by this vault version"
-            ),
-        })?;
-        if state.version > PROGRESS_VERSION {
-            return Err(Error::Usage(format!(
-                "restore {} on the target was written by a newer vault (progress version {}, this one reads up to {PROGRESS_VERSION}); \
-                 finish or abandon it with that version",
-                state.restore_id, state.version
-            )));
-        }
-        Ok(state)
+    /// Parses a record, of any version: fields a newer vault added are
+    /// ignored, and the caller decides what a newer version means.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<ProgressState, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 
     /// The target topics this restore writes to.
@@ -185,16 +174,42 @@ impl ProgressState {
 /// The last committed progress record for `restore_id`, if any. Call after
 /// `init_transactions`, which aborts what a killed run left open.
 pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressState>> {
-    Ok(load_all(kafka)?
-        .into_iter()
-        .find(|s| s.restore_id == restore_id))
+    let all = load_all(kafka)?;
+    if let Some(u) = all.unreadable.iter().find(|u| u.key == restore_id) {
+        return Err(Error::Kafka {
+            context: format!("reading restore progress from topic {PROGRESS_TOPIC}"),
+            message: format!(
+                "the record of restore {restore_id} is unreadable ({}); it was not written by this vault version",
+                u.error
+            ),
+        });
+    }
+    let Some(state) = all.records.into_iter().find(|s| s.restore_id == restore_id) else {
+        return Ok(None);
+    };
+    if state.version > PROGRESS_VERSION {
+        return Err(Error::Usage(format!(
+            "restore {restore_id} was written by a newer vault (progress version {}, this one reads up to \
+             {PROGRESS_VERSION}); finish it with that version",
+            state.version
+        )));
+    }
+    Ok(Some(state))
+}
+
+/// Every restore's last committed progress record on a target, and the
+/// records that could not be read.
+#[derive(Clone, Debug, Default)]
+pub struct ProgressRecords {
+    pub records: Vec<ProgressState>,
+    pub unreadable: Vec<super::resume::Unreadable>,
 }
 
 /// The last committed progress record of every restore on the target.
 /// Before `init_transactions` a killed run's open transaction holds the
 /// topic's last stable offset back; its earlier, committed records are
 /// still read, and every restore commits one before writing any record.
-pub fn load_all(kafka: &KafkaOptions) -> Result<Vec<ProgressState>> {
+pub fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
     let client = kafka.metadata_client(true)?;
     let md = client
         .fetch_metadata(Some(PROGRESS_TOPIC), kafka.request_timeout)
@@ -204,7 +219,7 @@ pub fn load_all(kafka: &KafkaOptions) -> Result<Vec<ProgressState>> {
         .iter()
         .any(|t| t.error().is_none() && !t.partitions().is_empty());
     if !exists {
-        return Ok(Vec::new());
+        return Ok(ProgressRecords::default());
     }
     let mut c = kafka.client_config();
     c.set("group.id", "kvault-restore-progress")
@@ -227,7 +242,7 @@ pub fn load_all(kafka: &KafkaOptions) -> Result<Vec<ProgressState>> {
     let end = partition_offsets(kafka, &client, &topic, Edge::End)?[&key];
     let start = partition_offsets(kafka, &client, &topic, Edge::Start)?[&key];
     if end <= start {
-        return Ok(Vec::new());
+        return Ok(ProgressRecords::default());
     }
     let mut tpl = TopicPartitionList::new();
     // An explicit offset spares the consumer its own offset lookup.
@@ -257,10 +272,19 @@ pub fn load_all(kafka: &KafkaOptions) -> Result<Vec<ProgressState>> {
     }
     // Closing the clients takes a round of goodbyes nobody needs to wait for.
     std::thread::spawn(move || drop((consumer, client)));
-    last.into_values()
-        .flatten()
-        .map(|b| ProgressState::decode(&b))
-        .collect()
+    let mut out = ProgressRecords::default();
+    for (key, value) in last {
+        // A tombstone (null value) deletes the key.
+        let Some(value) = value else { continue };
+        match ProgressState::parse(&value) {
+            Ok(state) => out.records.push(state),
+            Err(error) => out.unreadable.push(super::resume::Unreadable {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                error,
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// Leaves an unfinished restore for good: fences its producer (aborting

@@ -19,9 +19,9 @@
 
 use std::collections::BTreeMap;
 
-use vault_format::ObjectId;
+use vault_format::{ObjectId, VaultId};
 
-use super::progress::{Phase, ProgressState, RestoreSelection};
+use super::progress::{PROGRESS_VERSION, Phase, ProgressState, RestoreSelection};
 use crate::catalog::CatalogEntry;
 use crate::error::{Error, Result};
 
@@ -31,15 +31,25 @@ pub struct Resolution {
     /// The snapshot to restore.
     pub snapshot: ObjectId,
     pub selection: RestoreSelection,
-    /// The unfinished restore this run continues, if any.
-    pub resumes: Option<String>,
+    /// The restore id: the continued restore's, or a new one.
+    pub restore_id: String,
+    /// This run continues (or reports) a restore an earlier run began.
+    pub resumes: bool,
     /// Unfinished restores to mark abandoned before starting.
     pub abandon: Vec<ProgressState>,
     pub warnings: Vec<String>,
 }
 
+/// A progress record that could not be decoded: its key and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub key: String,
+    pub error: String,
+}
+
 /// The inputs of [`resolve`], gathered by the planner.
 pub struct Request<'a> {
+    pub vault: VaultId,
     /// The snapshot the command names, resolved (`latest` resolved too).
     pub requested: ObjectId,
     /// The command said `latest`, so it may mean an earlier snapshot's restore.
@@ -48,9 +58,50 @@ pub struct Request<'a> {
     /// The progress records on the target written from this vault (and
     /// those of version 0, which name no vault).
     pub records: &'a [ProgressState],
+    /// Records on the target that could not be decoded.
+    pub unreadable: &'a [Unreadable],
     pub entries: &'a [CatalogEntry],
     /// Target topic → its topic ID now (`None`: the topic does not exist).
     pub current_ids: &'a BTreeMap<String, Option<String>>,
+}
+
+/// Names a restore: the vault, the snapshot and everything the selection
+/// says, so the same request always gets the same id.
+pub fn restore_id(vault: &VaultId, snapshot: &ObjectId, selection: &RestoreSelection) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"kvault restore v2");
+    h.update(&vault.0);
+    h.update(&snapshot.0);
+    hash_topics_and_window(&mut h, selection);
+    h.update(&(selection.groups.len() as u64).to_le_bytes());
+    for g in &selection.groups {
+        h.update(g.as_bytes()).update(&[0]);
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// The id vaults before progress version 1 gave the same request (it left
+/// out the groups), so their restores can still be resumed.
+pub fn legacy_restore_id(
+    vault: &VaultId,
+    snapshot: &ObjectId,
+    selection: &RestoreSelection,
+) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"kvault restore v1");
+    h.update(&vault.0);
+    h.update(&snapshot.0);
+    hash_topics_and_window(&mut h, selection);
+    h.finalize().to_hex()[..32].to_string()
+}
+
+fn hash_topics_and_window(h: &mut blake3::Hasher, selection: &RestoreSelection) {
+    for (source, target) in &selection.topics {
+        h.update(source.as_bytes()).update(&[0]);
+        h.update(target.as_bytes()).update(&[0]);
+    }
+    h.update(&selection.from_ms.unwrap_or(i64::MIN).to_le_bytes());
+    h.update(&selection.to_ms.unwrap_or(i64::MAX).to_le_bytes());
 }
 
 /// Decides which restore this run is. `selection_of` resolves the
@@ -74,85 +125,123 @@ pub fn resolve(
         .copied()
         .filter(|r| r.phase.is_unfinished())
         .collect();
-    let fresh = |warnings| Resolution {
-        snapshot: req.requested,
-        selection: wanted.clone(),
-        resumes: None,
-        abandon: Vec::new(),
-        warnings,
-    };
-    if req.abandon_unfinished {
-        let mut r = fresh(Vec::new());
-        r.abandon = unfinished.into_iter().cloned().collect();
-        return Ok(r);
+    if let Some(newer) = unfinished.iter().find(|r| r.version > PROGRESS_VERSION) {
+        return Err(Error::Usage(format!(
+            "restore {} into the same topics is unfinished and was written by a newer vault (progress \
+             version {}); finish it with that version",
+            newer.restore_id, newer.version
+        )));
     }
-    // The same request as `u`, resolved against u's snapshot.
-    let same_request = |u: &ProgressState| -> bool {
-        let Some(sel) = &u.selection else {
-            return false;
-        };
-        let Ok(snapshot) = ObjectId::from_hex(&u.snapshot_id) else {
-            return false;
-        };
-        let source_of = |id: &ObjectId| {
-            req.entries
-                .iter()
-                .find(|e| e.id == *id)
-                .map(|e| e.manifest.source.as_str())
-        };
-        let Some(source) = source_of(&snapshot) else {
-            return false;
-        };
+    let source_of = |id: &ObjectId| {
+        req.entries
+            .iter()
+            .find(|e| e.id == *id)
+            .map(|e| e.manifest.source.as_str())
+    };
+    // The selection `u` restores, if this command is the same request as
+    // `u` (resolved against u's snapshot).
+    let same_request = |u: &ProgressState| -> Option<(ObjectId, RestoreSelection)> {
+        let snapshot = ObjectId::from_hex(&u.snapshot_id).ok()?;
+        let source = source_of(&snapshot)?;
         // `latest` may mean the older snapshot of the same source, never
         // another source's.
         let may_mean =
             snapshot == req.requested || (req.latest && Some(source) == source_of(&req.requested));
-        may_mean && selection_of(&snapshot).is_ok_and(|s| &s == sel)
+        if !may_mean {
+            return None;
+        }
+        let sel = selection_of(&snapshot).ok()?;
+        let same = match &u.selection {
+            Some(recorded) => recorded == &sel,
+            // Version 0 recorded no selection; its id says what it was.
+            None => u.restore_id == legacy_restore_id(&req.vault, &snapshot, &sel),
+        };
+        same.then_some((snapshot, sel))
     };
-    match unfinished.as_slice() {
-        [] => {}
-        [u] if same_request(u) => {
-            let snapshot = ObjectId::from_hex(&u.snapshot_id).expect("checked above");
-            let mut warnings = Vec::new();
-            if snapshot != req.requested {
-                warnings.push(format!(
-                    "resuming the unfinished restore of snapshot {} (started from `latest`), not the newer {}; \
-                     restoring both would write its records twice",
-                    short(&u.snapshot_id),
-                    short(&req.requested.to_hex())
-                ));
+    let resolution = if req.abandon_unfinished {
+        Resolution {
+            snapshot: req.requested,
+            restore_id: restore_id(&req.vault, &req.requested, &wanted),
+            selection: wanted.clone(),
+            resumes: false,
+            abandon: unfinished.into_iter().cloned().collect(),
+            warnings: Vec::new(),
+        }
+    } else if !unfinished.is_empty() {
+        match unfinished.as_slice() {
+            [u] if let Some((snapshot, selection)) = same_request(u) => {
+                let mut warnings = Vec::new();
+                if snapshot != req.requested {
+                    warnings.push(format!(
+                        "resuming the unfinished restore of snapshot {} (started from `latest`), not the newer {}; \
+                         restoring both would write its records twice",
+                        short(&u.snapshot_id),
+                        short(&req.requested.to_hex())
+                    ));
+                }
+                Resolution {
+                    snapshot,
+                    selection,
+                    restore_id: u.restore_id.clone(),
+                    resumes: true,
+                    abandon: Vec::new(),
+                    warnings,
+                }
             }
-            return Ok(Resolution {
-                snapshot,
-                selection: u.selection.clone().expect("checked above"),
-                resumes: Some(u.restore_id.clone()),
-                abandon: Vec::new(),
-                warnings,
+            many => {
+                let described: Vec<String> = many.iter().map(|u| describe(u)).collect();
+                return Err(Error::Usage(format!(
+                    "{}; run that restore again with the same options to finish it, or pass \
+                     --abandon-unfinished to leave it (the records it committed stay in the topics)",
+                    described.join("; ")
+                )));
+            }
+        }
+    } else {
+        finished_or_new(req, &wanted, &live, &same_request)
+    };
+    // A record that could not be read is ignored, unless it is this
+    // restore's own: then what it counts is unknown.
+    let mut resolution = resolution;
+    for u in req.unreadable {
+        if u.key == resolution.restore_id {
+            return Err(Error::Kafka {
+                context: format!("reading the progress of restore {}", u.key),
+                message: format!(
+                    "its record on the target is unreadable ({}); vault cannot tell which records it wrote. \
+                     Restore into other topics (--rename), or delete the target topics and restore again",
+                    u.error
+                ),
             });
         }
-        many => {
-            let described: Vec<String> = many.iter().map(|u| describe(u)).collect();
-            return Err(Error::Usage(format!(
-                "{}; run that restore again with the same options to finish it, or pass \
-                 --abandon-unfinished to leave it (the records it committed stay in the topics)",
-                described.join("; ")
-            )));
-        }
+        resolution.warnings.push(format!(
+            "ignored an unreadable progress record {} on the target ({})",
+            u.key, u.error
+        ));
     }
-    // A finished restore of the same request: with `latest`, the command is
-    // that restore run again, and there is nothing left to do.
+    Ok(resolution)
+}
+
+/// No unfinished restore in the way: a finished one of the same request
+/// run again from `latest` is that restore; otherwise a new restore, with
+/// a warning for every finished one whose records are in the same topics.
+fn finished_or_new(
+    req: &Request<'_>,
+    wanted: &RestoreSelection,
+    live: &[&ProgressState],
+    same_request: &dyn Fn(&ProgressState) -> Option<(ObjectId, RestoreSelection)>,
+) -> Resolution {
     let finished: Vec<&ProgressState> = live
         .iter()
         .copied()
         .filter(|r| r.phase == Phase::Done)
         .collect();
     if req.latest
-        && let Some(done) = finished
+        && let Some((done, (snapshot, selection))) = finished
             .iter()
-            .filter(|d| same_request(d))
-            .max_by_key(|d| d.started_ms)
+            .filter_map(|d| same_request(d).map(|s| (d, s)))
+            .max_by_key(|(d, _)| d.started_ms)
     {
-        let snapshot = ObjectId::from_hex(&done.snapshot_id).expect("checked by same_request");
         let mut warnings = Vec::new();
         if snapshot != req.requested {
             warnings.push(format!(
@@ -162,17 +251,34 @@ pub fn resolve(
                 short(&req.requested.to_hex())
             ));
         }
-        return Ok(Resolution {
+        return Resolution {
             snapshot,
-            selection: done.selection.clone().expect("checked by same_request"),
-            resumes: Some(done.restore_id.clone()),
+            selection,
+            restore_id: done.restore_id.clone(),
+            resumes: true,
             abandon: Vec::new(),
             warnings,
-        });
+        };
+    }
+    let id = restore_id(&req.vault, &req.requested, wanted);
+    let legacy = legacy_restore_id(&req.vault, &req.requested, wanted);
+    // The same request finished by an older vault: its id is the old one.
+    if let Some(done) = finished
+        .iter()
+        .find(|d| d.selection.is_none() && d.restore_id == legacy)
+    {
+        return Resolution {
+            snapshot: req.requested,
+            selection: wanted.clone(),
+            restore_id: done.restore_id.clone(),
+            resumes: true,
+            abandon: Vec::new(),
+            warnings: Vec::new(),
+        };
     }
     let warnings = finished
         .iter()
-        .filter(|d| ObjectId::from_hex(&d.snapshot_id).ok() != Some(req.requested))
+        .filter(|d| d.restore_id != id)
         .map(|d| {
             format!(
                 "{} already hold(s) the {} records restore {} wrote from snapshot {}; this restore writes its records after them",
@@ -183,7 +289,14 @@ pub fn resolve(
             )
         })
         .collect();
-    Ok(fresh(warnings))
+    Resolution {
+        snapshot: req.requested,
+        selection: wanted.clone(),
+        restore_id: id,
+        resumes: false,
+        abandon: Vec::new(),
+        warnings,
+    }
 }
 
 fn short(hex: &str) -> &str {
@@ -195,7 +308,7 @@ fn describe(u: &ProgressState) -> String {
     let what = match &u.selection {
         Some(sel) => sel.to_string(),
         None => format!(
-            "into {} (written by an older vault)",
+            "into {}, begun by an older vault",
             u.target_topics().into_iter().collect::<Vec<_>>().join(",")
         ),
     };
@@ -276,10 +389,12 @@ mod tests {
     ) -> Result<Resolution> {
         let entries = vec![entry(1), entry(2)];
         let req = Request {
+            vault: VaultId([9; 16]),
             requested: ObjectId([requested; 32]),
             latest,
             abandon_unfinished: false,
             records,
+            unreadable: &[],
             entries: &entries,
             current_ids: current,
         };
@@ -292,7 +407,7 @@ mod tests {
         let recs = vec![record(1, Phase::Data, sel(&["g"]))];
         let r = run(&recs, 2, true, &["g"], &ids("id1")).unwrap();
         assert_eq!(r.snapshot, ObjectId([1; 32]));
-        assert_eq!(r.resumes.as_deref(), Some("r1"));
+        assert_eq!((r.restore_id.as_str(), r.resumes), ("r1", true));
         assert_eq!(r.warnings.len(), 1);
     }
 
@@ -310,7 +425,7 @@ mod tests {
         let recs = vec![record(1, Phase::Data, sel(&["g"]))];
         let r = run(&recs, 2, false, &["g"], &ids("id2")).unwrap();
         assert_eq!(r.snapshot, ObjectId([2; 32]));
-        assert_eq!(r.resumes, None);
+        assert!(!r.resumes);
     }
 
     #[test]
@@ -319,10 +434,12 @@ mod tests {
         let entries = vec![entry(1), entry(2)];
         let current = ids("id1");
         let req = Request {
+            vault: VaultId([9; 16]),
             requested: ObjectId([2; 32]),
             latest: false,
             abandon_unfinished: true,
             records: &recs,
+            unreadable: &[],
             entries: &entries,
             current_ids: &current,
         };
@@ -336,11 +453,16 @@ mod tests {
         let recs = vec![record(1, Phase::Done, sel(&["g"]))];
         let r = run(&recs, 2, true, &["g"], &ids("id1")).unwrap();
         assert_eq!(r.snapshot, ObjectId([1; 32]));
-        assert_eq!(r.resumes.as_deref(), Some("r1"));
+        assert_eq!((r.restore_id.as_str(), r.resumes), ("r1", true));
         // Named explicitly, the newer snapshot is restored, with a warning.
         let r = run(&recs, 2, false, &["g"], &ids("id1")).unwrap();
-        assert_eq!((r.snapshot, r.resumes), (ObjectId([2; 32]), None));
+        assert_eq!((r.snapshot, r.resumes), (ObjectId([2; 32]), false));
         assert_eq!(r.warnings.len(), 1);
+        // The same snapshot again with other groups is another restore
+        // into the same topics: warned about too.
+        let r = run(&recs, 1, false, &["h"], &ids("id1")).unwrap();
+        assert!(!r.resumes);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     }
 
     #[test]
@@ -352,6 +474,52 @@ mod tests {
         });
         let recs = vec![other, record(1, Phase::Abandoned, sel(&["g"]))];
         let r = run(&recs, 2, false, &["g"], &ids("id1")).unwrap();
-        assert_eq!((r.snapshot, r.resumes), (ObjectId([2; 32]), None));
+        assert_eq!((r.snapshot, r.resumes), (ObjectId([2; 32]), false));
+    }
+
+    #[test]
+    fn a_restore_begun_by_an_older_vault_is_resumed_by_its_old_id() {
+        let vault = VaultId([9; 16]);
+        let snapshot = ObjectId([1; 32]);
+        let mut old = record(1, Phase::Data, sel(&["g"]));
+        old.version = 0;
+        old.selection = None;
+        old.target_topic_ids.clear();
+        old.restore_id = legacy_restore_id(&vault, &snapshot, &sel(&["g"]));
+        let r = run(&[old.clone()], 1, false, &["g"], &ids("id1")).unwrap();
+        assert_eq!(
+            (r.restore_id.clone(), r.resumes),
+            (old.restore_id.clone(), true)
+        );
+        // Finished by the older vault: the same command writes nothing new.
+        old.phase = Phase::Done;
+        let r = run(&[old.clone()], 1, false, &["g"], &ids("id1")).unwrap();
+        assert_eq!((r.restore_id, r.resumes), (old.restore_id, true));
+    }
+
+    #[test]
+    fn an_unreadable_record_is_ignored_unless_it_is_this_restores() {
+        let entries = vec![entry(1), entry(2)];
+        let current = ids("id1");
+        let vault = VaultId([9; 16]);
+        let mine = restore_id(&vault, &ObjectId([2; 32]), &sel(&[]));
+        for (key, ok) in [("someone-else", true), (mine.as_str(), false)] {
+            let unreadable = [Unreadable {
+                key: key.to_string(),
+                error: "junk".into(),
+            }];
+            let req = Request {
+                vault,
+                requested: ObjectId([2; 32]),
+                latest: false,
+                abandon_unfinished: false,
+                records: &[],
+                unreadable: &unreadable,
+                entries: &entries,
+                current_ids: &current,
+            };
+            let r = resolve(&req, &|_| Ok(sel(&[])));
+            assert_eq!(r.is_ok(), ok, "{key}: {r:?}");
+        }
     }
 }

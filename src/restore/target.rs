@@ -163,7 +163,8 @@ pub async fn default_retention_ms(kafka: &KafkaOptions, client: &BaseConsumer) -
 }
 
 /// The topic IDs (Kafka's base64 form) of `names` on the target; `None`
-/// for a topic that does not exist there.
+/// for a topic that does not exist there. Any other answer is an error:
+/// a topic that merely could not be described is not a deleted one.
 pub fn topic_ids(
     kafka: &KafkaOptions,
     names: impl IntoIterator<Item = String>,
@@ -174,8 +175,18 @@ pub fn topic_ids(
     let mut out: std::collections::BTreeMap<String, Option<String>> =
         names.into_iter().map(|n| (n, None)).collect();
     for d in described {
-        if let Some(id) = d.id {
-            out.insert(d.name, Some(id.to_kafka_string()));
+        match (&d.error, d.error_code) {
+            (None, _) => {
+                out.insert(d.name, d.id.map(|id| id.to_kafka_string()));
+            }
+            (Some(_), Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            (Some(e), _) => {
+                return Err(err(
+                    kafka,
+                    &format!("describing target topic {}", d.name),
+                    e,
+                ));
+            }
         }
     }
     Ok(out)

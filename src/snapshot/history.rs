@@ -48,6 +48,11 @@ pub struct Bases {
     /// `parent` field; partitions may build on older ones).
     pub parent: Option<ObjectId>,
     pub partitions: HashMap<(String, u32), PartitionBase>,
+    /// Topics whose newest snapshot of the source is a format 1 one (no
+    /// topic ID) that matches in everything else: their partitions' bases
+    /// there, to be adopted only once their records prove it is the same
+    /// topic (see `super::upgrade`).
+    pub format_1: HashMap<String, Vec<(u32, PartitionBase)>>,
     pub warnings: Vec<String>,
 }
 
@@ -98,11 +103,52 @@ pub fn find_bases(
                 }
             }
         }
-        if !found_any && let Some(w) = why_new(&same_source, cut, t) {
+        if found_any {
+            continue;
+        }
+        if let Some(candidates) = format_1_candidates(&same_source, cut, t) {
+            bases.format_1.insert(t.name.clone(), candidates);
+        } else if let Some(w) = why_new(&same_source, cut, t) {
             bases.warnings.push(w);
         }
     }
     bases
+}
+
+/// The bases a format 1 snapshot offers `t`: when the newest snapshot of
+/// the source holding it has no topic ID and matches in cluster and
+/// isolation level.
+fn format_1_candidates(
+    same_source: &[&(ObjectId, SnapshotManifest)],
+    cut: &CutIdentity<'_>,
+    t: &TopicInfo,
+) -> Option<Vec<(u32, PartitionBase)>> {
+    let (id, m, prev) = same_source.iter().find_map(|(id, m)| {
+        m.topics
+            .iter()
+            .find(|p| p.name == t.name)
+            .map(|p| (id, m, p))
+    })?;
+    let fits = prev.topic_id.is_none()
+        && t.id.is_some()
+        && same_cluster(&m.source_cluster_id, cut.cluster_id)
+        && m.read_committed == cut.read_committed;
+    fits.then(|| {
+        prev.partitions
+            .iter()
+            .filter(|p| p.partition < t.partitions)
+            .map(|p| {
+                (
+                    p.partition,
+                    PartitionBase {
+                        end: p.end_offset,
+                        root: p.root,
+                        snapshot: *id,
+                    },
+                )
+            })
+            .collect()
+    })
 }
 
 /// Why a topic that earlier snapshots of the source hold starts a new
@@ -329,18 +375,22 @@ mod tests {
     }
 
     #[test]
-    fn format_1_snapshots_are_not_built_on() {
+    fn format_1_snapshots_are_only_candidates() {
         let earlier = vec![(
             oid(1),
-            manifest(1, "A", "A", true, &[("orders", None, 1, 10)]),
+            manifest(1, "A", "A", true, &[("orders", None, 2, 10)]),
         )];
-        let b = find_bases(&earlier, &CUT, &[topic("orders", tid(1), 1)]);
-        assert!(b.partitions.is_empty());
-        assert!(
-            b.warnings[0].contains("without topic IDs"),
-            "{:?}",
-            b.warnings
-        );
+        let b = find_bases(&earlier, &CUT, &[topic("orders", tid(1), 2)]);
+        assert!(b.partitions.is_empty() && b.warnings.is_empty());
+        assert_eq!(b.format_1["orders"].len(), 2);
+        // Another isolation level is no candidate at all.
+        let ru = CutIdentity {
+            read_committed: false,
+            ..CUT
+        };
+        let b = find_bases(&earlier, &ru, &[topic("orders", tid(1), 2)]);
+        assert!(b.format_1.is_empty());
+        assert_eq!(b.warnings.len(), 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod history;
 pub mod horizon;
 pub mod pipeline;
 pub mod plan;
+pub mod upgrade;
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,9 @@ pub use plan::{PartitionPlan, SnapshotPlan, SnapshotRequest};
 
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
-use crate::repository::{Indexed, Repository, now_ms};
+use crate::lock::VaultLock;
+use crate::now_ms;
+use crate::repository::{Indexed, Repository};
 
 pub struct SnapshotOptions {
     pub kafka: KafkaOptions,
@@ -80,11 +83,13 @@ fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseCons
     })
 }
 
-/// Reads what `plan` says, then commits the snapshot.
+/// Reads what `plan` says, then commits the snapshot, unless `lock` (the
+/// shared lock the snapshot runs under) was lost meanwhile.
 pub fn execute(
     repo: &Repository<Indexed>,
     plan: &SnapshotPlan,
     opts: &SnapshotOptions,
+    lock: &VaultLock,
 ) -> Result<SnapshotOutcome> {
     crate::faults::pause_point("snapshot-planned");
     let started = Instant::now();
@@ -149,6 +154,8 @@ pub fn execute(
         });
     }
     let mut warnings = plan.warnings.clone();
+    // Damage met on the way (an unreadable pack no index lists).
+    warnings.extend(repo.take_warnings());
     for d in &out.drained.deleted {
         let p = &plan.partitions[d.part];
         warnings.push(format!(
@@ -177,7 +184,9 @@ pub fn execute(
             duration_ms: duration.as_millis() as u64,
         },
     };
-    // The commit point.
+    // The commit point. A snapshot whose lock lapsed may refer to chunks a
+    // gc has deleted since: it commits nothing.
+    lock.check()?;
     let id = repo.write_snapshot(&manifest)?;
     Ok(SnapshotOutcome {
         id,

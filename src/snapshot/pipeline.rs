@@ -360,10 +360,12 @@ fn drain(
 }
 
 /// A partition's next offset is gone: retention deleted it after the cut.
-/// Kafka's consumer stops such a partition (`auto.offset.reset=error`);
-/// this finds which partitions are below their new log start, records the
-/// deleted range and resumes them there. Returns the partitions retention
-/// emptied up to the cut, which are done.
+/// Kafka's consumer stops such a partition (`auto.offset.reset=error`) and
+/// does not say which one; this asks for every unfinished partition's log
+/// start and end in one round each, records the deleted ranges, and
+/// assigns each unfinished partition again where it must go on: its new
+/// log start, or where it stood. Returns the partitions retention emptied
+/// up to the cut, which are done.
 fn skip_deleted(
     consumer: &BaseConsumer,
     parts: &[PartitionPlan],
@@ -371,18 +373,51 @@ fn skip_deleted(
     stats: &mut DrainStats,
     opts: &PipelineOptions,
 ) -> Result<Vec<usize>> {
-    let mut done = Vec::new();
-    for (i, (p, s)) in parts.iter().zip(states).enumerate() {
-        if s.done {
-            continue;
+    let open: Vec<usize> = (0..parts.len()).filter(|&i| !states[i].done).collect();
+    let edge = |at: Offset| -> Result<HashMap<(String, i32), i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for &i in &open {
+            tpl.add_partition_offset(&parts[i].topic, parts[i].partition as i32, at)
+                .map_err(kafka_err("listing offsets"))?;
         }
-        let (low, high) = consumer
-            .fetch_watermarks(&p.topic, p.partition as i32, opts.request_timeout)
-            .map_err(|e| Error::Kafka {
-                context: format!("reading the log start of {}/{}", p.topic, p.partition),
-                message: e.to_string(),
-            })?;
-        if s.next < low {
+        let res = consumer
+            .offsets_for_times(tpl, opts.request_timeout)
+            .map_err(kafka_err("listing the log start and end after a reset"))?;
+        let mut out = HashMap::new();
+        for e in res.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                out.insert((e.topic().to_string(), e.partition()), o);
+            }
+        }
+        Ok(out)
+    };
+    let lows = edge(Offset::Beginning)?;
+    let highs = edge(Offset::End)?;
+    let mut done = Vec::new();
+    let mut reassign = TopicPartitionList::new();
+    let mut unassign = TopicPartitionList::new();
+    for &i in &open {
+        let (p, s) = (&parts[i], &states[i]);
+        let key = (p.topic.clone(), p.partition as i32);
+        let (Some(&low), Some(&high)) = (lows.get(&key), highs.get(&key)) else {
+            return Err(Error::Kafka {
+                context: format!("reading {}/{} after a reset", p.topic, p.partition),
+                message: "the cluster gave no log start or end for it; nothing was committed, \
+                          run the snapshot again"
+                    .into(),
+            });
+        };
+        if high < p.end {
+            return Err(Error::Kafka {
+                context: format!("reading {}/{}", p.topic, p.partition),
+                message: format!(
+                    "its log now ends at {high}, before the cut at {}: the cluster lost records it had \
+                     (an unclean leader election?). Nothing was committed; run the snapshot again",
+                    p.end
+                ),
+            });
+        }
+        let at = if s.next < low {
             stats.deleted.push(DeletedRange {
                 part: i,
                 from: s.next,
@@ -390,36 +425,32 @@ fn skip_deleted(
             });
             if low >= p.end {
                 done.push(i);
+                unassign.add_partition(&p.topic, p.partition as i32);
                 continue;
             }
-            // A partition stopped by the reset cannot be seeked; it is
-            // assigned again at the new log start instead.
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&p.topic, p.partition as i32);
-            let resumed = consumer.incremental_unassign(&tpl).and_then(|()| {
-                let mut at = TopicPartitionList::new();
-                at.add_partition_offset(&p.topic, p.partition as i32, Offset::Offset(low))?;
-                consumer.incremental_assign(&at)
-            });
-            resumed.map_err(|e| Error::Kafka {
-                context: format!(
-                    "resuming {}/{} at its log start {low}",
-                    p.topic, p.partition
-                ),
-                message: e.to_string(),
-            })?;
-        } else if s.next > high {
-            return Err(Error::Kafka {
-                context: format!("reading {}/{}", p.topic, p.partition),
-                message: format!(
-                    "its log now ends at {high}, before offset {} that the snapshot had reached: the cluster \
-                     lost records (an unclean leader election?). Nothing was committed; run the snapshot again",
-                    s.next
-                ),
-            });
-        }
+            low
+        } else {
+            s.next
+        };
+        // A partition stopped by the reset cannot be seeked; it is
+        // assigned again instead.
+        unassign.add_partition(&p.topic, p.partition as i32);
+        reassign
+            .add_partition_offset(&p.topic, p.partition as i32, Offset::Offset(at))
+            .map_err(kafka_err("assigning partitions"))?;
     }
+    consumer
+        .incremental_unassign(&unassign)
+        .and_then(|()| consumer.incremental_assign(&reassign))
+        .map_err(kafka_err("resuming partitions after a reset"))?;
     Ok(done)
+}
+
+fn kafka_err(context: &str) -> impl Fn(KafkaError) -> Error + '_ {
+    move |e| Error::Kafka {
+        context: context.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn work(

@@ -12,8 +12,8 @@ use vault_format::tree::TreeRoot;
 use super::history::{CutIdentity, find_bases};
 use crate::error::{Error, Result};
 use crate::kafka::{
-    Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, describe_topics, group_offsets,
-    partition_offsets, topic_configs,
+    Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, group_offsets, partition_offsets,
+    topic_configs,
 };
 use crate::repository::{Indexed, Repository};
 
@@ -94,7 +94,7 @@ impl SnapshotPlan {
                 let md = k.fetch_metadata(&client)?;
                 let cluster_id = k.cluster_id(&client);
                 let names = sel.pick(&ListedTopic::from_metadata(&md))?;
-                let topics = sel.resolve(describe_topics(&k, &client, &names)?)?;
+                let topics = sel.describe(&k, &client, &names)?;
                 let start = partition_offsets(&k, &client, &topics, Edge::Start)?;
                 // The order is the consistency argument: groups first, then ends.
                 let groups = group_offsets(&k, &client, &md, &topics)?;
@@ -117,8 +117,20 @@ impl SnapshotPlan {
             cluster_id: &cluster_id,
             read_committed,
         };
-        let bases = find_bases(&earlier, &cut, &topics);
+        let mut bases = find_bases(&earlier, &cut, &topics);
+        let candidates = std::mem::take(&mut bases.format_1);
+        let (adopted, upgrade_warnings) = if candidates.is_empty() {
+            Default::default()
+        } else {
+            // Reads a few records from Kafka and the vault, once per topic
+            // after an upgrade.
+            tokio::task::block_in_place(|| {
+                super::upgrade::adopt(repo, kafka, read_committed, &candidates, &start, &end)
+            })?
+        };
+        bases.partitions.extend(adopted);
         let mut warnings = bases.warnings;
+        warnings.extend(upgrade_warnings);
 
         let mut partitions = Vec::new();
         for t in &topics {

@@ -40,9 +40,12 @@ impl LocalDir {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 fs::create_dir_all(&root)
                     .map_err(|e| Error::io("creating the vault directory", &root, e))?;
-                if let Some(parent) = root.parent() {
-                    sync_dir(parent)?;
-                }
+                // `backups` has the parent "" (the working directory).
+                let parent = match root.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                sync_dir(parent)?;
             }
             Err(e) => return Err(Error::io("opening the vault directory", &root, e)),
         }
@@ -179,11 +182,17 @@ impl Storage for LocalDir {
                 if ft.is_dir() && kind == Kind::Packs && dir == base {
                     dirs.push(entry.path());
                 } else if ft.is_file() && kind != Kind::Config {
-                    let size = entry
-                        .metadata()
-                        .map_err(|e| Error::io("listing", entry.path(), e))?
-                        .len();
-                    out.push(Listed { name, size });
+                    let meta = match entry.metadata() {
+                        Ok(m) => m,
+                        // Deleted since the directory was read.
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(Error::io("listing", entry.path(), e)),
+                    };
+                    out.push(Listed {
+                        name,
+                        size: meta.len(),
+                        modified: meta.modified().ok(),
+                    });
                 }
             }
         }
@@ -223,13 +232,10 @@ mod tests {
         assert_eq!(s.get(&n).unwrap(), b"one");
         assert_eq!(s.get_range(&n, 1, 5).unwrap(), b"ne");
         assert_eq!(s.size(&n).unwrap(), 3);
-        assert_eq!(
-            s.list(Kind::Packs).unwrap(),
-            vec![Listed {
-                name: "abcdef".into(),
-                size: 3
-            }]
-        );
+        let listed = s.list(Kind::Packs).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].name.as_str(), listed[0].size), ("abcdef", 3));
+        assert!(listed[0].modified.is_some());
         // A leftover temporary file from a crash is not listed.
         std::fs::write(dir.path().join("v/packs/ab/.tmp-123"), b"x").unwrap();
         assert_eq!(s.list(Kind::Packs).unwrap().len(), 1);

@@ -83,11 +83,13 @@ impl fmt::Display for ObjectName {
     }
 }
 
-/// An object as listed: its name and size in bytes.
+/// An object as listed: its name, size in bytes and when the storage
+/// says it was written (by the storage's clock, which may not be ours).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
     pub size: u64,
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Immutable named objects.

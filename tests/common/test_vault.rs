@@ -46,12 +46,19 @@ impl TestVault {
     /// Runs `vault <cmd> --vault … --password-file … <rest>`.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_vault"));
-        c.arg(args[0])
+        // Commands of two words (`repair index`) take their options after both.
+        let words = if matches!(args[0], "repair" | "key") {
+            2
+        } else {
+            1
+        };
+        let (command, args) = args.split_at(words);
+        c.args(command)
             .arg("--vault")
             .arg(&self.path)
             .arg("--password-file")
             .arg(&self.password_file)
-            .args(&args[1..])
+            .args(args)
             .env("KVAULT_CACHE_DIR", &self.cache)
             .env_remove("KVAULT_PASSWORD")
             .env_remove("KVAULT_PASSWORD_FILE");

@@ -166,7 +166,32 @@ pub fn seal_object(
     salt: [u8; 16],
     compression: Compression,
 ) -> Result<Vec<u8>> {
-    let header = Header::new(kind).to_bytes();
+    seal_object_version(
+        keys,
+        vault,
+        kind,
+        kind.current_version(),
+        name,
+        body,
+        salt,
+        compression,
+    )
+}
+
+/// [`seal_object`] with an older header version, for a body laid out as
+/// that version says (tests and upgrade tools write old objects with it).
+#[allow(clippy::too_many_arguments)]
+pub fn seal_object_version(
+    keys: &SubKeys,
+    vault: &VaultId,
+    kind: ObjectKind,
+    version: u8,
+    name: &[u8],
+    body: &[u8],
+    salt: [u8; 16],
+    compression: Compression,
+) -> Result<Vec<u8>> {
+    let header = Header { kind, version }.to_bytes();
     let plaintext = compression.compress_framed(body)?;
     let key = keys.aead_key(b"object", &salt);
     let ct = Aes256Gcm::new(&key.into())

@@ -10,33 +10,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vault_format::PackId;
 use vault_format::config::VaultConfig;
 use vault_format::index::IndexObject;
 use vault_format::keys::{KdfParams, KeyFile, MasterKey, SubKeys};
 use vault_format::manifest::SnapshotManifest;
 use vault_format::object::{Header, ObjectKind, open_object, open_object_versioned, seal_object};
-use vault_format::pack::{BlobEntry, open_blob};
-use vault_format::tree::{NodeStore, TreeNode};
 use vault_format::wire::Reader;
-use vault_format::{ChunkId, FormatError, ObjectId, VaultId};
+use vault_format::{FormatError, ObjectId, VaultId};
 
 use crate::error::{Error, FormatContext, Result};
-use crate::index_cache::{IndexCache, Location};
+use crate::index_cache::IndexCache;
 use crate::storage::{Kind, ObjectName, Storage};
-
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).expect("the OS random number generator failed");
-    b
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::{now_ms, random_bytes};
 
 /// Storage found, version checked, nothing decrypted.
 #[derive(Debug)]
@@ -53,6 +38,8 @@ pub struct Open {
 pub struct Indexed {
     open: Open,
     index: IndexCache,
+    /// Damage found while indexing that the operator should hear of.
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 /// States that hold the keys.
@@ -130,14 +117,33 @@ impl Repository<Closed> {
                 self.storage.location()
             )));
         }
+        // Every key file is tried: one damaged file must not lock out the
+        // passphrases of the others.
+        let mut damaged = Vec::new();
         for k in keys {
-            let bytes = self.storage.get(&ObjectName::new(Kind::Keys, &k.name))?;
-            let kf = KeyFile::decode(&bytes).ctx(|| format!("reading key file {}", k.name))?;
+            let bytes = match self.storage.get(&ObjectName::new(Kind::Keys, &k.name)) {
+                Ok(b) => b,
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let kf = match KeyFile::decode(&bytes) {
+                Ok(kf) => kf,
+                Err(e) => {
+                    damaged.push(format!("{}: {e}", k.name));
+                    continue;
+                }
+            };
             match kf.unwrap_key(passphrase) {
                 Ok(master) => return Repository::from_master(self.storage, master, kf.vault_id),
                 Err(FormatError::WrongPassphrase) => continue,
-                Err(e) => return Err(Error::format(format!("opening key file {}", k.name), e)),
+                Err(e) => damaged.push(format!("{}: {e}", k.name)),
             }
+        }
+        if !damaged.is_empty() {
+            eprintln!(
+                "vault: warning: unreadable key files skipped: {}",
+                damaged.join("; ")
+            );
         }
         Err(Error::WrongPassphrase {
             vault: PathBuf::from(self.storage.location()),
@@ -232,6 +238,7 @@ impl Repository<Open> {
             state: Indexed {
                 open: self.state,
                 index,
+                warnings: std::sync::Mutex::new(Vec::new()),
             },
         };
         repo.sync_index()?;
@@ -272,11 +279,23 @@ impl<S: Unlocked> Repository<S> {
     }
 
     /// Seals `body` under the name that is its keyed hash, and stores it.
+    /// An object of that name already there holds the same body (the name
+    /// is its keyed hash), unless it is damaged: then it is replaced, so a
+    /// damaged object is never taken for the one being written.
     fn write_sealed(&self, kind: ObjectKind, dir: Kind, body: &[u8]) -> Result<ObjectId> {
         let id = self.keys().object_id(body);
         let sealed = self.seal(kind, &id, body)?;
-        self.storage
-            .put_if_absent(&ObjectName::new(dir, id.to_hex()), &sealed)?;
+        let name = ObjectName::new(dir, id.to_hex());
+        if !self.storage.put_if_absent(&name, &sealed)? {
+            match self.open_sealed(kind, dir, &id) {
+                Ok((_, existing)) if existing == body => {}
+                Ok(_) | Err(Error::Format { .. }) | Err(Error::NotFound(_)) => {
+                    self.storage.delete(&name)?;
+                    self.storage.put_if_absent(&name, &sealed)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(id)
     }
 
@@ -361,160 +380,5 @@ impl<S: Unlocked> Repository<S> {
     }
 }
 
-impl Repository<Indexed> {
-    pub fn index_cache(&self) -> &IndexCache {
-        &self.state.index
-    }
-
-    /// Indexes packs that no index object lists: the packs of a snapshot that
-    /// was killed after writing them and before writing their index object.
-    /// Their trailers say what they hold, so the next snapshot dedups
-    /// against them instead of writing the same chunks again. Returns how
-    /// many packs were adopted.
-    pub fn adopt_orphan_packs(&self) -> Result<usize> {
-        let known = self.state.index.known_packs()?;
-        let mut adopted = Vec::new();
-        for l in self.storage.list(Kind::Packs)? {
-            let Ok(pack) = vault_format::PackId::from_hex(&l.name) else {
-                continue;
-            };
-            if known.contains(&pack) {
-                continue;
-            }
-            let name = ObjectName::new(Kind::Packs, &l.name);
-            let footer_at = l
-                .size
-                .saturating_sub(vault_format::pack::PACK_FOOTER_LEN as u64);
-            let footer = self.storage.get_range(
-                &name,
-                footer_at,
-                vault_format::pack::PACK_FOOTER_LEN as u64,
-            )?;
-            let entries = vault_format::pack::read_pack_footer(&footer)
-                .and_then(|tlen| {
-                    let start =
-                        footer_at
-                            .checked_sub(tlen as u64)
-                            .ok_or(FormatError::Truncated {
-                                what: "pack",
-                                needed: tlen,
-                            })?;
-                    let trailer = self
-                        .storage
-                        .get_range(&name, start, tlen as u64)
-                        .map_err(|e| FormatError::malformed("pack", e.to_string()))?;
-                    vault_format::pack::open_pack_trailer(
-                        self.keys(),
-                        &self.vault_id(),
-                        &pack,
-                        &trailer,
-                        l.size,
-                    )
-                })
-                .ctx(|| format!("reading the trailer of unindexed pack {pack}"))?;
-            adopted.push((pack, entries));
-        }
-        let n = adopted.len();
-        for batch in adopted.chunks(64) {
-            let index = IndexObject {
-                packs: batch.to_vec(),
-            };
-            let id = self.write_index(&index)?;
-            self.state.index.insert_object(&id, &index)?;
-        }
-        Ok(n)
-    }
-
-    /// Loads index objects the cache has not seen. If the cache knows an
-    /// object the vault no longer has (gc rewrote the index), it is rebuilt.
-    pub fn sync_index(&self) -> Result<()> {
-        let listed: std::collections::HashSet<ObjectId> = self
-            .storage
-            .list(Kind::Index)?
-            .into_iter()
-            .filter_map(|l| ObjectId::from_hex(&l.name).ok())
-            .collect();
-        let loaded = self.state.index.loaded_objects()?;
-        if !loaded.is_subset(&listed) {
-            self.state.index.clear()?;
-        }
-        let loaded = self.state.index.loaded_objects()?;
-        for id in listed.difference(&loaded) {
-            let index = self.read_index(id)?;
-            self.state.index.insert_object(id, &index)?;
-        }
-        Ok(())
-    }
-
-    pub fn locate(&self, id: &ChunkId) -> Result<Option<Location>> {
-        self.state.index.get(id)
-    }
-
-    /// Reads, decrypts and verifies one chunk of the expected kind.
-    pub fn read_chunk(&self, id: &ChunkId, kind: ObjectKind) -> Result<Vec<u8>> {
-        let loc = self.locate(id)?.ok_or_else(|| {
-            Error::NotFound(format!("{} {id} is not in the vault's index", kind.name()))
-        })?;
-        if loc.entry.kind != kind {
-            return Err(Error::format(
-                format!("reading chunk {id}"),
-                FormatError::malformed(
-                    "index",
-                    format!(
-                        "expected a {}, the index says {}",
-                        kind.name(),
-                        loc.entry.kind.name()
-                    ),
-                ),
-            ));
-        }
-        self.read_chunk_at(&loc.pack, &loc.entry)
-    }
-
-    /// Reads, decrypts and verifies the chunk `entry` describes in `pack`.
-    pub fn read_chunk_at(&self, pack: &PackId, entry: &BlobEntry) -> Result<Vec<u8>> {
-        let name = ObjectName::new(Kind::Packs, pack.to_hex());
-        let sealed = self
-            .storage
-            .get_range(&name, entry.offset, u64::from(entry.sealed_len))?;
-        open_blob(self.keys(), &self.vault_id(), pack, entry, &sealed).ctx(|| {
-            format!(
-                "reading {} {} from pack {pack}",
-                entry.kind.name(),
-                entry.id
-            )
-        })
-    }
-
-    pub fn read_tree_node(&self, id: &ChunkId) -> Result<TreeNode> {
-        let bytes = self.read_chunk(id, ObjectKind::TreeNode)?;
-        TreeNode::decode(&bytes).ctx(|| format!("decoding tree node {id}"))
-    }
-}
-
-/// Read-only access to trees; writes go through the pack writer.
-pub struct TreeReader<'a> {
-    pub repo: &'a Repository<Indexed>,
-    /// The error behind a failed read, kept with its context.
-    pub last_error: Option<Error>,
-}
-
-impl NodeStore for TreeReader<'_> {
-    fn put_node(&mut self, _: &TreeNode) -> vault_format::Result<ChunkId> {
-        Err(FormatError::Encode {
-            what: "tree",
-            detail: "this tree store is read-only".into(),
-        })
-    }
-
-    fn get_node(&mut self, id: &ChunkId) -> vault_format::Result<TreeNode> {
-        self.repo.read_tree_node(id).map_err(|e| {
-            let f = match &e {
-                Error::Format { source, .. } => source.clone(),
-                other => FormatError::malformed("tree node", other.to_string()),
-            };
-            self.last_error = Some(e);
-            f
-        })
-    }
-}
+mod indexed;
+pub use indexed::TreeReader;

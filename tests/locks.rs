@@ -1,0 +1,386 @@
+//! Locks that cannot lie: staleness judged only on the reader's own clock,
+//! pids trusted only in the reader's own pid namespace, a holder that
+//! cannot refresh stops, and gc sees every holder even mid-refresh. No
+//! Kafka needed: the storage is a local directory, wrapped where a test
+//! needs it to fail or stall.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use vault::lock::{Holder, LockInfo, LockKind, LockTimes, VaultLock, encode};
+use vault::repository::{InitOptions, Repository};
+use vault::storage::local::LocalDir;
+use vault::storage::{Kind, Listed, ObjectName, Storage};
+use vault::{Error, Result};
+use vault_format::keys::KdfParams;
+
+/// A refresh every 30 ms, stale after 300 ms: the default rules, faster.
+const FAST: LockTimes = LockTimes {
+    refresh: Duration::from_millis(30),
+    stale_after: Duration::from_millis(300),
+};
+
+fn vault_dir() -> (tempfile::TempDir, Arc<LocalDir>) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+    (dir, storage)
+}
+
+/// Writes a lock as another process would, under `name`.
+fn foreign_lock(storage: &dyn Storage, name: &str, kind: LockKind, holder: Holder, time_ms: u64) {
+    let info = LockInfo {
+        kind,
+        command: "snapshot".into(),
+        holder,
+        lock_id: format!("id-{name}"),
+        refresh: 0,
+        time_ms,
+    };
+    assert!(
+        storage
+            .put_if_absent(&ObjectName::new(Kind::Locks, name), &encode(&info))
+            .unwrap()
+    );
+}
+
+fn other_host() -> Holder {
+    Holder {
+        host: "backup-2".into(),
+        boot_id: "8d2c0e5e-0000-0000-0000-000000000000".into(),
+        pid_namespace: "pid:[4026531836]".into(),
+        pid: 4242,
+    }
+}
+
+fn locks(storage: &dyn Storage) -> Vec<String> {
+    storage
+        .list(Kind::Locks)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
+}
+
+#[test]
+fn a_lock_written_by_a_host_whose_clock_is_behind_is_not_stale() {
+    let (_d, storage) = vault_dir();
+    // Written "11 minutes ago" by its own clock: it says nothing.
+    let eleven_minutes_ago = vault::now_ms() - 11 * 60 * 1000;
+    foreign_lock(
+        storage.as_ref(),
+        "shared-skewed",
+        LockKind::Shared,
+        other_host(),
+        eleven_minutes_ago,
+    );
+    let e = VaultLock::acquire(
+        storage.clone(),
+        LockKind::Exclusive,
+        "gc",
+        Duration::from_millis(500),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Locked(_)), "{e}");
+    assert_eq!(locks(storage.as_ref()), vec!["shared-skewed"]);
+
+    // Watched unrefreshed for longer than the stale period, it goes.
+    let lock = VaultLock::acquire_with(
+        storage.clone(),
+        LockKind::Exclusive,
+        "gc",
+        Duration::from_secs(5),
+        FAST,
+    )
+    .unwrap();
+    assert_eq!(locks(storage.as_ref()), vec![lock.name().name]);
+}
+
+#[test]
+fn a_dead_pid_counts_only_in_the_same_pid_namespace() {
+    let (_d, storage) = vault_dir();
+    let me = Holder::this_process();
+    let dead_pid = 4_000_000; // above Linux's pid_max
+    let other_namespace = Holder {
+        pid_namespace: "pid:[1]".into(),
+        pid: dead_pid,
+        ..me.clone()
+    };
+    foreign_lock(
+        storage.as_ref(),
+        "shared-container",
+        LockKind::Shared,
+        other_namespace,
+        vault::now_ms(),
+    );
+    let e = VaultLock::acquire(
+        storage.clone(),
+        LockKind::Exclusive,
+        "gc",
+        Duration::from_millis(300),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Locked(_)), "{e}");
+
+    // The same namespace and boot: a missing pid is a dead holder.
+    storage
+        .delete(&ObjectName::new(Kind::Locks, "shared-container"))
+        .unwrap();
+    foreign_lock(
+        storage.as_ref(),
+        "shared-dead",
+        LockKind::Shared,
+        Holder {
+            pid: dead_pid,
+            ..me
+        },
+        vault::now_ms(),
+    );
+    let lock = VaultLock::acquire(
+        storage.clone(),
+        LockKind::Exclusive,
+        "gc",
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    assert_eq!(locks(storage.as_ref()), vec![lock.name().name]);
+}
+
+/// Storage whose lock writes start failing, as when the vault's storage
+/// becomes unreachable for the lock refresher.
+#[derive(Debug)]
+struct FailingLockWrites {
+    inner: LocalDir,
+    failing: AtomicBool,
+}
+
+impl Storage for FailingLockWrites {
+    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        if name.kind == Kind::Locks && self.failing.load(Ordering::SeqCst) {
+            return Err(Error::io(
+                "writing a lock",
+                "locks",
+                std::io::Error::other("storage unreachable"),
+            ));
+        }
+        self.inner.put_if_absent(name, data)
+    }
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(name, offset, len)
+    }
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        self.inner.size(name)
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        self.inner.delete(name)
+    }
+    fn exists(&self, name: &ObjectName) -> Result<bool> {
+        self.inner.exists(name)
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+fn repo_on(
+    storage: Arc<dyn Storage>,
+    cache: &std::path::Path,
+) -> Repository<vault::repository::Indexed> {
+    Repository::init(
+        storage,
+        b"lock test passphrase",
+        InitOptions {
+            kdf: KdfParams {
+                m_cost: 64,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            config: None,
+        },
+    )
+    .unwrap()
+    .index(cache)
+    .unwrap()
+}
+
+/// A pack file no index lists, written `age` ago.
+fn unindexed_pack(root: &std::path::Path, age: Duration) -> std::path::PathBuf {
+    let name = "ab".to_string() + &"0".repeat(30);
+    let dir = root.join("packs").join("ab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(&name);
+    std::fs::write(&path, b"a pack of a snapshot still running").unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(SystemTime::now() - age).unwrap();
+    path
+}
+
+#[test]
+fn a_holder_that_cannot_refresh_stops_before_deleting() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("v");
+    let storage = Arc::new(FailingLockWrites {
+        inner: LocalDir::create(&root).unwrap(),
+        failing: AtomicBool::new(false),
+    });
+    let repo = repo_on(storage.clone(), &dir.path().join("cache"));
+    let pack = unindexed_pack(&root, Duration::from_secs(2 * 3600));
+    let lock = VaultLock::acquire_with(
+        storage.clone(),
+        LockKind::Exclusive,
+        "gc",
+        Duration::from_secs(1),
+        FAST,
+    )
+    .unwrap();
+    let policy = vault::gc::KeepPolicy {
+        last: 1,
+        ..Default::default()
+    };
+    let plan = vault::gc::GcPlan::make(&repo, &policy, &Default::default(), None).unwrap();
+    assert_eq!(
+        plan.orphan_packs.len(),
+        1,
+        "the old unindexed pack is garbage"
+    );
+
+    // The storage stops taking the refresher's writes.
+    storage.failing.store(true, Ordering::SeqCst);
+    std::thread::sleep(FAST.give_up_after() + Duration::from_millis(100));
+    let e = lock.check().unwrap_err();
+    assert!(e.to_string().contains("lost its vault lock"), "{e}");
+    let e = vault::gc::execute(&repo, &plan, &lock).unwrap_err();
+    assert!(matches!(e, Error::Locked(_)), "{e}");
+    assert!(pack.exists(), "gc deleted nothing after losing its lock");
+
+    // Writes work again, but a lost lock is never taken up again.
+    storage.failing.store(false, Ordering::SeqCst);
+    std::thread::sleep(FAST.refresh * 3);
+    assert!(lock.check().is_err());
+}
+
+/// Storage that stalls the first read of a lock object, as a slow network
+/// would stall gc between listing the locks and reading them.
+#[derive(Debug)]
+struct StallingLockReads {
+    inner: Arc<LocalDir>,
+    armed: AtomicBool,
+    stall: Duration,
+}
+
+impl Storage for StallingLockReads {
+    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        self.inner.put_if_absent(name, data)
+    }
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        if name.kind == Kind::Locks && self.armed.swap(false, Ordering::SeqCst) {
+            std::thread::sleep(self.stall);
+        }
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(name, offset, len)
+    }
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        self.inner.size(name)
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        self.inner.delete(name)
+    }
+    fn exists(&self, name: &ObjectName) -> Result<bool> {
+        self.inner.exists(name)
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+#[test]
+fn gc_racing_a_lock_refresh_still_sees_the_holder() {
+    let (_d, storage) = vault_dir();
+    let times = LockTimes {
+        refresh: Duration::from_millis(20),
+        stale_after: Duration::from_secs(60),
+    };
+    let snapshot = VaultLock::acquire_with(
+        storage.clone(),
+        LockKind::Shared,
+        "snapshot",
+        Duration::ZERO,
+        times,
+    )
+    .unwrap();
+    let first = snapshot.name();
+    for _ in 0..5 {
+        // gc lists, stalls long enough for the snapshot to refresh (write a
+        // new lock, delete the listed one), then reads.
+        let stalling = Arc::new(StallingLockReads {
+            inner: storage.clone(),
+            armed: AtomicBool::new(true),
+            stall: Duration::from_millis(150),
+        });
+        let e = VaultLock::acquire_with(
+            stalling,
+            LockKind::Exclusive,
+            "gc",
+            Duration::ZERO,
+            LockTimes::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Locked(_)), "gc went ahead: {e}");
+    }
+    assert_ne!(snapshot.name(), first, "the snapshot refreshed meanwhile");
+}
+
+#[test]
+fn gc_stops_when_a_shared_lock_appears_or_its_own_is_gone() {
+    let (_d, storage) = vault_dir();
+    let gc =
+        VaultLock::acquire(storage.clone(), LockKind::Exclusive, "gc", Duration::ZERO).unwrap();
+    gc.recheck().unwrap();
+    foreign_lock(
+        storage.as_ref(),
+        "shared-late",
+        LockKind::Shared,
+        other_host(),
+        vault::now_ms(),
+    );
+    let e = gc.recheck().unwrap_err();
+    assert!(e.to_string().contains("appeared"), "{e}");
+    storage
+        .delete(&ObjectName::new(Kind::Locks, "shared-late"))
+        .unwrap();
+    gc.recheck().unwrap();
+    storage.delete(&gc.name()).unwrap();
+    let e = gc.recheck().unwrap_err();
+    assert!(e.to_string().contains("lost its vault lock"), "{e}");
+}
+
+#[test]
+fn unindexed_packs_are_deleted_only_once_old() {
+    let v = common::TestVault::init();
+    let young = unindexed_pack(&v.path, Duration::from_secs(60));
+    let g = v.json(&["gc", "--keep-last", "1"]);
+    assert_eq!(
+        (g["orphan_packs"].as_u64(), g["young_orphan_packs"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(young.exists(), "a running snapshot's pack survives gc");
+    let f = std::fs::File::options().write(true).open(&young).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
+    let g = v.json(&["gc", "--keep-last", "1"]);
+    assert_eq!(g["orphan_packs"], 1, "{g}");
+    assert!(!young.exists(), "an old unindexed pack is garbage");
+}
