@@ -9,8 +9,19 @@
 # machine are noise; read the ratio between the two tools of one run.
 #
 #   bench/restore.sh [GIB] [PARTITIONS]     defaults: 1 GiB, 8 partitions
+#
+#   bench/restore.sh leaves [GIB]
+#     Restore memory against the number of leaves: GIB of small records
+#     (200-800 B, two headers) snapshotted into a vault with the default
+#     64 KiB chunks and into one with --avg-chunk-kib 1 (about a million
+#     leaves per GiB), each restored; prints both peak RSS figures.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mode=throughput
+if [ "${1:-}" = leaves ]; then
+  mode=leaves
+  shift
+fi
 gib=${1:-1}
 parts=${2:-8}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
@@ -25,6 +36,42 @@ src=$KVAULT_TEST_SOURCE_BROKERS
 dst=$KVAULT_TEST_TARGET_BROKERS
 work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
 mkdir -p "$work"
+
+if [ "$mode" = leaves ]; then
+  topic=bench-small-${gib}g-${parts}p
+  records=$((gib * 1024 * 1024 * 1024 / 470))
+  if [ ! -s "$work/small.tsv" ]; then
+    python3 "$repo/bench/gen_small_records.py" "$records" > "$work/small.tsv"
+  fi
+  if ! kcat -b "$src" -L -t "$topic" 2>/dev/null | grep -q "partition $((parts - 1)),"; then
+    echo "bench: filling $topic with $records small records" >&2
+    "$repo/bench/create-topic.sh" "$src" "$topic" "$parts"
+    kcat -P -b "$src" -t "$topic" -K $'\t' -z lz4 -H "service=checkout" -H "schema=access-log/v3" \
+      -X linger.ms=50 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 < "$work/small.tsv"
+  fi
+  pw=$work/pw; echo "bench passphrase" > "$pw"
+  export KVAULT_CACHE_DIR=$work/cache
+  echo "| vault | chunks in the vault | restore time (s) | peak RSS (MiB) | records on target |"
+  echo "|---|---|---|---|---|"
+  for kib in 64 1; do
+    v=$work/vault-$kib
+    if [ ! -d "$v" ]; then
+      "$vault" init --vault "$v" --password-file "$pw" --avg-chunk-kib "$kib" >&2
+      "$vault" snapshot --vault "$v" --password-file "$pw" --brokers "$src" --topics "$topic" \
+        --json > "$v.snapshot.json"
+    fi
+    chunks=$(python3 -c "import json; print(json.load(open('$v.snapshot.json'))['chunks_added'])")
+    to=$topic-from-$kib-$(date +%s)
+    /usr/bin/time -f "%e %M" -o "$work/leaves-$kib.time" "$vault" restore --vault "$v" --password-file "$pw" \
+      --snapshot-id latest --brokers "$dst" --rename "$topic=$to" --topic-config retention.ms=-1 \
+      --json > "$work/leaves-$kib.json"
+    read -r t rss < "$work/leaves-$kib.time"
+    n=$(kcat -C -b "$dst" -t "$to" -e -q -X isolation.level=read_committed -f '\n' | wc -l)
+    echo "| --avg-chunk-kib $kib | $chunks | $t | $((rss / 1024)) | $n |"
+  done
+  echo "work dir: $work" >&2
+  exit 0
+fi
 topic=bench-${gib}g-${parts}p
 records=$((gib * 1024 * 1024))
 

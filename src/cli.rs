@@ -157,9 +157,8 @@ pub struct RestoreArgs {
     /// Bootstrap servers of the target cluster, HOST:PORT[,HOST:PORT...].
     #[arg(long, value_name = "HOST:PORT", env = "KVAULT_TARGET_BROKERS")]
     pub brokers: String,
-    /// Any librdkafka property for the target, as kcat takes it: -X security.protocol=SASL_SSL.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub properties: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientSettings,
     /// Topics to restore, comma-separated [default: every topic in the snapshot].
     #[arg(long, value_delimiter = ',')]
     pub topics: Vec<String>,
@@ -204,14 +203,43 @@ struct KafkaArgs {
     /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
     #[arg(long, value_name = "HOST:PORT", env = "KVAULT_BROKERS")]
     brokers: String,
-    /// Any librdkafka property, as kcat takes it: -X security.protocol=SASL_SSL.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    properties: Vec<String>,
+    #[command(flatten)]
+    client: ClientSettings,
 }
 
 impl KafkaArgs {
     fn options(&self) -> Result<KafkaOptions> {
-        let mut o = KafkaOptions::new(self.brokers.clone());
+        self.client.options(&self.brokers)
+    }
+}
+
+/// librdkafka settings, as kcat takes them; secrets from files, never
+/// from the command line.
+#[derive(Args, Debug, Clone)]
+pub struct ClientSettings {
+    /// Any librdkafka property, as kcat takes it: -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// A librdkafka properties file (key=value lines), as kcat's -F; -X wins over it.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub properties_file: Option<PathBuf>,
+    /// File whose first line is the SASL password (sets sasl.password).
+    #[arg(long, value_name = "FILE", env = "KVAULT_SASL_PASSWORD_FILE")]
+    pub sasl_password_file: Option<PathBuf>,
+}
+
+impl ClientSettings {
+    /// The options for `brokers`: the properties file, then the password
+    /// file, then each -X, later ones winning.
+    pub fn options(&self, brokers: &str) -> Result<KafkaOptions> {
+        let mut o = KafkaOptions::new(brokers);
+        if let Some(f) = &self.properties_file {
+            o.properties.extend(KafkaOptions::read_properties_file(f)?);
+        }
+        if let Some(f) = &self.sasl_password_file {
+            o.properties
+                .push(KafkaOptions::secret_from_file("sasl.password", f)?);
+        }
         for p in &self.properties {
             o.properties.push(KafkaOptions::parse_property(p)?);
         }
@@ -249,7 +277,7 @@ impl VaultArgs {
         Arc::new(LocalDir::open(&self.vault))
     }
 
-    fn passphrase(&self, confirm: bool) -> Result<Vec<u8>> {
+    fn passphrase(&self, confirm: bool) -> Result<password::Passphrase> {
         password::passphrase(self.password_file.as_deref(), confirm)
     }
 
@@ -325,7 +353,8 @@ fn init(a: InitArgs) -> Result<()> {
             a.vault.vault.display()
         )));
     }
-    let storage = Arc::new(LocalDir::create(&a.vault.vault)?);
+    // Everything that can be wrong with the options fails before anything
+    // is created.
     let mut config = VaultConfig::new(Default::default(), vault::now_ms());
     config.compression = Compression((a.compression_level > 0).then_some(a.compression_level));
     config.pack_target_size = a.pack_size_mib << 20;
@@ -344,14 +373,24 @@ fn init(a: InitArgs) -> Result<()> {
         m_cost: a.kdf_memory_mib * 1024,
         ..KdfParams::DEFAULT
     };
+    let existed = a.vault.vault.exists();
+    let storage = Arc::new(LocalDir::create(&a.vault.vault)?);
     let repo = Repository::init(
-        storage,
+        storage.clone(),
         &pass,
         InitOptions {
             kdf,
             config: Some(config),
         },
-    )?;
+    );
+    let repo = match repo {
+        Ok(r) => r,
+        Err(e) => {
+            // A failed init leaves nothing behind, so the next one can run.
+            storage.remove_unfinished(existed);
+            return Err(e);
+        }
+    };
     print_init(&a.vault.vault, &repo, a.json);
     Ok(())
 }

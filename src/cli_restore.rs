@@ -1,7 +1,6 @@
 //! `vault restore`: argument handling and output.
 
 use serde_json::json;
-use vault::kafka::KafkaOptions;
 use vault::restore::{GroupSelection, RestoreOptions, RestorePlan, RestoreRequest, TimeWindow};
 use vault::{Error, Result};
 
@@ -15,10 +14,7 @@ fn pair(s: &str, flag: &str, example: &str) -> Result<(String, String)> {
 }
 
 pub fn restore(a: RestoreArgs) -> Result<()> {
-    let mut kafka = KafkaOptions::new(a.brokers.clone());
-    for p in &a.properties {
-        kafka.properties.push(KafkaOptions::parse_property(p)?);
-    }
+    let kafka = a.client.options(&a.brokers)?;
     let window = TimeWindow {
         from_ms: a
             .from_time

@@ -117,6 +117,11 @@ impl IndexCache {
         let path = path.to_path_buf();
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::io("creating the index cache", &path, e))?;
+        // The cache names every chunk of the vault: private, like the vault.
+        crate::storage::local::private_dir(&path)?;
+        if let Some(vault_dir) = path.parent() {
+            crate::storage::local::private_dir(vault_dir)?;
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         // Chunk ids are random: compression would gain nothing.

@@ -18,6 +18,7 @@ pub mod reader;
 pub mod repair;
 pub mod repository;
 pub mod restore;
+pub mod secrets;
 pub mod snapshot;
 pub mod storage;
 pub mod time;

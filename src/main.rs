@@ -13,7 +13,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vault: error: {e}");
+            // No password vault was given ever reaches a terminal or a log.
+            eprintln!("vault: error: {}", vault::secrets::scrub(&e.to_string()));
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -35,6 +35,81 @@ impl StoredRecord {
     }
 }
 
+/// Walks a tree's leaves one at a time, in offset order, holding one node
+/// per level: memory stays flat however many leaves the tree has (a
+/// million 1 KiB chunks are 100 MiB of entries, a cursor a few nodes).
+pub struct LeafCursor<'r> {
+    repo: &'r Repository<Indexed>,
+    keep: Box<dyn Fn(&Summary) -> bool + Send + 'r>,
+    root: Option<TreeRoot>,
+    /// Each level's node being walked and the index of its next entry.
+    stack: Vec<(vault_format::tree::TreeNode, usize)>,
+}
+
+impl<'r> LeafCursor<'r> {
+    /// The leaves of `root` whose summaries `keep` accepts (a subtree
+    /// whose summary it rejects is not read).
+    pub fn new(
+        repo: &'r Repository<Indexed>,
+        root: TreeRoot,
+        keep: Box<dyn Fn(&Summary) -> bool + Send + 'r>,
+    ) -> LeafCursor<'r> {
+        LeafCursor {
+            repo,
+            keep,
+            root: Some(root),
+            stack: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: &ChunkId, level: u8) -> Result<()> {
+        let node = self.repo.read_tree_node(id)?;
+        if node.level != level {
+            return Err(Error::format(
+                format!("walking tree node {id}"),
+                vault_format::FormatError::malformed(
+                    "tree node",
+                    "level does not match its parent",
+                ),
+            ));
+        }
+        self.stack.push((node, 0));
+        Ok(())
+    }
+}
+
+impl Iterator for LeafCursor<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        if let Some(root) = self.root.take()
+            && (self.keep)(&root.summary)
+            && let Err(e) = self.push(&root.id, root.level)
+        {
+            return Some(Err(e));
+        }
+        loop {
+            let (node, next) = self.stack.last_mut()?;
+            let Some(e) = node.entries.get(*next).cloned() else {
+                self.stack.pop();
+                continue;
+            };
+            *next += 1;
+            if !(self.keep)(&e.summary) {
+                continue;
+            }
+            let level = node.level;
+            if level == 0 {
+                return Some(Ok(e));
+            }
+            if let Err(err) = self.push(&e.id, level - 1) {
+                self.stack.clear();
+                return Some(Err(err));
+            }
+        }
+    }
+}
+
 /// The data chunk entries of a tree that `keep` accepts, in offset order.
 pub fn leaves(
     repo: &Repository<Indexed>,

@@ -174,6 +174,36 @@ fn the_vault_reads_back_what_was_written() {
     assert!(packs >= 3, "only {packs} packs");
 }
 
+/// Restore's lazy leaf cursor walks exactly what the tree walk visits,
+/// whatever the filter (a tree of fan-out 4 has several levels here).
+#[test]
+fn the_leaf_cursor_walks_like_the_tree_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(Arc::new(LocalDir::open(dir.path())))
+        .unwrap()
+        .unlock(PASS)
+        .unwrap()
+        .index(cache.path())
+        .unwrap();
+    let id = repo.snapshot_ids().unwrap()[0];
+    let root = repo.read_snapshot(&id).unwrap().topics[0].partitions[0]
+        .root
+        .unwrap();
+    assert!(root.level >= 2, "a deep enough tree");
+    for (from, min_ts_below) in [(0, i64::MAX), (2500, i64::MAX), (0, 1000), (5998, 3000)] {
+        let keep =
+            move |s: &vault_format::tree::Summary| s.last_offset >= from && s.min_ts < min_ts_below;
+        let walked = vault::reader::leaves(&repo, &root, &mut { keep }).unwrap();
+        let cursor: Vec<_> = vault::reader::LeafCursor::new(&repo, root, Box::new(keep))
+            .collect::<vault::Result<_>>()
+            .unwrap();
+        assert_eq!(cursor, walked, "from {from}, min_ts below {min_ts_below}");
+        assert!(from > 5000 || !cursor.is_empty());
+    }
+}
+
 #[test]
 fn any_flipped_byte_fails_loudly_and_never_returns_wrong_data() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,7 @@ use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rd;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -55,7 +55,7 @@ pub(super) struct GroupRequest<'a> {
 /// on a client without one (an admin client, say).
 pub(super) fn run_per_group(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &super::MetadataClient,
     op: GroupOp,
     requests: &[GroupRequest<'_>],
     retryable: impl Fn(RDKafkaErrorCode) -> bool,
@@ -187,11 +187,11 @@ fn send(
 pub(super) struct Queue<'c> {
     ptr: *mut rd::rd_kafka_queue_t,
     rk: *mut rd::rd_kafka_t,
-    _client: std::marker::PhantomData<&'c BaseConsumer>,
+    _client: std::marker::PhantomData<&'c super::MetadataClient>,
 }
 
 impl<'c> Queue<'c> {
-    pub(super) fn new(client: &'c BaseConsumer) -> Queue<'c> {
+    pub(super) fn new(client: &'c super::MetadataClient) -> Queue<'c> {
         let rk = client.client().native_ptr();
         // SAFETY: rk is a live client, which outlives the queue (the borrow).
         Queue {

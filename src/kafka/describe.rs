@@ -6,7 +6,6 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rd;
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::types::RDKafkaErrorCode;
 use vault_format::TopicId;
 
@@ -40,7 +39,7 @@ pub struct PartitionDescription {
 /// error is returned in its description.
 pub fn describe_topics(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &crate::kafka::MetadataClient,
     names: &[String],
 ) -> Result<Vec<TopicDescription>> {
     if names.is_empty() {
@@ -71,7 +70,7 @@ type RdError = (RDKafkaErrorCode, String);
 
 fn describe_once(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &crate::kafka::MetadataClient,
     names: &[CString],
 ) -> std::result::Result<Vec<TopicDescription>, RdError> {
     let queue = Queue::new(client);

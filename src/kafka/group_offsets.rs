@@ -2,7 +2,7 @@
 //! one client (see `admin_ffi`): every group's committed offsets for a
 //! snapshot, the translated offsets for a restore.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::metadata::Metadata;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
@@ -17,7 +17,7 @@ use crate::error::Result;
 /// metadata, read just before; `client` is a `metadata_client`.
 pub fn group_offsets(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &crate::kafka::MetadataClient,
     md: &Metadata,
     topics: &[TopicInfo],
 ) -> Result<Vec<GroupSnapshot>> {
@@ -64,7 +64,7 @@ pub fn group_offsets(
 /// then), so one such read per partition makes the list that follows whole.
 fn wait_for_group_coordinators(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &crate::kafka::MetadataClient,
     md: &Metadata,
     tpl: &TopicPartitionList,
 ) -> Result<()> {
@@ -118,7 +118,7 @@ fn offsets_partition(group: &str, partitions: usize) -> usize {
 /// consumer would resume from), retrying while a coordinator is loading.
 fn committed_offsets(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &crate::kafka::MetadataClient,
     groups: &[&str],
     tpl: &TopicPartitionList,
 ) -> Result<Vec<Vec<GroupOffset>>> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::metadata::Metadata;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use regex::Regex;
@@ -16,7 +16,9 @@ use regex::Regex;
 use crate::error::{Error, Result};
 
 mod admin_ffi;
+mod context;
 mod describe;
+pub use context::{ClientLog, MetadataClient, creation_error};
 mod group_offsets;
 pub use describe::{PartitionDescription, TopicDescription, describe_topics};
 pub use group_offsets::{OffsetCommit, commit_group_offsets, group_offsets};
@@ -40,14 +42,57 @@ impl KafkaOptions {
         }
     }
 
-    /// Parses `key=value` as given to `-X`.
+    /// Parses `key=value` as given to `-X`. A secret's value is
+    /// registered, so no message ever shows it.
     pub fn parse_property(s: &str) -> Result<(String, String)> {
         match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(Error::Usage(format!(
-                "-X {s:?}: expected key=value, e.g. -X security.protocol=SASL_SSL"
-            ))),
+            Some((k, v)) if !k.trim().is_empty() => {
+                let k = k.trim().to_string();
+                if crate::secrets::is_secret_key(&k) {
+                    crate::secrets::register(v);
+                }
+                Ok((k, v.to_string()))
+            }
+            // The text may hold a secret without its `=`: never echo it.
+            _ => Err(Error::Usage(
+                "-X takes key=value, e.g. -X security.protocol=SASL_SSL".into(),
+            )),
         }
+    }
+
+    /// The client settings of a librdkafka properties file, as kcat's
+    /// `-F` reads it: `key=value` lines, `#` comments and blank lines.
+    pub fn read_properties_file(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::io("reading the client properties file", path, e))?,
+        );
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let p = KafkaOptions::parse_property(line).map_err(|_| {
+                Error::Usage(format!(
+                    "{} line {}: expected key=value",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// A secret setting read from a file's first line (`--sasl-password-file`),
+    /// so that it never sits on a command line where `ps` shows it.
+    pub fn secret_from_file(key: &str, path: &std::path::Path) -> Result<(String, String)> {
+        let secret = crate::password::read_password_file(path)?;
+        let value = String::from_utf8(secret.to_vec())
+            .map_err(|_| Error::Usage(format!("{}: the secret is not UTF-8", path.display())))?;
+        crate::secrets::register(&value);
+        Ok((key.to_string(), value))
     }
 
     /// A client config with vault's defaults, then the user's `-X` properties
@@ -86,7 +131,7 @@ impl KafkaOptions {
     /// A consumer used only for metadata and offset queries. It never joins
     /// its group; having one lets it carry per-group admin calls safely
     /// (see `admin_ffi::run_per_group`).
-    pub fn metadata_client(&self, read_committed: bool) -> Result<BaseConsumer> {
+    pub fn metadata_client(&self, read_committed: bool) -> Result<MetadataClient> {
         let mut c = self.client_config();
         c.set("group.id", "kvault-metadata");
         c.set("enable.auto.commit", "false");
@@ -98,25 +143,51 @@ impl KafkaOptions {
                 "read_uncommitted"
             },
         );
-        c.create()
-            .map_err(|e| self.kafka_err("creating a Kafka client", e))
+        c.create_with_context(ClientLog::default())
+            .map_err(|e| self.kafka_err("creating a Kafka client", creation_error(&e)))
     }
 
     pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
         self.client_config()
             .create()
-            .map_err(|e| self.kafka_err("creating a Kafka admin client", e))
+            .map_err(|e| self.kafka_err("creating a Kafka admin client", creation_error(&e)))
     }
 
-    pub fn fetch_metadata(&self, client: &BaseConsumer) -> Result<Metadata> {
-        client
-            .fetch_metadata(None, self.request_timeout)
-            .map_err(|e| self.kafka_err("reading cluster metadata", e))
+    /// The cluster's metadata. Asks again each second up to the request
+    /// timeout, but stops at once when the cluster refuses the client's
+    /// credentials or TLS, and says so.
+    pub fn fetch_metadata(&self, client: &MetadataClient) -> Result<Metadata> {
+        let deadline = std::time::Instant::now() + self.request_timeout;
+        loop {
+            let step = Duration::from_secs(1).min(self.request_timeout);
+            match client.fetch_metadata(None, step) {
+                Ok(md) => return Ok(md),
+                Err(e) => {
+                    // Serves librdkafka's error events (a consumer hears of
+                    // them only when polled); nothing is assigned, so no
+                    // record can come.
+                    let _ = client.poll(Duration::ZERO);
+                    let refused = client.context().refused();
+                    if refused || std::time::Instant::now() >= deadline {
+                        return Err(match client.context().last_error() {
+                            Some(why) if refused => Error::Kafka {
+                                context: format!("connecting to {}", self.brokers),
+                                message: format!(
+                                    "{why}; check the credentials and TLS settings (-F, -X, --sasl-password-file)"
+                                ),
+                            },
+                            Some(why) => {
+                                self.kafka_err("reading cluster metadata", format!("{e} ({why})"))
+                            }
+                            None => self.kafka_err("reading cluster metadata", e),
+                        });
+                    }
+                }
+            }
+        }
     }
 
-    /// The cluster's id; `None` when the cluster gives none (Kafka before
-    /// 0.10.1, or some proxies). Never an empty string.
-    pub fn cluster_id(&self, client: &BaseConsumer) -> Option<String> {
+    pub fn cluster_id(&self, client: &MetadataClient) -> Option<String> {
         client
             .client()
             .fetch_cluster_id(self.request_timeout)
@@ -339,7 +410,7 @@ impl TopicSelection {
     pub fn describe(
         &self,
         opts: &KafkaOptions,
-        client: &BaseConsumer,
+        client: &MetadataClient,
         names: &[String],
     ) -> Result<Vec<TopicInfo>> {
         let deadline = std::time::Instant::now() + opts.request_timeout;
@@ -408,7 +479,7 @@ pub enum Edge {
 /// ListOffsets round (librdkafka batches it per broker).
 pub fn partition_offsets(
     opts: &KafkaOptions,
-    client: &BaseConsumer,
+    client: &MetadataClient,
     topics: &[TopicInfo],
     edge: Edge,
 ) -> Result<HashMap<(String, u32), i64>> {

@@ -58,7 +58,7 @@ type Reply = Receiver<Result<DecodedChunk>>;
 /// in job order. Stops at the first error, from either side.
 pub fn run_ordered(
     repo: &Repository<Indexed>,
-    jobs: Vec<DecodeJob>,
+    jobs: impl Iterator<Item = Result<DecodeJob>> + Send,
     workers: usize,
     depth: usize,
     consume: &mut dyn FnMut(DecodedChunk) -> Result<()>,
@@ -83,6 +83,16 @@ pub fn run_ordered(
         s.spawn(move || {
             for job in jobs {
                 let (tx, rx) = sync_channel(1);
+                let job = match job {
+                    Ok(j) => j,
+                    Err(e) => {
+                        // Reading the tree failed: the error takes the
+                        // job's place in the order, and the walk ends.
+                        let _ = tx.send(Err(e));
+                        let _ = order_tx.send(rx);
+                        break;
+                    }
+                };
                 if order_tx.send(rx).is_err() || job_tx.send((job, tx)).is_err() {
                     break;
                 }

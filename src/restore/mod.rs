@@ -36,7 +36,7 @@ use crate::error::FormatContext;
 use crate::error::{Error, Result};
 use crate::kafka::{Edge, KafkaOptions, OffsetCommit, TopicInfo, partition_offsets};
 use crate::now_ms;
-use crate::reader::{count_mismatch, leaves};
+use crate::reader::{LeafCursor, count_mismatch};
 use crate::repository::{Indexed, Repository};
 
 pub struct RestoreOptions {
@@ -321,35 +321,22 @@ fn restore_records(
         .collect();
 
     // Chunks still to restore, interleaved across partitions so all of
-    // them progress together.
+    // them progress together. Each partition's leaves are walked lazily,
+    // so memory does not grow with the snapshot.
     let window = plan.window;
-    let mut per_partition = Vec::new();
+    let mut cursors = Vec::new();
     let mut total = 0;
     for (i, p) in plan.partitions.iter().enumerate() {
-        let Some(root) = &p.root else {
-            per_partition.push(Vec::new());
-            continue;
-        };
+        let Some(root) = p.root else { continue };
         let from = pending[i].next_source_offset;
-        let l = leaves(repo, root, &mut |s| {
+        // For the progress bar: the records still to go, about.
+        total += root.summary.records.saturating_sub(pending[i].records);
+        let keep = Box::new(move |s: &vault_format::tree::Summary| {
             s.last_offset >= from && window.overlaps(s.min_ts, s.max_ts)
-        })?;
-        total += l.iter().map(|e| e.summary.records).sum::<u64>();
-        per_partition.push(l);
+        });
+        cursors.push((i, LeafCursor::new(repo, root, keep)));
     }
-    let mut jobs = Vec::new();
-    let mut iters: Vec<_> = per_partition.into_iter().map(Vec::into_iter).collect();
-    loop {
-        let before = jobs.len();
-        for (part, it) in iters.iter_mut().enumerate() {
-            if let Some(leaf) = it.next() {
-                jobs.push(DecodeJob { part, leaf });
-            }
-        }
-        if jobs.len() == before {
-            break;
-        }
-    }
+    let jobs = Interleave { cursors, turn: 0 };
     if let Some(pb) = &opts.progress {
         pb.set_length(total);
     }
@@ -468,6 +455,35 @@ fn restore_records(
     // The last checkpoint opened a transaction that stays empty.
     producer.abort();
     Ok(())
+}
+
+/// One leaf of each partition in turn, until all are walked.
+struct Interleave<'r> {
+    /// (plan partition index, its cursor)
+    cursors: Vec<(usize, LeafCursor<'r>)>,
+    turn: usize,
+}
+
+impl Iterator for Interleave<'_> {
+    type Item = Result<DecodeJob>;
+
+    fn next(&mut self) -> Option<Result<DecodeJob>> {
+        while !self.cursors.is_empty() {
+            let at = self.turn % self.cursors.len();
+            let (part, cursor) = &mut self.cursors[at];
+            match cursor.next() {
+                Some(leaf) => {
+                    self.turn = at + 1;
+                    return Some(leaf.map(|leaf| DecodeJob { part: *part, leaf }));
+                }
+                None => {
+                    self.cursors.remove(at);
+                    self.turn = at;
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Target end offsets (read_committed) of every restored partition, once

@@ -323,7 +323,7 @@ fn new_topic_spec(
 /// rewrites timestamps on LogAppendTime topics: say so before restoring.
 async fn retention_warnings(
     kafka: &KafkaOptions,
-    client: &rdkafka::consumer::BaseConsumer,
+    client: &crate::kafka::MetadataClient,
     topics: &[TopicRestore],
     partitions: &[PartitionRestore],
     window: TimeWindow,

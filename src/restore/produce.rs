@@ -97,9 +97,14 @@ impl TxnProducer {
                 .set("queue.buffering.max.messages", "200000")
                 .set("transaction.timeout.ms", "300000");
         });
-        let producer: BaseProducer<DeliveryLog> = c
-            .create_with_context(DeliveryLog::default())
-            .map_err(|e| kerr(kafka, "creating the restore producer", e))?;
+        let producer: BaseProducer<DeliveryLog> =
+            c.create_with_context(DeliveryLog::default()).map_err(|e| {
+                kerr(
+                    kafka,
+                    "creating the restore producer",
+                    crate::kafka::creation_error(&e),
+                )
+            })?;
         let timeout = kafka.request_timeout * 2;
         producer
             .init_transactions(timeout)

@@ -229,7 +229,9 @@ pub fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
         // A short read at startup: answer fast rather than wait for data.
         .set("fetch.wait.max.ms", "10")
         .set("fetch.error.backoff.ms", "10");
-    let consumer: BaseConsumer = c.create().map_err(|e| kafka_err(kafka, e))?;
+    let consumer: BaseConsumer = c
+        .create()
+        .map_err(|e| kafka_err(kafka, crate::kafka::creation_error(&e)))?;
     // The same ListOffsets reads as the snapshot's cut; a failed one is an
     // error, never "no progress" (which would restore everything again).
     let topic = [TopicInfo {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
@@ -18,7 +18,10 @@ pub struct TargetCluster {
 }
 
 impl TargetCluster {
-    pub fn read(kafka: &KafkaOptions, client: &BaseConsumer) -> Result<TargetCluster> {
+    pub fn read(
+        kafka: &KafkaOptions,
+        client: &crate::kafka::MetadataClient,
+    ) -> Result<TargetCluster> {
         let md = kafka.fetch_metadata(client)?;
         let topics = md
             .topics()
@@ -129,7 +132,10 @@ pub async fn topic_configs(
 }
 
 /// The broker's default `retention.ms` for new topics (-1: forever).
-pub async fn default_retention_ms(kafka: &KafkaOptions, client: &BaseConsumer) -> Result<i64> {
+pub async fn default_retention_ms(
+    kafka: &KafkaOptions,
+    client: &crate::kafka::MetadataClient,
+) -> Result<i64> {
     let md = kafka.fetch_metadata(client)?;
     let Some(broker) = md.brokers().first().map(|b| b.id()) else {
         return Ok(7 * 86_400_000);
@@ -193,7 +199,11 @@ pub fn topic_ids(
 }
 
 /// How many members a group has on the target (0 when it is empty or unknown there).
-pub fn group_members(kafka: &KafkaOptions, client: &BaseConsumer, group: &str) -> Result<usize> {
+pub fn group_members(
+    kafka: &KafkaOptions,
+    client: &crate::kafka::MetadataClient,
+    group: &str,
+) -> Result<usize> {
     let list = crate::kafka::retry_transient(kafka, || {
         client.fetch_group_list(Some(group), kafka.request_timeout)
     })

@@ -79,7 +79,7 @@ fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseCons
     });
     c.create().map_err(|e| Error::Kafka {
         context: format!("creating a consumer for {}", kafka.brokers),
-        message: e.to_string(),
+        message: crate::kafka::creation_error(&e),
     })
 }
 

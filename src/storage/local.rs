@@ -5,9 +5,13 @@
 //! (linking, unlike renaming, fails if the name exists, which gives
 //! put-if-absent), and the directory is fsynced. A crash leaves at most a
 //! `.tmp-*` file, which listings ignore.
+//!
+//! A vault holds a company's core data, encrypted but still private: its
+//! directories are created 0700 and its files 0600, whatever the umask.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Kind, Listed, ObjectName, Storage};
@@ -28,6 +32,7 @@ impl LocalDir {
     /// but must be empty, so `init` never mixes two vaults.
     pub fn create(root: impl Into<PathBuf>) -> Result<LocalDir> {
         let root = root.into();
+        let mut created = false;
         match fs::read_dir(&root) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
@@ -40,6 +45,7 @@ impl LocalDir {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 fs::create_dir_all(&root)
                     .map_err(|e| Error::io("creating the vault directory", &root, e))?;
+                created = true;
                 // `backups` has the parent "" (the working directory).
                 let parent = match root.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p,
@@ -49,12 +55,51 @@ impl LocalDir {
             }
             Err(e) => return Err(Error::io("opening the vault directory", &root, e)),
         }
-        for k in Kind::ALL_DIRS {
-            let d = root.join(k.dir());
-            fs::create_dir(&d).map_err(|e| Error::io("creating the vault layout", &d, e))?;
+        let layout = (|| {
+            private_dir(&root)?;
+            for k in Kind::ALL_DIRS {
+                let d = root.join(k.dir());
+                fs::create_dir(&d).map_err(|e| Error::io("creating the vault layout", &d, e))?;
+                private_dir(&d)?;
+            }
+            sync_dir(&root)
+        })();
+        if let Err(e) = layout {
+            // Nothing half-made stays behind: a second `init` must not find
+            // a directory that is "not empty".
+            if created {
+                let _ = fs::remove_dir_all(&root);
+            } else {
+                for k in Kind::ALL_DIRS {
+                    let _ = fs::remove_dir(root.join(k.dir()));
+                }
+            }
+            return Err(e);
         }
-        sync_dir(&root)?;
         Ok(LocalDir { root })
+    }
+
+    /// Removes a vault whose `init` failed (it has no config, so nothing
+    /// in it is anyone's data): the whole directory if `init` created it,
+    /// else what `init` put into the empty directory it was given.
+    pub fn remove_unfinished(&self, dir_existed: bool) {
+        if self.root.join("config").exists() {
+            return;
+        }
+        if !dir_existed {
+            let _ = fs::remove_dir_all(&self.root);
+            return;
+        }
+        if let Ok(rd) = fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -82,6 +127,12 @@ impl LocalDir {
     }
 }
 
+/// Makes `dir` readable by its owner only.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io("making the directory private", dir, e))
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -102,7 +153,12 @@ impl Storage for LocalDir {
             .expect("object paths have a parent")
             .to_path_buf();
         if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
+            match fs::create_dir(&dir) {
+                Ok(()) => private_dir(&dir)?,
+                // Another process made it meanwhile.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("creating directory", &dir, e)),
+            }
             sync_dir(dir.parent().expect("below the vault root"))?;
         }
         if dest.exists() {
@@ -110,7 +166,13 @@ impl Storage for LocalDir {
         }
         let tmp = dir.join(format!(".tmp-{}", random_suffix()));
         let written = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            // The umask can only take bits away; this sets exactly these.
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
             f.write_all(data)?;
             f.sync_all()
         })();

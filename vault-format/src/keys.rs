@@ -16,8 +16,9 @@ pub const CONTEXT_CHUNKER: &str = "kvault 2026-11 v1 chunker gear table";
 pub const CONTEXT_ENCRYPTION: &str = "kvault 2026-11 v1 encryption";
 pub const CONTEXT_OBJECT_ID: &str = "kvault 2026-11 v1 object id";
 
-/// The vault's 256-bit master key. Never stored unwrapped.
-#[derive(Clone)]
+/// The vault's 256-bit master key. Never stored unwrapped; wiped from
+/// memory when dropped.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct MasterKey(pub [u8; 32]);
 
 impl std::fmt::Debug for MasterKey {
@@ -26,8 +27,8 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-/// Purpose-bound keys derived from the master key.
-#[derive(Clone)]
+/// Purpose-bound keys derived from the master key; wiped when dropped.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct SubKeys {
     /// Keys the BLAKE3 that names chunks.
     pub chunk_id: [u8; 32],
@@ -113,13 +114,13 @@ impl KdfParams {
         Ok(())
     }
 
-    fn derive(&self, passphrase: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
+    fn derive(&self, passphrase: &[u8], salt: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>> {
         self.check()?;
         let params = argon2::Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| FormatError::malformed("key file", format!("Argon2id parameters: {e}")))?;
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let mut out = [0u8; 32];
-        a.hash_password_into(passphrase, salt, &mut out)
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        a.hash_password_into(passphrase, salt, &mut *out)
             .map_err(|e| FormatError::malformed("key file", format!("Argon2id: {e}")))?;
         Ok(out)
     }
@@ -161,7 +162,7 @@ impl KeyFile {
         };
         let kek = kdf.derive(passphrase, &salt)?;
         let ad = kf.authenticated_prefix();
-        let ct = Aes256Gcm::new(&kek.into())
+        let ct = Aes256Gcm::new(&(*kek).into())
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -182,7 +183,7 @@ impl KeyFile {
     pub fn unwrap_key(&self, passphrase: &[u8]) -> Result<MasterKey> {
         let kek = self.kdf.derive(passphrase, &self.salt)?;
         let ad = self.authenticated_prefix();
-        let pt = Aes256Gcm::new(&kek.into())
+        let pt = Aes256Gcm::new(&(*kek).into())
             .decrypt(
                 Nonce::from_slice(&self.nonce),
                 Payload {
@@ -191,8 +192,11 @@ impl KeyFile {
                 },
             )
             .map_err(|_| FormatError::WrongPassphrase)?;
+        let pt = zeroize::Zeroizing::new(pt);
         Ok(MasterKey(
-            pt.try_into().map_err(|_| FormatError::WrongPassphrase)?,
+            pt.as_slice()
+                .try_into()
+                .map_err(|_| FormatError::WrongPassphrase)?,
         ))
     }
 
