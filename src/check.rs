@@ -149,6 +149,8 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
         }
     }
     cache.clear_marks()?;
+    // What check read from trailers is not for the next command's dedup.
+    cache.clear_recovered()?;
     Ok(c.report)
 }
 

@@ -7,6 +7,11 @@ use vault_format::FormatError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The vault's storage failed (not the vault's content): a server
+    /// that does not answer, refuses, or times out.
+    #[error("{context}: {message}")]
+    Storage { context: String, message: String },
+
     /// A file system operation failed.
     #[error("{context}: {path}: {source}")]
     Io {
@@ -53,6 +58,10 @@ pub enum Error {
     /// The vault holds damaged objects that the command cannot work around.
     #[error("{0}")]
     Damaged(String),
+
+    /// vault itself went wrong (a bug): not the input, the vault or Kafka.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,14 +86,31 @@ impl Error {
         }
     }
 
-    /// Process exit code for this error: 2 for bad usage, 3 for damage found
-    /// in the vault, 1 for everything else.
+    /// Process exit code for this error (README § exit codes): 2 for bad
+    /// usage, 3 for damage found in the vault, 1 for every other failure
+    /// (Kafka, storage, locks, internal errors).
     pub fn exit_code(&self) -> i32 {
+        // No wildcard: a new variant must choose its code.
         match self {
             Error::Usage(_) => 2,
             Error::Format { .. } | Error::Damaged(_) => 3,
-            _ => 1,
+            Error::Io { .. }
+            | Error::Storage { .. }
+            | Error::NotFound(_)
+            | Error::WrongPassphrase { .. }
+            | Error::Cache { .. }
+            | Error::Kafka { .. }
+            | Error::Locked(_)
+            | Error::Internal(_) => 1,
         }
+    }
+}
+
+/// A format error met while building or walking a tree (the tree code
+/// knows no more context than that).
+impl From<FormatError> for Error {
+    fn from(source: FormatError) -> Error {
+        Error::format("building or walking a snapshot tree", source)
     }
 }
 
@@ -96,5 +122,57 @@ pub trait FormatContext<T> {
 impl<T> FormatContext<T> for std::result::Result<T, FormatError> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::format(context(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_documented_exit_code() {
+        let io = || std::io::Error::other("x");
+        let cases = [
+            (Error::Usage("x".into()), 2),
+            (
+                Error::format("x", FormatError::Integrity { what: "pack" }),
+                3,
+            ),
+            (Error::Damaged("x".into()), 3),
+            (Error::io("x", "/p", io()), 1),
+            (
+                Error::Storage {
+                    context: "x".into(),
+                    message: "y".into(),
+                },
+                1,
+            ),
+            (Error::NotFound("x".into()), 1),
+            (
+                Error::WrongPassphrase {
+                    vault: PathBuf::from("/v"),
+                },
+                1,
+            ),
+            (
+                Error::Cache {
+                    path: PathBuf::from("/c"),
+                    message: "x".into(),
+                },
+                1,
+            ),
+            (
+                Error::Kafka {
+                    context: "x".into(),
+                    message: "y".into(),
+                },
+                1,
+            ),
+            (Error::Locked("x".into()), 1),
+            (Error::Internal("x".into()), 1),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e:?}");
+        }
     }
 }

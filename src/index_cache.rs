@@ -27,6 +27,11 @@ const PACK: u8 = b'p';
 /// Packs whose entries were read from their own trailers, because the
 /// index object that lists them is damaged.
 const RECOVERED: u8 = b'r';
+/// The entries of those packs: found for reading, never for dedup. Such a
+/// pack is listed by no readable index object, so gc may delete it (as an
+/// orphan) without clearing this cache: a snapshot that deduplicated
+/// against it would reference a chunk that is gone.
+const RECOVERED_CHUNK: u8 = b'R';
 /// gc's and check's mark set: chunk ids reached from kept snapshots. Kept
 /// on disk so marking a vault of millions of chunks needs no memory for it.
 const MARK: u8 = b'm';
@@ -154,22 +159,27 @@ impl IndexCache {
         }
     }
 
+    /// Where a chunk is, for reading: from an index object, or else from
+    /// the trailer of a pack whose index object is damaged.
     pub fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        let v = self
-            .db
-            .get_pinned(key(CHUNK, &id.0))
-            .map_err(|e| self.err(e))?;
-        match v {
-            None => Ok(None),
-            Some(v) => decode_location(*id, &v)
-                .map(Some)
-                .ok_or_else(|| Error::Cache {
-                    path: self.path.clone(),
-                    message: "unreadable entry".into(),
-                }),
+        for tag in [CHUNK, RECOVERED_CHUNK] {
+            let v = self
+                .db
+                .get_pinned(key(tag, &id.0))
+                .map_err(|e| self.err(e))?;
+            if let Some(v) = v {
+                return decode_location(*id, &v)
+                    .map(Some)
+                    .ok_or_else(|| Error::Cache {
+                        path: self.path.clone(),
+                        message: "unreadable entry".into(),
+                    });
+            }
         }
+        Ok(None)
     }
 
+    /// Whether an index object lists the chunk: the vault has it for dedup.
     pub fn contains(&self, id: &ChunkId) -> Result<bool> {
         Ok(self
             .db
@@ -187,13 +197,14 @@ impl IndexCache {
         })
     }
 
-    /// The packs whose entries came from their trailers ([`Self::insert_pack`]).
-    pub fn recovered_packs(&self) -> Result<HashSet<PackId>> {
-        self.ids_with_tag(RECOVERED).map(|v| {
-            v.into_iter()
-                .filter_map(|b| PackId::from_slice(&b))
-                .collect()
-        })
+    /// Forgets every entry read from a trailer: such a pack may have been
+    /// deleted since (or indexed properly), so it is looked at afresh.
+    pub fn clear_recovered(&self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for tag in [RECOVERED, RECOVERED_CHUNK] {
+            batch.delete_range(&[tag][..], &[tag + 1][..]);
+        }
+        self.db.write(batch).map_err(|e| self.err(e))
     }
 
     /// The packs the loaded index objects list.
@@ -242,7 +253,7 @@ impl IndexCache {
         let mut batch = WriteBatch::default();
         batch.put(key(RECOVERED, &pack.0), []);
         for e in entries {
-            batch.put(key(CHUNK, &e.id.0), encode_location(pack, e));
+            batch.put(key(RECOVERED_CHUNK, &e.id.0), encode_location(pack, e));
         }
         self.db.write(batch).map_err(|e| self.err(e))
     }
@@ -250,7 +261,7 @@ impl IndexCache {
     /// Empties the cache (used when index objects were removed or rewritten).
     pub fn clear(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
-        for tag in [CHUNK, OBJECT, PACK, RECOVERED] {
+        for tag in [CHUNK, OBJECT, PACK, RECOVERED, RECOVERED_CHUNK] {
             batch.delete_range(&[tag][..], &[tag + 1][..]);
         }
         self.db.write(batch).map_err(|e| self.err(e))

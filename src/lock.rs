@@ -52,6 +52,10 @@ impl Default for LockTimes {
     }
 }
 
+/// How long a command waits for a conflicting lock unless told otherwise:
+/// longer than it takes to see a dead foreign holder's lock go stale.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(15 * 60);
+
 impl LockTimes {
     /// A holder that has not refreshed for this long stops: before anyone
     /// may have watched its lock unrefreshed for the whole stale period.
@@ -223,8 +227,9 @@ impl LockWatch {
         kind: LockKind,
     ) -> Result<Sighting> {
         'list: for _ in 0..20 {
-            let now = Instant::now();
             let listed = storage.list(Kind::Locks)?;
+            // After the listing: a slow listing must not count as watching.
+            let now = Instant::now();
             // Forget what is gone, so a name is never judged on an old sighting.
             self.first_seen
                 .retain(|n, _| listed.iter().any(|l| &l.name == n));
@@ -237,9 +242,22 @@ impl LockWatch {
                     Err(e) => return Err(e),
                 };
                 let first = *self.first_seen.entry(l.name.clone()).or_insert(now);
-                let Some(info) = decode(&bytes) else {
-                    continue; // not a lock this version understands
-                };
+                // A lock this version cannot read (a newer vault's, or a
+                // damaged one) still counts, as the strictest kind: it is
+                // judged stale only by watching, like any foreign lock.
+                let info = decode(&bytes).unwrap_or_else(|| LockInfo {
+                    kind: LockKind::Exclusive,
+                    command: format!("unknown (unreadable lock {})", l.name),
+                    holder: Holder {
+                        host: "unknown".into(),
+                        boot_id: String::new(),
+                        pid_namespace: String::new(),
+                        pid: 0,
+                    },
+                    lock_id: String::new(),
+                    refresh: 0,
+                    time_ms: 0,
+                });
                 if info.lock_id == own_id {
                     sighting.own_listed = true;
                     continue;
@@ -310,11 +328,15 @@ impl VaultLock {
         wait: Duration,
         times: LockTimes,
     ) -> Result<VaultLock> {
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now()
+            .checked_add(wait)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
         let mut watch = LockWatch::new(times);
         let mut announced = false;
         let lock_id = vault_format::id::hex_encode(&random_bytes::<8>());
         loop {
+            // Before the write: the lock may be visible from any moment of it.
+            let written_from = Instant::now();
             let info = LockInfo {
                 kind,
                 command: command.to_string(),
@@ -324,15 +346,35 @@ impl VaultLock {
                 time_ms: now_ms(),
             };
             let name = write_lock(storage.as_ref(), &info)?;
-            let found = match watch.conflicts(storage.as_ref(), &lock_id, kind) {
-                Ok(f) => f.conflicts,
+            let seen = match watch.conflicts(storage.as_ref(), &lock_id, kind) {
+                Ok(f) => f,
                 Err(e) => {
                     let _ = storage.delete(&name);
                     return Err(e);
                 }
             };
+            // A listing that does not show the lock just written is not
+            // current (an eventually consistent store): it proves nothing.
+            let found = if seen.own_listed {
+                seen.conflicts
+            } else {
+                vec![Conflict {
+                    info: LockInfo {
+                        command: "(this process: its own lock is not listed yet)".into(),
+                        ..info.clone()
+                    },
+                    watched: Duration::ZERO,
+                }]
+            };
             if found.is_empty() {
-                return Ok(VaultLock::hold(storage, name, info, times, watch));
+                return Ok(VaultLock::hold(
+                    storage,
+                    name,
+                    info,
+                    times,
+                    watch,
+                    written_from,
+                ));
             }
             storage.delete(&name)?;
             if Instant::now() >= deadline {
@@ -364,11 +406,12 @@ impl VaultLock {
         info: LockInfo,
         times: LockTimes,
         watch: LockWatch,
+        written_from: Instant,
     ) -> VaultLock {
         let held = Arc::new(Mutex::new(Held {
             name,
             info,
-            last_refresh: Instant::now(),
+            last_refresh: written_from,
         }));
         let lost = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -486,13 +529,23 @@ fn refresh_loop(
         info.refresh += 1;
         info.time_ms = now_ms();
         // New lock first, then the old one goes: never unlocked in between.
+        let written_from = Instant::now();
         match write_lock(storage, &info) {
+            // A write that returned too late proves nothing: while it hung,
+            // a reader may have watched the old lock for the whole stale
+            // period. The lock is lost; its new object goes too.
+            Ok(new) if last.elapsed() > times.give_up_after() => {
+                let _ = storage.delete(&new);
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
             Ok(new) => {
                 {
                     let mut h = held.lock().unwrap();
                     h.name = new;
                     h.info = info;
-                    h.last_refresh = Instant::now();
+                    // The new object may be visible from the write's start.
+                    h.last_refresh = written_from;
                 }
                 let _ = storage.delete(&old);
                 next = Instant::now() + times.refresh;
@@ -509,5 +562,16 @@ impl Drop for VaultLock {
             let _ = t.join();
         }
         let _ = self.storage.delete(&self.held.lock().unwrap().name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_wait_outlasts_a_dead_holders_lock() {
+        let t = LockTimes::default();
+        assert!(DEFAULT_WAIT > t.stale_after + 2 * t.refresh);
     }
 }

@@ -1,8 +1,6 @@
 //! The `vault` command line: a thin layer over the `vault` library.
 
 mod cli;
-mod cli_maintain;
-mod cli_restore;
 
 use std::process::ExitCode;
 
@@ -15,7 +13,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // No password vault was given ever reaches a terminal or a log.
             eprintln!("vault: error: {}", vault::secrets::scrub(&e.to_string()));
-            ExitCode::from(e.exit_code() as u8)
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
 }

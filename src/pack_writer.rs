@@ -12,7 +12,7 @@ use vault_format::index::IndexObject;
 use vault_format::object::ObjectKind;
 use vault_format::pack::{BlobEntry, PackBuilder};
 use vault_format::tree::{NodeStore, TreeNode};
-use vault_format::{ChunkId, FormatError, PackId};
+use vault_format::{ChunkId, PackId};
 
 use crate::error::{Error, FormatContext, Result};
 use crate::random_bytes;
@@ -46,8 +46,9 @@ pub struct PackWriter<'r> {
     /// Repacking: write every chunk given, even those the index lists (in
     /// the packs being emptied).
     ignore_index: bool,
-    /// An error hidden behind the `NodeStore` trait, kept with its context.
-    pub last_error: Option<Error>,
+    /// The lock the writing command holds: an index object, which later
+    /// snapshots dedup against, is written only while it is held.
+    lock: Option<&'r crate::lock::VaultLock>,
 }
 
 impl<'r> PackWriter<'r> {
@@ -62,7 +63,7 @@ impl<'r> PackWriter<'r> {
             unindexed: Vec::new(),
             stats: WriteStats::default(),
             ignore_index: false,
-            last_error: None,
+            lock: None,
         })
     }
 
@@ -71,6 +72,12 @@ impl<'r> PackWriter<'r> {
         let mut w = PackWriter::new(repo)?;
         w.ignore_index = true;
         Ok(w)
+    }
+
+    /// Writes index objects only while `lock` is held (see [`Self::flush`]).
+    pub fn guarded_by(mut self, lock: &'r crate::lock::VaultLock) -> PackWriter<'r> {
+        self.lock = Some(lock);
+        self
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -184,6 +191,10 @@ impl<'r> PackWriter<'r> {
         if self.unindexed.is_empty() {
             return Ok(());
         }
+        // With the lock lost, gc may have deleted these packs as orphans.
+        if let Some(lock) = self.lock {
+            lock.check()?;
+        }
         let index = IndexObject {
             packs: std::mem::take(&mut self.unindexed),
         };
@@ -203,32 +214,20 @@ impl<'r> PackWriter<'r> {
         self.finish_pack()?;
         self.write_index()
     }
-
-    fn keep<T>(&mut self, r: Result<T>) -> vault_format::Result<T> {
-        r.map_err(|e| {
-            let f = FormatError::Encode {
-                what: "tree",
-                detail: e.to_string(),
-            };
-            self.last_error = Some(e);
-            f
-        })
-    }
 }
 
 impl NodeStore for PackWriter<'_> {
-    fn put_node(&mut self, node: &TreeNode) -> vault_format::Result<ChunkId> {
-        let r = self.add(ObjectKind::TreeNode, &node.encode());
-        self.keep(r)
+    type Error = Error;
+
+    fn put_node(&mut self, node: &TreeNode) -> Result<ChunkId> {
+        self.add(ObjectKind::TreeNode, &node.encode())
     }
 
-    fn get_node(&mut self, id: &ChunkId) -> vault_format::Result<TreeNode> {
+    fn get_node(&mut self, id: &ChunkId) -> Result<TreeNode> {
         // Nodes written by this writer become readable once indexed.
         if self.pending.contains(id) {
-            let r = self.flush();
-            self.keep(r)?;
+            self.flush()?;
         }
-        let r = self.repo.read_tree_node(id);
-        self.keep(r)
+        self.repo.read_tree_node(id)
     }
 }

@@ -116,20 +116,10 @@ pub fn leaves(
     root: &TreeRoot,
     keep: &mut dyn FnMut(&Summary) -> bool,
 ) -> Result<Vec<Entry>> {
-    let mut reader = TreeReader {
-        repo,
-        last_error: None,
-    };
     let mut out = Vec::new();
-    walk_leaves(root, &mut reader, keep, &mut |e| {
+    walk_leaves(root, &mut TreeReader { repo }, keep, &mut |e| {
         out.push(e.clone());
         Ok(())
-    })
-    .map_err(|e| {
-        reader
-            .last_error
-            .take()
-            .unwrap_or_else(|| Error::format(format!("walking tree {}", root.id), e))
     })?;
     Ok(out)
 }

@@ -26,6 +26,9 @@ pub struct RepairOutcome {
     pub index_objects_written: usize,
     /// Packs whose trailer is damaged as well: left alone, not indexed.
     pub damaged_packs: Vec<String>,
+    /// Damaged index objects kept because a damaged pack may be listed
+    /// only there (remove or restore those packs, then repair again).
+    pub kept_damaged_index_objects: Vec<String>,
 }
 
 /// Repairs the index of `repo` under `lock`, the vault's exclusive lock.
@@ -56,7 +59,13 @@ pub fn repair_index(repo: &Repository<Indexed>, lock: &VaultLock) -> Result<Repa
         out.packs_reindexed += batch.len();
     }
     // The new objects are durable: the damaged ones can go. One whose
-    // content came out the same was rewritten in place (same name) and stays.
+    // content came out the same was rewritten in place (same name) and
+    // stays. While a pack's trailer is damaged too, the damaged objects
+    // stay: one of them may be the only record of what that pack holds.
+    if !out.damaged_packs.is_empty() {
+        out.kept_damaged_index_objects = damaged.iter().map(|(id, _)| id.to_hex()).collect();
+        return Ok(out);
+    }
     lock.recheck()?;
     for (id, e) in &damaged {
         lock.check()?;

@@ -6,7 +6,13 @@
 
 use std::sync::Mutex;
 
-static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+use zeroize::Zeroizing;
+
+/// Wiped when the process ends its use of them (at exit, or never sooner).
+static SECRETS: Mutex<Vec<Zeroizing<String>>> = Mutex::new(Vec::new());
+
+/// Values shorter than this are not blanked (docs/operator-guide.md).
+pub const MIN_LEN: usize = 8;
 
 /// Whether a librdkafka setting holds a secret.
 pub fn is_secret_key(key: &str) -> bool {
@@ -25,13 +31,14 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// Remembers a secret, so that no printed message shows it.
 pub fn register(secret: &str) {
-    // Very short values would blank out ordinary words.
-    if secret.len() < 4 {
+    // A short value would blank out ordinary words ("wrong" in "wrong
+    // passphrase"); secrets worth the name are longer.
+    if secret.len() < MIN_LEN {
         return;
     }
     let mut all = SECRETS.lock().expect("secrets");
-    if !all.iter().any(|s| s == secret) {
-        all.push(secret.to_string());
+    if !all.iter().any(|s| s.as_str() == secret) {
+        all.push(Zeroizing::new(secret.to_string()));
         // Longest first, so a secret containing another is blanked whole.
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
@@ -56,10 +63,10 @@ mod tests {
     #[test]
     fn registered_secrets_are_blanked() {
         register("hunter2-long-password");
-        register("abc"); // too short to blank
+        register("wrong"); // too short to blank
         assert_eq!(
-            scrub("auth failed for hunter2-long-password (abc)"),
-            "auth failed for **** (abc)"
+            scrub("auth failed for hunter2-long-password (wrong)"),
+            "auth failed for **** (wrong)"
         );
         assert!(is_secret_key("sasl.password"));
         assert!(is_secret_key("ssl.key.password"));

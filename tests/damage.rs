@@ -117,3 +117,35 @@ fn a_junk_key_file_locks_nobody_out() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(r["problems"].to_string().contains("0000junk"), "{r}");
 }
+
+/// What vault reads from pack trailers (for check, or around a damaged
+/// index object) serves reads only: never dedup, and never past the run,
+/// since gc may delete such a pack as an orphan without touching the
+/// cache, and a snapshot that deduplicated against it would lose data.
+#[test]
+fn chunks_read_from_trailers_are_never_deduplicated_against() {
+    let v = TestVault::init();
+    let repo = v.open();
+    let pack = common::unindexed_pack(&repo, &v.path, std::time::Duration::from_secs(7200));
+    let chunk = repo.keys().chunk_id(b"records of a snapshot still running");
+    let cache = repo.index_cache();
+
+    vault::check::run(&repo, Default::default()).unwrap();
+    assert!(!cache.contains(&chunk).unwrap(), "check left a dedup entry");
+    assert!(
+        cache.get(&chunk).unwrap().is_none(),
+        "check left a read entry"
+    );
+
+    // A damaged index object: its packs are read from their trailers.
+    std::fs::write(v.path.join("index").join("ab".repeat(32)), b"junk").unwrap();
+    let damaged = repo.sync_index().unwrap();
+    assert_eq!(damaged.len(), 1);
+    assert!(cache.get(&chunk).unwrap().is_some(), "found for reading");
+    assert!(!cache.contains(&chunk).unwrap(), "but not for dedup");
+
+    // gc deletes the pack as an old orphan; the next sync forgets it.
+    std::fs::remove_file(&pack).unwrap();
+    repo.sync_index().unwrap();
+    assert!(cache.get(&chunk).unwrap().is_none());
+}

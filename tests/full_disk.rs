@@ -151,7 +151,7 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
         repack_below: 1.0,
         ..Default::default()
     };
-    let plan = vault::gc::GcPlan::make(&repo, &policy, &opts, None).unwrap();
+    let plan = vault::gc::GcPlan::make(&repo, &policy, &opts, None, None).unwrap();
     let lock = VaultLock::acquire(
         Arc::new(LocalDir::open(&v.path)),
         LockKind::Exclusive,

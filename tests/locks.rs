@@ -6,9 +6,11 @@
 
 mod common;
 
+use common::{age_file, unindexed_pack};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use vault::lock::{Holder, LockInfo, LockKind, LockTimes, VaultLock, encode};
 use vault::repository::{InitOptions, Repository};
@@ -102,7 +104,10 @@ fn a_lock_written_by_a_host_whose_clock_is_behind_is_not_stale() {
 fn a_dead_pid_counts_only_in_the_same_pid_namespace() {
     let (_d, storage) = vault_dir();
     let me = Holder::this_process();
-    let dead_pid = 4_000_000; // above Linux's pid_max
+    // The pid of a process that has certainly ended.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
     let other_namespace = Holder {
         pid_namespace: "pid:[1]".into(),
         pid: dead_pid,
@@ -211,18 +216,6 @@ fn repo_on(
     .unwrap()
 }
 
-/// A pack file no index lists, written `age` ago.
-fn unindexed_pack(root: &std::path::Path, age: Duration) -> std::path::PathBuf {
-    let name = "ab".to_string() + &"0".repeat(30);
-    let dir = root.join("packs").join("ab");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(&name);
-    std::fs::write(&path, b"a pack of a snapshot still running").unwrap();
-    let f = std::fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(SystemTime::now() - age).unwrap();
-    path
-}
-
 #[test]
 fn a_holder_that_cannot_refresh_stops_before_deleting() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +225,7 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
         failing: AtomicBool::new(false),
     });
     let repo = repo_on(storage.clone(), &dir.path().join("cache"));
-    let pack = unindexed_pack(&root, Duration::from_secs(2 * 3600));
+    let pack = unindexed_pack(&repo, &root, Duration::from_secs(2 * 3600));
     let lock = VaultLock::acquire_with(
         storage.clone(),
         LockKind::Exclusive,
@@ -245,7 +238,8 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
         last: 1,
         ..Default::default()
     };
-    let plan = vault::gc::GcPlan::make(&repo, &policy, &Default::default(), None).unwrap();
+    let plan =
+        vault::gc::GcPlan::make(&repo, &policy, &Default::default(), Some(&lock), None).unwrap();
     assert_eq!(
         plan.orphan_packs.len(),
         1,
@@ -370,17 +364,95 @@ fn gc_stops_when_a_shared_lock_appears_or_its_own_is_gone() {
 #[test]
 fn unindexed_packs_are_deleted_only_once_old() {
     let v = common::TestVault::init();
-    let young = unindexed_pack(&v.path, Duration::from_secs(60));
+    let young = unindexed_pack(&v.open(), &v.path, Duration::from_secs(60));
     let g = v.json(&["gc", "--keep-last", "1"]);
     assert_eq!(
         (g["orphan_packs"].as_u64(), g["young_orphan_packs"].as_u64()),
         (Some(0), Some(1))
     );
     assert!(young.exists(), "a running snapshot's pack survives gc");
-    let f = std::fs::File::options().write(true).open(&young).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
-        .unwrap();
+    age_file(&young, Duration::from_secs(2 * 3600));
     let g = v.json(&["gc", "--keep-last", "1"]);
     assert_eq!(g["orphan_packs"], 1, "{g}");
     assert!(!young.exists(), "an old unindexed pack is garbage");
+
+    // A damaged one is left for the operator, however old.
+    let junk = v.path.join("packs/dd").join("dd".repeat(16));
+    std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+    std::fs::write(&junk, b"not a pack").unwrap();
+    age_file(&junk, Duration::from_secs(2 * 3600));
+    let g = v.json(&["gc", "--keep-last", "1"]);
+    assert_eq!(
+        g["damaged_orphan_packs"].as_array().unwrap().len(),
+        1,
+        "{g}"
+    );
+    assert!(junk.exists());
+}
+
+/// Storage whose lock writes hang once armed, as a stalled network would.
+#[derive(Debug)]
+struct SlowLockWrites {
+    inner: LocalDir,
+    stall: std::sync::Mutex<Option<Duration>>,
+}
+
+impl Storage for SlowLockWrites {
+    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        if name.kind == Kind::Locks
+            && let Some(d) = *self.stall.lock().unwrap()
+        {
+            std::thread::sleep(d);
+        }
+        self.inner.put_if_absent(name, data)
+    }
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(name, offset, len)
+    }
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        self.inner.size(name)
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        self.inner.delete(name)
+    }
+    fn exists(&self, name: &ObjectName) -> Result<bool> {
+        self.inner.exists(name)
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+#[test]
+fn a_refresh_that_returns_too_late_does_not_bring_the_lock_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(SlowLockWrites {
+        inner: LocalDir::create(dir.path().join("v")).unwrap(),
+        stall: std::sync::Mutex::new(None),
+    });
+    let lock = VaultLock::acquire_with(
+        storage.clone(),
+        LockKind::Shared,
+        "snapshot",
+        Duration::ZERO,
+        FAST,
+    )
+    .unwrap();
+    // The next refresh hangs past half the stale period, then succeeds.
+    *storage.stall.lock().unwrap() = Some(FAST.give_up_after() + Duration::from_millis(100));
+    std::thread::sleep(FAST.refresh + FAST.give_up_after() + Duration::from_millis(300));
+    *storage.stall.lock().unwrap() = None;
+    let e = lock.check().unwrap_err();
+    assert!(e.to_string().contains("lost its vault lock"), "{e}");
+    assert_eq!(
+        locks(storage.as_ref()).len(),
+        1,
+        "the late object was taken back; only the lapsed one stays until the lock is dropped"
+    );
 }

@@ -61,6 +61,8 @@ pub struct GcPlan {
     /// Unlisted pack files younger than the safety margin: maybe a running
     /// command's, written and not yet indexed. Left alone.
     pub young_orphan_packs: Vec<String>,
+    /// Unlisted pack files whose trailer is damaged: reported, left alone.
+    pub damaged_orphan_packs: Vec<String>,
     /// Groups with no snapshot for a week while their source has newer
     /// ones (its selection changed): their own rules keep their snapshots
     /// forever, which the operator should know. (group, newest time)
@@ -93,10 +95,14 @@ impl GcPlan {
 
     /// Applies `policy`, marks what the kept snapshots reach and measures
     /// every pack. Changes nothing in the vault.
+    /// `lock` is gc's own (its object's time is the storage's "now");
+    /// without one, no unindexed pack counts as old enough to delete
+    /// unless `opts.unindexed_min_age` is zero.
     pub fn make(
         repo: &Repository<Indexed>,
         policy: &KeepPolicy,
         opts: &GcOptions,
+        lock: Option<&VaultLock>,
         progress: Option<indicatif::ProgressBar>,
     ) -> Result<GcPlan> {
         let (now_ms, repack_below) = (opts.now_ms, opts.repack_below);
@@ -206,16 +212,15 @@ impl GcPlan {
         }
         delete_packs.sort();
         repack.sort();
-        // "Now" by the storage's clock: its newest lock (gc's own, refreshed
-        // within a minute) was written at about that time.
-        let storage_now = repo
-            .storage()
-            .list(Kind::Locks)?
-            .into_iter()
-            .filter_map(|l| l.modified)
-            .max();
+        // "Now" by the storage's clock: gc's own lock was written (refreshed)
+        // within the minute. Another host's lock could carry any time.
+        let storage_now = match lock {
+            Some(lock) => storage_time_of(repo, lock)?,
+            None => None,
+        };
         let mut orphan_packs = Vec::new();
         let mut young_orphan_packs = Vec::new();
+        let mut damaged_orphan_packs = Vec::new();
         for l in &listed_packs {
             if !PackId::from_hex(&l.name).is_ok_and(|p| !pack_use.contains_key(&p)) {
                 continue;
@@ -224,10 +229,17 @@ impl GcPlan {
                 (Some(now), Some(m)) => now.duration_since(m).unwrap_or_default(),
                 _ => std::time::Duration::ZERO,
             };
-            if opts.unindexed_min_age.is_zero() || age >= opts.unindexed_min_age {
-                orphan_packs.push(l.name.clone());
-            } else {
+            if !opts.unindexed_min_age.is_zero() && age < opts.unindexed_min_age {
                 young_orphan_packs.push(l.name.clone());
+                continue;
+            }
+            // A damaged pack is left for the operator to look at: it may
+            // be the only trace of an index object that was lost.
+            let pack = PackId::from_hex(&l.name).expect("checked above");
+            match repo.read_pack_trailer(&pack, l.size) {
+                Ok(_) => orphan_packs.push(l.name.clone()),
+                Err(Error::Format { .. }) => damaged_orphan_packs.push(l.name.clone()),
+                Err(e) => return Err(e),
             }
         }
         orphan_packs.sort();
@@ -239,12 +251,29 @@ impl GcPlan {
             repack,
             orphan_packs,
             young_orphan_packs,
+            damaged_orphan_packs,
             quiet_groups,
             pack_use,
             index_objects,
             marked,
         })
     }
+}
+
+/// When the storage last wrote `lock`'s object, by the storage's clock.
+fn storage_time_of(
+    repo: &Repository<Indexed>,
+    lock: &VaultLock,
+) -> Result<Option<std::time::SystemTime>> {
+    // A refresh between reading the name and listing renames it: once more.
+    for _ in 0..2 {
+        let name = lock.name();
+        let listed = repo.storage().list(Kind::Locks)?;
+        if let Some(l) = listed.iter().find(|l| l.name == name.name) {
+            return Ok(l.modified);
+        }
+    }
+    Ok(None)
 }
 
 /// Groups whose newest snapshot is a week older than their source's newest.

@@ -25,12 +25,37 @@ pub use group_offsets::{OffsetCommit, commit_group_offsets, group_offsets};
 
 /// How to reach a cluster: bootstrap servers plus any librdkafka property,
 /// given as `-X key=value` like kcat does (security.protocol, sasl.*, ssl.*).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KafkaOptions {
     pub brokers: String,
     pub properties: Vec<(String, String)>,
     /// How long one metadata or offsets request may take before vault gives up.
     pub request_timeout: Duration,
+    /// What the operator should hear about these settings.
+    pub warnings: Vec<String>,
+}
+
+/// Secret settings are shown as `****`.
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let props: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if crate::secrets::is_secret_key(k) {
+                    "****"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaOptions")
+            .field("brokers", &self.brokers)
+            .field("properties", &props)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 impl KafkaOptions {
@@ -39,6 +64,7 @@ impl KafkaOptions {
             brokers: brokers.into(),
             properties: Vec::new(),
             request_timeout: Duration::from_secs(30),
+            warnings: Vec::new(),
         }
     }
 
@@ -73,7 +99,12 @@ impl KafkaOptions {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let p = KafkaOptions::parse_property(line).map_err(|_| {
+            // `key = value`, as Java properties files allow.
+            let line = match line.split_once('=') {
+                Some((k, v)) => format!("{}={}", k.trim(), v.trim()),
+                None => line.to_string(),
+            };
+            let p = KafkaOptions::parse_property(&line).map_err(|_| {
                 Error::Usage(format!(
                     "{} line {}: expected key=value",
                     path.display(),
@@ -83,6 +114,37 @@ impl KafkaOptions {
             out.push(p);
         }
         Ok(out)
+    }
+
+    /// The options for `brokers` from kcat-style settings: a properties
+    /// file (`-F`), then a SASL password file, then each `-X key=value`,
+    /// later ones winning.
+    pub fn from_settings(
+        brokers: &str,
+        properties_file: Option<&std::path::Path>,
+        sasl_password_file: Option<&std::path::Path>,
+        properties: &[String],
+    ) -> Result<KafkaOptions> {
+        let mut o = KafkaOptions::new(brokers);
+        if let Some(f) = properties_file {
+            o.properties.extend(KafkaOptions::read_properties_file(f)?);
+        }
+        if let Some(f) = sasl_password_file {
+            o.properties
+                .push(KafkaOptions::secret_from_file("sasl.password", f)?);
+        }
+        for p in properties {
+            let (k, v) = KafkaOptions::parse_property(p)?;
+            if k == "sasl.password" {
+                o.warnings.push(
+                    "-X sasl.password puts the password on the command line, where `ps` shows it; \
+                     use --sasl-password-file (or -F) instead"
+                        .into(),
+                );
+            }
+            o.properties.push((k, v));
+        }
+        Ok(o)
     }
 
     /// A secret setting read from a file's first line (`--sasl-password-file`),

@@ -105,6 +105,9 @@ impl Repository<Indexed> {
             .into_iter()
             .filter_map(|l| ObjectId::from_hex(&l.name).ok())
             .collect();
+        // Trailer entries are never kept from one run to the next: the
+        // packs they describe may be gone.
+        self.state.index.clear_recovered()?;
         let loaded = self.state.index.loaded_objects()?;
         if !loaded.is_subset(&listed) {
             self.state.index.clear()?;
@@ -114,6 +117,13 @@ impl Repository<Indexed> {
         for id in listed.difference(&loaded) {
             match self.read_index(id) {
                 Ok(index) => self.state.index.insert_object(id, &index)?,
+                // Written by a newer vault: not damage, and not ours to judge.
+                Err(
+                    e @ Error::Format {
+                        source: FormatError::UnsupportedVersion { .. },
+                        ..
+                    },
+                ) => return Err(e),
                 Err(e @ (Error::Format { .. } | Error::NotFound(_))) => {
                     damaged.push((*id, e.to_string()));
                 }
@@ -125,12 +135,7 @@ impl Repository<Indexed> {
         }
         damaged.sort();
         let mut recovered = 0;
-        let done = self.state.index.recovered_packs()?;
         for (pack, size) in self.unindexed_packs()? {
-            if done.contains(&pack) {
-                recovered += 1;
-                continue;
-            }
             match self.read_pack_trailer(&pack, size) {
                 Ok(entries) => {
                     self.state.index.insert_pack(&pack, &entries)?;
@@ -206,26 +211,18 @@ impl Repository<Indexed> {
 /// Read-only access to trees; writes go through the pack writer.
 pub struct TreeReader<'a> {
     pub repo: &'a Repository<Indexed>,
-    /// The error behind a failed read, kept with its context.
-    pub last_error: Option<Error>,
 }
 
 impl NodeStore for TreeReader<'_> {
-    fn put_node(&mut self, _: &TreeNode) -> vault_format::Result<ChunkId> {
-        Err(FormatError::Encode {
-            what: "tree",
-            detail: "this tree store is read-only".into(),
-        })
+    type Error = Error;
+
+    fn put_node(&mut self, _: &TreeNode) -> Result<ChunkId> {
+        Err(Error::Internal(
+            "a read-only tree store was asked to write a node".into(),
+        ))
     }
 
-    fn get_node(&mut self, id: &ChunkId) -> vault_format::Result<TreeNode> {
-        self.repo.read_tree_node(id).map_err(|e| {
-            let f = match &e {
-                Error::Format { source, .. } => source.clone(),
-                other => FormatError::malformed("tree node", other.to_string()),
-            };
-            self.last_error = Some(e);
-            f
-        })
+    fn get_node(&mut self, id: &ChunkId) -> Result<TreeNode> {
+        self.repo.read_tree_node(id)
     }
 }

@@ -71,6 +71,35 @@ pub struct InitOptions {
     pub config: Option<VaultConfig>,
 }
 
+impl InitOptions {
+    /// The options of `vault init`: zstd level (0 stores chunks as they
+    /// are), pack size, average chunk size (min a quarter, max four times),
+    /// an optional data horizon such as `90d`, and the key file's Argon2id
+    /// memory. Everything is checked before any vault is made.
+    pub fn from_settings(
+        compression_level: i32,
+        pack_size_mib: u32,
+        avg_chunk_kib: u32,
+        data_horizon: Option<&str>,
+        kdf_memory_mib: u32,
+    ) -> Result<InitOptions> {
+        let mut config = VaultConfig::new(Default::default(), now_ms());
+        config.compression = vault_format::compress::Compression(
+            (compression_level > 0).then_some(compression_level),
+        );
+        config.pack_target_size = pack_size_mib << 20;
+        config.data_horizon_ms = data_horizon.map(crate::time::parse_duration).transpose()?;
+        config.chunker = vault_format::chunker::ChunkerParams::around(avg_chunk_kib << 10);
+        Ok(InitOptions {
+            kdf: KdfParams {
+                m_cost: kdf_memory_mib * 1024,
+                ..KdfParams::DEFAULT
+            },
+            config: Some(config),
+        })
+    }
+}
+
 impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {

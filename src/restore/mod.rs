@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use plan::{GroupSelection, RestorePlan, RestoreRequest};
+pub use select::RestoreSettings;
 pub use window::TimeWindow;
 
 use decode::{DecodeJob, DecodedChunk};
@@ -49,17 +50,19 @@ pub struct RestoreOptions {
 }
 
 /// One group position on the target.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TranslatedOffset {
     pub source_topic: String,
+    #[serde(rename = "topic")]
     pub target_topic: String,
     pub partition: u32,
     pub source_offset: i64,
     pub target_offset: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct GroupOutcome {
+    #[serde(rename = "group")]
     pub group_id: String,
     pub offsets: Vec<TranslatedOffset>,
 }

@@ -7,7 +7,72 @@ use vault_format::manifest::{GroupSnapshot, SnapshotManifest, TopicSnapshot};
 
 use super::plan::RestoreRequest;
 use super::progress::RestoreSelection;
+use super::window::TimeWindow;
 use crate::error::{Error, Result};
+
+/// The command line of a restore, as the operator typed it.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreSettings<'a> {
+    pub snapshot: &'a str,
+    pub topics: &'a [String],
+    /// `SRC=DST` each.
+    pub renames: &'a [String],
+    pub from_time: Option<&'a str>,
+    pub to_time: Option<&'a str>,
+    /// `all`, `none` or `g1,g2`.
+    pub consumer_groups: &'a str,
+    /// `KEY=VALUE` each.
+    pub topic_configs: &'a [String],
+    pub source: Option<&'a str>,
+    pub abandon_unfinished: bool,
+}
+
+fn pair(s: &str, flag: &str, example: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::Usage(format!("{flag} {s:?}: expected {example}"))),
+    }
+}
+
+impl RestoreRequest {
+    /// Checks and parses what the operator typed; nothing is asked of the
+    /// vault or the cluster yet.
+    pub fn from_settings(s: &RestoreSettings<'_>) -> Result<RestoreRequest> {
+        let window = TimeWindow {
+            from_ms: s
+                .from_time
+                .map(|t| crate::time::parse_time(t, "--from-time"))
+                .transpose()?,
+            to_ms: s
+                .to_time
+                .map(|t| crate::time::parse_time(t, "--to-time"))
+                .transpose()?,
+        };
+        if let (Some(f), Some(t)) = (window.from_ms, window.to_ms)
+            && f >= t
+        {
+            return Err(Error::Usage("--from-time must be before --to-time".into()));
+        }
+        Ok(RestoreRequest {
+            snapshot: s.snapshot.to_string(),
+            topics: s.topics.to_vec(),
+            renames: s
+                .renames
+                .iter()
+                .map(|r| pair(r, "--rename", "SRC=DST"))
+                .collect::<Result<_>>()?,
+            window,
+            groups: GroupSelection::parse(s.consumer_groups),
+            topic_configs: s
+                .topic_configs
+                .iter()
+                .map(|c| pair(c, "--topic-config", "KEY=VALUE, e.g. retention.ms=-1"))
+                .collect::<Result<_>>()?,
+            source: s.source.map(str::to_string),
+            abandon_unfinished: s.abandon_unfinished,
+        })
+    }
+}
 
 /// Which consumer groups to translate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 
 use vault_format::tree::{TreeBuilder, TreeRoot};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pack_writer::PackWriter;
 use crate::reader::leaves;
 use crate::repository::{Indexed, Repository};
@@ -34,15 +34,8 @@ pub fn apply(
         return Ok(Some(*root));
     }
     let mut builder = TreeBuilder::new(repo.config().tree_fanout as usize);
-    let tree_err = |w: &mut PackWriter<'_>, e: vault_format::FormatError| {
-        w.last_error
-            .take()
-            .unwrap_or_else(|| Error::format("rebuilding a tree for the data horizon", e))
-    };
     for leaf in &all[first_kept..] {
-        if let Err(e) = builder.push_leaf(leaf.clone(), writer) {
-            return Err(tree_err(writer, e));
-        }
+        builder.push_leaf(leaf.clone(), writer)?;
     }
-    builder.finish(writer).map_err(|e| tree_err(writer, e))
+    builder.finish(writer)
 }

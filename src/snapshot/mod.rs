@@ -103,7 +103,7 @@ pub fn execute(
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
     };
-    let out = pipeline::run(repo, consumer, &plan.partitions, &popts)?;
+    let out = pipeline::run(repo, consumer, &plan.partitions, &popts, lock)?;
     if let Some(pb) = &opts.progress {
         pb.finish_and_clear();
     }
@@ -113,7 +113,7 @@ pub fn execute(
     let mut horizon_bytes = 0;
     if let Some(h) = opts.data_horizon_ms {
         let cutoff = time_ms.saturating_sub(h) as i64;
-        let mut writer = crate::pack_writer::PackWriter::new(repo)?;
+        let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
         for root in roots.iter_mut() {
             if let Some(r) = root {
                 *root = horizon::apply(repo, r, cutoff, &mut writer)?;
@@ -188,6 +188,15 @@ pub fn execute(
     // gc has deleted since: it commits nothing.
     lock.check()?;
     let id = repo.write_snapshot(&manifest)?;
+    // Lost while the manifest was written (a pause at the worst moment):
+    // take the commit back rather than leave a snapshot gc may have gutted.
+    if let Err(e) = lock.check() {
+        let _ = repo.storage().delete(&crate::storage::ObjectName::new(
+            crate::storage::Kind::Snapshots,
+            id.to_hex(),
+        ));
+        return Err(e);
+    }
     Ok(SnapshotOutcome {
         id,
         records_read: out.drained.records,

@@ -33,6 +33,7 @@ use vault_format::tree::{LeafStats, TreeBuilder, TreeRoot};
 
 use super::plan::PartitionPlan;
 use crate::error::{Error, FormatContext, Result};
+use crate::lock::VaultLock;
 use crate::pack_writer::{PackWriter, WriteStats};
 use crate::repository::{Indexed, Repository};
 
@@ -101,6 +102,7 @@ pub fn run(
     consumer: BaseConsumer,
     parts: &[PartitionPlan],
     opts: &PipelineOptions,
+    lock: &VaultLock,
 ) -> Result<PipelineOutput> {
     let gear = Gear::new(&repo.keys().chunker, repo.config().chunker)
         .ctx(|| "setting up the chunker".into())?;
@@ -121,7 +123,7 @@ pub fn run(
         // full disk), they stop, the queue closes, and the reader's next
         // send fails instead of blocking forever.
         drop(job_rx);
-        let packed = pack(repo, parts, ready_rx);
+        let packed = pack(repo, parts, ready_rx, lock);
         let drained = reader.join().expect("reader thread panicked");
         // The reader's error explains a packer that ran dry, and vice versa.
         match (drained, packed) {
@@ -131,7 +133,7 @@ pub fn run(
                 written,
             }),
             // The reader only stops because the packer did: its error says why.
-            (Err(Error::Usage(m)), Err(e)) if m == PIPELINE_STOPPED => Err(e),
+            (Err(Error::Internal(m)), Err(e)) if m == PIPELINE_STOPPED => Err(e),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e),
         }
@@ -192,7 +194,7 @@ fn drain(
         };
         seq += 1;
         tx.send(job)
-            .map_err(|_| Error::Usage(PIPELINE_STOPPED.into()))
+            .map_err(|_| Error::Internal(PIPELINE_STOPPED.into()))
     };
     let index: HashMap<(&str, i32), usize> = parts
         .iter()
@@ -505,17 +507,13 @@ fn pack(
     repo: &Repository<Indexed>,
     parts: &[PartitionPlan],
     rx: Receiver<Result<Ready>>,
+    lock: &VaultLock,
 ) -> Result<(Vec<Option<TreeRoot>>, WriteStats)> {
-    let mut writer = PackWriter::new(repo)?;
+    let mut writer = PackWriter::new(repo)?.guarded_by(lock);
     let fanout = repo.config().tree_fanout as usize;
     let mut trees: HashMap<usize, TreeBuilder> = HashMap::new();
     let mut waiting: BTreeMap<u64, Ready> = BTreeMap::new();
     let mut next = 0u64;
-    let tree_err = |w: &mut PackWriter<'_>, e: vault_format::FormatError| {
-        w.last_error
-            .take()
-            .unwrap_or_else(|| Error::format("building a tree", e))
-    };
     for r in rx {
         let r = r?;
         waiting.insert(r.seq, r);
@@ -528,27 +526,26 @@ fn pack(
                 None => writer.confirm_present(&r.id)?,
             }
             if let Some((i, stats)) = r.leaf {
-                let b = match trees.entry(i) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                        TreeBuilder::reopen(parts[i].base_root.as_ref(), fanout, &mut writer)
-                            .map_err(|e| tree_err(&mut writer, e))?,
-                    ),
-                };
-                b.push_leaf(stats.into_entry(r.id), &mut writer)
-                    .map_err(|e| tree_err(&mut writer, e))?;
+                let b =
+                    match trees.entry(i) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                            TreeBuilder::reopen(parts[i].base_root.as_ref(), fanout, &mut writer)?,
+                        ),
+                    };
+                b.push_leaf(stats.into_entry(r.id), &mut writer)?;
             }
         }
     }
     if !waiting.is_empty() {
-        return Err(Error::Usage("snapshot pipeline stopped early".into()));
+        return Err(Error::Internal(
+            "the snapshot pipeline stopped early".into(),
+        ));
     }
     let mut roots = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
         roots.push(match trees.remove(&i) {
-            Some(b) => b
-                .finish(&mut writer)
-                .map_err(|e| tree_err(&mut writer, e))?,
+            Some(b) => b.finish(&mut writer)?,
             None => p.base_root,
         });
     }

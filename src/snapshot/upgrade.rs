@@ -163,7 +163,11 @@ fn fetch_records(
                 );
         })
         .create()
-        .map_err(kerr)?;
+        .map_err(|e| {
+            kerr(rdkafka::error::KafkaError::ClientCreation(
+                crate::kafka::creation_error(&e),
+            ))
+        })?;
     let mut topics: Vec<&str> = wanted.iter().map(|w| w.0.as_str()).collect();
     topics.sort_unstable();
     topics.dedup();

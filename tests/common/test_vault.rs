@@ -282,3 +282,38 @@ pub fn dir_size(p: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A real pack file (a running snapshot's, say) that no index lists,
+/// written `age` ago.
+pub fn unindexed_pack(
+    repo: &vault::Repository<vault::repository::Indexed>,
+    root: &std::path::Path,
+    age: Duration,
+) -> std::path::PathBuf {
+    use vault_format::compress::{Compression, Compressor};
+    use vault_format::object::ObjectKind;
+    use vault_format::pack::PackBuilder;
+    let id = vault_format::PackId(vault::random_bytes());
+    let mut b = PackBuilder::new(repo.keys(), repo.vault_id(), id, 1 << 20);
+    let chunk = b"records of a snapshot still running";
+    b.add(
+        ObjectKind::DataChunk,
+        repo.keys().chunk_id(chunk),
+        chunk,
+        &mut Compressor::new(Compression(None)).unwrap(),
+    )
+    .unwrap();
+    let (_, bytes, _) = b.finish().unwrap();
+    let hex = id.to_hex();
+    let dir = root.join("packs").join(&hex[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(&hex);
+    std::fs::write(&path, bytes).unwrap();
+    age_file(&path, age);
+    path
+}
+
+pub fn age_file(path: &std::path::Path, age: Duration) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}

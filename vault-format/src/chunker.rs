@@ -21,6 +21,16 @@ pub struct ChunkerParams {
 }
 
 impl ChunkerParams {
+    /// Sizes around an average: the minimum a quarter of it, the maximum
+    /// four times it, as the default sizes are.
+    pub fn around(avg: u32) -> ChunkerParams {
+        ChunkerParams {
+            min: avg / 4,
+            avg,
+            max: avg.saturating_mul(4),
+        }
+    }
+
     /// Chosen from the measurement in `docs/design.md` § Chunk sizes.
     pub const DEFAULT: ChunkerParams = ChunkerParams {
         min: 16 << 10,

@@ -250,10 +250,13 @@ impl TreeNode {
 }
 
 /// Where a tree's nodes are stored. The engine implements this over its
-/// packs; tests implement it over a map.
+/// packs, with its own error type (an unreachable storage is not a damaged
+/// tree); tests implement it over a map.
 pub trait NodeStore {
-    fn put_node(&mut self, node: &TreeNode) -> Result<ChunkId>;
-    fn get_node(&mut self, id: &ChunkId) -> Result<TreeNode>;
+    /// The store's error; the tree's own format errors convert into it.
+    type Error: From<FormatError>;
+    fn put_node(&mut self, node: &TreeNode) -> std::result::Result<ChunkId, Self::Error>;
+    fn get_node(&mut self, id: &ChunkId) -> std::result::Result<TreeNode, Self::Error>;
 }
 
 /// The root of a partition's tree, as the snapshot manifest records it.
@@ -288,11 +291,11 @@ impl TreeBuilder {
     /// A spine node was sealed eagerly (and stays sealed) exactly when its
     /// subtree is complete: it is full and so is every node down its right
     /// edge. Nodes sealed by `finish` always have an incomplete right edge.
-    pub fn reopen(
+    pub fn reopen<S: NodeStore + ?Sized>(
         root: Option<&TreeRoot>,
         fanout: usize,
-        store: &mut dyn NodeStore,
-    ) -> Result<TreeBuilder> {
+        store: &mut S,
+    ) -> std::result::Result<TreeBuilder, S::Error> {
         let mut b = TreeBuilder::new(fanout);
         let Some(root) = root else { return Ok(b) };
         b.last_offset = Some(root.summary.last_offset);
@@ -309,7 +312,8 @@ impl TreeBuilder {
             return Err(FormatError::malformed(
                 "tree node",
                 "root level does not match the manifest",
-            ));
+            )
+            .into());
         }
         while let Some((_, node)) = spine.last()
             && node.level > 0
@@ -320,7 +324,8 @@ impl TreeBuilder {
                 return Err(FormatError::malformed(
                     "tree node",
                     "child level is not one below its parent",
-                ));
+                )
+                .into());
             }
             spine.push((last, child));
         }
@@ -350,7 +355,11 @@ impl TreeBuilder {
     }
 
     /// Appends the entry of a data chunk. Its offsets must follow the tree's.
-    pub fn push_leaf(&mut self, entry: Entry, store: &mut dyn NodeStore) -> Result<()> {
+    pub fn push_leaf<S: NodeStore + ?Sized>(
+        &mut self,
+        entry: Entry,
+        store: &mut S,
+    ) -> std::result::Result<(), S::Error> {
         if let Some(last) = self.last_offset
             && entry.summary.first_offset <= last
         {
@@ -360,13 +369,19 @@ impl TreeBuilder {
                     "leaf starting at offset {} does not follow {last}",
                     entry.summary.first_offset
                 ),
-            });
+            }
+            .into());
         }
         self.last_offset = Some(entry.summary.last_offset);
         self.push(0, entry, store)
     }
 
-    fn push(&mut self, level: usize, entry: Entry, store: &mut dyn NodeStore) -> Result<()> {
+    fn push<S: NodeStore + ?Sized>(
+        &mut self,
+        level: usize,
+        entry: Entry,
+        store: &mut S,
+    ) -> std::result::Result<(), S::Error> {
         if self.levels.len() <= level {
             self.levels.resize(level + 1, Vec::new());
         }
@@ -380,7 +395,10 @@ impl TreeBuilder {
     }
 
     /// Seals the right spine and returns the root (`None` for an empty tree).
-    pub fn finish(mut self, store: &mut dyn NodeStore) -> Result<Option<TreeRoot>> {
+    pub fn finish<S: NodeStore + ?Sized>(
+        mut self,
+        store: &mut S,
+    ) -> std::result::Result<Option<TreeRoot>, S::Error> {
         let mut level = 0;
         while level < self.levels.len() {
             let above_empty = self.levels[level + 1..].iter().all(Vec::is_empty);
@@ -419,7 +437,11 @@ impl TreeBuilder {
     }
 }
 
-fn seal(level: usize, entries: Vec<Entry>, store: &mut dyn NodeStore) -> Result<Entry> {
+fn seal<S: NodeStore + ?Sized>(
+    level: usize,
+    entries: Vec<Entry>,
+    store: &mut S,
+) -> std::result::Result<Entry, S::Error> {
     let node = TreeNode {
         level: level as u8,
         entries,
@@ -436,31 +458,28 @@ fn seal(level: usize, entries: Vec<Entry>, store: &mut dyn NodeStore) -> Result<
 /// Visits, in offset order, every data chunk entry whose subtree `keep`
 /// accepts. `keep` sees each summary on the way down, so whole subtrees
 /// outside an offset range or time window are skipped without being read.
-pub fn walk_leaves(
+pub fn walk_leaves<S: NodeStore + ?Sized>(
     root: &TreeRoot,
-    store: &mut dyn NodeStore,
+    store: &mut S,
     keep: &mut dyn FnMut(&Summary) -> bool,
-    visit: &mut dyn FnMut(&Entry) -> Result<()>,
-) -> Result<()> {
+    visit: &mut dyn FnMut(&Entry) -> std::result::Result<(), S::Error>,
+) -> std::result::Result<(), S::Error> {
     if !keep(&root.summary) {
         return Ok(());
     }
     walk(root.id, root.level, store, keep, visit)
 }
 
-fn walk(
+fn walk<S: NodeStore + ?Sized>(
     id: ChunkId,
     level: u8,
-    store: &mut dyn NodeStore,
+    store: &mut S,
     keep: &mut dyn FnMut(&Summary) -> bool,
-    visit: &mut dyn FnMut(&Entry) -> Result<()>,
-) -> Result<()> {
+    visit: &mut dyn FnMut(&Entry) -> std::result::Result<(), S::Error>,
+) -> std::result::Result<(), S::Error> {
     let node = store.get_node(&id)?;
     if node.level != level {
-        return Err(FormatError::malformed(
-            "tree node",
-            "level does not match its parent",
-        ));
+        return Err(FormatError::malformed("tree node", "level does not match its parent").into());
     }
     for e in &node.entries {
         if !keep(&e.summary) {
@@ -476,11 +495,11 @@ fn walk(
 }
 
 /// Finds the data chunk entry holding `offset`, or the first one after it.
-pub fn seek_offset(
+pub fn seek_offset<S: NodeStore + ?Sized>(
     root: &TreeRoot,
     offset: i64,
-    store: &mut dyn NodeStore,
-) -> Result<Option<Entry>> {
+    store: &mut S,
+) -> std::result::Result<Option<Entry>, S::Error> {
     if root.summary.last_offset < offset {
         return Ok(None);
     }
@@ -488,10 +507,9 @@ pub fn seek_offset(
     loop {
         let node = store.get_node(&id)?;
         if node.level != level {
-            return Err(FormatError::malformed(
-                "tree node",
-                "level does not match its parent",
-            ));
+            return Err(
+                FormatError::malformed("tree node", "level does not match its parent").into(),
+            );
         }
         let Some(e) = node
             .entries
@@ -521,6 +539,7 @@ pub(crate) mod tests {
     }
 
     impl NodeStore for MemStore {
+        type Error = FormatError;
         fn put_node(&mut self, node: &TreeNode) -> Result<ChunkId> {
             let bytes = node.encode();
             let id = ChunkId(*blake3::hash(&bytes).as_bytes());

@@ -1,0 +1,110 @@
+//! Arguments more than one command takes: how to find and unlock a vault,
+//! and how to reach a Kafka cluster.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use vault::Result;
+use vault::kafka::KafkaOptions;
+use vault::lock::{LockKind, VaultLock};
+use vault::password;
+use vault::repository::{Indexed, Open, Repository};
+use vault::storage::local::LocalDir;
+
+/// How to find and unlock a vault; every command that opens one takes these.
+#[derive(Args, Debug, Clone)]
+pub struct VaultArgs {
+    /// The vault's directory.
+    #[arg(long, value_name = "PATH", env = "KVAULT_REPO")]
+    pub vault: PathBuf,
+    /// File whose first line is the passphrase (else KVAULT_PASSWORD_FILE,
+    /// KVAULT_PASSWORD, or a prompt on a terminal).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Where the local index cache lives [default: ~/.cache/kvault].
+    #[arg(long, value_name = "DIR", env = "KVAULT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// How long to wait for a conflicting lock (a running gc, or for gc
+    /// the running snapshots and restores) before giving up. The default
+    /// outlasts the 10 minutes a lock of a dead process on another host
+    /// must be watched before it counts as stale.
+    #[arg(long, default_value_t = vault::lock::DEFAULT_WAIT.as_secs(), value_name = "SECS")]
+    pub lock_wait: u64,
+}
+
+impl VaultArgs {
+    pub fn storage(&self) -> Arc<LocalDir> {
+        Arc::new(LocalDir::open(&self.vault))
+    }
+
+    pub fn passphrase(&self, confirm: bool) -> Result<password::Passphrase> {
+        password::passphrase(self.password_file.as_deref(), confirm)
+    }
+
+    /// Opens and unlocks the vault.
+    pub fn unlock(&self) -> Result<Repository<Open>> {
+        let repo = Repository::open(self.storage())?;
+        repo.unlock(&self.passphrase(false)?)
+    }
+
+    /// Unlocks, takes a vault lock (waiting for a running gc), then loads
+    /// the index, so the index it sees is the one gc left behind.
+    pub fn open_locked(
+        &self,
+        kind: LockKind,
+        command: &str,
+    ) -> Result<(Repository<Indexed>, VaultLock)> {
+        let repo = self.unlock()?;
+        let lock = VaultLock::acquire(
+            Arc::clone(repo.storage()),
+            kind,
+            command,
+            Duration::from_secs(self.lock_wait),
+        )?;
+        let repo = repo.index(&self.cache_dir())?;
+        for w in repo.take_warnings() {
+            super::output::warn(&w);
+        }
+        Ok((repo, lock))
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(vault::default_cache_dir)
+    }
+}
+
+/// librdkafka settings, as kcat takes them; secrets from files, never
+/// from the command line.
+#[derive(Args, Debug, Clone)]
+pub struct ClientSettings {
+    /// Any librdkafka property, as kcat takes it: -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// A librdkafka properties file (key=value lines), as kcat's -F; -X wins over it.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub properties_file: Option<PathBuf>,
+    /// File whose first line is the SASL password (sets sasl.password).
+    #[arg(long, value_name = "FILE", env = "KVAULT_SASL_PASSWORD_FILE")]
+    pub sasl_password_file: Option<PathBuf>,
+}
+
+impl ClientSettings {
+    /// The options for `brokers`: the properties file, then the password
+    /// file, then each -X, later ones winning.
+    pub fn options(&self, brokers: &str) -> Result<KafkaOptions> {
+        let o = KafkaOptions::from_settings(
+            brokers,
+            self.properties_file.as_deref(),
+            self.sasl_password_file.as_deref(),
+            &self.properties,
+        )?;
+        for w in &o.warnings {
+            super::output::warn(w);
+        }
+        Ok(o)
+    }
+}

@@ -1,0 +1,72 @@
+//! The `vault` command line: a thin layer over the `vault` library. Each
+//! command is a file of its own, holding its arguments, its call into the
+//! library and its output (a table for people, a typed `--json` report
+//! for scripts). Commands share only `args` and `output`.
+
+mod args;
+mod check;
+mod forget;
+mod gc;
+mod init;
+mod key;
+mod output;
+mod repair;
+mod restore;
+mod snapshot;
+mod snapshots;
+
+use clap::{Parser, Subcommand};
+use vault::Result;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vault",
+    version,
+    about = "Encrypted, deduplicated, offset-exact backups of Apache Kafka topics",
+    after_help = "Environment: KVAULT_REPO (--vault), KVAULT_PASSWORD_FILE, KVAULT_PASSWORD, \
+                  KVAULT_SASL_PASSWORD_FILE, KVAULT_CACHE_DIR.\n\
+                  The KVAULT_ prefix keeps clear of HashiCorp Vault's VAULT_* variables.\n\
+                  Exit codes: 0 success, 1 failure, 2 bad usage, 3 damaged vault data."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new, empty vault.
+    Init(init::InitArgs),
+    /// Back up Kafka topics: a consistent, incremental, deduplicated snapshot.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Restore a snapshot into a Kafka cluster, with consumer-group offsets translated.
+    Restore(restore::RestoreArgs),
+    /// Forget snapshots by keep rules and free the space nothing kept uses.
+    Gc(gc::GcArgs),
+    /// Forget one snapshot; the next gc frees its data.
+    Forget(forget::ForgetArgs),
+    /// Verify the vault: trees, index and packs (and chunk contents with --read-data).
+    Check(check::CheckArgs),
+    /// List the vault's snapshots, grouped as gc counts them.
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Manage the key files that unlock a vault.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Repair a damaged vault.
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Snapshot(a) => snapshot::run(a),
+        Command::Restore(a) => restore::run(a),
+        Command::Gc(a) => gc::run(a),
+        Command::Forget(a) => forget::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Snapshots(a) => snapshots::run(a),
+        Command::Key(c) => key::run(c),
+        Command::Repair(c) => repair::run(c),
+    }
+}

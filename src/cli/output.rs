@@ -1,0 +1,91 @@
+//! How commands talk to people and scripts: warnings on standard error,
+//! progress on terminals only, sizes and times in one style, JSON reports.
+
+use std::io::IsTerminal;
+
+use vault::{Error, Result};
+
+/// A warning for the operator, with any secret blanked out.
+pub fn warn(w: &str) {
+    eprintln!("vault: warning: {}", vault::secrets::scrub(w));
+}
+
+/// Prints a command's typed report as one line of JSON, with any secret
+/// blanked out (a warning may quote a broker's message).
+pub fn print_json(report: &impl serde::Serialize) {
+    let json = serde_json::to_string(report).expect("reports serialize");
+    println!("{}", vault::secrets::scrub(&json));
+}
+
+/// RFC 3339 UTC, second precision.
+pub fn format_time(ms: u64) -> String {
+    vault::time::format_rfc3339(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", "", e))
+}
+
+/// A progress bar over `total` records, on a terminal only.
+pub fn progress_bar(total: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records, {msg}, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    Some(pb)
+}
+
+/// A spinner with a message, for work whose total is not known up front
+/// (gc, check). Only on a terminal.
+pub fn spinner(enabled: bool) -> Option<indicatif::ProgressBar> {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .expect("valid template"),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(pb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_sizes() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_322_322_818), "2026-11-22T04:38:42Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}
