@@ -69,14 +69,14 @@ fn pipeline(c: &mut Criterion) {
                         }
                     }
                 };
-                for (i, r) in records.iter().enumerate() {
-                    chunker.push(r, i as i64, &mut cut).unwrap();
+                for (i, r) in (0i64..).zip(records.iter()) {
+                    chunker.push(r, i, &mut cut).unwrap();
                     seal(&mut cut, &mut pack);
                 }
                 chunker.finish(&mut cut);
                 seal(&mut cut, &mut pack);
                 packs + pack.finish().unwrap().1.len()
-            })
+            });
         });
     }
     group.finish();

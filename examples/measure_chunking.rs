@@ -22,7 +22,7 @@ use vault_format::record::{Record, RecordValue, TimestampType};
 fn chunk_all(gear: &Gear, recs: &[(Vec<u8>, Vec<u8>, i64)]) -> Vec<Vec<u8>> {
     let mut ch = RecordChunker::new(gear, None);
     let mut out = Vec::new();
-    for (i, (k, v, ts)) in recs.iter().enumerate() {
+    for (i, (k, v, ts)) in (0i64..).zip(recs.iter()) {
         let r = Record {
             timestamp: *ts,
             timestamp_type: TimestampType::CreateTime,
@@ -30,7 +30,7 @@ fn chunk_all(gear: &Gear, recs: &[(Vec<u8>, Vec<u8>, i64)]) -> Vec<Vec<u8>> {
             value: RecordValue::Inline(v),
             headers: vec![],
         };
-        ch.push(&r, i as i64, &mut out).unwrap();
+        ch.push(&r, i, &mut out).unwrap();
     }
     ch.finish(&mut out);
     out.into_iter().map(|c| c.plaintext).collect()

@@ -22,7 +22,7 @@ pub struct CatalogEntry {
 }
 
 impl CatalogEntry {
-    pub fn holds_topic(&self, topic: &str) -> bool {
+    pub(crate) fn holds_topic(&self, topic: &str) -> bool {
         self.manifest.topics.iter().any(|t| t.name == topic)
     }
 }
@@ -103,7 +103,7 @@ impl std::fmt::Display for GroupKey {
 /// newest snapshot that holds every topic in `topics` (any topic, when it
 /// is empty), among the snapshots of `source` when given. When snapshots of
 /// two sources qualify, the operator must say which source is meant.
-pub fn resolve(
+pub(crate) fn resolve(
     entries: &[CatalogEntry],
     wanted: &str,
     topics: &[String],

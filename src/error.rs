@@ -115,7 +115,7 @@ impl From<FormatError> for Error {
 }
 
 /// Adds context to format errors: `bytes.decode().ctx("reading snapshot X")`.
-pub trait FormatContext<T> {
+pub(crate) trait FormatContext<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 

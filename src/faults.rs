@@ -1,9 +1,19 @@
-//! Crash points for the fault tests. When `KVAULT_CRASH_AT` names a point
-//! (`name`, or `name:n` for its n-th pass), the process dies right there
-//! with no cleanup, as a kill -9 would leave it. Unset, it costs one
+//! Crash and pause points for the fault tests. When `KVAULT_CRASH_AT` names
+//! a point (`name`, or `name:n` for its n-th pass), the process dies right
+//! there with no cleanup, as a kill -9 would leave it. Unset, it costs one
 //! environment lookup per pass.
+//!
+//! They exist only in debug builds (the ones `cargo test` runs); a release
+//! binary ignores both variables, so no environment can crash or stall it.
 
-pub fn crash_point(name: &str, pass: u64) {
+#[cfg(not(debug_assertions))]
+pub(crate) fn crash_point(_name: &str, _pass: u64) {}
+
+#[cfg(not(debug_assertions))]
+pub(crate) fn pause_point(_name: &str) {}
+
+#[cfg(debug_assertions)]
+pub(crate) fn crash_point(name: &str, pass: u64) {
     let Some(want) = std::env::var_os("KVAULT_CRASH_AT") else {
         return;
     };
@@ -23,7 +33,8 @@ pub fn crash_point(name: &str, pass: u64) {
 /// (up to two minutes) until the test removes it, so the test can change
 /// the world at a moment a timed race could not hit. Unset, it costs one
 /// environment lookup.
-pub fn pause_point(name: &str) {
+#[cfg(debug_assertions)]
+pub(crate) fn pause_point(name: &str) {
     let Some(want) = std::env::var_os("KVAULT_PAUSE_AT") else {
         return;
     };

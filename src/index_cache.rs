@@ -152,6 +152,7 @@ impl IndexCache {
         })
     }
 
+    #[allow(clippy::needless_pass_by_value)] // used as map_err(|e| self.err(e))
     fn err(&self, e: rocksdb::Error) -> Error {
         Error::Cache {
             path: self.path.clone(),
@@ -189,7 +190,7 @@ impl IndexCache {
     }
 
     /// The index objects whose entries the cache holds.
-    pub fn loaded_objects(&self) -> Result<HashSet<ObjectId>> {
+    pub(crate) fn loaded_objects(&self) -> Result<HashSet<ObjectId>> {
         self.ids_with_tag(OBJECT).map(|v| {
             v.into_iter()
                 .filter_map(|b| ObjectId::from_slice(&b))
@@ -199,7 +200,7 @@ impl IndexCache {
 
     /// Forgets every entry read from a trailer: such a pack may have been
     /// deleted since (or indexed properly), so it is looked at afresh.
-    pub fn clear_recovered(&self) -> Result<()> {
+    pub(crate) fn clear_recovered(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
         for tag in [RECOVERED, RECOVERED_CHUNK] {
             batch.delete_range(&[tag][..], &[tag + 1][..]);
@@ -230,7 +231,7 @@ impl IndexCache {
 
     /// Records every entry of one index object, atomically with the marker
     /// that says the object is loaded.
-    pub fn insert_object(
+    pub(crate) fn insert_object(
         &self,
         object: &ObjectId,
         index: &vault_format::index::IndexObject,
@@ -249,7 +250,7 @@ impl IndexCache {
     /// Records the entries of one pack read from its own trailer, because
     /// the index object that lists it is damaged. No object is marked
     /// loaded, so the damaged one is tried again next time.
-    pub fn insert_pack(&self, pack: &PackId, entries: &[BlobEntry]) -> Result<()> {
+    pub(crate) fn insert_pack(&self, pack: &PackId, entries: &[BlobEntry]) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.put(key(RECOVERED, &pack.0), []);
         for e in entries {
@@ -277,7 +278,7 @@ impl IndexCache {
         Ok(true)
     }
 
-    pub fn is_marked(&self, id: &ChunkId) -> Result<bool> {
+    pub(crate) fn is_marked(&self, id: &ChunkId) -> Result<bool> {
         Ok(self
             .db
             .get_pinned(key(MARK, &id.0))
@@ -285,33 +286,9 @@ impl IndexCache {
             .is_some())
     }
 
-    pub fn clear_marks(&self) -> Result<()> {
+    pub(crate) fn clear_marks(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_range(&[MARK][..], &[MARK + 1][..]);
         self.db.write(batch).map_err(|e| self.err(e))
-    }
-
-    /// Visits every chunk the cache knows, in id order.
-    pub fn for_each_chunk(&self, f: &mut dyn FnMut(Location) -> Result<()>) -> Result<()> {
-        for item in self.db.prefix_iterator([CHUNK]) {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            if k.first() != Some(&CHUNK) {
-                break;
-            }
-            let id = ChunkId::from_slice(&k[1..]).ok_or_else(|| Error::Cache {
-                path: self.path.clone(),
-                message: "unreadable key".into(),
-            })?;
-            let loc = decode_location(id, &v).ok_or_else(|| Error::Cache {
-                path: self.path.clone(),
-                message: "unreadable entry".into(),
-            })?;
-            f(loc)?;
-        }
-        Ok(())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

@@ -7,7 +7,7 @@
 pub mod catalog;
 pub mod check;
 pub mod error;
-pub mod faults;
+pub(crate) mod faults;
 pub mod gc;
 pub mod index_cache;
 pub mod kafka;

@@ -68,14 +68,14 @@ impl<'r> PackWriter<'r> {
     }
 
     /// A writer for gc's repacking, which copies chunks the index already lists.
-    pub fn for_repack(repo: &'r Repository<Indexed>) -> Result<PackWriter<'r>> {
+    pub(crate) fn for_repack(repo: &'r Repository<Indexed>) -> Result<PackWriter<'r>> {
         let mut w = PackWriter::new(repo)?;
         w.ignore_index = true;
         Ok(w)
     }
 
     /// Writes index objects only while `lock` is held (see [`Self::flush`]).
-    pub fn guarded_by(mut self, lock: &'r crate::lock::VaultLock) -> PackWriter<'r> {
+    pub(crate) fn guarded_by(mut self, lock: &'r crate::lock::VaultLock) -> PackWriter<'r> {
         self.lock = Some(lock);
         self
     }
@@ -98,7 +98,12 @@ impl<'r> PackWriter<'r> {
     }
 
     /// Stores a chunk whose id the caller computed. Returns whether it was new.
-    pub fn add_with_id(&mut self, kind: ObjectKind, id: ChunkId, plaintext: &[u8]) -> Result<bool> {
+    pub(crate) fn add_with_id(
+        &mut self,
+        kind: ObjectKind,
+        id: ChunkId,
+        plaintext: &[u8],
+    ) -> Result<bool> {
         if self.has(&id)? {
             self.stats.chunks_deduplicated += 1;
             return Ok(false);
@@ -117,7 +122,7 @@ impl<'r> PackWriter<'r> {
 
     /// Counts a chunk a worker found in the index as deduplicated, after
     /// checking it is still there.
-    pub fn confirm_present(&mut self, id: &ChunkId) -> Result<()> {
+    pub(crate) fn confirm_present(&mut self, id: &ChunkId) -> Result<()> {
         if !self.has(id)? {
             return Err(Error::NotFound(format!(
                 "chunk {id} vanished from the index during the snapshot"
@@ -128,7 +133,7 @@ impl<'r> PackWriter<'r> {
     }
 
     /// Stores a chunk compressed elsewhere (by the pipeline's workers).
-    pub fn add_compressed(
+    pub(crate) fn add_compressed(
         &mut self,
         kind: ObjectKind,
         id: ChunkId,

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 /// A passphrase; its bytes are wiped from memory when it is dropped.
 pub type Passphrase = Zeroizing<Vec<u8>>;
 
-pub const ENV_PASSWORD_FILE: &str = "KVAULT_PASSWORD_FILE";
-pub const ENV_PASSWORD: &str = "KVAULT_PASSWORD";
+pub(crate) const ENV_PASSWORD_FILE: &str = "KVAULT_PASSWORD_FILE";
+pub(crate) const ENV_PASSWORD: &str = "KVAULT_PASSWORD";
 
 /// Reads a passphrase file: its first line, without the line ending.
 pub fn read_password_file(path: &Path) -> Result<Passphrase> {

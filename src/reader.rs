@@ -22,19 +22,6 @@ pub struct StoredRecord {
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-impl StoredRecord {
-    /// Key, value and header bytes.
-    pub fn payload_len(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len)
-            + self.value.as_ref().map_or(0, Vec::len)
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-                .sum::<usize>()
-    }
-}
-
 /// Walks a tree's leaves one at a time, in offset order, holding one node
 /// per level: memory stays flat however many leaves the tree has (a
 /// million 1 KiB chunks are 100 MiB of entries, a cursor a few nodes).
@@ -125,7 +112,7 @@ pub fn leaves(
 }
 
 /// Decodes one data chunk into records with their offsets.
-pub fn chunk_records(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<StoredRecord>> {
+pub(crate) fn chunk_records(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<StoredRecord>> {
     let plain = repo.read_chunk(&leaf.id, ObjectKind::DataChunk)?;
     let stats = leaf.leaf_stats();
     let mut offsets = stats.offsets();
@@ -141,7 +128,7 @@ pub fn chunk_records(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<Sto
     Ok(out)
 }
 
-pub fn count_mismatch(id: &ChunkId) -> Error {
+pub(crate) fn count_mismatch(id: &ChunkId) -> Error {
     Error::format(
         format!("decoding data chunk {id}"),
         vault_format::FormatError::malformed(
@@ -152,7 +139,7 @@ pub fn count_mismatch(id: &ChunkId) -> Error {
 }
 
 /// Reassembles a value kept in value chunks, checking each part's length.
-pub fn external_value(repo: &Repository<Indexed>, e: &ExternalValue) -> Result<Vec<u8>> {
+pub(crate) fn external_value(repo: &Repository<Indexed>, e: &ExternalValue) -> Result<Vec<u8>> {
     let mut v = Vec::with_capacity(e.len as usize);
     for (id, len) in &e.parts {
         let part = repo.read_chunk(id, ObjectKind::ValueChunk)?;

@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 static SECRETS: Mutex<Vec<Zeroizing<String>>> = Mutex::new(Vec::new());
 
 /// Values shorter than this are not blanked (docs/operator-guide.md).
-pub const MIN_LEN: usize = 8;
+pub(crate) const MIN_LEN: usize = 8;
 
 /// Whether a librdkafka setting holds a secret.
-pub fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",
@@ -30,7 +30,7 @@ pub fn is_secret_key(key: &str) -> bool {
 }
 
 /// Remembers a secret, so that no printed message shows it.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     // A short value would blank out ordinary words ("wrong" in "wrong
     // passphrase"); secrets worth the name are longer.
     if secret.len() < MIN_LEN {

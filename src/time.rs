@@ -80,7 +80,7 @@ pub fn format_rfc3339(ms: i64) -> String {
 
 /// (year, month 1-12, day 1-31) of a day counted from 1970-01-01
 /// (Howard Hinnant's civil-from-days).
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -104,12 +104,16 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// `30d`, `12h`, `2w`, `90m` (minutes), `1y` (365 days) → milliseconds.
+/// Epoch milliseconds as a signed timestamp (Kafka's kind), saturating.
+pub(crate) fn signed_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 /// Milliseconds since the epoch by this machine's clock (0 before 1970).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 pub fn parse_duration(s: &str) -> Result<u64> {

@@ -19,8 +19,8 @@ async fn a_snapshot_survives_a_broker_restart() {
     create_topic(Cluster::Source, &topic, 8, &[]).await;
     produce_bulk(Cluster::Source, &topic, 8, 150_000, 2048, 5).await;
     let groups: Vec<String> = (0..20).map(|i| unique_topic(&format!("rg{i}"))).collect();
-    for (i, g) in groups.iter().enumerate() {
-        commit_group(Cluster::Source, g, &topic, &[(i as i32 % 8, 10 + i as i64)]);
+    for (i, g) in (0i32..).zip(groups.iter()) {
+        commit_group(Cluster::Source, g, &topic, &[(i % 8, 10 + i64::from(i))]);
     }
     let v = TestVault::init_with(&["--pack-size-mib", "1"]);
     let child = v.snapshot_in_flight(&topic, &["--stall-timeout", "90", "--json"], 1 << 20);

@@ -87,8 +87,8 @@ async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {
         source: None,
     };
     let plan = SnapshotPlan::make(repo, &kafka, &request).await?;
+    let mut source = vault::snapshot::KafkaSource::new(&kafka, true)?;
     let opts = SnapshotOptions {
-        kafka,
         tags: vec![],
         workers: 2,
         stall_timeout: Duration::from_secs(60),
@@ -102,7 +102,8 @@ async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {
         "snapshot",
         Duration::from_secs(10),
     )?;
-    tokio::task::block_in_place(|| vault::snapshot::execute(repo, &plan, &opts, &lock)).map(|_| ())
+    tokio::task::block_in_place(|| vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source))
+        .map(|_| ())
 }
 
 /// The vault directory behind a repository opened by [`open_on`].

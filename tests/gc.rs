@@ -77,7 +77,7 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
     let a_bytes: u64 = 6000 * 1024;
     let g = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
     assert_eq!(g["forgotten"].as_array().unwrap().len(), 1, "{g}");
-    let freed = g["bytes_freed"].as_i64().unwrap() as u64;
+    let freed = g["bytes_freed"].as_u64().unwrap();
     let after = v.size();
     assert!(
         before - after >= freed * 9 / 10,

@@ -14,14 +14,15 @@ use common::{
 };
 
 fn records(prefix: &str, partitions: i32, n: usize) -> Vec<TestRecord> {
-    (0..n)
+    (0i32..)
+        .take(n)
         .map(|i| {
             TestRecord::new(
-                (i % partitions as usize) as i32,
+                i % partitions,
                 Some(format!("{prefix}-k{i}").as_bytes()),
                 Some(format!("{prefix}-v{i}").as_bytes()),
             )
-            .at(1_700_000_000_000 + i as i64)
+            .at(1_700_000_000_000 + i64::from(i))
         })
         .collect()
 }

@@ -23,13 +23,13 @@ async fn produce_and_consume_on_the_real_source_cluster() {
         .set("enable.idempotence", "true")
         .create()
         .expect("producer");
-    let n = 30;
+    let n: i32 = 30;
     for i in 0..n {
         let key = format!("k{i}");
         let value = format!("v{i}");
         let headers = OwnedHeaders::new().insert(Header {
             key: "h",
-            value: Some(&[i as u8][..]),
+            value: Some(&i.to_be_bytes()[..]),
         });
         producer
             .send(
@@ -55,7 +55,7 @@ async fn produce_and_consume_on_the_real_source_cluster() {
     consumer.subscribe(&[&topic]).expect("subscribe");
 
     let mut seen = Vec::new();
-    while seen.len() < n as usize {
+    while seen.len() < usize::try_from(n).unwrap() {
         let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .expect("timed out waiting for records")
@@ -70,7 +70,7 @@ async fn produce_and_consume_on_the_real_source_cluster() {
             Some(1_700_000_000_000 + i64::from(i))
         );
         let h = msg.headers().expect("headers").get(0);
-        assert_eq!((h.key, h.value), ("h", Some(&[i as u8][..])));
+        assert_eq!((h.key, h.value), ("h", Some(&i.to_be_bytes()[..])));
         seen.push(i);
     }
     seen.sort();
@@ -97,5 +97,5 @@ async fn produce_and_consume_on_the_real_source_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(lines.lines().count(), n as usize);
+    assert_eq!(lines.lines().count(), usize::try_from(n).unwrap());
 }

@@ -96,7 +96,7 @@ async fn a_killed_restore_resumes_exactly_once() {
     assert_eq!(dst.len(), RECORDS, "every record exactly once");
     assert_eq!(content(&dst), content(&src));
     assert!(
-        high_watermarks(Cluster::Target, &topic, PARTITIONS) > RECORDS as i64,
+        high_watermarks(Cluster::Target, &topic, PARTITIONS) > i64::try_from(RECORDS).unwrap(),
         "the killed runs left aborted records and markers behind, which readers skip"
     );
     for (g, o) in &groups {

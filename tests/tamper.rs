@@ -58,15 +58,15 @@ fn fill(dir: &Path) {
     let mut chunker = RecordChunker::new(&gear, None);
     let mut cut = Vec::new();
     let vals = values();
-    for (i, v) in vals.iter().enumerate() {
+    for (i, v) in (0i64..).zip(vals.iter()) {
         let r = Record {
-            timestamp: i as i64,
+            timestamp: i,
             timestamp_type: TimestampType::CreateTime,
             key: None,
             value: RecordValue::Inline(v),
             headers: vec![],
         };
-        chunker.push(&r, 2 * i as i64, &mut cut).unwrap();
+        chunker.push(&r, 2 * i, &mut cut).unwrap();
     }
     chunker.finish(&mut cut);
     for c in cut {

@@ -46,11 +46,12 @@ pub fn value(rng: &mut Rng, i: u64, size: usize) -> Vec<u8> {
 pub fn records(n: usize, size: usize, seed: u64) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
     let mut rng = Rng::new(seed);
     (0..n as u64)
-        .map(|i| {
+        .zip(1_700_000_000_000i64..)
+        .map(|(i, ts)| {
             (
                 format!("key-{}", rng.next_u64() % 50_000).into_bytes(),
                 value(&mut rng, i, size),
-                1_700_000_000_000 + i as i64,
+                ts,
             )
         })
         .collect()

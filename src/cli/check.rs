@@ -63,7 +63,7 @@ fn share(subset: Option<&str>, all: bool) -> Result<f64> {
     }
 }
 
-pub fn run(a: CheckArgs) -> Result<()> {
+pub fn run(a: &CheckArgs) -> Result<()> {
     let read_data = share(a.read_data_subset.as_deref(), a.read_data)?;
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "check")?;
     let progress = spinner(!a.json);

@@ -24,7 +24,7 @@ struct ForgetReport {
     forgotten: String,
 }
 
-pub fn run(a: ForgetArgs) -> Result<()> {
+pub fn run(a: &ForgetArgs) -> Result<()> {
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "forget")?;
     let id = vault::gc::forget(&repo, &a.id)?;
     if a.json {

@@ -112,7 +112,7 @@ struct QuietGroup {
     newest: String,
 }
 
-pub fn run(a: GcArgs) -> Result<()> {
+pub fn run(a: &GcArgs) -> Result<()> {
     let policy = KeepPolicy {
         last: a.keep_last,
         hourly: a.keep_hourly,

@@ -52,7 +52,7 @@ struct ChunkSizes {
     max: u32,
 }
 
-pub fn run(a: InitArgs) -> Result<()> {
+pub fn run(a: &InitArgs) -> Result<()> {
     let pass = a.vault.passphrase(true)?;
     if a.vault.vault.join("config").exists() {
         return Err(Error::Usage(format!(

@@ -59,13 +59,13 @@ enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Init(a) => init::run(a),
-        Command::Snapshot(a) => snapshot::run(a),
-        Command::Restore(a) => restore::run(a),
-        Command::Gc(a) => gc::run(a),
-        Command::Forget(a) => forget::run(a),
-        Command::Check(a) => check::run(a),
-        Command::Snapshots(a) => snapshots::run(a),
+        Command::Init(a) => init::run(&a),
+        Command::Snapshot(a) => snapshot::run(&a),
+        Command::Restore(a) => restore::run(&a),
+        Command::Gc(a) => gc::run(&a),
+        Command::Forget(a) => forget::run(&a),
+        Command::Check(a) => check::run(&a),
+        Command::Snapshots(a) => snapshots::run(&a),
         Command::Key(c) => key::run(c),
         Command::Repair(c) => repair::run(c),
     }

@@ -134,7 +134,7 @@ struct PlannedOffset<'a> {
     source_offset: i64,
 }
 
-pub fn run(a: RestoreArgs) -> Result<()> {
+pub fn run(a: &RestoreArgs) -> Result<()> {
     let kafka = a.client.options(&a.brokers)?;
     let req = RestoreRequest::from_settings(&RestoreSettings {
         snapshot: &a.snapshot_id,

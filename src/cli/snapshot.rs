@@ -5,7 +5,7 @@ use serde::Serialize;
 use vault::Result;
 use vault::kafka::TopicSelection;
 use vault::lock::LockKind;
-use vault::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotRequest};
+use vault::snapshot::{KafkaSource, SnapshotOptions, SnapshotPlan, SnapshotRequest};
 
 use super::args::{ClientSettings, VaultArgs};
 use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
@@ -78,7 +78,7 @@ struct SnapshotReport {
     warnings: Vec<String>,
 }
 
-pub fn run(a: SnapshotArgs) -> Result<()> {
+pub fn run(a: &SnapshotArgs) -> Result<()> {
     let kafka = a.client.options(&a.brokers)?;
     let request = SnapshotRequest {
         selection: TopicSelection::new(
@@ -103,15 +103,15 @@ pub fn run(a: SnapshotArgs) -> Result<()> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let mut source = KafkaSource::new(&kafka, plan.read_committed)?;
     let opts = SnapshotOptions {
-        kafka,
         tags: a.tags.clone(),
         workers,
         stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
         progress: progress_bar(plan.records_to_read(), !a.json),
         data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
     };
-    let out = vault::snapshot::execute(&repo, &plan, &opts, &lock)?;
+    let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;
     // The plan's warnings were printed before; these arose while reading.
     for w in out.warnings.iter().skip(plan.warnings.len()) {
         warn(w);

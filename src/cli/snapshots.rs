@@ -40,7 +40,7 @@ struct SnapshotItem {
     tags: Vec<String>,
 }
 
-pub fn run(a: SnapshotsArgs) -> Result<()> {
+pub fn run(a: &SnapshotsArgs) -> Result<()> {
     let repo = a.vault.unlock()?;
     let list = vault::catalog::list(&repo)?;
     let group_by = GroupBy::default();

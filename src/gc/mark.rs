@@ -36,7 +36,11 @@ impl MarkStats {
 
 /// Marks everything `root` reaches. Fails at the first unreadable chunk:
 /// gc must never sweep on the strength of a partial mark.
-pub fn mark_tree(repo: &Repository<Indexed>, root: &TreeRoot, stats: &mut MarkStats) -> Result<()> {
+pub(crate) fn mark_tree(
+    repo: &Repository<Indexed>,
+    root: &TreeRoot,
+    stats: &mut MarkStats,
+) -> Result<()> {
     walk(repo, root.id, root.level, stats)
 }
 
@@ -75,7 +79,7 @@ fn walk(repo: &Repository<Indexed>, id: ChunkId, level: u8, stats: &mut MarkStat
 /// to value chunks only when longer than the external threshold, so a chunk
 /// whose records carry fewer payload bytes than that cannot refer to any,
 /// and is not read.
-pub fn value_chunks(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<ChunkId>> {
+pub(crate) fn value_chunks(repo: &Repository<Indexed>, leaf: &Entry) -> Result<Vec<ChunkId>> {
     let threshold = repo.config().chunker.external_value_threshold() as u64;
     if leaf.summary.bytes <= threshold {
         return Ok(Vec::new());

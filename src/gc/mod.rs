@@ -432,7 +432,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
     }
     repo.index_cache().clear_marks()?;
     repo.sync_index()?;
-    out.bytes_freed = deleted_bytes as i64 - written as i64;
+    out.bytes_freed = crate::time::signed_ms(deleted_bytes) - crate::time::signed_ms(written);
     Ok(out)
 }
 

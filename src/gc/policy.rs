@@ -63,7 +63,7 @@ impl KeepPolicy {
 
     /// Decides for every snapshot, group by group, newest first within a
     /// group. `now_ms` is the clock `--keep-within` measures from (fixed in tests).
-    pub fn apply(&self, snapshots: &[SnapshotInfo], now_ms: u64) -> Result<Vec<Decision>> {
+    pub(crate) fn apply(&self, snapshots: &[SnapshotInfo], now_ms: u64) -> Result<Vec<Decision>> {
         self.check()?;
         let mut groups: BTreeMap<&GroupKey, Vec<SnapshotInfo>> = BTreeMap::new();
         for s in snapshots {
@@ -91,11 +91,15 @@ impl KeepPolicy {
     fn apply_to_group(&self, mut sorted: Vec<SnapshotInfo>, now_ms: u64) -> Vec<Decision> {
         sorted.sort_by_key(|s| std::cmp::Reverse((s.time_ms, s.id)));
         let buckets: [(&str, usize, Bucket); 4] = [
-            ("hourly", self.hourly, |t| (t / 3_600_000) as i64),
-            ("daily", self.daily, |t| (t / 86_400_000) as i64),
+            ("hourly", self.hourly, |t| {
+                crate::time::signed_ms(t / 3_600_000)
+            }),
+            ("daily", self.daily, |t| {
+                crate::time::signed_ms(t / 86_400_000)
+            }),
             // Weeks start on Monday; 1970-01-01 was a Thursday.
             ("weekly", self.weekly, |t| {
-                ((t / 86_400_000) as i64 + 3).div_euclid(7)
+                (crate::time::signed_ms(t / 86_400_000) + 3).div_euclid(7)
             }),
             ("monthly", self.monthly, month_of),
         ];
@@ -137,7 +141,7 @@ impl KeepPolicy {
 type Bucket = fn(u64) -> i64;
 
 fn month_of(t: u64) -> i64 {
-    let (y, m, _) = crate::time::civil_from_days((t / 86_400_000) as i64);
+    let (y, m, _) = crate::time::civil_from_days(crate::time::signed_ms(t / 86_400_000));
     y * 12 + m - 1
 }
 

@@ -7,6 +7,10 @@
 //! neither call, so this module holds vault's raw librdkafka code, each
 //! handle owned by a type that frees it.
 
+// librdkafka calls the rdkafka crate does not wrap: each unsafe block
+// says why it is sound (handles owned by RAII types, counts bounding reads).
+#![allow(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
@@ -350,7 +354,7 @@ impl Event {
             }
             let list = &*list;
             let elems: &[rd::rd_kafka_topic_partition_t] = if list.cnt > 0 {
-                std::slice::from_raw_parts(list.elems, list.cnt as usize)
+                std::slice::from_raw_parts(list.elems, usize::try_from(list.cnt).unwrap_or(0))
             } else {
                 &[]
             };

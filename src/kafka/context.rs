@@ -18,11 +18,11 @@ pub struct ClientLog {
 }
 
 /// A consumer used for metadata, offsets and group calls.
-pub type MetadataClient = BaseConsumer<ClientLog>;
+pub(crate) type MetadataClient = BaseConsumer<ClientLog>;
 
 impl ClientLog {
     /// The last trouble librdkafka reported, if any.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.last
             .lock()
             .expect("client log")
@@ -63,7 +63,7 @@ impl ConsumerContext for ClientLog {}
 /// A client creation error, told without the setting's value: for a
 /// misspelt key, librdkafka's message would quote a value that may be a
 /// password.
-pub fn creation_error(e: &KafkaError) -> String {
+pub(crate) fn creation_error(e: &KafkaError) -> String {
     match e {
         KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
         other => other.to_string(),

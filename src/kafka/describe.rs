@@ -2,6 +2,10 @@
 //! DescribeTopics, which the rdkafka crate does not wrap. The topic ID is
 //! what tells a topic from one deleted and created again under its name.
 
+// librdkafka calls the rdkafka crate does not wrap: each unsafe block
+// says why it is sound (handles owned by RAII types, counts bounding reads).
+#![allow(unsafe_code)]
+
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
@@ -15,7 +19,7 @@ use crate::error::{Error, Result};
 
 /// One topic as DescribeTopics tells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopicDescription {
+pub(crate) struct TopicDescription {
     pub name: String,
     /// `None` when the cluster has no topic IDs (before Kafka 2.8), or
     /// when the topic could not be described.
@@ -27,7 +31,7 @@ pub struct TopicDescription {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionDescription {
+pub(crate) struct PartitionDescription {
     pub partition: u32,
     /// The leader's broker id; `None` while the partition has no leader.
     pub leader: Option<i32>,
@@ -37,7 +41,7 @@ pub struct PartitionDescription {
 /// Describes `names` on the cluster `client` talks to. A whole request
 /// that fails is retried while the cluster is getting ready; a topic's own
 /// error is returned in its description.
-pub fn describe_topics(
+pub(crate) fn describe_topics(
     opts: &KafkaOptions,
     client: &crate::kafka::MetadataClient,
     names: &[String],
@@ -143,8 +147,9 @@ fn describe_once(
             let id = if uuid.is_null() {
                 None
             } else {
-                let msb = rd::rd_kafka_Uuid_most_significant_bits(uuid) as u64;
-                let lsb = rd::rd_kafka_Uuid_least_significant_bits(uuid) as u64;
+                // The UUID's bits, as Java's UUID keeps them in two longs.
+                let msb = rd::rd_kafka_Uuid_most_significant_bits(uuid).cast_unsigned();
+                let lsb = rd::rd_kafka_Uuid_least_significant_bits(uuid).cast_unsigned();
                 let mut b = [0u8; 16];
                 b[..8].copy_from_slice(&msb.to_be_bytes());
                 b[8..].copy_from_slice(&lsb.to_be_bytes());
@@ -165,7 +170,8 @@ fn describe_once(
                     let mut rn = 0usize;
                     rd::rd_kafka_TopicPartitionInfo_replicas(p, &mut rn);
                     PartitionDescription {
-                        partition: rd::rd_kafka_TopicPartitionInfo_partition(p).max(0) as u32,
+                        partition: u32::try_from(rd::rd_kafka_TopicPartitionInfo_partition(p))
+                            .unwrap_or(0),
                         leader: (!leader.is_null())
                             .then(|| rd::rd_kafka_Node_id(leader))
                             .filter(|id| *id >= 0),

@@ -26,7 +26,7 @@ pub fn group_offsets(
     }
     let mut tpl = TopicPartitionList::new();
     for t in topics {
-        tpl.add_partition_range(&t.name, 0, t.partitions as i32 - 1);
+        tpl.add_partition_range(&t.name, 0, super::kafka_partition(t.partitions) - 1);
     }
     wait_for_group_coordinators(opts, client, md, &tpl)?;
     let list = retry_transient(opts, || client.fetch_group_list(None, opts.request_timeout))
@@ -110,7 +110,7 @@ fn offsets_partition(group: &str, partitions: usize) -> usize {
         .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
     // Kafka's Utils.abs maps i32::MIN to 0.
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs as usize % partitions
+    usize::try_from(abs).expect("an absolute value") % partitions
 }
 
 /// The committed offsets of each of `groups` on the partitions of `tpl`,
@@ -152,7 +152,7 @@ fn committed_offsets(
                 .filter(|p| p.offset >= 0)
                 .map(|p| GroupOffset {
                     topic: p.topic,
-                    partition: p.partition as u32,
+                    partition: super::vault_partition(p.partition),
                     offset: p.offset,
                     metadata: p.metadata,
                     leader_epoch: None,
@@ -164,7 +164,7 @@ fn committed_offsets(
 
 /// One offset to commit for a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OffsetCommit {
+pub(crate) struct OffsetCommit {
     pub topic: String,
     pub partition: u32,
     pub offset: i64,
@@ -175,7 +175,7 @@ pub struct OffsetCommit {
 /// this while the group has active members), then
 /// reads every group back and checks it holds exactly what was committed.
 /// `committed(n)` is told each time the n-th group's commit is acknowledged.
-pub fn commit_group_offsets(
+pub(crate) fn commit_group_offsets(
     opts: &KafkaOptions,
     commits: &[(String, Vec<OffsetCommit>)],
     committed: impl FnMut(usize),
@@ -188,7 +188,7 @@ pub fn commit_group_offsets(
         .map(|(group, offsets)| {
             let mut tpl = TopicPartitionList::new();
             for o in offsets {
-                let mut e = tpl.add_partition(&o.topic, o.partition as i32);
+                let mut e = tpl.add_partition(&o.topic, super::kafka_partition(o.partition));
                 e.set_offset(Offset::Offset(o.offset)).map_err(|e| {
                     opts.kafka_err(&format!("building the commit of group {group}"), e)
                 })?;
@@ -227,8 +227,9 @@ pub fn commit_group_offsets(
     let mut all = TopicPartitionList::new();
     for (_, offsets) in commits {
         for o in offsets {
-            if all.find_partition(&o.topic, o.partition as i32).is_none() {
-                all.add_partition(&o.topic, o.partition as i32);
+            let p = super::kafka_partition(o.partition);
+            if all.find_partition(&o.topic, p).is_none() {
+                all.add_partition(&o.topic, p);
             }
         }
     }

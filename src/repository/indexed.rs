@@ -29,7 +29,7 @@ impl Repository<Indexed> {
     }
 
     /// The entries of `pack` as its encrypted trailer lists them.
-    pub fn read_pack_trailer(&self, pack: &PackId, size: u64) -> Result<Vec<BlobEntry>> {
+    pub(crate) fn read_pack_trailer(&self, pack: &PackId, size: u64) -> Result<Vec<BlobEntry>> {
         let name = ObjectName::new(Kind::Packs, pack.to_hex());
         let footer_at = size.saturating_sub(vault_format::pack::PACK_FOOTER_LEN as u64);
         let footer =
@@ -53,7 +53,7 @@ impl Repository<Indexed> {
 
     /// The pack files no index object the cache has loaded lists, with
     /// their sizes.
-    pub fn unindexed_packs(&self) -> Result<Vec<(PackId, u64)>> {
+    pub(crate) fn unindexed_packs(&self) -> Result<Vec<(PackId, u64)>> {
         let known = self.state.index.known_packs()?;
         Ok(self
             .storage
@@ -70,7 +70,7 @@ impl Repository<Indexed> {
     /// against them instead of writing the same chunks again. A pack whose
     /// trailer is damaged is reported and left alone. Returns how many packs
     /// were adopted.
-    pub fn adopt_orphan_packs(&self) -> Result<usize> {
+    pub(crate) fn adopt_orphan_packs(&self) -> Result<usize> {
         let mut adopted = Vec::new();
         for (pack, size) in self.unindexed_packs()? {
             match self.read_pack_trailer(&pack, size) {
@@ -162,7 +162,7 @@ impl Repository<Indexed> {
         Ok(damaged)
     }
 
-    pub fn locate(&self, id: &ChunkId) -> Result<Option<Location>> {
+    pub(crate) fn locate(&self, id: &ChunkId) -> Result<Option<Location>> {
         self.state.index.get(id)
     }
 
@@ -188,7 +188,7 @@ impl Repository<Indexed> {
     }
 
     /// Reads, decrypts and verifies the chunk `entry` describes in `pack`.
-    pub fn read_chunk_at(&self, pack: &PackId, entry: &BlobEntry) -> Result<Vec<u8>> {
+    pub(crate) fn read_chunk_at(&self, pack: &PackId, entry: &BlobEntry) -> Result<Vec<u8>> {
         let name = ObjectName::new(Kind::Packs, pack.to_hex());
         let sealed = self
             .storage
@@ -202,7 +202,7 @@ impl Repository<Indexed> {
         })
     }
 
-    pub fn read_tree_node(&self, id: &ChunkId) -> Result<TreeNode> {
+    pub(crate) fn read_tree_node(&self, id: &ChunkId) -> Result<TreeNode> {
         let bytes = self.read_chunk(id, ObjectKind::TreeNode)?;
         TreeNode::decode(&bytes).ctx(|| format!("decoding tree node {id}"))
     }

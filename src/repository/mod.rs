@@ -318,7 +318,7 @@ impl<S: Unlocked> Repository<S> {
         if !self.storage.put_if_absent(&name, &sealed)? {
             match self.open_sealed(kind, dir, &id) {
                 Ok((_, existing)) if existing == body => {}
-                Ok(_) | Err(Error::Format { .. }) | Err(Error::NotFound(_)) => {
+                Ok(_) | Err(Error::Format { .. } | Error::NotFound(_)) => {
                     self.storage.delete(&name)?;
                     self.storage.put_if_absent(&name, &sealed)?;
                 }
@@ -349,11 +349,11 @@ impl<S: Unlocked> Repository<S> {
     }
 
     /// Writes an index object; its name is the keyed hash of its content.
-    pub fn write_index(&self, index: &IndexObject) -> Result<ObjectId> {
+    pub(crate) fn write_index(&self, index: &IndexObject) -> Result<ObjectId> {
         self.write_sealed(ObjectKind::Index, Kind::Index, &index.encode())
     }
 
-    pub fn read_index(&self, id: &ObjectId) -> Result<IndexObject> {
+    pub(crate) fn read_index(&self, id: &ObjectId) -> Result<IndexObject> {
         let (_, body) = self.open_sealed(ObjectKind::Index, Kind::Index, id)?;
         IndexObject::decode(&body).ctx(|| format!("decoding index object {id}"))
     }

@@ -17,14 +17,14 @@ use crate::repository::{Indexed, Repository};
 
 /// One data chunk to decode, for the partition at index `part` of the plan.
 #[derive(Clone, Debug)]
-pub struct DecodeJob {
+pub(crate) struct DecodeJob {
     pub part: usize,
     pub leaf: Entry,
 }
 
 /// A data chunk's plaintext, ready to be walked record by record without
 /// copying: the producer sends slices of it.
-pub struct DecodedChunk {
+pub(crate) struct DecodedChunk {
     pub part: usize,
     pub leaf: Entry,
     pub plain: Vec<u8>,
@@ -56,7 +56,7 @@ type Reply = Receiver<Result<DecodedChunk>>;
 
 /// Decodes `jobs` on `workers` threads and hands each chunk to `consume`
 /// in job order. Stops at the first error, from either side.
-pub fn run_ordered(
+pub(crate) fn run_ordered(
     repo: &Repository<Indexed>,
     jobs: impl Iterator<Item = Result<DecodeJob>> + Send,
     workers: usize,
@@ -100,7 +100,7 @@ pub fn run_ordered(
             // Dropping job_tx ends the workers.
         });
         let mut result = Ok(());
-        for reply in order_rx.iter() {
+        for reply in &order_rx {
             let step = reply
                 .recv()
                 .expect("decode worker replies")

@@ -7,6 +7,7 @@
 //! commits the translated group offsets. A rerun of the same command
 //! resumes after the last committed transaction.
 
+pub mod data;
 pub mod decode;
 pub mod plan;
 pub mod produce;
@@ -24,20 +25,14 @@ pub use plan::{GroupSelection, RestorePlan, RestoreRequest};
 pub use select::RestoreSettings;
 pub use window::TimeWindow;
 
-use decode::{DecodeJob, DecodedChunk};
-use produce::{OutRecord, TxnProducer};
-use progress::{
-    PROGRESS_TOPIC, PROGRESS_VERSION, PartitionProgress, Phase, ProgressState, partition_key,
-};
+use produce::TxnProducer;
+use progress::{PROGRESS_TOPIC, PROGRESS_VERSION, Phase, ProgressState, partition_key};
 use target::NewTopicSpec;
-use translate::{OffsetTranslator, translate};
-use vault_format::record::{RecordIter, RecordValue};
+use translate::translate;
 
-use crate::error::FormatContext;
 use crate::error::{Error, Result};
 use crate::kafka::{Edge, KafkaOptions, OffsetCommit, TopicInfo, partition_offsets};
 use crate::now_ms;
-use crate::reader::{LeafCursor, count_mismatch};
 use crate::repository::{Indexed, Repository};
 
 pub struct RestoreOptions {
@@ -86,8 +81,6 @@ pub struct RestoreOutcome {
     /// What the operator should know about this run.
     pub warnings: Vec<String>,
 }
-
-const TRANSACTION_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Restores what `plan` says. Safe to run again after any failure or kill.
 pub fn execute(
@@ -163,7 +156,7 @@ pub fn execute(
     let before: u64 = state.partitions.values().map(|p| p.records).sum();
 
     if state.phase == Phase::Data {
-        restore_records(repo, plan, opts, &producer, &mut state)?;
+        data::restore_records(repo, plan, opts, &producer, &mut state)?;
         // Every record is committed: the end offsets answer the positions
         // no restored record reached.
         state.ends = target_ends(kafka, plan, &state)?;
@@ -198,7 +191,7 @@ pub fn execute(
             })
             .collect();
         crate::kafka::commit_group_offsets(kafka, &commits, |n| {
-            crate::faults::crash_point("restore-group", n as u64)
+            crate::faults::crash_point("restore-group", n as u64);
         })?;
         state.phase = Phase::Done;
         producer.begin()?;
@@ -298,197 +291,6 @@ fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>
     Ok(created)
 }
 
-/// The data phase: every record of the plan, in transactions.
-fn restore_records(
-    repo: &Repository<Indexed>,
-    plan: &RestorePlan,
-    opts: &RestoreOptions,
-    producer: &TxnProducer,
-    state: &mut ProgressState,
-) -> Result<()> {
-    let keys: Vec<String> = plan
-        .partitions
-        .iter()
-        .map(|p| partition_key(&p.target_topic, p.partition))
-        .collect();
-    // Progress including the open transaction; `state` holds the committed part.
-    let mut pending: Vec<PartitionProgress> = keys
-        .iter()
-        .map(|k| state.partitions.get(k).cloned().unwrap_or_default())
-        .collect();
-    let mut translators: Vec<OffsetTranslator> = plan
-        .partitions
-        .iter()
-        .zip(&pending)
-        .map(|(p, c)| OffsetTranslator::new(p.group_offsets.clone(), &c.translations))
-        .collect();
-
-    // Chunks still to restore, interleaved across partitions so all of
-    // them progress together. Each partition's leaves are walked lazily,
-    // so memory does not grow with the snapshot.
-    let window = plan.window;
-    let mut cursors = Vec::new();
-    let mut total = 0;
-    for (i, p) in plan.partitions.iter().enumerate() {
-        let Some(root) = p.root else { continue };
-        let from = pending[i].next_source_offset;
-        // For the progress bar: the records still to go, about.
-        total += root.summary.records.saturating_sub(pending[i].records);
-        let keep = Box::new(move |s: &vault_format::tree::Summary| {
-            s.last_offset >= from && window.overlaps(s.min_ts, s.max_ts)
-        });
-        cursors.push((i, LeafCursor::new(repo, root, keep)));
-    }
-    let jobs = Interleave { cursors, turn: 0 };
-    if let Some(pb) = &opts.progress {
-        pb.set_length(total);
-    }
-
-    // Translation slots of the open transaction: (partition, wanted range).
-    let mut slots: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-    let mut txn_bytes = 0u64;
-    let mut txn_started = Instant::now();
-    let checkpoint = |pending: &mut Vec<PartitionProgress>,
-                      translators: &[OffsetTranslator],
-                      slots: &mut Vec<(usize, std::ops::Range<usize>)>,
-                      state: &mut ProgressState|
-     -> Result<()> {
-        for (slot, offset) in producer.flush()? {
-            let (part, range) = &slots[slot];
-            for c in &translators[*part].wanted()[range.clone()] {
-                pending[*part].translations.insert(*c, offset);
-            }
-        }
-        slots.clear();
-        for (part, progress) in pending.iter_mut().enumerate() {
-            if let Some(o) = producer.last_offset(part) {
-                progress.last_target_offset = Some(o);
-            }
-        }
-        let mut next = state.clone();
-        next.transactions += 1;
-        next.partitions = keys
-            .iter()
-            .cloned()
-            .zip(pending.iter().cloned())
-            .collect::<BTreeMap<_, _>>();
-        producer.commit(&next)?;
-        crate::faults::crash_point("restore-commit", next.transactions);
-        *state = next;
-        producer.begin()
-    };
-
-    producer.begin()?;
-    let mut consume = |chunk: DecodedChunk| -> Result<()> {
-        let p = &plan.partitions[chunk.part];
-        let progress = &mut pending[chunk.part];
-        let stats = chunk.leaf.leaf_stats();
-        let n = stats.records;
-        let mut offsets = stats.offsets();
-        let mut external = chunk.external.iter().peekable();
-        let mut seen = 0;
-        for (i, r) in RecordIter::new(&chunk.plain).enumerate() {
-            let r = r.ctx(|| format!("decoding data chunk {}", chunk.leaf.id))?;
-            let offset = offsets
-                .next()
-                .ok_or_else(|| count_mismatch(&chunk.leaf.id))?;
-            seen += 1;
-            let value = match &r.value {
-                RecordValue::Null => None,
-                RecordValue::Inline(v) => Some(*v),
-                RecordValue::External(_) => match external.next_if(|(at, _)| *at == i) {
-                    Some((_, v)) => Some(&v[..]),
-                    None => return Err(count_mismatch(&chunk.leaf.id)),
-                },
-            };
-            if offset < progress.next_source_offset || !window.contains(r.timestamp) {
-                continue;
-            }
-            let mark = match translators[chunk.part].claim(offset) {
-                Some(range) => {
-                    slots.push((chunk.part, range));
-                    slots.len()
-                }
-                None => 0,
-            };
-            let out = OutRecord {
-                offset,
-                timestamp: r.timestamp,
-                key: r.key,
-                value,
-                headers: &r.headers,
-            };
-            producer.send(chunk.part, &p.target_topic, p.partition, &out, mark)?;
-            let len = r.payload_len();
-            progress.next_source_offset = offset + 1;
-            progress.records += 1;
-            progress.bytes += len;
-            txn_bytes += len;
-        }
-        if seen != n {
-            return Err(count_mismatch(&chunk.leaf.id));
-        }
-        producer.poll();
-        if let Some(pb) = &opts.progress {
-            pb.inc(n);
-            let secs = pb.elapsed().as_secs_f64().max(0.001);
-            let bytes: u64 = pending.iter().map(|p| p.bytes).sum();
-            pb.set_message(format!(
-                "{} MiB, {:.0} MiB/s",
-                bytes >> 20,
-                bytes as f64 / 1048576.0 / secs
-            ));
-        }
-        if txn_bytes >= opts.transaction_bytes || txn_started.elapsed() >= TRANSACTION_MAX_AGE {
-            checkpoint(&mut pending, &translators, &mut slots, state)?;
-            txn_bytes = 0;
-            txn_started = Instant::now();
-        }
-        Ok(())
-    };
-    // About 1 MiB of decoded chunks at the default chunk size: enough to
-    // ride out the producer's bursts, still small.
-    let depth = 16;
-    let result = decode::run_ordered(repo, jobs, opts.workers, depth, &mut consume);
-    let result = result.and_then(|()| checkpoint(&mut pending, &translators, &mut slots, state));
-    if let Err(e) = result {
-        producer.abort();
-        return Err(e);
-    }
-    // The last checkpoint opened a transaction that stays empty.
-    producer.abort();
-    Ok(())
-}
-
-/// One leaf of each partition in turn, until all are walked.
-struct Interleave<'r> {
-    /// (plan partition index, its cursor)
-    cursors: Vec<(usize, LeafCursor<'r>)>,
-    turn: usize,
-}
-
-impl Iterator for Interleave<'_> {
-    type Item = Result<DecodeJob>;
-
-    fn next(&mut self) -> Option<Result<DecodeJob>> {
-        while !self.cursors.is_empty() {
-            let at = self.turn % self.cursors.len();
-            let (part, cursor) = &mut self.cursors[at];
-            match cursor.next() {
-                Some(leaf) => {
-                    self.turn = at + 1;
-                    return Some(leaf.map(|leaf| DecodeJob { part: *part, leaf }));
-                }
-                None => {
-                    self.cursors.remove(at);
-                    self.turn = at;
-                }
-            }
-        }
-        None
-    }
-}
-
 /// Target end offsets (read_committed) of every restored partition, once
 /// they are past the last restored record. The brokers write transaction
 /// markers after the commit returns, and until then the last stable offset
@@ -546,7 +348,9 @@ fn read_ends(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<BTreeMap<String
         .collect())
 }
 
-fn translated_groups(plan: &RestorePlan, state: &ProgressState) -> Vec<GroupOutcome> {
+/// Every selected group's positions on the target, from the translations
+/// and end offsets `state` holds.
+pub fn translated_groups(plan: &RestorePlan, state: &ProgressState) -> Vec<GroupOutcome> {
     plan.groups
         .iter()
         .map(|g| GroupOutcome {

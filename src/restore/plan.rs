@@ -12,7 +12,7 @@ use super::resume;
 pub use super::select::GroupSelection;
 use super::select::selection_for;
 use super::target::{
-    NewTopicSpec, TargetCluster, default_retention_ms, group_members, topic_configs,
+    NewTopicSpec, TargetCluster, default_retention_ms, effective_topic_configs, group_members,
 };
 use super::window::TimeWindow;
 use crate::catalog;
@@ -98,7 +98,7 @@ pub struct RestorePlan {
 }
 
 impl RestorePlan {
-    pub fn topics_to_create(&self) -> Vec<NewTopicSpec> {
+    pub(crate) fn topics_to_create(&self) -> Vec<NewTopicSpec> {
         self.topics
             .iter()
             .filter_map(|t| t.create.clone())
@@ -334,13 +334,13 @@ async fn retention_warnings(
         .filter(|t| t.create.is_none())
         .map(|t| t.target.clone())
         .collect();
-    let described = topic_configs(kafka, &existing).await?;
+    let described = effective_topic_configs(kafka, &existing).await?;
     let default_retention = if topics.iter().any(|t| t.create.is_some()) {
         Some(default_retention_ms(kafka, client).await?)
     } else {
         None
     };
-    let now = now_ms() as i64;
+    let now = crate::time::signed_ms(now_ms());
     for t in topics {
         let configs: HashMap<String, String> = match &t.create {
             Some(spec) => spec.configs.iter().cloned().collect(),

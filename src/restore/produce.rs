@@ -26,7 +26,7 @@ pub struct OutRecord<'a> {
 /// Collects what delivery reports say: the target offsets of marked
 /// records, and the first failure.
 #[derive(Default)]
-pub struct DeliveryLog {
+pub(crate) struct DeliveryLog {
     first_error: Mutex<Option<String>>,
     marked: Mutex<Vec<(usize, i64)>>,
     /// Highest target offset acknowledged, per plan partition.
@@ -70,7 +70,7 @@ impl ProducerContext for DeliveryLog {
     }
 }
 
-pub struct TxnProducer {
+pub(crate) struct TxnProducer {
     producer: BaseProducer<DeliveryLog>,
     kafka: KafkaOptions,
     restore_id: String,
@@ -93,8 +93,12 @@ impl TxnProducer {
                 // Records up to 64 MiB (the topic's max.message.bytes still applies).
                 .set("message.max.bytes", "67108864")
                 // Bounds the producer's queue; the decoder blocks behind it.
-                .set("queue.buffering.max.kbytes", "65536")
-                .set("queue.buffering.max.messages", "200000")
+                // 32 MiB keeps every partition's batches full (as fast as
+                // 64 MiB, measured); small records cost librdkafka a few
+                // hundred bytes each besides their payload, hence the cap
+                // on their number too (docs/benchmarks.md § Restore memory).
+                .set("queue.buffering.max.kbytes", "32768")
+                .set("queue.buffering.max.messages", "50000")
                 .set("transaction.timeout.ms", "300000");
         });
         let producer: BaseProducer<DeliveryLog> =
@@ -151,7 +155,8 @@ impl TxnProducer {
             headers = Some(h);
         }
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, tag(part, mark)).partition(partition as i32);
+            BaseRecord::with_opaque_to(topic, tag(part, mark))
+                .partition(crate::kafka::kafka_partition(partition));
         if let Some(k) = r.key {
             rec = rec.key(k);
         }
@@ -239,5 +244,42 @@ fn kerr(kafka: &KafkaOptions, context: &str, e: impl std::fmt::Display) -> Error
         message: format!(
             "{e}; nothing of the open transaction is kept, and running the same command again resumes after the last committed one"
         ),
+    }
+}
+
+impl super::data::RecordSink for TxnProducer {
+    fn begin(&self) -> Result<()> {
+        TxnProducer::begin(self)
+    }
+
+    fn send(
+        &self,
+        part: usize,
+        topic: &str,
+        partition: u32,
+        record: &OutRecord<'_>,
+        mark: usize,
+    ) -> Result<()> {
+        TxnProducer::send(self, part, topic, partition, record, mark)
+    }
+
+    fn poll(&self) {
+        TxnProducer::poll(self);
+    }
+
+    fn flush(&self) -> Result<Vec<(usize, i64)>> {
+        TxnProducer::flush(self)
+    }
+
+    fn last_offset(&self, part: usize) -> Option<i64> {
+        TxnProducer::last_offset(self, part)
+    }
+
+    fn commit(&self, state: &ProgressState) -> Result<()> {
+        TxnProducer::commit(self, state)
+    }
+
+    fn abort(&self) {
+        TxnProducer::abort(self);
     }
 }

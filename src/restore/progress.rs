@@ -18,12 +18,12 @@ use crate::error::{Error, Result};
 use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
 
 /// The compacted topic that holds every restore's progress on a target cluster.
-pub const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
+pub(crate) const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
 
 /// The version of the progress record this vault writes (docs/format.md
 /// § Restore progress). Records without one are version 0: they name no
 /// vault, selection or target topic IDs.
-pub const PROGRESS_VERSION: u32 = 1;
+pub(crate) const PROGRESS_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,7 +40,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn is_unfinished(self) -> bool {
+    pub(crate) fn is_unfinished(self) -> bool {
         matches!(self, Phase::Data | Phase::Groups)
     }
 }
@@ -131,7 +131,7 @@ pub struct ProgressState {
     pub started_ms: u64,
 }
 
-pub fn partition_key(topic: &str, partition: u32) -> String {
+pub(crate) fn partition_key(topic: &str, partition: u32) -> String {
     format!("{topic}/{partition}")
 }
 
@@ -147,7 +147,7 @@ impl ProgressState {
     }
 
     /// The target topics this restore writes to.
-    pub fn target_topics(&self) -> std::collections::BTreeSet<String> {
+    pub(crate) fn target_topics(&self) -> std::collections::BTreeSet<String> {
         match &self.selection {
             Some(sel) => sel.targets().map(str::to_string).collect(),
             // Version 0: the partition keys name the targets.
@@ -162,7 +162,7 @@ impl ProgressState {
     /// Whether a target topic this restore wrote to is gone or was created
     /// again since (its topic ID differs): then the records it counts are
     /// not on the target any more. `current` maps topic → its topic ID now.
-    pub fn is_stale(&self, current: &BTreeMap<String, Option<String>>) -> bool {
+    pub(crate) fn is_stale(&self, current: &BTreeMap<String, Option<String>>) -> bool {
         self.target_topic_ids.iter().any(|(topic, id)| {
             current
                 .get(topic)
@@ -200,7 +200,7 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
 /// Every restore's last committed progress record on a target, and the
 /// records that could not be read.
 #[derive(Clone, Debug, Default)]
-pub struct ProgressRecords {
+pub(crate) struct ProgressRecords {
     pub records: Vec<ProgressState>,
     pub unreadable: Vec<super::resume::Unreadable>,
 }
@@ -209,7 +209,7 @@ pub struct ProgressRecords {
 /// Before `init_transactions` a killed run's open transaction holds the
 /// topic's last stable offset back; its earlier, committed records are
 /// still read, and every restore commits one before writing any record.
-pub fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
+pub(crate) fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
     let client = kafka.metadata_client(true)?;
     let md = client
         .fetch_metadata(Some(PROGRESS_TOPIC), kafka.request_timeout)

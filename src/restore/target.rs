@@ -11,7 +11,7 @@ use crate::kafka::KafkaOptions;
 
 /// What the target cluster holds, read once at planning.
 #[derive(Clone, Debug)]
-pub struct TargetCluster {
+pub(crate) struct TargetCluster {
     pub brokers: usize,
     /// Topic name → partition count.
     pub topics: HashMap<String, u32>,
@@ -62,8 +62,10 @@ pub async fn create_topics(kafka: &KafkaOptions, specs: &[NewTopicSpec]) -> Resu
         .map(|s| {
             let mut t = NewTopic::new(
                 &s.name,
-                s.partitions as i32,
-                TopicReplication::Fixed(s.replication_factor as i32),
+                crate::kafka::kafka_partition(s.partitions),
+                TopicReplication::Fixed(
+                    i32::try_from(s.replication_factor).expect("capped at the broker count"),
+                ),
             );
             for (k, v) in &s.configs {
                 t = t.set(k, v);
@@ -100,7 +102,7 @@ pub async fn create_topics(kafka: &KafkaOptions, specs: &[NewTopicSpec]) -> Resu
 }
 
 /// Effective configuration (defaults included) of existing topics.
-pub async fn topic_configs(
+pub(crate) async fn effective_topic_configs(
     kafka: &KafkaOptions,
     topics: &[String],
 ) -> Result<HashMap<String, HashMap<String, String>>> {
@@ -132,12 +134,16 @@ pub async fn topic_configs(
 }
 
 /// The broker's default `retention.ms` for new topics (-1: forever).
-pub async fn default_retention_ms(
+pub(crate) async fn default_retention_ms(
     kafka: &KafkaOptions,
     client: &crate::kafka::MetadataClient,
 ) -> Result<i64> {
     let md = kafka.fetch_metadata(client)?;
-    let Some(broker) = md.brokers().first().map(|b| b.id()) else {
+    let Some(broker) = md
+        .brokers()
+        .first()
+        .map(rdkafka::metadata::MetadataBroker::id)
+    else {
         return Ok(7 * 86_400_000);
     };
     let admin = kafka.admin()?;
@@ -199,7 +205,7 @@ pub fn topic_ids(
 }
 
 /// How many members a group has on the target (0 when it is empty or unknown there).
-pub fn group_members(
+pub(crate) fn group_members(
     kafka: &KafkaOptions,
     client: &crate::kafka::MetadataClient,
     group: &str,

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 /// The positions to translate for one partition and how far restore got.
 #[derive(Clone, Debug)]
-pub struct OffsetTranslator {
+pub(crate) struct OffsetTranslator {
     /// Distinct committed source offsets, ascending.
     wanted: Vec<i64>,
     /// `wanted[..next]` are answered by records already sent.
@@ -34,7 +34,7 @@ impl OffsetTranslator {
 
     /// Called for every record sent, in source-offset order: the committed
     /// offsets this record answers (indexes into [`Self::wanted`]).
-    pub fn claim(&mut self, source_offset: i64) -> Option<Range<usize>> {
+    pub(crate) fn claim(&mut self, source_offset: i64) -> Option<Range<usize>> {
         let start = self.next;
         while self.next < self.wanted.len() && self.wanted[self.next] <= source_offset {
             self.next += 1;
@@ -64,11 +64,11 @@ mod tests {
         for (i, &s) in sources.iter().enumerate() {
             if let Some(r) = t.claim(s) {
                 for c in &t.wanted()[r] {
-                    answered.insert(*c, base + i as i64);
+                    answered.insert(*c, base + i64::try_from(i).unwrap());
                 }
             }
         }
-        let end = base + sources.len() as i64 + 1;
+        let end = base + i64::try_from(sources.len()).unwrap() + 1;
         wanted
             .iter()
             .map(|&c| translate(&answered, end, c))

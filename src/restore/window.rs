@@ -13,7 +13,7 @@ impl TimeWindow {
     }
 
     /// Whether a chunk or subtree with these timestamps can hold a record in the window.
-    pub fn overlaps(&self, min_ts: i64, max_ts: i64) -> bool {
+    pub(crate) fn overlaps(&self, min_ts: i64, max_ts: i64) -> bool {
         self.from_ms.is_none_or(|f| max_ts >= f) && self.to_ms.is_none_or(|t| min_ts < t)
     }
 }

@@ -25,7 +25,7 @@ use crate::kafka::TopicInfo;
 
 /// The identity of the snapshot being planned.
 #[derive(Clone, Debug)]
-pub struct CutIdentity<'a> {
+pub(crate) struct CutIdentity<'a> {
     pub source: &'a str,
     /// Empty when the cluster gave none.
     pub cluster_id: &'a str,
@@ -34,7 +34,7 @@ pub struct CutIdentity<'a> {
 
 /// What a partition builds on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PartitionBase {
+pub(crate) struct PartitionBase {
     /// The earlier snapshot's cut for the partition.
     pub end: i64,
     pub root: Option<TreeRoot>,
@@ -43,7 +43,7 @@ pub struct PartitionBase {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct Bases {
+pub(crate) struct Bases {
     /// The newest earlier snapshot of the same source (for the manifest's
     /// `parent` field; partitions may build on older ones).
     pub parent: Option<ObjectId>,
@@ -61,7 +61,7 @@ fn same_cluster(a: &str, b: &str) -> bool {
 }
 
 /// Finds the base of every partition of `topics` among `earlier`.
-pub fn find_bases(
+pub(crate) fn find_bases(
     earlier: &[(ObjectId, SnapshotManifest)],
     cut: &CutIdentity<'_>,
     topics: &[TopicInfo],

@@ -17,7 +17,7 @@ use crate::repository::{Indexed, Repository};
 
 /// `root` without its leading chunks older than `cutoff_ms`; `None` when
 /// nothing is left. Writes the new tree's nodes through `writer`.
-pub fn apply(
+pub(crate) fn apply(
     repo: &Repository<Indexed>,
     root: &TreeRoot,
     cutoff_ms: i64,

@@ -6,28 +6,28 @@
 //! refers to the new data, so an interrupted snapshot commits nothing and
 //! the next run dedups against the chunks that were already written.
 
+mod drain;
 pub mod history;
 pub mod horizon;
 pub mod pipeline;
 pub mod plan;
+pub mod source;
 pub mod upgrade;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::BaseConsumer;
 use vault_format::ObjectId;
 use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
 
 pub use plan::{PartitionPlan, SnapshotPlan, SnapshotRequest};
+pub use source::{KafkaSource, MemorySource, RecordSource, SourceEvent};
 
-use crate::error::{Error, Result};
-use crate::kafka::KafkaOptions;
+use crate::error::Result;
 use crate::lock::VaultLock;
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
 
 pub struct SnapshotOptions {
-    pub kafka: KafkaOptions,
     pub tags: Vec<String>,
     pub workers: usize,
     pub stall_timeout: Duration,
@@ -51,38 +51,6 @@ pub struct SnapshotOutcome {
     pub warnings: Vec<String>,
 }
 
-fn drain_consumer(kafka: &KafkaOptions, read_committed: bool) -> Result<BaseConsumer> {
-    let c = kafka.client_config_with(|c| {
-        c.set("group.id", "kvault-snapshot")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            // Retention may delete records between the cut and the read; the
-            // pipeline must hear of it to say so, not jump ahead in silence.
-            .set("auto.offset.reset", "error")
-            .set(
-                "isolation.level",
-                if read_committed {
-                    "read_committed"
-                } else {
-                    "read_uncommitted"
-                },
-            )
-            // Bounds librdkafka's prefetch queue (the pipeline bounds the rest).
-            .set("queued.max.messages.kbytes", "32768")
-            .set("max.partition.fetch.bytes", "4194304")
-            .set("check.crcs", "false")
-            // librdkafka stops fetching for a whole second (the default) once its
-            // queue is full; the pipeline drains in bursts, so that second was
-            // two thirds of a snapshot's time. Resume fetching quickly instead.
-            .set("fetch.queue.backoff.ms", "20");
-    });
-    c.create().map_err(|e| Error::Kafka {
-        context: format!("creating a consumer for {}", kafka.brokers),
-        message: crate::kafka::creation_error(&e),
-    })
-}
-
 /// Reads what `plan` says, then commits the snapshot, unless `lock` (the
 /// shared lock the snapshot runs under) was lost meanwhile.
 pub fn execute(
@@ -90,20 +58,19 @@ pub fn execute(
     plan: &SnapshotPlan,
     opts: &SnapshotOptions,
     lock: &VaultLock,
+    source: &mut (dyn RecordSource + Send),
 ) -> Result<SnapshotOutcome> {
     crate::faults::pause_point("snapshot-planned");
     let started = Instant::now();
     let time_ms = now_ms();
     // Chunks an interrupted run already wrote are reused, not written again.
     repo.adopt_orphan_packs()?;
-    let consumer = drain_consumer(&opts.kafka, plan.read_committed)?;
     let popts = pipeline::PipelineOptions {
         workers: opts.workers,
-        request_timeout: opts.kafka.request_timeout,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
     };
-    let out = pipeline::run(repo, consumer, &plan.partitions, &popts, lock)?;
+    let out = pipeline::run(repo, source, &plan.partitions, &popts, lock)?;
     if let Some(pb) = &opts.progress {
         pb.finish_and_clear();
     }
@@ -112,9 +79,9 @@ pub fn execute(
     let mut roots = out.roots;
     let mut horizon_bytes = 0;
     if let Some(h) = opts.data_horizon_ms {
-        let cutoff = time_ms.saturating_sub(h) as i64;
+        let cutoff = crate::time::signed_ms(time_ms.saturating_sub(h));
         let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
-        for root in roots.iter_mut() {
+        for root in &mut roots {
             if let Some(r) = root {
                 *root = horizon::apply(repo, r, cutoff, &mut writer)?;
             }

@@ -5,6 +5,8 @@
 //! request. A group can only have committed an offset it had read, so every
 //! committed offset is at or below the cut, and restore can translate it.
 
+use std::collections::HashMap;
+
 use vault_format::ObjectId;
 use vault_format::manifest::{GroupSnapshot, Selection};
 use vault_format::tree::TreeRoot;
@@ -12,8 +14,8 @@ use vault_format::tree::TreeRoot;
 use super::history::{CutIdentity, find_bases};
 use crate::error::{Error, Result};
 use crate::kafka::{
-    Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, group_offsets, partition_offsets,
-    topic_configs,
+    Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, dynamic_topic_configs,
+    group_offsets, partition_offsets,
 };
 use crate::repository::{Indexed, Repository};
 
@@ -36,7 +38,99 @@ pub struct PartitionPlan {
 
 impl PartitionPlan {
     pub fn records_to_read(&self) -> u64 {
-        (self.end - self.read_from).max(0) as u64
+        u64::try_from(self.end - self.read_from).unwrap_or(0)
+    }
+}
+
+/// The cluster at the moment of the cut: everything a plan needs from Kafka.
+#[derive(Clone, Debug, Default)]
+pub struct Cut {
+    /// `None` when the cluster gives none.
+    pub cluster_id: Option<String>,
+    pub topics: Vec<TopicInfo>,
+    /// Each topic's non-default configuration.
+    pub configs: HashMap<String, Vec<(String, String)>>,
+    pub log_start: HashMap<(String, u32), i64>,
+    /// The cut itself: each partition's end.
+    pub end: HashMap<(String, u32), i64>,
+    /// Committed offsets of the consumer groups on the selected topics.
+    pub groups: Vec<GroupSnapshot>,
+}
+
+impl Cut {
+    /// Reads the cut from the cluster: the committed offsets of the groups
+    /// first, then the end offset of every selected partition.
+    pub async fn read(kafka: &KafkaOptions, req: &SnapshotRequest) -> Result<Cut> {
+        if let Some(s) = &req.source
+            && s.trim().is_empty()
+        {
+            return Err(Error::Usage("--source needs a name".into()));
+        }
+        let client = kafka.metadata_client(req.read_committed)?;
+        let (cluster_id, topics, log_start, groups, end) = {
+            let k = kafka.clone();
+            let sel = req.selection.clone();
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let md = k.fetch_metadata(&client)?;
+                let cluster_id = k.cluster_id(&client);
+                let names = sel.pick(&ListedTopic::from_metadata(&md))?;
+                let topics = sel.describe(&k, &client, &names)?;
+                let start = partition_offsets(&k, &client, &topics, Edge::Start)?;
+                // The order is the consistency argument: groups first, then ends.
+                let groups = group_offsets(&k, &client, &md, &topics)?;
+                let end = partition_offsets(&k, &client, &topics, Edge::End)?;
+                Ok((cluster_id, topics, start, groups, end))
+            })
+            .await
+            .expect("metadata task panicked")?
+        };
+        let configs = dynamic_topic_configs(kafka, &topics).await?;
+        Ok(Cut {
+            cluster_id,
+            topics,
+            configs,
+            log_start,
+            end,
+            groups,
+        })
+    }
+}
+
+/// Records at given offsets, as the cluster has them now (for the proof
+/// that a format 1 history continues; see [`super::upgrade`]).
+pub trait RecordLookup {
+    /// The record at each (topic, partition, offset) the cluster still has.
+    fn records_at(
+        &self,
+        wanted: &[(String, u32, i64)],
+    ) -> Result<HashMap<(String, u32), crate::reader::StoredRecord>>;
+}
+
+/// [`RecordLookup`] on a Kafka cluster.
+pub(crate) struct KafkaRecords<'a> {
+    pub kafka: &'a KafkaOptions,
+    pub read_committed: bool,
+}
+
+impl RecordLookup for KafkaRecords<'_> {
+    fn records_at(
+        &self,
+        wanted: &[(String, u32, i64)],
+    ) -> Result<HashMap<(String, u32), crate::reader::StoredRecord>> {
+        super::upgrade::fetch_records(self.kafka, self.read_committed, wanted)
+    }
+}
+
+/// No record can be looked up (a plan for records that never came from a
+/// cluster, as in tests): a format 1 history is never proven.
+pub struct NoRecords;
+
+impl RecordLookup for NoRecords {
+    fn records_at(
+        &self,
+        _: &[(String, u32, i64)],
+    ) -> Result<HashMap<(String, u32), crate::reader::StoredRecord>> {
+        Ok(HashMap::new())
     }
 }
 
@@ -80,53 +174,54 @@ impl SnapshotPlan {
         kafka: &KafkaOptions,
         req: &SnapshotRequest,
     ) -> Result<SnapshotPlan> {
-        if let Some(s) = &req.source
-            && s.trim().is_empty()
-        {
-            return Err(Error::Usage("--source needs a name".into()));
-        }
-        let read_committed = req.read_committed;
-        let client = kafka.metadata_client(read_committed)?;
-        let (cluster_id, topics, start, groups, end) = {
-            let k = kafka.clone();
-            let sel = req.selection.clone();
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                let md = k.fetch_metadata(&client)?;
-                let cluster_id = k.cluster_id(&client);
-                let names = sel.pick(&ListedTopic::from_metadata(&md))?;
-                let topics = sel.describe(&k, &client, &names)?;
-                let start = partition_offsets(&k, &client, &topics, Edge::Start)?;
-                // The order is the consistency argument: groups first, then ends.
-                let groups = group_offsets(&k, &client, &md, &topics)?;
-                let end = partition_offsets(&k, &client, &topics, Edge::End)?;
-                Ok((cluster_id, topics, start, groups, end))
-            })
-            .await
-            .expect("metadata task panicked")?
+        let cut = Cut::read(kafka, req).await?;
+        let lookup = KafkaRecords {
+            kafka,
+            read_committed: req.read_committed,
         };
+        // Reads a few records from Kafka and the vault, once per topic
+        // after an upgrade; the rest is local.
+        tokio::task::block_in_place(|| SnapshotPlan::from_cut(repo, cut, req, &lookup))
+    }
+
+    /// The plan for a cut already read: which history each partition
+    /// continues and what is left to read. `records` answers the few record
+    /// reads a format 1 history's proof needs (see [`super::upgrade`]).
+    pub fn from_cut(
+        repo: &Repository<Indexed>,
+        cut: Cut,
+        req: &SnapshotRequest,
+        records: &dyn RecordLookup,
+    ) -> Result<SnapshotPlan> {
+        let read_committed = req.read_committed;
+        let Cut {
+            cluster_id,
+            topics,
+            configs,
+            log_start: start,
+            end,
+            groups,
+        } = cut;
         let source = identify_source(req.source.as_deref(), cluster_id.as_deref(), &topics)?;
         let cluster_id = cluster_id.unwrap_or_default();
-        let configs = topic_configs(kafka, &topics).await?;
 
         let mut earlier = Vec::new();
         for id in repo.snapshot_ids()? {
             earlier.push((id, repo.read_snapshot(&id)?));
         }
-        let cut = CutIdentity {
+        let identity = CutIdentity {
             source: &source,
             cluster_id: &cluster_id,
             read_committed,
         };
-        let mut bases = find_bases(&earlier, &cut, &topics);
+        let mut bases = find_bases(&earlier, &identity, &topics);
         let candidates = std::mem::take(&mut bases.format_1);
         let (adopted, upgrade_warnings) = if candidates.is_empty() {
             Default::default()
         } else {
             // Reads a few records from Kafka and the vault, once per topic
             // after an upgrade.
-            tokio::task::block_in_place(|| {
-                super::upgrade::adopt(repo, kafka, read_committed, &candidates, &start, &end)
-            })?
+            super::upgrade::adopt(repo, records, &candidates, &start, &end)?
         };
         bases.partitions.extend(adopted);
         let mut warnings = bases.warnings;

@@ -38,13 +38,12 @@ enum Proof {
 }
 
 /// Partition bases by (topic, partition).
-pub type Adopted = HashMap<(String, u32), PartitionBase>;
+pub(crate) type Adopted = HashMap<(String, u32), PartitionBase>;
 
 /// The format 1 bases that the records prove, and a warning per topic.
-pub fn adopt(
+pub(crate) fn adopt(
     repo: &Repository<Indexed>,
-    kafka: &KafkaOptions,
-    read_committed: bool,
+    records: &dyn super::plan::RecordLookup,
     candidates: &HashMap<String, Vec<(u32, PartitionBase)>>,
     log_start: &HashMap<(String, u32), i64>,
     end: &HashMap<(String, u32), i64>,
@@ -66,7 +65,7 @@ pub fn adopt(
             }
         }
     }
-    let fetched = fetch_records(kafka, read_committed, &wanted)?;
+    let fetched = records.records_at(&wanted)?;
     for (topic, parts) in candidates {
         let mut proofs = Vec::new();
         for (p, base) in parts {
@@ -131,7 +130,7 @@ fn last_record(
 /// The record at each (topic, partition, offset), where Kafka has one.
 /// One topic at a time, so the end-of-partition events (which name only a
 /// partition number) are unambiguous.
-fn fetch_records(
+pub(super) fn fetch_records(
     kafka: &KafkaOptions,
     read_committed: bool,
     wanted: &[(String, u32, i64)],
@@ -179,7 +178,7 @@ fn fetch_records(
             .collect();
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &mine {
-            tpl.add_partition_offset(topic, *p as i32, Offset::Offset(*o))
+            tpl.add_partition_offset(topic, crate::kafka::kafka_partition(*p), Offset::Offset(*o))
                 .map_err(kerr)?;
         }
         consumer.assign(&tpl).map_err(kerr)?;
@@ -188,14 +187,14 @@ fn fetch_records(
         while answered.len() < mine.len() && Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    let p = m.partition() as u32;
+                    let p = crate::kafka::vault_partition(m.partition());
                     if answered.insert(p) && mine.get(&p) == Some(&m.offset()) {
                         out.insert((topic.to_string(), p), stored(&m));
                     }
                 }
                 // Nothing at or after the offset (aborted records only).
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                    answered.insert(p as u32);
+                    answered.insert(crate::kafka::vault_partition(p));
                 }
                 Some(Err(_)) | None => {}
             }

@@ -128,7 +128,7 @@ impl LocalDir {
 }
 
 /// Makes `dir` readable by its owner only.
-pub fn private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io("making the directory private", dir, e))
 }

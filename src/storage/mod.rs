@@ -35,7 +35,7 @@ impl Kind {
         }
     }
 
-    pub const ALL_DIRS: [Kind; 5] = [
+    pub(crate) const ALL_DIRS: [Kind; 5] = [
         Kind::Keys,
         Kind::Packs,
         Kind::Index,

@@ -253,7 +253,7 @@ fn stats_of(recs: &[Pending]) -> LeafStats {
         if skip > 0 {
             gaps.push(Gap {
                 index: i as u32 + 1,
-                skip: skip as u64,
+                skip: u64::try_from(skip).expect("offsets of a chunk increase"),
             });
         }
     }
@@ -340,10 +340,11 @@ mod tests {
             let mut out = Vec::new();
             let pre: Vec<u8> = vec![b'x'; 37];
             for i in 0..prefix {
-                ch.push(&value_record(&pre), i as i64, &mut out).unwrap();
+                ch.push(&value_record(&pre), i64::try_from(i).unwrap(), &mut out)
+                    .unwrap();
             }
             for (i, v) in values.iter().enumerate() {
-                ch.push(&value_record(v), 1000 + i as i64, &mut out)
+                ch.push(&value_record(v), 1000 + i64::try_from(i).unwrap(), &mut out)
                     .unwrap();
             }
             ch.finish(&mut out);
@@ -432,8 +433,12 @@ mod tests {
                     offset += 1;
                 }
                 for (i, v) in values.iter().enumerate() {
-                    ch.push(&record(i as i64, b"k", v), offset, &mut out)
-                        .unwrap();
+                    ch.push(
+                        &record(i64::try_from(i).unwrap(), b"k", v),
+                        offset,
+                        &mut out,
+                    )
+                    .unwrap();
                     offset += 1;
                 }
                 ch.finish(&mut out);

@@ -7,6 +7,9 @@
 //! byte-level spec is `docs/format.md`; the golden vectors in `tests/`
 //! keep code and spec in step.
 
+// Pure encoders and decoders: no unsafe code, ever.
+#![forbid(unsafe_code)]
+
 pub mod chunker;
 pub mod compress;
 pub mod config;

@@ -149,9 +149,9 @@ impl Header {
 
 /// Associated data of a standalone object: the header, its salt, the vault
 /// id and the object's name, so it cannot be moved to another name or vault.
-fn object_ad(header: &[u8; 6], salt: &[u8; 16], vault: &VaultId, name: &[u8]) -> Vec<u8> {
+fn object_ad(header: [u8; 6], salt: &[u8; 16], vault: &VaultId, name: &[u8]) -> Vec<u8> {
     let mut w = Writer::with_capacity(48 + name.len());
-    w.raw(header).raw(salt).raw(&vault.0).bytes(name);
+    w.raw(&header).raw(salt).raw(&vault.0).bytes(name);
     w.into_inner()
 }
 
@@ -199,7 +199,7 @@ pub fn seal_object_version(
             Nonce::from_slice(&[0u8; 12]),
             Payload {
                 msg: &plaintext,
-                aad: &object_ad(&header, &salt, vault, name),
+                aad: &object_ad(header, &salt, vault, name),
             },
         )
         .map_err(|_| FormatError::Encode {
@@ -244,7 +244,7 @@ pub fn open_object_versioned(
             Nonce::from_slice(&[0u8; 12]),
             Payload {
                 msg: ct,
-                aad: &object_ad(&header.to_bytes(), &salt, vault, name),
+                aad: &object_ad(header.to_bytes(), &salt, vault, name),
             },
         )
         .map_err(|_| FormatError::Integrity { what: kind.name() })?;

@@ -75,7 +75,8 @@ impl<'a> Record<'a> {
             (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
         }
         let opt = |b: Option<&[u8]>| b.map_or(1, |b| vlen(b.len() as u64 + 1) + b.len());
-        let zz = ((self.timestamp << 1) ^ (self.timestamp >> 63)) as u64;
+        // Zigzag: the bits are meant.
+        let zz = ((self.timestamp << 1) ^ (self.timestamp >> 63)).cast_unsigned();
         let mut n = 1 + vlen(zz) + opt(self.key);
         n += match &self.value {
             RecordValue::Null => 0,

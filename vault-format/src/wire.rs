@@ -79,7 +79,8 @@ impl Writer {
 
     /// Signed values as zigzag LEB128, so small negatives stay short.
     pub fn zigzag(&mut self, v: i64) -> &mut Self {
-        self.varint(((v << 1) ^ (v >> 63)) as u64)
+        // Zigzag: the bits are meant.
+        self.varint(((v << 1) ^ (v >> 63)).cast_unsigned())
     }
 
     /// `varint(len) || bytes`.
@@ -201,7 +202,8 @@ impl<'a> Reader<'a> {
 
     pub fn zigzag(&mut self) -> Result<i64> {
         let v = self.varint()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+        // Zigzag: the bits are meant.
+        Ok((v >> 1).cast_signed() ^ -(v & 1).cast_signed())
     }
 
     /// A varint that must fit a `usize` and is used as a length or count.

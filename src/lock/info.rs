@@ -1,0 +1,162 @@
+//! What a lock object says: its kind, its holder and its refresh count,
+//! and how it is encoded and written.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::random_bytes;
+use crate::storage::{Kind, ObjectName, Storage};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// How often a holder refreshes, and how long an unrefreshed lock must be
+/// watched before it is stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockTimes {
+    pub refresh: Duration,
+    pub stale_after: Duration,
+}
+
+impl Default for LockTimes {
+    fn default() -> Self {
+        LockTimes {
+            refresh: Duration::from_secs(60),
+            stale_after: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// How long a command waits for a conflicting lock unless told otherwise:
+/// longer than it takes to see a dead foreign holder's lock go stale.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(15 * 60);
+
+impl LockTimes {
+    /// A holder that has not refreshed for this long stops: before anyone
+    /// may have watched its lock unrefreshed for the whole stale period.
+    pub fn give_up_after(&self) -> Duration {
+        self.stale_after / 2
+    }
+
+    /// How soon a failed refresh is tried again.
+    pub(super) fn retry(&self) -> Duration {
+        (self.refresh / 12).max(Duration::from_millis(10))
+    }
+}
+
+/// Who holds a lock: enough to tell whether it is this process's own
+/// machine and namespace, where a dead pid can be trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub host: String,
+    /// `/proc/sys/kernel/random/boot_id`: a pid from another boot means nothing.
+    #[serde(default)]
+    pub boot_id: String,
+    /// `/proc/self/ns/pid`: two containers may share a host name, not a pid namespace.
+    #[serde(default)]
+    pub pid_namespace: String,
+    pub pid: u32,
+}
+
+impl Holder {
+    pub fn this_process() -> Holder {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        Holder {
+            host: crate::hostname(),
+            boot_id: read("/proc/sys/kernel/random/boot_id"),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether this holder is certainly dead: same host, boot and pid
+    /// namespace as `me`, and no such process.
+    pub(super) fn is_dead_here(&self, me: &Holder) -> bool {
+        !me.boot_id.is_empty()
+            && !me.pid_namespace.is_empty()
+            && self.host == me.host
+            && self.boot_id == me.boot_id
+            && self.pid_namespace == me.pid_namespace
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+/// The body of a lock object (docs/format.md § Locks).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub kind: LockKind,
+    pub command: String,
+    #[serde(flatten)]
+    pub holder: Holder,
+    /// Same for every refresh of one lock.
+    #[serde(default)]
+    pub lock_id: String,
+    /// Counts the holder's refreshes.
+    #[serde(default)]
+    pub refresh: u64,
+    /// The writer's clock when written; shown to people, never compared.
+    pub time_ms: u64,
+}
+
+impl LockInfo {
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "{} lock of `vault {}` (pid {} on {}, written at {} by that host's clock, refresh {})",
+            match self.kind {
+                LockKind::Shared => "a shared",
+                LockKind::Exclusive => "an exclusive",
+            },
+            self.command,
+            self.holder.pid,
+            self.holder.host,
+            crate::time::format_rfc3339(crate::time::signed_ms(self.time_ms)),
+            self.refresh
+        )
+    }
+}
+
+/// `KVLT`, kind 6 (lock), version 1; then the JSON body. Locks are not
+/// encrypted: they must be readable to judge staleness and hold no secret.
+const LOCK_HEADER: [u8; 6] = [b'K', b'V', b'L', b'T', 6, 1];
+
+pub fn encode(info: &LockInfo) -> Vec<u8> {
+    let mut out = LOCK_HEADER.to_vec();
+    out.extend_from_slice(&serde_json::to_vec(info).expect("lock serializes"));
+    out
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Option<LockInfo> {
+    serde_json::from_slice(bytes.strip_prefix(&LOCK_HEADER[..])?).ok()
+}
+
+fn kind_name(kind: LockKind) -> &'static str {
+    match kind {
+        LockKind::Shared => "shared",
+        LockKind::Exclusive => "exclusive",
+    }
+}
+
+pub(super) fn write_lock(storage: &dyn Storage, info: &LockInfo) -> Result<ObjectName> {
+    let name = ObjectName::new(
+        Kind::Locks,
+        format!(
+            "{}-{}",
+            kind_name(info.kind),
+            vault_format::id::hex_encode(&random_bytes::<8>())
+        ),
+    );
+    storage.put_if_absent(&name, &encode(info))?;
+    Ok(name)
+}

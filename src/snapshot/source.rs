@@ -1,0 +1,480 @@
+//! Where a snapshot's records come from: the seam between Kafka and the
+//! pipeline. [`KafkaSource`] reads a cluster; [`MemorySource`] serves
+//! records held in memory, so the pipeline, tree building, incremental
+//! append and retention handling can be tested without a broker.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Timestamp};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType};
+
+use super::plan::PartitionPlan;
+use crate::error::{Error, Result};
+use crate::kafka::KafkaOptions;
+use crate::reader::StoredRecord;
+
+/// What a source tells the pipeline.
+pub enum SourceEvent<'a> {
+    /// A record of the plan's partition `part`, below its cut, in offset order.
+    Record {
+        part: usize,
+        offset: i64,
+        record: Record<'a>,
+    },
+    /// The partition has no more records below its cut.
+    Done { part: usize },
+    /// Retention deleted `[from, to)` after the cut, before it was read.
+    Deleted { part: usize, from: i64, to: i64 },
+}
+
+/// A source of records for the partitions of a plan.
+pub trait RecordSource {
+    /// Starts reading each unfinished partition of `parts` at its
+    /// `read_from`, up to its cut (`end`).
+    fn start(&mut self, parts: &[PartitionPlan]) -> Result<()>;
+
+    /// Waits up to `timeout` for what happens next and hands each event to
+    /// `sink`. Returning without an event is fine; the caller asks again.
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// The last trouble the source met, to explain a stall.
+    fn last_error(&self) -> Option<String>;
+}
+
+/// One partition as a source follows it.
+#[derive(Clone, Debug)]
+struct Followed {
+    topic: String,
+    partition: i32,
+    end: i64,
+    /// After the last record delivered.
+    next: i64,
+    done: bool,
+}
+
+/// Records from a Kafka cluster, read with one consumer that never joins
+/// its group.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    request_timeout: Duration,
+    parts: Vec<Followed>,
+    index: HashMap<(String, i32), usize>,
+    last_position_check: Instant,
+    last_error: Option<String>,
+}
+
+impl KafkaSource {
+    pub fn new(kafka: &KafkaOptions, read_committed: bool) -> Result<KafkaSource> {
+        let c = kafka.client_config_with(|c| {
+            c.set("group.id", "kvault-snapshot")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "true")
+                // Retention may delete records between the cut and the read;
+                // the source must hear of it to say so, not jump ahead in silence.
+                .set("auto.offset.reset", "error")
+                .set(
+                    "isolation.level",
+                    if read_committed {
+                        "read_committed"
+                    } else {
+                        "read_uncommitted"
+                    },
+                )
+                // Bounds librdkafka's prefetch queue (the pipeline bounds the rest).
+                .set("queued.max.messages.kbytes", "32768")
+                .set("max.partition.fetch.bytes", "4194304")
+                .set("check.crcs", "false")
+                // librdkafka stops fetching for a whole second (the default) once its
+                // queue is full; the pipeline drains in bursts, so that second was
+                // two thirds of a snapshot's time. Resume fetching quickly instead.
+                .set("fetch.queue.backoff.ms", "20");
+        });
+        let consumer = c.create().map_err(|e| Error::Kafka {
+            context: format!("creating a consumer for {}", kafka.brokers),
+            message: crate::kafka::creation_error(&e),
+        })?;
+        Ok(KafkaSource {
+            consumer,
+            request_timeout: kafka.request_timeout,
+            parts: Vec::new(),
+            index: HashMap::new(),
+            last_position_check: Instant::now(),
+            last_error: None,
+        })
+    }
+
+    fn done(
+        &mut self,
+        i: usize,
+        sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if self.parts[i].done {
+            return Ok(());
+        }
+        self.parts[i].done = true;
+        let mut t = TopicPartitionList::new();
+        t.add_partition(&self.parts[i].topic, self.parts[i].partition);
+        // Stop fetching what the snapshot does not need.
+        let _ = self.consumer.pause(&t);
+        sink(SourceEvent::Done { part: i })
+    }
+
+    /// Past the last record, positions move over transaction markers and
+    /// aborted records that are never delivered.
+    fn check_positions(
+        &mut self,
+        sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.last_position_check = Instant::now();
+        let Ok(pos) = self.consumer.position() else {
+            return Ok(());
+        };
+        let mut reached = Vec::new();
+        for e in pos.elements() {
+            if let (Some(&i), Offset::Offset(o)) = (
+                self.index.get(&(e.topic().to_string(), e.partition())),
+                e.offset(),
+            ) && !self.parts[i].done
+                && o >= self.parts[i].end
+            {
+                reached.push(i);
+            }
+        }
+        for i in reached {
+            self.done(i, sink)?;
+        }
+        Ok(())
+    }
+
+    /// A partition's next offset is gone: retention deleted it after the
+    /// cut. Kafka's consumer stops such a partition (`auto.offset.reset=
+    /// error`) and does not say which one; this asks for every unfinished
+    /// partition's log start and end in one round each, reports the deleted
+    /// ranges, and assigns each unfinished partition again where it must go
+    /// on: its new log start, or where it stood.
+    fn skip_deleted(&mut self, sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>) -> Result<()> {
+        let open: Vec<usize> = (0..self.parts.len())
+            .filter(|&i| !self.parts[i].done)
+            .collect();
+        let lows = self.edge(&open, Offset::Beginning)?;
+        let highs = self.edge(&open, Offset::End)?;
+        let mut reassign = TopicPartitionList::new();
+        let mut unassign = TopicPartitionList::new();
+        let mut emptied = Vec::new();
+        for &i in &open {
+            let p = self.parts[i].clone();
+            let key = (p.topic.clone(), p.partition);
+            let (Some(&low), Some(&high)) = (lows.get(&key), highs.get(&key)) else {
+                return Err(Error::Kafka {
+                    context: format!("reading {}/{} after a reset", p.topic, p.partition),
+                    message: "the cluster gave no log start or end for it; nothing was committed, \
+                              run the snapshot again"
+                        .into(),
+                });
+            };
+            if high < p.end {
+                return Err(Error::Kafka {
+                    context: format!("reading {}/{}", p.topic, p.partition),
+                    message: format!(
+                        "its log now ends at {high}, before the cut at {}: the cluster lost records it had \
+                         (an unclean leader election?). Nothing was committed; run the snapshot again",
+                        p.end
+                    ),
+                });
+            }
+            unassign.add_partition(&p.topic, p.partition);
+            let at = if p.next < low {
+                sink(SourceEvent::Deleted {
+                    part: i,
+                    from: p.next,
+                    to: low.min(p.end),
+                })?;
+                if low >= p.end {
+                    emptied.push(i);
+                    continue;
+                }
+                low
+            } else {
+                p.next
+            };
+            // A partition stopped by the reset cannot be seeked; it is
+            // assigned again instead.
+            reassign
+                .add_partition_offset(&p.topic, p.partition, Offset::Offset(at))
+                .map_err(kafka_err("assigning partitions"))?;
+        }
+        self.consumer
+            .incremental_unassign(&unassign)
+            .and_then(|()| self.consumer.incremental_assign(&reassign))
+            .map_err(kafka_err("resuming partitions after a reset"))?;
+        for i in emptied {
+            self.done(i, sink)?;
+        }
+        Ok(())
+    }
+
+    fn edge(&self, open: &[usize], at: Offset) -> Result<HashMap<(String, i32), i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for &i in open {
+            tpl.add_partition_offset(&self.parts[i].topic, self.parts[i].partition, at)
+                .map_err(kafka_err("listing offsets"))?;
+        }
+        let res = self
+            .consumer
+            .offsets_for_times(tpl, self.request_timeout)
+            .map_err(kafka_err("listing the log start and end after a reset"))?;
+        let mut out = HashMap::new();
+        for e in res.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                out.insert((e.topic().to_string(), e.partition()), o);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn kafka_err(context: &str) -> impl Fn(KafkaError) -> Error + '_ {
+    move |e| Error::Kafka {
+        context: context.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn record_of<'m>(m: &'m rdkafka::message::BorrowedMessage<'m>) -> Record<'m> {
+    let (timestamp, timestamp_type) = match m.timestamp() {
+        Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
+        Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+        Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+    };
+    let headers = m
+        .headers()
+        .map(|h| {
+            (0..h.count())
+                .map(|i| h.get(i))
+                .map(|h| RecordHeader {
+                    key: h.key.as_bytes(),
+                    value: h.value,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        timestamp,
+        timestamp_type,
+        key: m.key(),
+        value: m.payload().map_or(RecordValue::Null, RecordValue::Inline),
+        headers,
+    }
+}
+
+impl RecordSource for KafkaSource {
+    fn start(&mut self, parts: &[PartitionPlan]) -> Result<()> {
+        self.parts = parts
+            .iter()
+            .map(|p| Followed {
+                topic: p.topic.clone(),
+                partition: i32::try_from(p.partition).unwrap_or(i32::MAX),
+                end: p.end,
+                next: p.read_from,
+                done: p.read_from >= p.end,
+            })
+            .collect();
+        self.index = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.topic.clone(), p.partition), i))
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        for p in self.parts.iter().filter(|p| !p.done) {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                .map_err(kafka_err("assigning partitions"))?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(kafka_err("assigning partitions"))
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut check = self.last_position_check.elapsed() > Duration::from_millis(500);
+        let mut reached = None;
+        let mut reset = false;
+        match self.consumer.poll(timeout) {
+            Some(Ok(m)) => {
+                if let Some(&i) = self.index.get(&(m.topic().to_string(), m.partition())) {
+                    let p = &mut self.parts[i];
+                    let offset = m.offset();
+                    if !p.done {
+                        if offset >= p.end {
+                            reached = Some(i);
+                        } else {
+                            p.next = offset + 1;
+                            let last = offset >= p.end - 1;
+                            sink(SourceEvent::Record {
+                                part: i,
+                                offset,
+                                record: record_of(&m),
+                            })?;
+                            if last {
+                                reached = Some(i);
+                            }
+                        }
+                    }
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => check = true,
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                reset = true;
+            }
+            Some(Err(e)) => self.last_error = Some(e.to_string()),
+            None => {}
+        }
+        if let Some(i) = reached {
+            self.done(i, sink)?;
+        }
+        if reset {
+            self.skip_deleted(sink)?;
+        }
+        if check {
+            self.check_positions(sink)?;
+        }
+        Ok(())
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.clone()
+    }
+}
+
+/// Records held in memory, by (topic, partition), served like a cluster
+/// would: from each partition's `read_from` up to its cut. A partition's
+/// log may start later than `read_from` (retention struck after the cut).
+#[derive(Clone, Debug, Default)]
+pub struct MemorySource {
+    logs: HashMap<(String, u32), Vec<StoredRecord>>,
+    log_start: HashMap<(String, u32), i64>,
+    /// Where each plan partition stands, while started.
+    cursors: Vec<Option<MemoryCursor>>,
+    /// Deleted ranges still to report, by plan partition.
+    pending_deleted: Vec<(usize, i64, i64)>,
+}
+
+/// A partition being served: its plan index, the next index into its log,
+/// its cut, and its log's key.
+type MemoryCursor = (usize, usize, i64, (String, u32));
+
+impl MemorySource {
+    /// A source over `logs`: each partition's records in offset order.
+    pub fn new(logs: HashMap<(String, u32), Vec<StoredRecord>>) -> MemorySource {
+        MemorySource {
+            logs,
+            ..MemorySource::default()
+        }
+    }
+
+    /// Retention has deleted the partition's records below `offset` (after
+    /// the cut, as far as a plan made earlier knows).
+    pub fn delete_before(&mut self, topic: &str, partition: u32, offset: i64) {
+        self.log_start
+            .insert((topic.to_string(), partition), offset);
+    }
+}
+
+impl RecordSource for MemorySource {
+    fn start(&mut self, parts: &[PartitionPlan]) -> Result<()> {
+        self.cursors = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p.read_from >= p.end {
+                    return None;
+                }
+                let key = (p.topic.clone(), p.partition);
+                let mut from = p.read_from;
+                if let Some(&start) = self.log_start.get(&key)
+                    && start > from
+                {
+                    self.pending_deleted.push((i, from, start.min(p.end)));
+                    from = start;
+                }
+                let log = self.logs.get(&key).map_or(&[][..], Vec::as_slice);
+                let at = log.partition_point(|r| r.offset < from);
+                Some((i, at, p.end, key))
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn poll(
+        &mut self,
+        _timeout: Duration,
+        sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for (part, from, to) in std::mem::take(&mut self.pending_deleted) {
+            sink(SourceEvent::Deleted { part, from, to })?;
+        }
+        // Up to 64 records of each partition in turn, as a fetch would.
+        for slot in &mut self.cursors {
+            let Some((part, at, end, key)) = slot else {
+                continue;
+            };
+            let log = self.logs.get(key).map_or(&[][..], Vec::as_slice);
+            let mut sent = 0;
+            while sent < 64 && *at < log.len() && log[*at].offset < *end {
+                let r = &log[*at];
+                let headers = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| RecordHeader {
+                        key: k,
+                        value: v.as_deref(),
+                    })
+                    .collect();
+                sink(SourceEvent::Record {
+                    part: *part,
+                    offset: r.offset,
+                    record: Record {
+                        timestamp: r.timestamp,
+                        timestamp_type: r.timestamp_type,
+                        key: r.key.as_deref(),
+                        value: r
+                            .value
+                            .as_deref()
+                            .map_or(RecordValue::Null, RecordValue::Inline),
+                        headers,
+                    },
+                })?;
+                *at += 1;
+                sent += 1;
+            }
+            if *at >= log.len() || log[*at].offset >= *end {
+                let part = *part;
+                *slot = None;
+                sink(SourceEvent::Done { part })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_error(&self) -> Option<String> {
+        None
+    }
+}

@@ -1,0 +1,584 @@
+//! The engine without Kafka: records come from a `MemorySource` and go to
+//! a `MemorySink`, so the combinatorics run in milliseconds.
+//!
+//! * A model-based test: random appends (with offset gaps), retention,
+//!   snapshots, forgets and gc runs; after every step each kept snapshot
+//!   reads back exactly what the model says it holds.
+//! * The offset translation rule over random gaps, transaction markers, a
+//!   non-empty target and a restore killed and resumed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use vault::kafka::{KafkaOptions, TopicInfo, TopicSelection};
+use vault::lock::{LockKind, LockTimes, VaultLock};
+use vault::reader::StoredRecord;
+use vault::repository::{Indexed, InitOptions, Repository};
+use vault::restore::data::{MemorySink, RecordSink, restore_records};
+use vault::restore::plan::{GroupPosition, GroupRestore, PartitionRestore, TopicRestore};
+use vault::restore::produce::OutRecord;
+use vault::restore::progress::{ProgressState, RestoreSelection};
+use vault::restore::{RestoreOptions, RestorePlan, TimeWindow, translated_groups};
+use vault::snapshot::plan::{Cut, NoRecords};
+use vault::snapshot::{
+    MemorySource, RecordSource, SnapshotOptions, SnapshotPlan, SnapshotRequest, SourceEvent,
+};
+use vault::storage::local::LocalDir;
+use vault_format::ObjectId;
+use vault_format::keys::KdfParams;
+use vault_format::record::TimestampType;
+
+const TOPIC: &str = "events";
+const PARTITIONS: u32 = 2;
+
+/// A vault in a temporary directory, small chunks and fan-out so that a
+/// few hundred records make several packs, leaves and tree levels.
+struct MemVault {
+    _dir: tempfile::TempDir,
+    repo: Repository<Indexed>,
+}
+
+impl MemVault {
+    fn new() -> MemVault {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+        let mut opts = InitOptions::from_settings(1, 1, 1, None, 8).unwrap();
+        opts.kdf = KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        if let Some(c) = opts.config.as_mut() {
+            c.tree_fanout = 4;
+            c.pack_target_size = 8 << 10;
+            c.chunker = vault_format::chunker::ChunkerParams {
+                min: 256,
+                avg: 1024,
+                max: 4096,
+            };
+        }
+        let repo = Repository::init(storage, b"engine test passphrase", opts)
+            .unwrap()
+            .index(&dir.path().join("cache"))
+            .unwrap();
+        MemVault { _dir: dir, repo }
+    }
+
+    fn lock(&self, kind: LockKind) -> VaultLock {
+        VaultLock::acquire(
+            Arc::clone(self.repo.storage()),
+            kind,
+            "test",
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
+    /// A snapshot of what the model's cluster holds now.
+    fn snapshot(&self, model: &Model) -> ObjectId {
+        let req = SnapshotRequest {
+            selection: TopicSelection::topics(&[TOPIC]),
+            read_committed: true,
+            source: None,
+        };
+        let plan = SnapshotPlan::from_cut(&self.repo, model.cut(), &req, &NoRecords).unwrap();
+        let lock = self.lock(LockKind::Shared);
+        let opts = SnapshotOptions {
+            tags: vec![],
+            workers: 2,
+            stall_timeout: Duration::from_secs(10),
+            progress: None,
+            data_horizon_ms: None,
+        };
+        let mut source = model.source();
+        // Snapshots taken within one millisecond would tie on time.
+        std::thread::sleep(Duration::from_millis(2));
+        vault::snapshot::execute(&self.repo, &plan, &opts, &lock, &mut source)
+            .unwrap()
+            .id
+    }
+
+    fn forget(&self, id: &ObjectId) {
+        let _lock = self.lock(LockKind::Shared);
+        vault::gc::forget(&self.repo, &id.to_hex()).unwrap();
+    }
+
+    fn gc(&self, keep_last: usize) -> Vec<ObjectId> {
+        let lock = self.lock(LockKind::Exclusive);
+        let policy = vault::gc::KeepPolicy {
+            last: keep_last,
+            ..Default::default()
+        };
+        let opts = vault::gc::GcOptions {
+            repack_below: 0.5,
+            unindexed_min_age: Duration::ZERO,
+            ..Default::default()
+        };
+        let plan = vault::gc::GcPlan::make(&self.repo, &policy, &opts, Some(&lock), None).unwrap();
+        vault::gc::execute(&self.repo, &plan, &lock).unwrap();
+        plan.forget
+    }
+
+    /// What a snapshot holds, per partition: (offset, value).
+    fn read(&self, id: &ObjectId) -> BTreeMap<u32, Vec<(i64, Vec<u8>)>> {
+        let m = self.repo.read_snapshot(id).unwrap();
+        let mut out = BTreeMap::new();
+        for p in &m.topics[0].partitions {
+            let recs = match p.root {
+                Some(root) => vault::reader::all_records(&self.repo, &root).unwrap(),
+                None => vec![],
+            };
+            out.insert(
+                p.partition,
+                recs.into_iter()
+                    .map(|r| (r.offset, r.value.unwrap_or_default()))
+                    .collect(),
+            );
+        }
+        out
+    }
+}
+
+fn record(offset: i64, value: Vec<u8>) -> StoredRecord {
+    StoredRecord {
+        offset,
+        timestamp: 1_700_000_000_000 + offset,
+        timestamp_type: TimestampType::CreateTime,
+        key: Some(format!("k{}", offset % 7).into_bytes()),
+        value: Some(value),
+        headers: vec![(b"h".to_vec(), Some(b"v".to_vec()))],
+    }
+}
+
+/// A cluster with one topic, as far as a snapshot can tell.
+#[derive(Clone, Debug, Default)]
+struct Model {
+    logs: BTreeMap<u32, Vec<StoredRecord>>,
+    next: BTreeMap<u32, i64>,
+    log_start: BTreeMap<u32, i64>,
+    counter: u64,
+}
+
+/// What a snapshot holds, per partition.
+type Holds = BTreeMap<u32, Vec<(i64, Vec<u8>)>>;
+/// What a snapshot holds and, per partition, where its cut was.
+type Taken = (Holds, BTreeMap<u32, i64>);
+
+impl Model {
+    fn append(&mut self, p: u32, n: usize, gaps: &[u8]) {
+        for i in 0..n {
+            let next = self.next.entry(p).or_default();
+            let offset = *next + i64::from(gaps[i % gaps.len()] % 4);
+            self.counter += 1;
+            // Values compress and dedup a little, like real ones.
+            let value = format!(
+                "p{p} n{} {}",
+                self.counter,
+                "x".repeat((self.counter % 97) as usize)
+            )
+            .into_bytes();
+            self.logs.entry(p).or_default().push(record(offset, value));
+            *next = offset + 1;
+        }
+    }
+
+    fn retain(&mut self, p: u32, k: i64) {
+        let next = self.next.get(&p).copied().unwrap_or(0);
+        let start = self.log_start.entry(p).or_default();
+        *start = (*start + k).min(next);
+        let start = *start;
+        if let Some(log) = self.logs.get_mut(&p) {
+            log.retain(|r| r.offset >= start);
+        }
+    }
+
+    fn cut(&self) -> Cut {
+        let mut log_start = HashMap::new();
+        let mut end = HashMap::new();
+        for p in 0..PARTITIONS {
+            let key = (TOPIC.to_string(), p);
+            log_start.insert(key.clone(), self.log_start.get(&p).copied().unwrap_or(0));
+            end.insert(key, self.next.get(&p).copied().unwrap_or(0));
+        }
+        Cut {
+            cluster_id: Some("memory-cluster".into()),
+            topics: vec![TopicInfo {
+                name: TOPIC.into(),
+                id: Some(vault_format::TopicId([7; 16])),
+                partitions: PARTITIONS,
+                replication_factor: 1,
+            }],
+            configs: HashMap::new(),
+            log_start,
+            end,
+            groups: vec![],
+        }
+    }
+
+    fn source(&self) -> MemorySource {
+        MemorySource::new(
+            self.logs
+                .iter()
+                .map(|(p, log)| ((TOPIC.to_string(), *p), log.clone()))
+                .collect(),
+        )
+    }
+
+    /// What a snapshot built on `base` (the newest snapshot left, if any)
+    /// holds: the base's records, then what the cluster holds from the
+    /// base's cut on. Records retention deleted since stay in the history.
+    fn snapshot(&self, base: Option<&Taken>) -> Taken {
+        let mut holds = Holds::new();
+        let mut ends = BTreeMap::new();
+        for p in 0..PARTITIONS {
+            let (mut recs, from) = match base {
+                Some((h, e)) => (
+                    h.get(&p).cloned().unwrap_or_default(),
+                    e.get(&p).copied().unwrap_or(0),
+                ),
+                None => (Vec::new(), 0),
+            };
+            for r in self.logs.get(&p).into_iter().flatten() {
+                if r.offset >= from {
+                    recs.push((r.offset, r.value.clone().unwrap_or_default()));
+                }
+            }
+            holds.insert(p, recs);
+            ends.insert(p, self.next.get(&p).copied().unwrap_or(0));
+        }
+        (holds, ends)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append { p: u32, n: usize, gaps: Vec<u8> },
+    Retain { p: u32, k: i64 },
+    Snapshot,
+    Forget(usize),
+    Gc(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..PARTITIONS, 1usize..120, prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(p, n, gaps)| Op::Append { p, n, gaps }),
+        1 => (0..PARTITIONS, 1i64..60).prop_map(|(p, k)| Op::Retain { p, k }),
+        3 => Just(Op::Snapshot),
+        1 => (0usize..8).prop_map(Op::Forget),
+        1 => (1usize..3).prop_map(Op::Gc),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_kept_snapshot_reads_back_what_it_took(ops in prop::collection::vec(op(), 1..14)) {
+        let vault = MemVault::new();
+        let mut model = Model::default();
+        // The snapshots left, oldest first: what each holds and its cut.
+        let mut kept: Vec<(ObjectId, Taken)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Append { p, n, gaps } => model.append(p, n, &gaps),
+                Op::Retain { p, k } => model.retain(p, k),
+                Op::Snapshot => {
+                    let id = vault.snapshot(&model);
+                    let holds = model.snapshot(kept.last().map(|(_, h)| h));
+                    kept.push((id, holds));
+                }
+                Op::Forget(i) => {
+                    if !kept.is_empty() {
+                        let (id, _) = kept.remove(i % kept.len());
+                        vault.forget(&id);
+                    }
+                }
+                Op::Gc(n) => {
+                    let forgotten = vault.gc(n);
+                    kept.retain(|(id, _)| !forgotten.contains(id));
+                    prop_assert!(kept.len() <= n);
+                }
+            }
+            for (id, (want, _)) in &kept {
+                prop_assert_eq!(&vault.read(id), want, "snapshot {}", id);
+            }
+        }
+        let report = vault::check::run(&vault.repo, vault::check::CheckOptions {
+            read_data: 1.0,
+            progress: None,
+        }).unwrap();
+        prop_assert!(report.is_ok(), "{:?}", report.problems);
+    }
+}
+
+/// A sink that fails to commit its `n`-th transaction, as a killed run.
+struct FailingAt<'a> {
+    inner: &'a MemorySink,
+    fail_at: usize,
+    commits: std::cell::Cell<usize>,
+}
+
+impl RecordSink for FailingAt<'_> {
+    fn begin(&self) -> vault::Result<()> {
+        self.inner.begin()
+    }
+    fn send(
+        &self,
+        part: usize,
+        t: &str,
+        p: u32,
+        r: &OutRecord<'_>,
+        mark: usize,
+    ) -> vault::Result<()> {
+        self.inner.send(part, t, p, r, mark)
+    }
+    fn poll(&self) {}
+    fn flush(&self) -> vault::Result<Vec<(usize, i64)>> {
+        self.inner.flush()
+    }
+    fn last_offset(&self, part: usize) -> Option<i64> {
+        self.inner.last_offset(part)
+    }
+    fn commit(&self, state: &ProgressState) -> vault::Result<()> {
+        self.commits.set(self.commits.get() + 1);
+        if self.commits.get() == self.fail_at {
+            return Err(vault::Error::Internal("killed".into()));
+        }
+        self.inner.commit(state)
+    }
+    fn abort(&self) {
+        self.inner.abort();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// A committed source offset C becomes the target offset of the first
+    /// restored record at or after C, else the partition's end: across
+    /// compaction gaps, transaction markers, a non-empty target and a
+    /// restore killed mid-way and run again.
+    #[test]
+    fn offsets_translate_to_the_first_record_at_or_after_them(
+        n in 1usize..400,
+        gaps in prop::collection::vec(any::<u8>(), 1..16),
+        positions in prop::collection::vec(any::<u16>(), 0..8),
+        prefill in 0i64..5,
+        fail_at in 0usize..4,
+    ) {
+        let vault = MemVault::new();
+        let mut model = Model::default();
+        model.append(0, n, &gaps);
+        let id = vault.snapshot(&model);
+        let m = vault.repo.read_snapshot(&id).unwrap();
+        let last = model.next[&0];
+        // Positions anywhere from before the first offset to past the end.
+        let wanted: Vec<i64> = positions.iter().map(|p| i64::from(*p) % (last + 3) - 1).collect();
+        let wanted: Vec<i64> = wanted.into_iter().map(|c| c.max(0)).collect();
+        let plan = restore_plan(&m, &wanted);
+
+        let sink = MemorySink::default();
+        sink.prefill(TOPIC, 0, prefill);
+        let opts = RestoreOptions {
+            kafka: KafkaOptions::new("unused:9092"),
+            workers: 2,
+            // Small transactions: several markers among the records.
+            transaction_bytes: 2 << 10,
+            progress: None,
+        };
+        let mut state = ProgressState::default();
+        if fail_at > 0 {
+            let failing = FailingAt { inner: &sink, fail_at, commits: Default::default() };
+            let _ = restore_records(&vault.repo, &plan, &opts, &failing, &mut state);
+        }
+        restore_records(&vault.repo, &plan, &opts, &sink, &mut state).unwrap();
+        let restored = sink.committed(TOPIC, 0);
+        prop_assert_eq!(restored.len(), n, "every record exactly once");
+        state.ends.insert(format!("{TOPIC}/0"), sink.end(TOPIC, 0));
+        let groups = translated_groups(&plan, &state);
+        for (o, c) in groups[0].offsets.iter().zip(&wanted) {
+            let want = restored
+                .iter()
+                .find(|r| r.source_offset >= *c)
+                .map_or(sink.end(TOPIC, 0), |r| r.target_offset);
+            prop_assert_eq!(o.target_offset, want, "position {}", c);
+        }
+    }
+}
+
+/// A restore of partition 0 of `m` into the same topic, one group at `wanted`.
+fn restore_plan(m: &vault_format::manifest::SnapshotManifest, wanted: &[i64]) -> RestorePlan {
+    let p = &m.topics[0].partitions[0];
+    RestorePlan {
+        restore_id: "engine-test".into(),
+        vault_id: String::new(),
+        selection: RestoreSelection::default(),
+        resumes: false,
+        abandon: vec![],
+        snapshot_id: ObjectId([0; 32]),
+        snapshot_time_ms: m.time_ms,
+        window: TimeWindow::default(),
+        topics: vec![TopicRestore {
+            source: TOPIC.into(),
+            target: TOPIC.into(),
+            partitions: 1,
+            create: None,
+        }],
+        partitions: vec![PartitionRestore {
+            source_topic: TOPIC.into(),
+            target_topic: TOPIC.into(),
+            partition: 0,
+            root: p.root,
+            group_offsets: wanted.to_vec(),
+        }],
+        groups: vec![GroupRestore {
+            group_id: "g".into(),
+            offsets: wanted
+                .iter()
+                .map(|c| GroupPosition {
+                    partition: 0,
+                    source_offset: *c,
+                    metadata: None,
+                })
+                .collect(),
+        }],
+        target_brokers: 1,
+        warnings: vec![],
+    }
+}
+
+/// The request and plan of a snapshot of what `model` holds now.
+fn plan_for(vault: &MemVault, model: &Model) -> SnapshotPlan {
+    let req = SnapshotRequest {
+        selection: TopicSelection::topics(&[TOPIC]),
+        read_committed: true,
+        source: None,
+    };
+    SnapshotPlan::from_cut(&vault.repo, model.cut(), &req, &NoRecords).unwrap()
+}
+
+fn snapshot_options() -> SnapshotOptions {
+    SnapshotOptions {
+        tags: vec![],
+        workers: 2,
+        stall_timeout: Duration::from_secs(10),
+        progress: None,
+        data_horizon_ms: None,
+    }
+}
+
+#[test]
+fn retention_after_the_cut_is_reported_and_moves_the_log_start() {
+    let vault = MemVault::new();
+    let mut model = Model::default();
+    model.append(0, 100, &[0]);
+    model.append(1, 10, &[0]);
+    let plan = plan_for(&vault, &model);
+    // Between the cut and the read, retention deletes offsets 0..40.
+    let mut source = model.source();
+    source.delete_before(TOPIC, 0, 40);
+    let lock = vault.lock(LockKind::Shared);
+    let out = vault::snapshot::execute(&vault.repo, &plan, &snapshot_options(), &lock, &mut source)
+        .unwrap();
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("events/0: offsets 0..40 were deleted by retention")),
+        "{:?}",
+        out.warnings
+    );
+    let m = vault.repo.read_snapshot(&out.id).unwrap();
+    let p0 = &m.topics[0].partitions[0];
+    assert_eq!((p0.log_start_offset, p0.end_offset), (40, 100));
+    let held = vault.read(&out.id);
+    assert_eq!(held[&0].first().map(|r| r.0), Some(40));
+    assert_eq!(held[&0].len(), 60);
+    assert_eq!(held[&1].len(), 10);
+}
+
+/// A source that, at its first poll, has the snapshot's lock removed (as a
+/// gc that judged it stale would) and waits until the holder notices.
+struct LosesTheLock<'a> {
+    inner: MemorySource,
+    lock: &'a VaultLock,
+    storage: Arc<dyn vault::storage::Storage>,
+    struck: bool,
+}
+
+impl RecordSource for LosesTheLock<'_> {
+    fn start(&mut self, parts: &[vault::snapshot::PartitionPlan]) -> vault::Result<()> {
+        self.inner.start(parts)
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        sink: &mut dyn FnMut(SourceEvent<'_>) -> vault::Result<()>,
+    ) -> vault::Result<()> {
+        if !self.struck {
+            self.struck = true;
+            self.storage.delete(&self.lock.name()).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while self.lock.check().is_ok() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the lock's removal went unnoticed"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.inner.poll(timeout, sink)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        None
+    }
+}
+
+#[test]
+fn a_snapshot_that_loses_its_lock_commits_nothing() {
+    let vault = MemVault::new();
+    let mut model = Model::default();
+    model.append(0, 300, &[0, 1]);
+    model.append(1, 300, &[0]);
+    let plan = plan_for(&vault, &model);
+    let lock = VaultLock::acquire_with(
+        Arc::clone(vault.repo.storage()),
+        LockKind::Shared,
+        "test",
+        Duration::from_secs(5),
+        LockTimes {
+            refresh: Duration::from_millis(50),
+            stale_after: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    let mut source = LosesTheLock {
+        inner: model.source(),
+        lock: &lock,
+        storage: Arc::clone(vault.repo.storage()),
+        struck: false,
+    };
+    let err = vault::snapshot::execute(&vault.repo, &plan, &snapshot_options(), &lock, &mut source)
+        .unwrap_err();
+    assert!(matches!(err, vault::Error::Locked(_)), "{err}");
+    drop(lock);
+    assert!(vault::catalog::list(&vault.repo).unwrap().is_empty());
+
+    // The vault is whole: the next snapshot takes everything.
+    let id = vault.snapshot(&model);
+    let held = vault.read(&id);
+    assert_eq!((held[&0].len(), held[&1].len()), (300, 300));
+    let report = vault::check::run(
+        &vault.repo,
+        vault::check::CheckOptions {
+            read_data: 1.0,
+            progress: None,
+        },
+    )
+    .unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
