@@ -8,11 +8,24 @@
 # docs/benchmarks.md. Times on a shared 2-core machine are noise; the
 # ratios between tools measured in the same run are what to read.
 #
-#   bench/snapshot.sh [GIB] [PARTITIONS]     defaults: 1 GiB, 8 partitions
+#   bench/snapshot.sh [GIB] [PARTITIONS] [--vault URL]
+#     defaults: 1 GiB, 8 partitions, a new local vault in the work dir.
+#     --vault puts vault's side on that location (s3://, az://, gs://; its
+#     settings from KVAULT_STORAGE_* as for vault itself); it must not
+#     hold a vault yet. bench/storage.sh compares locations side by side.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-gib=${1:-1}
-parts=${2:-8}
+vault_url=
+positional=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --vault) vault_url=${2:?--vault needs a URL}; shift 2 ;;
+    --vault=*) vault_url=${1#--vault=}; shift ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+gib=${positional[0]:-1}
+parts=${positional[1]:-8}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
 for t in kcat restic python3; do
   command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat restic)" >&2; exit 1; }
@@ -51,15 +64,20 @@ timeit() { # label, command...: prints "seconds peak_rss_kib cpu_seconds broker_
 
 pw=$work/pw; echo "bench passphrase" > "$pw"
 rm -rf "$work/vault" "$work/restic" "$work/cache"
-"$vault" init --vault "$work/vault" --password-file "$pw" >&2
+vault_url=${vault_url:-$work/vault}
+"$vault" init --vault "$vault_url" --password-file "$pw" >&2
 export KVAULT_CACHE_DIR=$work/cache RESTIC_PASSWORD_FILE=$pw
 restic init -q --repo "$work/restic" >&2
 
-read -r t_vault rss_vault cpu_vault bcpu_vault < <(timeit vault "$vault snapshot --vault $work/vault --password-file $pw --brokers $brokers --topics $topic --json > $work/vault.json")
+read -r t_vault rss_vault cpu_vault bcpu_vault < <(timeit vault "$vault snapshot --vault '$vault_url' --password-file $pw --brokers $brokers --topics $topic --json > $work/vault.json")
 read -r t_kcat rss_kcat cpu_kcat bcpu_kcat < <(timeit kcat "kcat -C -b $brokers -t $topic -o beginning -e -q > /dev/null")
 read -r t_restic rss_restic cpu_restic bcpu_restic < <(timeit restic "set -o pipefail; kcat -C -b $brokers -t $topic -o beginning -e -q -K '\t' | restic backup -q --repo $work/restic --stdin --stdin-filename $topic")
 
-size_vault=$(du -sb "$work/vault" | cut -f1)
+if [ -d "$vault_url" ]; then
+  size_vault=$(du -sb "$vault_url" | cut -f1)
+else # object storage: what the snapshot added
+  size_vault=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytes_added"])' "$work/vault.json")
+fi
 size_restic=$(du -sb "$work/restic" | cut -f1)
 python3 - "$t_vault" "$t_kcat" "$t_restic" "$rss_vault" "$rss_kcat" "$rss_restic" "$size_vault" "$size_restic" "$gib" \
   "$cpu_vault" "$cpu_kcat" "$cpu_restic" "$bcpu_vault" "$bcpu_kcat" "$bcpu_restic" <<'PY'

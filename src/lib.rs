@@ -13,6 +13,7 @@ pub mod index_cache;
 pub mod kafka;
 pub mod lock;
 pub mod pack_writer;
+pub(crate) mod parallel;
 pub mod password;
 pub mod reader;
 pub mod repair;

@@ -5,7 +5,9 @@
 //! them. A crash in between leaves packs nobody references, never a
 //! reference to something missing.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use vault_format::compress::Compressor;
 use vault_format::index::IndexObject;
@@ -17,11 +19,22 @@ use vault_format::{ChunkId, PackId};
 use crate::error::{Error, FormatContext, Result};
 use crate::random_bytes;
 use crate::repository::{Indexed, Repository};
-use crate::storage::{Kind, ObjectName};
+use crate::storage::{Kind, ObjectName, Storage};
 
 /// How many packs are written before their index object is; bounds the
 /// memory of ids that are written but not yet in the index cache.
 const PACKS_PER_INDEX: usize = 4;
+
+/// At most this many sealed packs are uploading at once (and held in
+/// memory meanwhile), whatever the storage's concurrency.
+const MAX_UPLOADS: usize = 4;
+
+/// A sealed pack on its way to the storage.
+struct Upload {
+    pack: PackId,
+    entries: Vec<BlobEntry>,
+    thread: JoinHandle<Result<()>>,
+}
 
 /// What a writer added to the vault.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,6 +62,9 @@ pub struct PackWriter<'r> {
     /// The lock the writing command holds: an index object, which later
     /// snapshots dedup against, is written only while it is held.
     lock: Option<&'r crate::lock::VaultLock>,
+    /// Packs uploading while the pipeline fills the next, oldest first.
+    uploads: VecDeque<Upload>,
+    max_uploads: usize,
 }
 
 impl<'r> PackWriter<'r> {
@@ -64,6 +80,8 @@ impl<'r> PackWriter<'r> {
             stats: WriteStats::default(),
             ignore_index: false,
             lock: None,
+            uploads: VecDeque::new(),
+            max_uploads: repo.storage().concurrency().clamp(1, MAX_UPLOADS),
         })
     }
 
@@ -180,12 +198,37 @@ impl<'r> PackWriter<'r> {
             return Ok(());
         }
         let (pack, bytes, entries) = builder.finish().ctx(|| "sealing a pack".into())?;
-        self.repo
-            .storage()
-            .put_if_absent(&ObjectName::new(Kind::Packs, pack.to_hex()), &bytes)?;
         self.stats.pack_bytes_written += bytes.len() as u64;
         self.stats.packs_written += 1;
-        self.unindexed.push((pack, entries));
+        let storage: Arc<dyn Storage> = Arc::clone(self.repo.storage());
+        let thread = std::thread::Builder::new()
+            .name("vault-pack-upload".into())
+            .spawn(move || {
+                storage.put_if_absent(&ObjectName::new(Kind::Packs, pack.to_hex()), &bytes)?;
+                Ok(())
+            })
+            .map_err(|e| Error::Internal(format!("starting a pack upload: {e}")))?;
+        self.uploads.push_back(Upload {
+            pack,
+            entries,
+            thread,
+        });
+        while self.uploads.len() > self.max_uploads {
+            self.finish_oldest_upload()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest upload; once its pack is durable it may be
+    /// indexed.
+    fn finish_oldest_upload(&mut self) -> Result<()> {
+        let Some(u) = self.uploads.pop_front() else {
+            return Ok(());
+        };
+        u.thread
+            .join()
+            .map_err(|_| Error::Internal("a pack upload panicked".into()))??;
+        self.unindexed.push((u.pack, u.entries));
         if self.unindexed.len() >= PACKS_PER_INDEX {
             self.write_index()?;
         }
@@ -217,6 +260,9 @@ impl<'r> PackWriter<'r> {
     /// objects that list it. Call before committing anything that refers to it.
     pub fn flush(&mut self) -> Result<()> {
         self.finish_pack()?;
+        while !self.uploads.is_empty() {
+            self.finish_oldest_upload()?;
+        }
         self.write_index()
     }
 }

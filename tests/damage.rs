@@ -3,14 +3,11 @@
 
 mod common;
 
-use common::{Cluster, TestVault, consume_all, content, create_topic, produce_bulk, unique_topic};
-
-fn flip_byte(path: &std::path::Path) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let i = bytes.len() / 2;
-    bytes[i] ^= 0x20;
-    std::fs::write(path, bytes).unwrap();
-}
+use common::{
+    Cluster, TestVault, consume_all, content, create_topic, flip_byte, overwrite, produce_bulk,
+    unique_topic,
+};
+use vault::storage::{Kind, ObjectName};
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -27,8 +24,8 @@ async fn one_damaged_index_object_blocks_nothing_else() {
 
     // A copy with a fresh cache, as on a new host, and one flipped byte.
     let d = v.copy();
-    assert!(d.files("index").len() > 1);
-    flip_byte(&d.files("index")[0]);
+    assert!(d.objects(Kind::Index).len() > 1);
+    flip_byte(d.storage().as_ref(), &d.objects(Kind::Index)[0]);
 
     // Restore still works: the packs' trailers stand in for the bad object.
     let target = unique_topic("damaged-index-dr");
@@ -78,9 +75,9 @@ async fn one_damaged_index_object_blocks_nothing_else() {
     assert_eq!(g["snapshots"].as_array().unwrap().len(), 1, "{g}");
 
     // A junk file where a pack should be: reported and left alone.
-    let junk_pack = d.path.join("packs/ee").join("ee".repeat(16));
-    std::fs::create_dir_all(junk_pack.parent().unwrap()).unwrap();
-    std::fs::write(&junk_pack, b"not a pack").unwrap();
+    let storage = d.storage();
+    let junk_pack = ObjectName::new(Kind::Packs, "ee".repeat(16));
+    assert!(storage.put_if_absent(&junk_pack, b"not a pack").unwrap());
     let s = d.run(&[
         "snapshot",
         "--brokers",
@@ -91,7 +88,7 @@ async fn one_damaged_index_object_blocks_nothing_else() {
     ]);
     assert!(s.status.success(), "{}", stderr(&s));
     assert!(stderr(&s).contains("left alone"), "{}", stderr(&s));
-    assert!(junk_pack.exists());
+    assert!(storage.exists(&junk_pack).unwrap());
     let o = d.run(&["check", "--json"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -99,8 +96,8 @@ async fn one_damaged_index_object_blocks_nothing_else() {
     // repair cannot mend it and says so (exit 3); the operator removes it.
     let o = d.run(&["repair", "index", "--json"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(junk_pack.exists());
-    std::fs::remove_file(&junk_pack).unwrap();
+    assert!(storage.exists(&junk_pack).unwrap());
+    storage.delete(&junk_pack).unwrap();
     let o = d.run(&["check", "--read-data"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(d.records("latest", &topic).len(), want.len());
@@ -109,7 +106,12 @@ async fn one_damaged_index_object_blocks_nothing_else() {
 #[test]
 fn a_junk_key_file_locks_nobody_out() {
     let v = TestVault::init();
-    std::fs::write(v.path.join("keys").join("0000junk"), b"KVLT\x02\x01garbage").unwrap();
+    let junk = ObjectName::new(Kind::Keys, "0000junk");
+    assert!(
+        v.storage()
+            .put_if_absent(&junk, b"KVLT\x02\x01garbage")
+            .unwrap()
+    );
     let o = v.run(&["snapshots", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = v.run(&["check", "--json"]);
@@ -126,7 +128,8 @@ fn a_junk_key_file_locks_nobody_out() {
 fn chunks_read_from_trailers_are_never_deduplicated_against() {
     let v = TestVault::init();
     let repo = v.open();
-    let pack = common::unindexed_pack(&repo, &v.path, std::time::Duration::from_secs(7200));
+    let storage = v.storage();
+    let pack = common::unindexed_pack(&repo, storage.as_ref());
     let chunk = repo.keys().chunk_id(b"records of a snapshot still running");
     let cache = repo.index_cache();
 
@@ -138,14 +141,15 @@ fn chunks_read_from_trailers_are_never_deduplicated_against() {
     );
 
     // A damaged index object: its packs are read from their trailers.
-    std::fs::write(v.path.join("index").join("ab".repeat(32)), b"junk").unwrap();
+    let junk = ObjectName::new(Kind::Index, "ab".repeat(32));
+    overwrite(storage.as_ref(), &junk, b"junk");
     let damaged = repo.sync_index().unwrap();
     assert_eq!(damaged.len(), 1);
     assert!(cache.get(&chunk).unwrap().is_some(), "found for reading");
     assert!(!cache.contains(&chunk).unwrap(), "but not for dedup");
 
     // gc deletes the pack as an old orphan; the next sync forgets it.
-    std::fs::remove_file(&pack).unwrap();
+    storage.delete(&pack).unwrap();
     repo.sync_index().unwrap();
     assert!(cache.get(&chunk).unwrap().is_none());
 }

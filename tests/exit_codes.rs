@@ -33,7 +33,8 @@ fn each_exit_code_means_what_the_readme_says() {
     std::fs::write(&wrong, "not the passphrase\n").unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
         .args(["snapshots", "--vault"])
-        .arg(&v.path)
+        .arg(&v.location)
+        .envs(v.backend.env())
         .arg("--password-file")
         .arg(&wrong)
         .output()
@@ -54,6 +55,7 @@ fn each_exit_code_means_what_the_readme_says() {
         "no snapshot to restore"
     );
     // 3: the vault holds damage.
-    std::fs::write(v.path.join("keys").join("junk"), b"not a key file").unwrap();
+    let junk = vault::storage::ObjectName::new(vault::storage::Kind::Keys, "junk");
+    assert!(v.storage().put_if_absent(&junk, b"not a key file").unwrap());
     assert_eq!(code(&v, &["check"]), Some(3));
 }

@@ -67,7 +67,7 @@ impl Storage for FullDisk {
 
 fn open_on(v: &TestVault, free: u64) -> Repository<Indexed> {
     let disk = FullDisk {
-        inner: LocalDir::open(&v.path),
+        inner: LocalDir::open(v.local_path()),
         left: AtomicU64::new(free),
     };
     let pass = vault::password::read_password_file(&v.password_file).unwrap();
@@ -126,7 +126,10 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     let e = snapshot(&open_on(&v, 2 << 20), &topic).await.unwrap_err();
     assert!(no_space(&e), "not the disk's error: {e}");
     assert!(e.to_string().contains("No space left on device"), "{e}");
-    assert!(v.files("snapshots").is_empty(), "a snapshot was committed");
+    assert!(
+        v.objects(vault::storage::Kind::Snapshots).is_empty(),
+        "a snapshot was committed"
+    );
     let o = v.run(&["check", "--read-data"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
@@ -154,7 +157,7 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     };
     let plan = vault::gc::GcPlan::make(&repo, &policy, &opts, None, None).unwrap();
     let lock = VaultLock::acquire(
-        Arc::new(LocalDir::open(&v.path)),
+        Arc::new(LocalDir::open(v.local_path())),
         LockKind::Exclusive,
         "gc",
         Duration::from_secs(10),

@@ -6,9 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Cluster, TestRecord, TestVault, consume_all, content, create_topic, produce, produce_bulk,
-    unique_topic,
+    Cluster, TestRecord, TestVault, consume_all, content, create_topic, overwrite, produce,
+    produce_bulk, unique_topic,
 };
+use vault::storage::{Kind, ObjectName};
 
 /// A vault with two snapshots of different topics: `a` (only in the
 /// first) and `b` (in both).
@@ -260,7 +261,8 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
     );
 
     // And a snapshot that starts while gc holds the vault waits for it.
-    let lock = v.path.join("locks").join("exclusive-test");
+    let storage = v.storage();
+    let lock = ObjectName::new(Kind::Locks, "exclusive-test");
     let body = format!(
         r#"{{"kind":"exclusive","command":"gc","host":"{}","pid":{},"time_ms":{}}}"#,
         std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -273,7 +275,11 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
             .as_millis()
     );
     // The object header of docs/format.md: KVLT, kind 6 (lock), version 1.
-    std::fs::write(&lock, [&b"KVLT\x06\x01"[..], body.as_bytes()].concat()).unwrap();
+    assert!(
+        storage
+            .put_if_absent(&lock, &[&b"KVLT\x06\x01"[..], body.as_bytes()].concat())
+            .unwrap()
+    );
     produce(
         Cluster::Source,
         &a,
@@ -298,7 +304,7 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
         waiting.try_wait().unwrap().is_none(),
         "the snapshot ignored gc's lock"
     );
-    std::fs::remove_file(&lock).unwrap();
+    storage.delete(&lock).unwrap();
     let out = waiting.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -318,17 +324,16 @@ async fn check_finds_each_kind_of_damage() {
     let cases: Vec<(&str, Damage, bool, &str)> = vec![
         (
             "a deleted pack",
-            |d| std::fs::remove_file(&d.files("packs")[0]).unwrap(),
+            |d| d.storage().delete(&d.objects(Kind::Packs)[0]).unwrap(),
             false,
             "is missing",
         ),
         (
             "a truncated pack",
             |d| {
-                let p = &d.files("packs")[0];
-                let len = std::fs::metadata(p).unwrap().len();
-                let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-                f.set_len(len / 2).unwrap();
+                let (s, p) = (d.storage(), &d.objects(Kind::Packs)[0]);
+                let bytes = s.get(p).unwrap();
+                overwrite(s.as_ref(), p, &bytes[..bytes.len() / 2]);
             },
             false,
             "truncated",
@@ -336,18 +341,18 @@ async fn check_finds_each_kind_of_damage() {
         (
             "a flipped byte",
             |d| {
-                let p = &d.files("packs")[0];
-                let mut bytes = std::fs::read(p).unwrap();
+                let (s, p) = (d.storage(), &d.objects(Kind::Packs)[0]);
+                let mut bytes = s.get(p).unwrap();
                 let i = bytes.len() / 3;
                 bytes[i] ^= 0x01;
-                std::fs::write(p, bytes).unwrap();
+                overwrite(s.as_ref(), p, &bytes);
             },
             true,
             "pack",
         ),
         (
             "a missing index object",
-            |d| std::fs::remove_file(&d.files("index")[0]).unwrap(),
+            |d| d.storage().delete(&d.objects(Kind::Index)[0]).unwrap(),
             false,
             "repair index",
         ),

@@ -7,6 +7,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use vault::storage::{Kind, ObjectName};
 
 use common::{
     Cluster, TestRecord, TestVault, consume_all, content, create_topic, delete_records,
@@ -241,8 +242,8 @@ async fn a_selected_topic_the_cluster_cannot_describe_fails_the_snapshot() {
             break o;
         }
         // The denial had not reached the broker: that snapshot was fine, drop it.
-        for f in v.files("snapshots") {
-            std::fs::remove_file(f).unwrap();
+        for f in v.objects(Kind::Snapshots) {
+            v.storage().delete(&f).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -250,7 +251,7 @@ async fn a_selected_topic_the_cluster_cannot_describe_fails_the_snapshot() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&denied) && err.contains("uthoriz"), "{err}");
     assert!(err.contains("--exclude"), "says how to go on: {err}");
-    assert!(v.files("snapshots").is_empty(), "nothing committed");
+    assert!(v.objects(Kind::Snapshots).is_empty(), "nothing committed");
 
     // Left out on purpose, the rest is backed up.
     let out = v.json(&[
@@ -391,9 +392,15 @@ fn downgrade_to_format_1(v: &TestVault, id: &str) -> String {
         vault_format::compress::Compression(None),
     )
     .unwrap();
-    let dir = v.path.join("snapshots");
-    std::fs::remove_file(dir.join(id)).unwrap();
-    std::fs::write(dir.join(new.to_hex()), sealed).unwrap();
+    let storage = v.storage();
+    storage
+        .delete(&ObjectName::new(Kind::Snapshots, id))
+        .unwrap();
+    assert!(
+        storage
+            .put_if_absent(&ObjectName::new(Kind::Snapshots, new.to_hex()), &sealed)
+            .unwrap()
+    );
     let back = repo.read_snapshot(&new).unwrap();
     assert!(back.topics.iter().all(|t| t.topic_id.is_none()));
     new.to_hex()

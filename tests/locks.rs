@@ -1,8 +1,8 @@
 //! Locks that cannot lie: staleness judged only on the reader's own clock,
 //! pids trusted only in the reader's own pid namespace, a holder that
 //! cannot refresh stops, and gc sees every holder even mid-refresh. No
-//! Kafka needed: the storage is a local directory, wrapped where a test
-//! needs it to fail or stall.
+//! Kafka needed: the storage is the backend under test
+//! (`KVAULT_TEST_BACKEND`), wrapped where a test needs it to fail or stall.
 
 mod common;
 
@@ -25,9 +25,10 @@ const FAST: LockTimes = LockTimes {
     stale_after: Duration::from_millis(300),
 };
 
-fn vault_dir() -> (tempfile::TempDir, Arc<LocalDir>) {
+/// Fresh storage on the backend under test (`KVAULT_TEST_BACKEND`).
+fn vault_dir() -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+    let storage = common::Backend::current().create_storage(dir.path());
     (dir, storage)
 }
 
@@ -157,7 +158,7 @@ fn a_dead_pid_counts_only_in_the_same_pid_namespace() {
 /// becomes unreachable for the lock refresher.
 #[derive(Debug)]
 struct FailingLockWrites {
-    inner: LocalDir,
+    inner: Arc<dyn Storage>,
     failing: AtomicBool,
 }
 
@@ -221,11 +222,14 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("v");
     let storage = Arc::new(FailingLockWrites {
-        inner: LocalDir::create(&root).unwrap(),
+        // Local: the test ages a pack's file past gc's grace period.
+        inner: Arc::new(LocalDir::create(&root).unwrap()),
         failing: AtomicBool::new(false),
     });
     let repo = repo_on(storage.clone(), &dir.path().join("cache"));
-    let pack = unindexed_pack(&repo, &root, Duration::from_secs(2 * 3600));
+    let pack = unindexed_pack(&repo, storage.as_ref());
+    common::age_object(&root, &pack, Duration::from_secs(2 * 3600));
+    let pack = root.join(pack.path());
     let lock = VaultLock::acquire_with(
         storage.clone(),
         LockKind::Exclusive,
@@ -265,7 +269,7 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
 /// would stall gc between listing the locks and reading them.
 #[derive(Debug)]
 struct StallingLockReads {
-    inner: Arc<LocalDir>,
+    inner: Arc<dyn Storage>,
     armed: AtomicBool,
     stall: Duration,
 }
@@ -363,8 +367,15 @@ fn gc_stops_when_a_shared_lock_appears_or_its_own_is_gone() {
 
 #[test]
 fn unindexed_packs_are_deleted_only_once_old() {
-    let v = common::TestVault::init();
-    let young = unindexed_pack(&v.open(), &v.path, Duration::from_secs(60));
+    // Object stores set an object's time themselves: this test of the
+    // grace period ages files, so its vault is local whatever the backend.
+    let v = common::TestVault::init_on(common::Backend::Local, &[]);
+    let root = v.local_path();
+    let young = unindexed_pack(&v.open(), v.storage().as_ref());
+    let young = {
+        common::age_object(&root, &young, Duration::from_secs(60));
+        root.join(young.path())
+    };
     let g = v.json(&["gc", "--keep-last", "1"]);
     assert_eq!(
         (g["orphan_packs"].as_u64(), g["young_orphan_packs"].as_u64()),
@@ -377,7 +388,7 @@ fn unindexed_packs_are_deleted_only_once_old() {
     assert!(!young.exists(), "an old unindexed pack is garbage");
 
     // A damaged one is left for the operator, however old.
-    let junk = v.path.join("packs/dd").join("dd".repeat(16));
+    let junk = root.join("packs/dd").join("dd".repeat(16));
     std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
     std::fs::write(&junk, b"not a pack").unwrap();
     age_file(&junk, Duration::from_secs(2 * 3600));
@@ -393,7 +404,7 @@ fn unindexed_packs_are_deleted_only_once_old() {
 /// Storage whose lock writes hang once armed, as a stalled network would.
 #[derive(Debug)]
 struct SlowLockWrites {
-    inner: LocalDir,
+    inner: Arc<dyn Storage>,
     stall: std::sync::Mutex<Option<Duration>>,
 }
 
@@ -433,7 +444,7 @@ impl Storage for SlowLockWrites {
 fn a_refresh_that_returns_too_late_does_not_bring_the_lock_back() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(SlowLockWrites {
-        inner: LocalDir::create(dir.path().join("v")).unwrap(),
+        inner: common::Backend::current().create_storage(dir.path()),
         stall: std::sync::Mutex::new(None),
     });
     let lock = VaultLock::acquire_with(

@@ -55,7 +55,7 @@ async fn the_vault_and_its_cache_have_no_group_or_other_bits() {
     // A vault made under umask 000 (TestVault's own is made under the
     // test's umask; this one from scratch).
     let v = TestVault::init();
-    std::fs::remove_dir_all(&v.path).unwrap();
+    std::fs::remove_dir_all(v.local_path()).unwrap();
     let init = with_open_umask(&v.command(&["init", "--kdf-memory-mib", "8"]))
         .output()
         .unwrap();
@@ -74,9 +74,16 @@ async fn the_vault_and_its_cache_have_no_group_or_other_bits() {
         "{}",
         String::from_utf8_lossy(&snap.stderr)
     );
-    assert!(!v.files("packs").is_empty() && !v.files("snapshots").is_empty());
+    assert!(
+        !v.objects(vault::storage::Kind::Packs).is_empty()
+            && !v.objects(vault::storage::Kind::Snapshots).is_empty()
+    );
 
-    assert_eq!(open_bits(&v.path), Vec::<String>::new(), "the vault");
+    assert_eq!(
+        open_bits(&v.local_path()),
+        Vec::<String>::new(),
+        "the vault"
+    );
     let vault_caches: Vec<_> = std::fs::read_dir(&v.cache)
         .unwrap()
         .map(|e| e.unwrap().path())

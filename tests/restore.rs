@@ -354,7 +354,8 @@ async fn bad_input_fails_clearly_and_writes_nothing() {
     }
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
         .args(["restore", "--vault"])
-        .arg(&v.path)
+        .arg(&v.location)
+        .envs(v.backend.env())
         .arg("--password-file")
         .arg(&wrong_pw)
         .args(["--snapshot-id", "latest", "--brokers", &target])

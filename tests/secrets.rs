@@ -189,7 +189,7 @@ async fn snapshot_and_restore_over_sasl_ssl_never_show_the_password() {
             );
         }
     }
-    let in_files: Vec<PathBuf> = files_holding(&v.path, password.as_bytes())
+    let in_files: Vec<PathBuf> = files_holding(&v.local_path(), password.as_bytes())
         .into_iter()
         .chain(files_holding(&v.cache, password.as_bytes()))
         .collect();

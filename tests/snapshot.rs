@@ -224,13 +224,12 @@ async fn a_killed_snapshot_commits_nothing_and_the_next_one_works() {
     let mut child = v.snapshot_in_flight(&topic, &[], 3 << 20);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert_eq!(
-        std::fs::read_dir(v.path.join("snapshots")).unwrap().count(),
-        0,
+    assert!(
+        v.objects(vault::storage::Kind::Snapshots).is_empty(),
         "a killed snapshot left a manifest"
     );
 
-    let packs_before = std::fs::read_dir(v.path.join("packs")).unwrap().count();
+    let packs_before = v.objects(vault::storage::Kind::Packs).len();
     assert!(packs_before > 0);
     let s = v.snapshot(&[&topic]);
     assert_eq!(s["records_read"], 60_000);
@@ -273,10 +272,7 @@ fn an_unreachable_broker_fails_clearly_and_commits_nothing() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("127.0.0.1:1"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(v.path.join("snapshots")).unwrap().count(),
-        0
-    );
+    assert!(v.objects(vault::storage::Kind::Snapshots).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

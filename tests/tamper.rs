@@ -1,13 +1,17 @@
-//! A vault on disk, damaged one byte at a time: every read either fails
-//! with an error or returns exactly the data that was written. Never wrong
-//! data. (No Kafka needed: the vault is filled through the engine.)
+//! A vault damaged one byte at a time: every read either fails with an
+//! error or returns exactly the data that was written. Never wrong data.
+//! (No Kafka needed: the vault is filled through the engine, on the
+//! backend under test, `KVAULT_TEST_BACKEND`.)
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
+
+use common::{Backend, all_objects, overwrite};
 
 use vault::pack_writer::PackWriter;
 use vault::repository::{InitOptions, Repository};
-use vault::storage::local::LocalDir;
+use vault::storage::{Kind, Storage};
 use vault_format::chunker::{Gear, RecordChunker};
 use vault_format::keys::KdfParams;
 use vault_format::manifest::{
@@ -30,9 +34,10 @@ fn values() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Creates a vault holding one snapshot of one partition with `values()`.
-fn fill(dir: &Path) {
-    let storage = Arc::new(LocalDir::create(dir).unwrap());
+/// Creates a vault holding one snapshot of one partition with `values()`;
+/// returns its storage.
+fn fill(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
+    let storage = Backend::current().create_storage(dir.path());
     let mut cfg = vault_format::config::VaultConfig::new(Default::default(), 0);
     cfg.chunker = vault_format::chunker::ChunkerParams {
         min: 1024,
@@ -42,7 +47,7 @@ fn fill(dir: &Path) {
     cfg.tree_fanout = 4;
     cfg.pack_target_size = 12 << 10;
     let repo = Repository::init(
-        storage,
+        storage.clone(),
         PASS,
         InitOptions {
             kdf: FAST_KDF,
@@ -100,12 +105,13 @@ fn fill(dir: &Path) {
         stats: SnapshotStats::default(),
     };
     repo.write_snapshot(&manifest).unwrap();
+    storage
 }
 
 /// Reads everything back through a fresh index cache.
-fn read_all(dir: &Path) -> vault::Result<Vec<Vec<u8>>> {
+fn read_all(storage: &Arc<dyn Storage>) -> vault::Result<Vec<Vec<u8>>> {
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(Arc::new(LocalDir::open(dir)))?
+    let repo = Repository::open(Arc::clone(storage))?
         .unlock(PASS)?
         .index(cache.path())?;
     let mut out = Vec::new();
@@ -131,37 +137,13 @@ fn read_all(dir: &Path) -> vault::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in walkdir(dir) {
-        if e.is_file() {
-            out.push(e);
-        }
-    }
-    out.sort();
-    out
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn the_vault_reads_back_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path());
-    assert_eq!(read_all(dir.path()).unwrap(), values());
+    let storage = fill(&dir);
+    assert_eq!(read_all(&storage).unwrap(), values());
     // Several packs, index objects and tree levels, or the test proves little.
-    let packs = files(&dir.path().join("packs")).len();
+    let packs = storage.list(Kind::Packs).unwrap().len();
     assert!(packs >= 3, "only {packs} packs");
 }
 
@@ -170,9 +152,9 @@ fn the_vault_reads_back_what_was_written() {
 #[test]
 fn the_leaf_cursor_walks_like_the_tree_walk() {
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path());
+    let storage = fill(&dir);
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(Arc::new(LocalDir::open(dir.path())))
+    let repo = Repository::open(storage)
         .unwrap()
         .unlock(PASS)
         .unwrap()
@@ -198,14 +180,21 @@ fn the_leaf_cursor_walks_like_the_tree_walk() {
 #[test]
 fn any_flipped_byte_fails_loudly_and_never_returns_wrong_data() {
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path());
+    let storage = fill(&dir);
     let good = values();
     let mut checked = 0;
-    for f in files(dir.path()) {
-        let orig = std::fs::read(&f).unwrap();
+    // Every byte of small objects is a request per flip on object
+    // storage: there, a spread of positions in every object is enough.
+    let every_byte_below = if Backend::current().is_local() {
+        512
+    } else {
+        128
+    };
+    for f in all_objects(storage.as_ref()) {
+        let orig = storage.get(&f).unwrap();
         // Every byte of small files; a spread of positions in large ones,
         // always including the first and last 64 bytes.
-        let positions: Vec<usize> = if orig.len() <= 512 {
+        let positions: Vec<usize> = if orig.len() <= every_byte_below {
             (0..orig.len()).collect()
         } else {
             let mut p: Vec<usize> = (0..64).chain(orig.len() - 64..orig.len()).collect();
@@ -215,19 +204,14 @@ fn any_flipped_byte_fails_loudly_and_never_returns_wrong_data() {
         for pos in positions {
             let mut bad = orig.clone();
             bad[pos] ^= 0x04;
-            std::fs::write(&f, &bad).unwrap();
-            match read_all(dir.path()) {
+            overwrite(storage.as_ref(), &f, &bad);
+            match read_all(&storage) {
                 Err(_) => {}
-                Ok(v) => assert_eq!(
-                    v,
-                    good,
-                    "flip at {} byte {pos} returned wrong data",
-                    f.display()
-                ),
+                Ok(v) => assert_eq!(v, good, "flip at {f} byte {pos} returned wrong data"),
             }
             checked += 1;
         }
-        std::fs::write(&f, &orig).unwrap();
+        overwrite(storage.as_ref(), &f, &orig);
     }
     assert!(checked > 500);
 }
@@ -235,27 +219,30 @@ fn any_flipped_byte_fails_loudly_and_never_returns_wrong_data() {
 #[test]
 fn a_swapped_or_truncated_pack_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path());
-    let packs = files(&dir.path().join("packs"));
+    let storage = fill(&dir);
+    let s = storage.as_ref();
+    let packs: Vec<_> = s
+        .list(Kind::Packs)
+        .unwrap()
+        .into_iter()
+        .map(|l| vault::storage::ObjectName::new(Kind::Packs, l.name))
+        .collect();
     let (a, b) = (&packs[0], &packs[1]);
-    let (ba, bb) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    std::fs::write(a, &bb).unwrap();
-    std::fs::write(b, &ba).unwrap();
-    assert!(read_all(dir.path()).is_err(), "swapped packs were accepted");
-    std::fs::write(a, &ba).unwrap();
-    std::fs::write(b, &bb).unwrap();
-    std::fs::write(a, &ba[..ba.len() / 2]).unwrap();
-    assert!(
-        read_all(dir.path()).is_err(),
-        "a truncated pack was accepted"
-    );
+    let (ba, bb) = (s.get(a).unwrap(), s.get(b).unwrap());
+    overwrite(s, a, &bb);
+    overwrite(s, b, &ba);
+    assert!(read_all(&storage).is_err(), "swapped packs were accepted");
+    overwrite(s, a, &ba);
+    overwrite(s, b, &bb);
+    overwrite(s, a, &ba[..ba.len() / 2]);
+    assert!(read_all(&storage).is_err(), "a truncated pack was accepted");
 }
 
 #[test]
 fn a_wrong_passphrase_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path());
-    let err = Repository::open(Arc::new(LocalDir::open(dir.path())))
+    let storage = fill(&dir);
+    let err = Repository::open(storage)
         .unwrap()
         .unlock(b"nope")
         .err()
@@ -266,13 +253,11 @@ fn a_wrong_passphrase_is_refused_clearly() {
 #[test]
 fn a_newer_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    fill(dir.path());
-    let cfg = dir.path().join("config");
-    let mut b = std::fs::read(&cfg).unwrap();
+    let storage = fill(&dir);
+    let cfg = vault::storage::ObjectName::config();
+    let mut b = storage.get(&cfg).unwrap();
     b[5] = 2;
-    std::fs::write(&cfg, &b).unwrap();
-    let err = Repository::open(Arc::new(LocalDir::open(dir.path())))
-        .err()
-        .unwrap();
+    overwrite(storage.as_ref(), &cfg, &b);
+    let err = Repository::open(storage).err().unwrap();
     assert!(err.to_string().contains("format version 2"), "{err}");
 }

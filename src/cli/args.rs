@@ -11,14 +11,21 @@ use vault::kafka::KafkaOptions;
 use vault::lock::{LockKind, VaultLock};
 use vault::password;
 use vault::repository::{Indexed, Open, Repository};
-use vault::storage::local::LocalDir;
+use vault::storage::Storage;
+use vault::storage::location::{StorageOptions, VaultLocation};
 
 /// How to find and unlock a vault; every command that opens one takes these.
 #[derive(Args, Debug, Clone)]
 pub struct VaultArgs {
-    /// The vault's directory.
-    #[arg(long, value_name = "PATH", env = "KVAULT_REPO")]
-    pub vault: PathBuf,
+    /// Where the vault lives: a directory (PATH or file:///PATH), or
+    /// s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX.
+    #[arg(long, value_name = "PATH|URL", env = "KVAULT_REPO")]
+    pub vault: String,
+    /// A setting of the vault's object store, e.g. endpoint=http://127.0.0.1:9000
+    /// or region=eu-west-1 (also KVAULT_STORAGE_KEY=VALUE); repeatable.
+    /// Credentials come from the cloud's usual environment and profiles.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub storage_options: Vec<String>,
     /// File whose first line is the passphrase (else KVAULT_PASSWORD_FILE,
     /// KVAULT_PASSWORD, or a prompt on a terminal).
     #[arg(long, value_name = "FILE")]
@@ -35,8 +42,16 @@ pub struct VaultArgs {
 }
 
 impl VaultArgs {
-    pub fn storage(&self) -> Arc<LocalDir> {
-        Arc::new(LocalDir::open(&self.vault))
+    pub fn location(&self) -> Result<VaultLocation> {
+        VaultLocation::parse(&self.vault)
+    }
+
+    pub fn storage_options(&self) -> Result<StorageOptions> {
+        StorageOptions::from_env_and_args(&self.storage_options)
+    }
+
+    pub fn storage(&self) -> Result<Arc<dyn Storage>> {
+        self.location()?.open(&self.storage_options()?)
     }
 
     pub fn passphrase(&self, confirm: bool) -> Result<password::Passphrase> {
@@ -45,7 +60,7 @@ impl VaultArgs {
 
     /// Opens and unlocks the vault.
     pub fn unlock(&self) -> Result<Repository<Open>> {
-        let repo = Repository::open(self.storage())?;
+        let repo = Repository::open(self.storage()?)?;
         repo.unlock(&self.passphrase(false)?)
     }
 

@@ -90,6 +90,7 @@ struct GcReport {
     packs_written: Option<u64>,
     index_objects_rewritten: Option<usize>,
     bytes_freed: Option<i64>,
+    uploads_aborted: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -186,6 +187,7 @@ pub fn run(a: &GcArgs) -> Result<()> {
             packs_written: outcome.as_ref().map(|o| o.packs_written),
             index_objects_rewritten: outcome.as_ref().map(|o| o.index_objects_rewritten),
             bytes_freed: outcome.as_ref().map(|o| o.bytes_freed),
+            uploads_aborted: outcome.as_ref().map(|o| o.uploads_aborted),
         });
         return Ok(());
     }
@@ -234,7 +236,7 @@ pub fn run(a: &GcArgs) -> Result<()> {
             a.unindexed_min_age
         );
     }
-    match outcome {
+    match &outcome {
         None => eprintln!(
             "dry run: would forget {} snapshots, delete {} packs and repack {} ({} to delete, {} to rewrite); nothing changed",
             plan.forget.len(),
@@ -252,6 +254,14 @@ pub fn run(a: &GcArgs) -> Result<()> {
             o.index_objects_rewritten,
             human_bytes(u64::try_from(o.bytes_freed).unwrap_or(0))
         ),
+    }
+    if let Some(o) = &outcome
+        && o.uploads_aborted > 0
+    {
+        eprintln!(
+            "aborted {} multipart uploads that interrupted vault processes left unfinished",
+            o.uploads_aborted
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 use vault::repository::{InitOptions, Repository};
-use vault::storage::local::LocalDir;
+use vault::storage::location::NewVault;
 use vault::{Error, Result};
 
 use super::args::VaultArgs;
@@ -29,6 +29,11 @@ pub struct InitArgs {
     /// Argon2id memory cost in MiB for the key file.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=4096))]
     kdf_memory_mib: u32,
+    /// Use an object store that does not refuse to overwrite an existing
+    /// object (init checks). Then two vault processes at once can corrupt
+    /// the vault: run one writer at a time.
+    #[arg(long)]
+    unsafe_no_conditional_writes: bool,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
@@ -53,13 +58,9 @@ struct ChunkSizes {
 }
 
 pub fn run(a: &InitArgs) -> Result<()> {
+    let location = a.vault.location()?;
+    let storage_options = a.vault.storage_options()?;
     let pass = a.vault.passphrase(true)?;
-    if a.vault.vault.join("config").exists() {
-        return Err(Error::Usage(format!(
-            "a vault already exists at {}",
-            a.vault.vault.display()
-        )));
-    }
     // Everything that can be wrong with the options fails before anything
     // is created.
     let opts = InitOptions::from_settings(
@@ -69,20 +70,40 @@ pub fn run(a: &InitArgs) -> Result<()> {
         a.data_horizon.as_deref(),
         a.kdf_memory_mib,
     )?;
-    let existed = a.vault.vault.exists();
-    let storage = std::sync::Arc::new(LocalDir::create(&a.vault.vault)?);
-    let repo = match Repository::init(storage.clone(), &pass, opts) {
+    let target = NewVault::prepare(&location, &storage_options)?;
+    let honoured = match vault::storage::honours_conditional_writes(target.storage().as_ref()) {
+        Ok(h) => h,
+        Err(e) => {
+            target.remove_unfinished();
+            return Err(e);
+        }
+    };
+    if !honoured {
+        if !a.unsafe_no_conditional_writes {
+            target.remove_unfinished();
+            return Err(Error::Usage(format!(
+                "{} does not refuse to overwrite an existing object (a conditional write), which \
+             vault's locks and snapshots rely on. Use a store that honours If-None-Match, or pass \
+             --unsafe-no-conditional-writes and never run two vault commands on this vault at once",
+                location.display()
+            )));
+        }
+        super::output::warn(
+            "the store does not honour conditional writes: one writer at a time, never two vault commands on this vault at once",
+        );
+    }
+    let repo = match Repository::init(target.storage(), &pass, opts) {
         Ok(r) => r,
         Err(e) => {
             // A failed init leaves nothing behind, so the next one can run.
-            storage.remove_unfinished(existed);
+            target.remove_unfinished();
             return Err(e);
         }
     };
     let c = repo.config();
     if a.json {
         print_json(&InitReport {
-            vault: a.vault.vault.display().to_string(),
+            vault: location.display(),
             vault_id: c.vault_id.to_hex(),
             format_version: vault_format::FORMAT_VERSION,
             chunk_sizes: ChunkSizes {
@@ -94,11 +115,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
             pack_target_size: c.pack_target_size,
         });
     } else {
-        println!(
-            "created vault {} at {}",
-            c.vault_id,
-            a.vault.vault.display()
-        );
+        println!("created vault {} at {}", c.vault_id, location.display());
         println!("keep the passphrase safe: without it the vault cannot be read");
     }
     Ok(())

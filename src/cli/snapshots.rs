@@ -75,7 +75,7 @@ pub fn run(a: &SnapshotsArgs) -> Result<()> {
         return Ok(());
     }
     if list.is_empty() {
-        println!("no snapshots in {}", a.vault.vault.display());
+        println!("no snapshots in {}", a.vault.vault);
         return Ok(());
     }
     // One table per group: the snapshots gc's keep rules count together.

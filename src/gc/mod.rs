@@ -327,6 +327,8 @@ pub struct GcOutcome {
     pub index_objects_rewritten: usize,
     /// Pack bytes deleted minus pack bytes written by repacking.
     pub bytes_freed: i64,
+    /// Multipart uploads of dead processes aborted (object storage).
+    pub uploads_aborted: usize,
 }
 
 /// Carries out `plan` under `lock`, gc's exclusive lock. See the module
@@ -430,6 +432,9 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
         deleted_bytes += size;
         out.packs_deleted += 1;
     }
+    // gc holds the vault alone: an upload still recorded is a dead one's.
+    lock.check()?;
+    out.uploads_aborted = crate::storage::uploads::abort_dead_uploads(repo.storage().as_ref())?;
     repo.index_cache().clear_marks()?;
     repo.sync_index()?;
     out.bytes_freed = crate::time::signed_ms(deleted_bytes) - crate::time::signed_ms(written);

@@ -28,6 +28,7 @@ use crate::{now_ms, random_bytes};
 mod info;
 mod watch;
 
+pub(crate) use info::decode;
 use info::write_lock;
 pub use info::{DEFAULT_WAIT, Holder, LockInfo, LockKind, LockTimes, encode};
 pub(crate) use watch::{Conflict, LockWatch};

@@ -114,20 +114,31 @@ impl Repository<Indexed> {
         }
         let loaded = self.state.index.loaded_objects()?;
         let mut damaged = Vec::new();
-        for id in listed.difference(&loaded) {
-            match self.read_index(id) {
-                Ok(index) => self.state.index.insert_object(id, &index)?,
-                // Written by a newer vault: not damage, and not ours to judge.
-                Err(
-                    e @ Error::Format {
-                        source: FormatError::UnsupportedVersion { .. },
-                        ..
-                    },
-                ) => return Err(e),
-                Err(e @ (Error::Format { .. } | Error::NotFound(_))) => {
-                    damaged.push((*id, e.to_string()));
+        // Fetched several at a time: on object storage a cold cache means
+        // thousands of small GETs, each mostly latency.
+        let missing: Vec<ObjectId> = listed.difference(&loaded).copied().collect();
+        let mut results = Vec::new();
+        crate::parallel::for_each_bounded(
+            missing,
+            self.storage.concurrency(),
+            |id| self.read_index(id),
+            |id, r| {
+                match r {
+                    Ok(index) => self.state.index.insert_object(&id, &index)?,
+                    Err(e) => results.push((id, e)),
                 }
-                Err(e) => return Err(e),
+                Ok(())
+            },
+        )?;
+        for (id, e) in results {
+            match e {
+                // Written by a newer vault: not damage, and not ours to judge.
+                Error::Format {
+                    source: FormatError::UnsupportedVersion { .. },
+                    ..
+                } => return Err(e),
+                Error::Format { .. } | Error::NotFound(_) => damaged.push((id, e.to_string())),
+                e => return Err(e),
             }
         }
         if damaged.is_empty() {

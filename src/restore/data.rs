@@ -62,10 +62,13 @@ pub fn restore_records(
     let mut phase = DataPhase::new(plan, opts, sink, state);
     let jobs = phase.jobs(repo);
     sink.begin()?;
-    // About 1 MiB of decoded chunks at the default chunk size: enough to
-    // ride out the producer's bursts, still small.
-    let depth = 16;
-    let result = decode::run_ordered(repo, jobs, opts.workers, depth, &mut |chunk| {
+    // On object storage each chunk is a ranged GET, mostly latency: more
+    // readers than cores keep enough requests in flight.
+    let readers = opts.workers.max(repo.storage().concurrency());
+    // About 1 MiB of decoded chunks at the default chunk size (more with
+    // more readers): enough to ride out the producer's bursts, still small.
+    let depth = 16.max(2 * readers);
+    let result = decode::run_ordered(repo, jobs, readers, depth, &mut |chunk| {
         phase.consume(&chunk)
     });
     let result = result.and_then(|()| phase.checkpoint());

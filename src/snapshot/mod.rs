@@ -63,8 +63,11 @@ pub fn execute(
     crate::faults::pause_point("snapshot-planned");
     let started = Instant::now();
     let time_ms = now_ms();
-    // Chunks an interrupted run already wrote are reused, not written again.
+    // Chunks an interrupted run already wrote are reused, not written again;
+    // the parts of its unfinished uploads are thrown away.
     repo.adopt_orphan_packs()?;
+    // Housekeeping: a failure here must not cost the backup.
+    let uploads_aborted = crate::storage::uploads::abort_dead_uploads(repo.storage().as_ref());
     let popts = pipeline::PipelineOptions {
         workers: opts.workers,
         stall_timeout: opts.stall_timeout,
@@ -121,6 +124,16 @@ pub fn execute(
         });
     }
     let mut warnings = plan.warnings.clone();
+    match uploads_aborted {
+        Ok(0) => {}
+        Ok(n) => warnings.push(format!(
+            "aborted {n} multipart uploads that an interrupted vault process left unfinished"
+        )),
+        Err(e) => warnings.push(format!(
+            "could not abort the uploads interrupted vault processes left unfinished ({e}); \
+             the next snapshot or gc tries again"
+        )),
+    }
     // Damage met on the way (an unreadable pack no index lists).
     warnings.extend(repo.take_warnings());
     for d in &out.drained.deleted {

@@ -152,12 +152,21 @@ impl Storage for LocalDir {
             .parent()
             .expect("object paths have a parent")
             .to_path_buf();
-        if !dir.exists() {
-            match fs::create_dir(&dir) {
-                Ok(()) => private_dir(&dir)?,
+        // The folders below the root, outermost first, that are missing
+        // (a vault copied from object storage has no empty ones). The root
+        // itself is never made here: a missing root is an unmounted vault.
+        let mut missing = Vec::new();
+        let mut d = dir.as_path();
+        while d != self.root && !d.exists() {
+            missing.push(d.to_path_buf());
+            d = d.parent().expect("below the vault root");
+        }
+        for dir in missing.iter().rev() {
+            match fs::create_dir(dir) {
+                Ok(()) => private_dir(dir)?,
                 // Another process made it meanwhile.
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io("creating directory", &dir, e)),
+                Err(e) => return Err(Error::io("creating directory", dir, e)),
             }
             sync_dir(dir.parent().expect("below the vault root"))?;
         }
@@ -230,6 +239,18 @@ impl Storage for LocalDir {
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == ErrorKind::NotFound && dir != base => continue,
+                // A folder with nothing in it, in a vault copied from
+                // object storage (which has no empty folders). Only when
+                // the config is there: an unmounted vault must not look
+                // empty to gc.
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound
+                        && dir == base
+                        && kind != Kind::Config
+                        && self.root.join("config").is_file() =>
+                {
+                    break;
+                }
                 Err(e) => return Err(Error::io(format!("listing {}", kind.dir()), &dir, e)),
             };
             for entry in rd {

@@ -1,10 +1,14 @@
 //! Storage backends: a flat store of immutable named objects.
 //!
-//! Every object is written once and never modified. The trait is small so
-//! that object storage can come later behind it; the local directory
-//! backend is [`local::LocalDir`].
+//! Every object is written once and never modified. Two backends sit
+//! behind the small [`Storage`] trait: a local directory
+//! ([`local::LocalDir`]) and object storage ([`object::ObjectStorage`]:
+//! S3, Azure Blob, GCS). [`location::VaultLocation`] says which.
 
 pub mod local;
+pub mod location;
+pub mod object;
+pub mod uploads;
 
 use std::fmt;
 
@@ -21,6 +25,8 @@ pub enum Kind {
     Index,
     Snapshots,
     Locks,
+    /// Multipart uploads in progress (object storage only).
+    Uploads,
 }
 
 impl Kind {
@@ -32,6 +38,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::Snapshots => "snapshots",
             Kind::Locks => "locks",
+            Kind::Uploads => "uploads",
         }
     }
 
@@ -118,4 +125,43 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// A human-readable location, for messages.
     fn location(&self) -> String;
+
+    /// How many requests are worth having in flight at once (uploads,
+    /// reads): a disk wants few, an object store many to hide latency.
+    fn concurrency(&self) -> usize {
+        2
+    }
+
+    /// Aborts the interrupted multipart uploads of the `listed` records
+    /// that `live` says nobody is running any more; returns how many. Only
+    /// object storage has any.
+    fn clean_up_uploads(
+        &self,
+        listed: &[Listed],
+        live: &dyn Fn(&uploads::UploadRecord) -> bool,
+    ) -> Result<usize> {
+        let _ = (listed, live);
+        Ok(0)
+    }
+}
+
+/// Checks that the store refuses to create an object that exists, which
+/// locks and manifests rely on: writes one probe object twice and
+/// expects the second write to be refused. Leaves nothing behind.
+pub fn honours_conditional_writes(storage: &dyn Storage) -> Result<bool> {
+    // At the vault's root, where nothing is listed.
+    let name = ObjectName::new(
+        Kind::Config,
+        format!(
+            "probe-{}",
+            vault_format::id::hex_encode(&crate::random_bytes::<8>())
+        ),
+    );
+    let first = storage.put_if_absent(&name, b"conditional write probe: first")?;
+    let second = storage.put_if_absent(&name, b"conditional write probe: second");
+    let kept_first = storage
+        .get(&name)
+        .map(|b| b == b"conditional write probe: first");
+    storage.delete(&name)?;
+    Ok(first && !second? && kept_first?)
 }

@@ -5,11 +5,14 @@
 // where Kafka's i32 and Rust's usize meet without a check.
 #![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
+mod backend;
 mod compaction;
 mod groups;
 mod records;
 mod test_vault;
 
+#[allow(unused_imports)]
+pub use backend::*;
 #[allow(unused_imports)]
 pub use compaction::*;
 #[allow(unused_imports)]

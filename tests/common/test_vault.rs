@@ -2,14 +2,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::Duration;
+
+use vault::storage::{Kind, ObjectName, Storage};
 
 use super::*;
 
-/// A vault in a temporary directory, driven through the real binary.
+/// A vault on the backend under test ([`Backend::current`]), driven
+/// through the real binary. Its passphrase and cache live in a temporary
+/// directory.
 pub struct TestVault {
     pub dir: tempfile::TempDir,
-    pub path: PathBuf,
+    pub backend: Backend,
+    /// What `--vault` gets: a path, or an `s3://` / `az://` URL.
+    pub location: String,
     pub password_file: PathBuf,
     pub cache: PathBuf,
 }
@@ -21,17 +28,12 @@ impl TestVault {
 
     /// `vault init` with extra arguments (e.g. a small pack size).
     pub fn init_with(extra: &[&str]) -> TestVault {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vault");
-        let password_file = dir.path().join("pw");
-        let cache = dir.path().join("cache");
-        std::fs::write(&password_file, "test passphrase\n").unwrap();
-        let v = TestVault {
-            dir,
-            path,
-            password_file,
-            cache,
-        };
+        TestVault::init_on(Backend::current(), extra)
+    }
+
+    /// `vault init` on a given backend, whatever this run tests.
+    pub fn init_on(backend: Backend, extra: &[&str]) -> TestVault {
+        let v = TestVault::uninitialised(backend);
         let mut args = vec!["init", "--kdf-memory-mib", "8"];
         args.extend_from_slice(extra);
         let o = v.run(&args);
@@ -41,6 +43,22 @@ impl TestVault {
             String::from_utf8_lossy(&o.stderr)
         );
         v
+    }
+
+    /// A location for a vault, with its passphrase file, before `init`.
+    pub fn uninitialised(backend: Backend) -> TestVault {
+        let dir = tempfile::tempdir().unwrap();
+        let location = backend.new_location(dir.path());
+        let password_file = dir.path().join("pw");
+        let cache = dir.path().join("cache");
+        std::fs::write(&password_file, "test passphrase\n").unwrap();
+        TestVault {
+            dir,
+            backend,
+            location,
+            password_file,
+            cache,
+        }
     }
 
     /// Runs `vault <cmd> --vault … --password-file … <rest>`.
@@ -55,10 +73,11 @@ impl TestVault {
         let (command, args) = args.split_at(words);
         c.args(command)
             .arg("--vault")
-            .arg(&self.path)
+            .arg(&self.location)
             .arg("--password-file")
             .arg(&self.password_file)
             .args(args)
+            .envs(self.backend.env())
             .env("KVAULT_CACHE_DIR", &self.cache)
             .env_remove("KVAULT_PASSWORD")
             .env_remove("KVAULT_PASSWORD_FILE");
@@ -134,16 +153,29 @@ impl TestVault {
         ])
     }
 
+    /// The vault's directory; for tests of what only a local disk has
+    /// (file modes, mtimes, a full file system).
+    pub fn local_path(&self) -> PathBuf {
+        assert!(
+            self.backend.is_local(),
+            "this test needs a local vault (run it with KVAULT_TEST_BACKEND=local)"
+        );
+        PathBuf::from(&self.location)
+    }
+
+    /// The vault's storage, opened as `vault` opens it.
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.backend.storage(&self.location)
+    }
+
     pub fn open(&self) -> vault::Repository<vault::repository::Indexed> {
         let pass = vault::password::read_password_file(&self.password_file).unwrap();
-        vault::Repository::open(std::sync::Arc::new(vault::storage::local::LocalDir::open(
-            &self.path,
-        )))
-        .unwrap()
-        .unlock(&pass)
-        .unwrap()
-        .index(&self.cache.join("inspect"))
-        .unwrap()
+        vault::Repository::open(self.storage())
+            .unwrap()
+            .unlock(&pass)
+            .unwrap()
+            .index(&self.cache.join("inspect"))
+            .unwrap()
     }
 
     /// The records a snapshot holds for a topic, as `TestRecord`s.
@@ -191,8 +223,16 @@ impl TestVault {
         args.extend_from_slice(extra);
         // Growth, not size: a vault that already holds packs would otherwise
         // count as "mid-flight" before the snapshot has even started.
-        let packs = self.path.join("packs");
-        let target = dir_size(&packs) + pack_bytes;
+        let storage = self.storage();
+        let pack_size = || -> u64 {
+            storage
+                .list(Kind::Packs)
+                .unwrap()
+                .iter()
+                .map(|l| l.size)
+                .sum()
+        };
+        let target = pack_size() + pack_bytes;
         let mut child = self
             .command(&args)
             .stdout(std::process::Stdio::piped())
@@ -200,7 +240,7 @@ impl TestVault {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while dir_size(&packs) < target {
+        while pack_size() < target {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the snapshot wrote nothing"
@@ -214,7 +254,11 @@ impl TestVault {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(if self.backend.is_local() {
+                10
+            } else {
+                50
+            }));
         }
         child
     }
@@ -222,47 +266,63 @@ impl TestVault {
     /// A copy of this vault (same passphrase, its own cache), for tests
     /// that damage one.
     pub fn copy(&self) -> TestVault {
+        self.copy_to(self.backend)
+    }
+
+    /// A copy of this vault on `backend`, object by object, as an
+    /// operator moving a vault would make it.
+    pub fn copy_to(&self, backend: Backend) -> TestVault {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vault");
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(&self.path)
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let location = backend.new_location(dir.path());
+        if self.backend.is_local() && backend.is_local() {
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(&self.location)
+                .arg(&location)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        } else {
+            if backend.is_local() {
+                std::fs::create_dir_all(&location).unwrap();
+            }
+            let (from, to) = (self.storage(), backend.storage(&location));
+            for name in all_objects(from.as_ref()) {
+                assert!(to.put_if_absent(&name, &from.get(&name).unwrap()).unwrap());
+            }
+        }
         let password_file = dir.path().join("pw");
         std::fs::copy(&self.password_file, &password_file).unwrap();
         let cache = dir.path().join("cache");
         TestVault {
             dir,
-            path,
+            backend,
+            location,
             password_file,
             cache,
         }
     }
 
-    /// Files of one kind of vault object (`packs`, `index`, `snapshots`).
-    pub fn files(&self, kind: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.path.join(kind)];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
-                    out.push(p);
-                }
-            }
-        }
-        out.sort();
+    /// The objects of one kind (packs, index, snapshots...), sorted.
+    pub fn objects(&self, kind: Kind) -> Vec<ObjectName> {
+        let mut out: Vec<ObjectName> = self
+            .storage()
+            .list(kind)
+            .unwrap()
+            .into_iter()
+            .map(|l| ObjectName::new(kind, l.name))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
-    /// Bytes the vault occupies on disk.
+    /// Bytes the vault's objects hold.
     pub fn size(&self) -> u64 {
-        dir_size(&self.path)
+        let storage = self.storage();
+        all_objects(storage.as_ref())
+            .iter()
+            .map(|n| storage.size(n).unwrap())
+            .sum()
     }
 }
 
@@ -283,13 +343,11 @@ pub fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// A real pack file (a running snapshot's, say) that no index lists,
-/// written `age` ago.
+/// A real pack (a running snapshot's, say) that no index lists.
 pub fn unindexed_pack(
     repo: &vault::Repository<vault::repository::Indexed>,
-    root: &std::path::Path,
-    age: Duration,
-) -> std::path::PathBuf {
+    storage: &dyn Storage,
+) -> ObjectName {
     use vault_format::compress::{Compression, Compressor};
     use vault_format::object::ObjectKind;
     use vault_format::pack::PackBuilder;
@@ -304,13 +362,15 @@ pub fn unindexed_pack(
     )
     .unwrap();
     let (_, bytes, _) = b.finish().unwrap();
-    let hex = id.to_hex();
-    let dir = root.join("packs").join(&hex[..2]);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(&hex);
-    std::fs::write(&path, bytes).unwrap();
-    age_file(&path, age);
-    path
+    let name = ObjectName::new(Kind::Packs, id.to_hex());
+    assert!(storage.put_if_absent(&name, &bytes).unwrap());
+    name
+}
+
+/// Makes a local vault's object look written `age` ago (object stores set
+/// their own times; tests of the grace period run on a local vault).
+pub fn age_object(root: &Path, name: &ObjectName, age: Duration) {
+    age_file(&root.join(name.path()), age);
 }
 
 pub fn age_file(path: &std::path::Path, age: Duration) {

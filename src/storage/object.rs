@@ -1,0 +1,540 @@
+//! The object-storage backend: S3, Azure Blob and GCS through Apache
+//! Arrow's `object_store`, behind the same [`Storage`] trait as the local
+//! directory.
+//!
+//! * `put_if_absent` is a conditional write (`If-None-Match: *` on S3 and
+//!   Azure, a generation precondition on GCS): the store itself refuses a
+//!   second writer, which locks and manifests rely on. `vault init` checks
+//!   that the store honours it ([`probe_conditional_writes`]).
+//! * Objects of `multipart_threshold` bytes or more go up as multipart
+//!   uploads, `concurrency` parts at a time. Each upload is recorded in
+//!   `uploads/` while it runs, so one a crash interrupted is aborted later
+//!   (docs/design.md § Object storage). An upload becomes visible only
+//!   when completed, whole.
+//! * Every request is retried on 5xx, throttling, timeouts and dropped
+//!   connections, with exponential backoff and jitter, for up to
+//!   `retry_timeout`; after that the command fails and commits nothing.
+//!
+//! The trait is synchronous; requests run on this backend's own tokio
+//! runtime, so a caller may be a plain thread or a task of another runtime.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use object_store::multipart::MultipartStore;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+
+use super::location::{Cloud, StorageOptions, VaultLocation};
+use super::uploads::{self, UploadRecord};
+use super::{Kind, Listed, ObjectName, Storage};
+use crate::error::{Error, Result};
+
+/// vault's own settings for an object store (storage options of the same
+/// names).
+#[derive(Clone, Debug)]
+pub(crate) struct Tuning {
+    /// How long one request is retried before the command fails.
+    pub retry_timeout: Duration,
+    pub max_retries: usize,
+    /// Objects this large or larger are uploaded in parts.
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    /// Requests in flight at once: parts of one upload, packs being
+    /// uploaded, chunks being read.
+    pub concurrency: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            retry_timeout: Duration::from_secs(180),
+            max_retries: 10,
+            multipart_threshold: 32 << 20,
+            part_size: 8 << 20,
+            concurrency: 8,
+        }
+    }
+}
+
+/// A vault in a bucket (or container) of an object store.
+pub struct ObjectStorage {
+    /// The URL, for messages.
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    multipart: Arc<dyn MultipartStore>,
+    /// The vault's folder in the bucket ("" for the bucket's root).
+    prefix: String,
+    tuning: Tuning,
+    /// Taken on drop: shutting a runtime down may not block.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for ObjectStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ObjectStorage({})", self.url)
+    }
+}
+
+impl Drop for ObjectStorage {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl ObjectStorage {
+    /// Connects to the store `location` names (no request is made yet).
+    pub fn open(location: &VaultLocation, options: &StorageOptions) -> Result<ObjectStorage> {
+        let VaultLocation::Object {
+            cloud,
+            bucket,
+            prefix,
+        } = location
+        else {
+            return Err(Error::Internal(
+                "ObjectStorage::open on a local path".into(),
+            ));
+        };
+        let url = location.display();
+        let tuning = options.tuning()?;
+        let retry = RetryConfig {
+            max_retries: tuning.max_retries,
+            retry_timeout: tuning.retry_timeout,
+            ..RetryConfig::default()
+        };
+        let bad_key = |k: &str| {
+            Error::Usage(format!(
+                "storage option {k:?} is not a setting of {}:// stores; see docs/operator-guide.md § Object storage",
+                cloud.scheme()
+            ))
+        };
+        let built = match cloud {
+            Cloud::S3 => {
+                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry);
+                for (k, v) in options.client_pairs() {
+                    let key: AmazonS3ConfigKey = k.parse().map_err(|_| bad_key(k))?;
+                    b = b.with_config(key, v);
+                }
+                b.build().map(|s| {
+                    let s = Arc::new(s);
+                    (
+                        s.clone() as Arc<dyn ObjectStore>,
+                        s as Arc<dyn MultipartStore>,
+                    )
+                })
+            }
+            Cloud::Azure => {
+                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                let mut b = MicrosoftAzureBuilder::from_env()
+                    .with_container_name(bucket)
+                    .with_retry(retry);
+                for (k, v) in options.client_pairs() {
+                    let key: AzureConfigKey = k.parse().map_err(|_| bad_key(k))?;
+                    b = b.with_config(key, v);
+                }
+                b.build().map(|s| {
+                    let s = Arc::new(s);
+                    (
+                        s.clone() as Arc<dyn ObjectStore>,
+                        s as Arc<dyn MultipartStore>,
+                    )
+                })
+            }
+            Cloud::Gcs => {
+                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry);
+                for (k, v) in options.client_pairs() {
+                    let key: GoogleConfigKey = k.parse().map_err(|_| bad_key(k))?;
+                    b = b.with_config(key, v);
+                }
+                b.build().map(|s| {
+                    let s = Arc::new(s);
+                    (
+                        s.clone() as Arc<dyn ObjectStore>,
+                        s as Arc<dyn MultipartStore>,
+                    )
+                })
+            }
+        };
+        let (store, multipart) = built.map_err(|e| Error::Usage(format!("{url}: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vault-storage")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("starting the storage runtime: {e}")))?;
+        Ok(ObjectStorage {
+            url,
+            store,
+            multipart,
+            prefix: prefix.clone(),
+            tuning,
+            runtime: Some(runtime),
+        })
+    }
+
+    fn path(&self, name: &ObjectName) -> Path {
+        self.path_of(&name.path())
+    }
+
+    fn path_of(&self, rel: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(rel)
+        } else {
+            Path::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    /// Runs a request on the backend's runtime and waits for it. Works
+    /// from any thread, including one inside another tokio runtime.
+    fn run<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime
+            .as_ref()
+            .expect("runtime lives as long as the storage")
+            .spawn(async move {
+                let _ = tx.send(f.await);
+            });
+        rx.recv()
+            .map_err(|_| Error::Internal("a storage request was dropped unfinished".into()))
+    }
+
+    fn err(&self, context: &str, e: &object_store::Error) -> Error {
+        let text = e.to_string();
+        if [
+            "NoSuchBucket",
+            "ContainerNotFound",
+            "specified bucket does not exist",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
+        {
+            return Error::Usage(format!(
+                "{context}: the bucket (or container) of {} does not exist, or these \
+                 credentials cannot see it; create it first (docs/operator-guide.md § Object storage)",
+                self.url
+            ));
+        }
+        match e {
+            object_store::Error::NotFound { .. } => {
+                Error::NotFound(format!("{context}: not found in the vault at {}", self.url))
+            }
+            _ => Error::Storage {
+                context: format!("{context} ({})", self.url),
+                message: crate::secrets::scrub(&text),
+            },
+        }
+    }
+
+    /// Uploads `data` in parts, several at a time, recorded in `uploads/`
+    /// while it runs. Nothing is visible under `name` until it completes.
+    fn put_multipart(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
+        let path = self.path(name);
+        let mp = Arc::clone(&self.multipart);
+        let p = path.clone();
+        let id = self
+            .run(async move { mp.create_multipart(&p).await })?
+            .map_err(|e| self.err(&format!("starting the upload of {name}"), &e))?;
+        let record = UploadRecord::new(name, &id);
+        if let Err(e) = uploads::record(self, &record) {
+            // Unrecorded, it could never be cleaned up later: abort it now.
+            let (mp, p, uid) = (Arc::clone(&self.multipart), path.clone(), id.clone());
+            let _ = self.run(async move { mp.abort_multipart(&p, &uid).await });
+            return Err(e);
+        }
+        let part_size = usize::try_from(self.tuning.part_size).unwrap_or(usize::MAX);
+        let parts: Vec<Vec<u8>> = data.chunks(part_size).map(<[u8]>::to_vec).collect();
+        let (mp, p, uid) = (Arc::clone(&self.multipart), path.clone(), id.clone());
+        let concurrency = self.tuning.concurrency;
+        let uploaded = self.run(async move {
+            let mut set = tokio::task::JoinSet::new();
+            let mut ids = vec![None; parts.len()];
+            let mut next = parts.into_iter().enumerate();
+            loop {
+                while set.len() < concurrency {
+                    let Some((i, part)) = next.next() else { break };
+                    let (mp, p, uid) = (Arc::clone(&mp), p.clone(), uid.clone());
+                    set.spawn(async move {
+                        mp.put_part(&p, &uid, i, PutPayload::from(part))
+                            .await
+                            .map(|id| (i, id))
+                    });
+                }
+                let Some(done) = set.join_next().await else {
+                    break;
+                };
+                let (i, part_id) = done.map_err(|e| object_store::Error::Generic {
+                    store: "vault",
+                    source: Box::new(e),
+                })??;
+                ids[i] = Some(part_id);
+            }
+            let ids: Vec<_> = ids
+                .into_iter()
+                .map(|i| i.expect("every part uploaded"))
+                .collect();
+            // The fault tests' kill -9 between the last part and completion.
+            crate::faults::crash_point("multipart-before-complete", 1);
+            mp.complete_multipart(&p, &uid, ids).await
+        })?;
+        match uploaded {
+            Ok(_) => {
+                uploads::forget(self, &record);
+                Ok(())
+            }
+            // A completion whose reply was lost is retried and then finds
+            // no upload: the object is there, whole, and the write is done.
+            Err(_) if self.size(name).is_ok_and(|size| size == data.len() as u64) => {
+                uploads::forget(self, &record);
+                Ok(())
+            }
+            Err(e) => {
+                // Leave nothing half-made: abort now; the record stays for
+                // a later run if even that fails.
+                let (mp, p) = (Arc::clone(&self.multipart), path);
+                if let Ok(Ok(())) = self.run(async move { mp.abort_multipart(&p, &id).await }) {
+                    uploads::forget(self, &record);
+                }
+                Err(self.err(&format!("uploading {name}"), &e))
+            }
+        }
+    }
+
+    /// An unconditional PUT (of a pack, whose name is random).
+    fn put_plain(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
+        let path = self.path(name);
+        let store = Arc::clone(&self.store);
+        let payload = PutPayload::from(data.to_vec());
+        self.run(async move { store.put(&path, payload).await })?
+            .map(|_| ())
+            .map_err(|e| self.err(&format!("writing {name}"), &e))
+    }
+
+    /// A PUT that only creates: `If-None-Match: *` (S3, Azure) or a
+    /// generation precondition (GCS). object_store does not retry such a
+    /// request once it may have reached the server (a timeout, a cut
+    /// connection); vault does, because it can tell what happened: if the
+    /// object then exists with these very bytes, an earlier attempt
+    /// landed and the write is done.
+    fn put_conditional(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let mut attempt = 0usize;
+        loop {
+            attempt += 1;
+            let path = self.path(name);
+            let store = Arc::clone(&self.store);
+            let payload = PutPayload::from(data.to_vec());
+            let put = self.run(async move {
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                store.put_opts(&path, payload, opts).await
+            })?;
+            let retry = match put {
+                Ok(_) => return Ok(true),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => match self.get(name) {
+                    Ok(existing) => return Ok(existing == data),
+                    // Refused, yet not there: S3 answers 409 to a
+                    // conditional write racing another one; try again.
+                    Err(Error::NotFound(_)) => true,
+                    Err(e) => return Err(e),
+                },
+                Err(e) if interrupted_in_transit(&e) => {
+                    if attempt > self.tuning.max_retries
+                        || started.elapsed() > self.tuning.retry_timeout
+                    {
+                        return Err(self.err(&format!("writing {name}"), &e));
+                    }
+                    true
+                }
+                Err(e) => return Err(self.err(&format!("writing {name}"), &e)),
+            };
+            if retry && attempt > self.tuning.max_retries {
+                return Err(Error::Storage {
+                    context: format!("writing {name} ({})", self.url),
+                    message: "the store kept refusing the write of an object it does not hold"
+                        .into(),
+                });
+            }
+            std::thread::sleep(backoff(attempt));
+        }
+    }
+
+    /// Aborts an upload a record names (it was interrupted).
+    pub(crate) fn abort_upload(&self, record: &UploadRecord) -> Result<()> {
+        let path = self.path_of(&record.path);
+        let id = record.upload_id.clone();
+        let mp = Arc::clone(&self.multipart);
+        match self.run(async move { mp.abort_multipart(&path, &id).await })? {
+            // Already completed or aborted: nothing is left to abort.
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&format!("aborting the upload of {}", record.path), &e)),
+        }
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+        if name.kind == Kind::Packs {
+            // Packs are named at random: nobody else ever writes the name,
+            // so they need no condition, and a plain PUT is one object_store
+            // retries even after a timeout or a cut connection.
+            if data.len() as u64 >= self.tuning.multipart_threshold {
+                self.put_multipart(name, data)?;
+            } else {
+                self.put_plain(name, data)?;
+            }
+            return Ok(true);
+        }
+        self.put_conditional(name, data)
+    }
+
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        let store = Arc::clone(&self.store);
+        self.run(async move { store.get(&path).await?.bytes().await })?
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err(&format!("reading {name}"), &e))
+    }
+
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let path = self.path(name);
+        let store = Arc::clone(&self.store);
+        let end = offset.saturating_add(len);
+        match self.run(async move { store.get_range(&path, offset..end).await })? {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e) => {
+                // A range starting at or past the end: the object is
+                // shorter than asked, which the caller reports as damage.
+                if !matches!(e, object_store::Error::NotFound { .. })
+                    && self.size(name).is_ok_and(|size| offset >= size)
+                {
+                    return Ok(Vec::new());
+                }
+                Err(self.err(&format!("reading {name} at {offset}"), &e))
+            }
+        }
+    }
+
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        let path = self.path(name);
+        let store = Arc::clone(&self.store);
+        self.run(async move { store.head(&path).await })?
+            .map(|m| m.size)
+            .map_err(|e| self.err(&format!("reading the size of {name}"), &e))
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+        if kind == Kind::Config {
+            return Ok(Vec::new());
+        }
+        let dir = self.path_of(kind.dir());
+        let store = Arc::clone(&self.store);
+        let metas = self
+            .run(async move { store.list(Some(&dir)).try_collect::<Vec<_>>().await })?
+            .map_err(|e| self.err(&format!("listing {}", kind.dir()), &e))?;
+        let dir = self.path_of(kind.dir());
+        // Only names of the vault's own shape count: `packs/xx/<name>`,
+        // `<dir>/<name>`. Anything else (a console's folder marker, a
+        // person's notes) is not vault's, and a name of the wrong shape
+        // would be read under a path where it is not.
+        let mut out: Vec<Listed> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let parts: Vec<String> = m
+                    .location
+                    .prefix_match(&dir)?
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                let name = match (kind, parts.as_slice()) {
+                    (Kind::Packs, [fan, name]) if name.get(..2) == Some(fan.as_str()) => name,
+                    (Kind::Packs, _) => return None,
+                    (_, [name]) => name,
+                    _ => return None,
+                };
+                (!name.is_empty() && !name.starts_with('.')).then(|| Listed {
+                    name: name.clone(),
+                    size: m.size,
+                    modified: Some(m.last_modified.into()),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        let path = self.path(name);
+        let store = Arc::clone(&self.store);
+        match self.run(async move { store.delete(&path).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&format!("deleting {name}"), &e)),
+        }
+    }
+
+    fn exists(&self, name: &ObjectName) -> Result<bool> {
+        let path = self.path(name);
+        let store = Arc::clone(&self.store);
+        match self.run(async move { store.head(&path).await })? {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err(&format!("looking for {name}"), &e)),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+
+    fn concurrency(&self) -> usize {
+        self.tuning.concurrency
+    }
+
+    fn clean_up_uploads(
+        &self,
+        listed: &[Listed],
+        live: &dyn Fn(&UploadRecord) -> bool,
+    ) -> Result<usize> {
+        uploads::clean_up(self, listed, live)
+    }
+}
+
+/// Whether a request failed in transit (timed out, or its connection was
+/// cut) after the server may have acted on it.
+fn interrupted_in_transit(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<HttpError>() {
+            return matches!(
+                h.kind(),
+                HttpErrorKind::Timeout | HttpErrorKind::Interrupted
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Exponential backoff with jitter: about 100 ms, 200 ms... up to 5 s.
+fn backoff(attempt: usize) -> Duration {
+    let base = (100u64 << attempt.min(6)).min(5_000);
+    let jitter = u64::from(crate::random_bytes::<2>()[0]) * base / 512;
+    Duration::from_millis(base / 2 + jitter)
+}
