@@ -8,6 +8,7 @@
 pub mod local;
 pub mod location;
 pub mod object;
+pub mod options;
 pub mod uploads;
 
 use std::fmt;

@@ -20,44 +20,22 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 
+mod multipart;
+mod retry;
+
+pub(crate) use retry::Tuning;
+use retry::{backoff, interrupted_in_transit};
+
 use super::location::{Cloud, StorageOptions, VaultLocation};
 use super::uploads::{self, UploadRecord};
 use super::{Kind, Listed, ObjectName, Storage};
 use crate::error::{Error, Result};
-
-/// vault's own settings for an object store (storage options of the same
-/// names).
-#[derive(Clone, Debug)]
-pub(crate) struct Tuning {
-    /// How long one request is retried before the command fails.
-    pub retry_timeout: Duration,
-    pub max_retries: usize,
-    /// Objects this large or larger are uploaded in parts.
-    pub multipart_threshold: u64,
-    pub part_size: u64,
-    /// Requests in flight at once: parts of one upload, packs being
-    /// uploaded, chunks being read.
-    pub concurrency: usize,
-}
-
-impl Default for Tuning {
-    fn default() -> Self {
-        Tuning {
-            retry_timeout: Duration::from_secs(180),
-            max_retries: 10,
-            multipart_threshold: 32 << 20,
-            part_size: 8 << 20,
-            concurrency: 8,
-        }
-    }
-}
 
 /// A vault in a bucket (or container) of an object store.
 pub struct ObjectStorage {
@@ -235,80 +213,6 @@ impl ObjectStorage {
         }
     }
 
-    /// Uploads `data` in parts, several at a time, recorded in `uploads/`
-    /// while it runs. Nothing is visible under `name` until it completes.
-    fn put_multipart(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
-        let path = self.path(name);
-        let mp = Arc::clone(&self.multipart);
-        let p = path.clone();
-        let id = self
-            .run(async move { mp.create_multipart(&p).await })?
-            .map_err(|e| self.err(&format!("starting the upload of {name}"), &e))?;
-        let record = UploadRecord::new(name, &id);
-        if let Err(e) = uploads::record(self, &record) {
-            // Unrecorded, it could never be cleaned up later: abort it now.
-            let (mp, p, uid) = (Arc::clone(&self.multipart), path.clone(), id.clone());
-            let _ = self.run(async move { mp.abort_multipart(&p, &uid).await });
-            return Err(e);
-        }
-        let part_size = usize::try_from(self.tuning.part_size).unwrap_or(usize::MAX);
-        let parts: Vec<Vec<u8>> = data.chunks(part_size).map(<[u8]>::to_vec).collect();
-        let (mp, p, uid) = (Arc::clone(&self.multipart), path.clone(), id.clone());
-        let concurrency = self.tuning.concurrency;
-        let uploaded = self.run(async move {
-            let mut set = tokio::task::JoinSet::new();
-            let mut ids = vec![None; parts.len()];
-            let mut next = parts.into_iter().enumerate();
-            loop {
-                while set.len() < concurrency {
-                    let Some((i, part)) = next.next() else { break };
-                    let (mp, p, uid) = (Arc::clone(&mp), p.clone(), uid.clone());
-                    set.spawn(async move {
-                        mp.put_part(&p, &uid, i, PutPayload::from(part))
-                            .await
-                            .map(|id| (i, id))
-                    });
-                }
-                let Some(done) = set.join_next().await else {
-                    break;
-                };
-                let (i, part_id) = done.map_err(|e| object_store::Error::Generic {
-                    store: "vault",
-                    source: Box::new(e),
-                })??;
-                ids[i] = Some(part_id);
-            }
-            let ids: Vec<_> = ids
-                .into_iter()
-                .map(|i| i.expect("every part uploaded"))
-                .collect();
-            // The fault tests' kill -9 between the last part and completion.
-            crate::faults::crash_point("multipart-before-complete", 1);
-            mp.complete_multipart(&p, &uid, ids).await
-        })?;
-        match uploaded {
-            Ok(_) => {
-                uploads::forget(self, &record);
-                Ok(())
-            }
-            // A completion whose reply was lost is retried and then finds
-            // no upload: the object is there, whole, and the write is done.
-            Err(_) if self.size(name).is_ok_and(|size| size == data.len() as u64) => {
-                uploads::forget(self, &record);
-                Ok(())
-            }
-            Err(e) => {
-                // Leave nothing half-made: abort now; the record stays for
-                // a later run if even that fails.
-                let (mp, p) = (Arc::clone(&self.multipart), path);
-                if let Ok(Ok(())) = self.run(async move { mp.abort_multipart(&p, &id).await }) {
-                    uploads::forget(self, &record);
-                }
-                Err(self.err(&format!("uploading {name}"), &e))
-            }
-        }
-    }
-
     /// An unconditional PUT (of a pack, whose name is random).
     fn put_plain(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
         let path = self.path(name);
@@ -370,18 +274,6 @@ impl ObjectStorage {
                 });
             }
             std::thread::sleep(backoff(attempt));
-        }
-    }
-
-    /// Aborts an upload a record names (it was interrupted).
-    pub(crate) fn abort_upload(&self, record: &UploadRecord) -> Result<()> {
-        let path = self.path_of(&record.path);
-        let id = record.upload_id.clone();
-        let mp = Arc::clone(&self.multipart);
-        match self.run(async move { mp.abort_multipart(&path, &id).await })? {
-            // Already completed or aborted: nothing is left to abort.
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.err(&format!("aborting the upload of {}", record.path), &e)),
         }
     }
 }
@@ -513,28 +405,4 @@ impl Storage for ObjectStorage {
     ) -> Result<usize> {
         uploads::clean_up(self, listed, live)
     }
-}
-
-/// Whether a request failed in transit (timed out, or its connection was
-/// cut) after the server may have acted on it.
-fn interrupted_in_transit(e: &object_store::Error) -> bool {
-    use object_store::client::{HttpError, HttpErrorKind};
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<HttpError>() {
-            return matches!(
-                h.kind(),
-                HttpErrorKind::Timeout | HttpErrorKind::Interrupted
-            );
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// Exponential backoff with jitter: about 100 ms, 200 ms... up to 5 s.
-fn backoff(attempt: usize) -> Duration {
-    let base = (100u64 << attempt.min(6)).min(5_000);
-    let jitter = u64::from(crate::random_bytes::<2>()[0]) * base / 512;
-    Duration::from_millis(base / 2 + jitter)
 }
