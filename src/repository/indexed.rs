@@ -204,7 +204,24 @@ impl Repository<Indexed> {
         let sealed = self
             .storage
             .get_range(&name, entry.offset, u64::from(entry.sealed_len))?;
-        open_blob(self.keys(), &self.vault_id(), pack, entry, &sealed).ctx(|| {
+        self.open_chunk_bytes(pack, entry, &sealed)
+    }
+
+    /// `len` bytes of a pack from `offset`, for several chunks at once
+    /// (one request instead of one per chunk); short if the pack is.
+    pub(crate) fn read_pack_span(&self, pack: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.storage
+            .get_range(&ObjectName::new(Kind::Packs, pack.to_hex()), offset, len)
+    }
+
+    /// Decrypts and verifies a chunk's sealed bytes read from `pack`.
+    pub(crate) fn open_chunk_bytes(
+        &self,
+        pack: &PackId,
+        entry: &BlobEntry,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        open_blob(self.keys(), &self.vault_id(), pack, entry, sealed).ctx(|| {
             format!(
                 "reading {} {} from pack {pack}",
                 entry.kind.name(),

@@ -62,12 +62,14 @@ pub fn restore_records(
     let mut phase = DataPhase::new(plan, opts, sink, state);
     let jobs = phase.jobs(repo);
     sink.begin()?;
-    // On object storage each chunk is a ranged GET, mostly latency: more
-    // readers than cores keep enough requests in flight.
-    let readers = opts.workers.max(repo.storage().concurrency());
-    // About 1 MiB of decoded chunks at the default chunk size (more with
-    // more readers): enough to ride out the producer's bursts, still small.
-    let depth = 16.max(2 * readers);
+    // On object storage each read is a ranged GET, mostly latency: more
+    // readers than cores keep enough requests in flight, and a deeper
+    // read-ahead lets each read cover several neighbouring chunks
+    // (decode.rs). On a disk, about 1 MiB of decoded chunks at the default
+    // chunk size rides out the producer's bursts.
+    let concurrency = repo.storage().concurrency();
+    let readers = opts.workers.max(concurrency);
+    let depth = if concurrency > 2 { 32 * readers } else { 16 };
     let result = decode::run_ordered(repo, jobs, readers, depth, &mut |chunk| {
         phase.consume(&chunk)
     });

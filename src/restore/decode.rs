@@ -3,15 +3,18 @@
 //! results come back in job order, and at most `depth` decoded chunks wait
 //! at any time, so memory stays bounded whatever the snapshot's size.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use vault_format::PackId;
+use vault_format::pack::BlobEntry;
 use vault_format::tree::Entry;
 
 use vault_format::object::ObjectKind;
 use vault_format::record::{RecordIter, RecordValue};
 
 use crate::error::{FormatContext, Result};
+use crate::index_cache::Location;
 use crate::reader::external_value;
 use crate::repository::{Indexed, Repository};
 
@@ -34,6 +37,15 @@ pub(crate) struct DecodedChunk {
 
 fn decode(repo: &Repository<Indexed>, job: DecodeJob) -> Result<DecodedChunk> {
     let plain = repo.read_chunk(&job.leaf.id, ObjectKind::DataChunk)?;
+    with_external_values(repo, job, plain)
+}
+
+/// Completes a decoded chunk with the values it keeps in value chunks.
+fn with_external_values(
+    repo: &Repository<Indexed>,
+    job: DecodeJob,
+    plain: Vec<u8>,
+) -> Result<DecodedChunk> {
     let mut external = Vec::new();
     // Only a chunk carrying more payload than fits inline can have any.
     if job.leaf.summary.bytes > repo.config().chunker.external_value_threshold() as u64 {
@@ -54,6 +66,113 @@ fn decode(repo: &Repository<Indexed>, job: DecodeJob) -> Result<DecodedChunk> {
 
 type Reply = Receiver<Result<DecodedChunk>>;
 
+/// Chunks that lie close together in one pack are read with one request:
+/// on object storage each request costs far more than the bytes. A span
+/// grows while the next chunk starts at most `SPAN_GAP` after the last,
+/// the span stays under `SPAN_MAX`, and at most half of it is bytes of
+/// chunks nobody asked for.
+const SPAN_GAP: u64 = 1 << 20;
+const SPAN_MAX: u64 = 8 << 20;
+const SPAN_JOBS: usize = 64;
+
+/// Jobs one worker serves with one read, each with its own reply.
+struct Batch {
+    /// The pack and the byte range that holds every job's chunk, when
+    /// there is more than one and the index knows where they are.
+    span: Option<(PackId, u64, u64)>,
+    jobs: Vec<(
+        DecodeJob,
+        Option<BlobEntry>,
+        SyncSender<Result<DecodedChunk>>,
+    )>,
+    /// Bytes of the span that belong to the jobs' chunks.
+    useful: u64,
+    /// At most this many jobs: a batch is decoded by one worker, so big
+    /// ones would starve the others.
+    max_jobs: usize,
+}
+
+impl Batch {
+    fn new(max_jobs: usize) -> Batch {
+        Batch {
+            span: None,
+            jobs: Vec::new(),
+            useful: 0,
+            max_jobs,
+        }
+    }
+
+    /// Adds a job if its chunk extends the span within the limits.
+    fn try_add(
+        &mut self,
+        job: DecodeJob,
+        loc: Option<&Location>,
+        reply: SyncSender<Result<DecodedChunk>>,
+    ) -> Option<(DecodeJob, SyncSender<Result<DecodedChunk>>)> {
+        let Some(loc) = loc.filter(|l| l.entry.kind == ObjectKind::DataChunk) else {
+            if self.jobs.is_empty() {
+                self.jobs.push((job, None, reply));
+                return None;
+            }
+            return Some((job, reply));
+        };
+        let (start, end) = (
+            loc.entry.offset,
+            loc.entry.offset + u64::from(loc.entry.sealed_len),
+        );
+        let len = end - start;
+        match self.span {
+            None if self.jobs.is_empty() => {
+                self.span = Some((loc.pack, start, end));
+                self.useful = len;
+            }
+            Some((pack, s, e))
+                if pack == loc.pack
+                    && self.jobs.len() < self.max_jobs
+                    && start >= e
+                    && start - e <= SPAN_GAP
+                    && end - s <= SPAN_MAX
+                    && 2 * (self.useful + len) >= end - s =>
+            {
+                self.span = Some((pack, s, end));
+                self.useful += len;
+            }
+            _ => return Some((job, reply)),
+        }
+        self.jobs.push((job, Some(loc.entry), reply));
+        None
+    }
+
+    /// Reads the span once and decodes every job from it; a job whose bytes
+    /// the span read cannot give is read on its own, which reports any
+    /// damage exactly as a single read would.
+    fn run(self, repo: &Repository<Indexed>) {
+        let span = match self.span {
+            Some((pack, s, e)) if self.jobs.len() > 1 => repo
+                .read_pack_span(&pack, s, e - s)
+                .ok()
+                .map(|bytes| (pack, s, bytes)),
+            _ => None,
+        };
+        for (job, entry, reply) in self.jobs {
+            let from_span =
+                span.as_ref()
+                    .zip(entry.as_ref())
+                    .and_then(|((pack, s, bytes), entry)| {
+                        let at = usize::try_from(entry.offset - s).ok()?;
+                        let sealed = bytes.get(at..at + entry.sealed_len as usize)?;
+                        repo.open_chunk_bytes(pack, entry, sealed).ok()
+                    });
+            let out = match from_span {
+                Some(plain) => with_external_values(repo, job, plain),
+                None => decode(repo, job),
+            };
+            // The consumer may have stopped; then nobody wants this.
+            let _ = reply.send(out);
+        }
+    }
+}
+
 /// Decodes `jobs` on `workers` threads and hands each chunk to `consume`
 /// in job order. Stops at the first error, from either side.
 pub(crate) fn run_ordered(
@@ -63,24 +182,26 @@ pub(crate) fn run_ordered(
     depth: usize,
     consume: &mut dyn FnMut(DecodedChunk) -> Result<()>,
 ) -> Result<()> {
-    let (job_tx, job_rx) = sync_channel::<(DecodeJob, SyncSender<Result<DecodedChunk>>)>(workers);
-    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(workers);
+    let batch_rx = Arc::new(Mutex::new(batch_rx));
     // Replies in job order; its bound is the read-ahead.
     let (order_tx, order_rx) = sync_channel::<Reply>(depth.max(1));
+    // Batches small enough that every worker has one while the read-ahead
+    // fills.
+    let max_jobs = (depth / (2 * workers.max(1))).clamp(1, SPAN_JOBS);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
-            let job_rx = Arc::clone(&job_rx);
+            let batch_rx = Arc::clone(&batch_rx);
             s.spawn(move || {
                 loop {
-                    let next = job_rx.lock().expect("job queue").recv();
-                    let Ok((job, reply)) = next else { break };
-                    let out = decode(repo, job);
-                    // The consumer may have stopped; then nobody wants this.
-                    let _ = reply.send(out);
+                    let next = batch_rx.lock().expect("job queue").recv();
+                    let Ok(batch) = next else { break };
+                    batch.run(repo);
                 }
             });
         }
         s.spawn(move || {
+            let mut batch = Batch::new(max_jobs);
             for job in jobs {
                 let (tx, rx) = sync_channel(1);
                 let job = match job {
@@ -89,15 +210,47 @@ pub(crate) fn run_ordered(
                         // Reading the tree failed: the error takes the
                         // job's place in the order, and the walk ends.
                         let _ = tx.send(Err(e));
+                        let _ = batch_tx.send(std::mem::replace(&mut batch, Batch::new(max_jobs)));
                         let _ = order_tx.send(rx);
                         break;
                     }
                 };
-                if order_tx.send(rx).is_err() || job_tx.send((job, tx)).is_err() {
-                    break;
+                // The order slot first: a full read-ahead must not hold
+                // back the batch the consumer is waiting for.
+                let rx = match order_tx.try_send(rx) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(rx)) => Some(rx),
+                    Err(TrySendError::Disconnected(_)) => break,
+                };
+                if let Some(rx) = rx {
+                    if !batch.jobs.is_empty()
+                        && batch_tx
+                            .send(std::mem::replace(&mut batch, Batch::new(max_jobs)))
+                            .is_err()
+                    {
+                        break;
+                    }
+                    if order_tx.send(rx).is_err() {
+                        break;
+                    }
+                }
+                // A lookup error is left for the single read to report.
+                let loc = repo.locate(&job.leaf.id).ok().flatten();
+                if let Some((job, tx)) = batch.try_add(job, loc.as_ref(), tx) {
+                    if batch_tx
+                        .send(std::mem::replace(&mut batch, Batch::new(max_jobs)))
+                        .is_err()
+                    {
+                        break;
+                    }
+                    let none = batch.try_add(job, loc.as_ref(), tx);
+                    debug_assert!(none.is_none(), "an empty batch takes any job");
                 }
             }
-            // Dropping job_tx ends the workers.
+            if !batch.jobs.is_empty() {
+                let _ = batch_tx.send(batch);
+            }
+            // Dropping batch_tx ends the workers.
         });
         let mut result = Ok(());
         for reply in &order_rx {
@@ -114,4 +267,70 @@ pub(crate) fn run_ordered(
         drop(order_rx);
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_format::ChunkId;
+    use vault_format::tree::Summary;
+
+    fn job() -> DecodeJob {
+        let summary = Summary {
+            first_offset: 0,
+            last_offset: 0,
+            records: 1,
+            bytes: 1,
+            min_ts: 0,
+            max_ts: 0,
+        };
+        DecodeJob {
+            part: 0,
+            leaf: Entry {
+                id: ChunkId([0; 32]),
+                summary,
+                gaps: vec![],
+            },
+        }
+    }
+
+    fn at(pack: u8, offset: u64, len: u32) -> Location {
+        Location {
+            pack: PackId([pack; 16]),
+            entry: BlobEntry {
+                kind: ObjectKind::DataChunk,
+                id: ChunkId([0; 32]),
+                offset,
+                sealed_len: len,
+                plain_len: len,
+            },
+        }
+    }
+
+    fn adds(b: &mut Batch, loc: &Location) -> bool {
+        let (tx, _rx) = sync_channel(1);
+        b.try_add(job(), Some(loc), tx).is_none()
+    }
+
+    #[test]
+    fn spans_join_near_chunks_of_one_pack_only() {
+        let mut b = Batch::new(4);
+        assert!(adds(&mut b, &at(1, 0, 1000)));
+        assert!(adds(&mut b, &at(1, 1000, 1000)), "the next chunk");
+        assert!(adds(&mut b, &at(1, 2500, 1000)), "a small gap");
+        assert!(!adds(&mut b, &at(2, 3500, 1000)), "another pack");
+        assert!(!adds(&mut b, &at(1, 1000, 1000)), "backwards");
+        assert!(!adds(&mut b, &at(1, 3500 + SPAN_GAP + 1, 1000)), "too far");
+        assert!(!adds(&mut b, &at(1, 10_000, 1000)), "mostly unwanted bytes");
+        assert!(adds(&mut b, &at(1, 3500, 1000)));
+        assert!(!adds(&mut b, &at(1, 4500, 1000)), "max_jobs");
+        assert_eq!(b.span.map(|(_, s, e)| (s, e)), Some((0, 4500)));
+        assert_eq!(b.useful, 4000);
+
+        // A chunk the index does not know is read alone.
+        let mut b = Batch::new(4);
+        let (tx, _rx) = sync_channel(1);
+        assert!(b.try_add(job(), None, tx).is_none());
+        assert!(!adds(&mut b, &at(1, 0, 10)));
+    }
 }
