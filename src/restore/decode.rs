@@ -173,6 +173,78 @@ impl Batch {
     }
 }
 
+/// Jobs waiting to be sent to the workers, grouped by pack: the restore
+/// takes one chunk of each partition in turn, and chunks of different
+/// partitions lie side by side in the same packs. Every held job's order
+/// slot is already taken, so the feeder sends them all before it ever
+/// waits for a free slot.
+struct Held {
+    by_pack: Vec<(PackId, Vec<Job>)>,
+    count: usize,
+    max_jobs: usize,
+    window: usize,
+}
+
+type Job = (DecodeJob, Location, SyncSender<Result<DecodedChunk>>);
+
+impl Held {
+    fn new(max_jobs: usize, window: usize) -> Held {
+        Held {
+            by_pack: Vec::new(),
+            count: 0,
+            max_jobs,
+            window,
+        }
+    }
+
+    /// Holds a job (or sends it at once if the index does not know its
+    /// chunk); sends everything once `window` jobs are held. False when
+    /// the workers are gone.
+    fn add(
+        &mut self,
+        job: DecodeJob,
+        loc: Option<Location>,
+        reply: SyncSender<Result<DecodedChunk>>,
+        out: &SyncSender<Batch>,
+    ) -> bool {
+        let Some(loc) = loc.filter(|l| l.entry.kind == ObjectKind::DataChunk) else {
+            let mut single = Batch::new(1);
+            let _ = single.try_add(job, None, reply);
+            return out.send(single).is_ok();
+        };
+        match self.by_pack.iter_mut().find(|(p, _)| *p == loc.pack) {
+            Some((_, jobs)) => jobs.push((job, loc, reply)),
+            None => self.by_pack.push((loc.pack, vec![(job, loc, reply)])),
+        }
+        self.count += 1;
+        self.count < self.window || self.flush(out)
+    }
+
+    /// Sends every held job, in batches of near chunks of one pack.
+    fn flush(&mut self, out: &SyncSender<Batch>) -> bool {
+        self.count = 0;
+        for (_, mut jobs) in std::mem::take(&mut self.by_pack) {
+            jobs.sort_by_key(|(_, loc, _)| loc.entry.offset);
+            let mut batch = Batch::new(self.max_jobs);
+            for (job, loc, reply) in jobs {
+                if let Some((job, reply)) = batch.try_add(job, Some(&loc), reply) {
+                    if out
+                        .send(std::mem::replace(&mut batch, Batch::new(self.max_jobs)))
+                        .is_err()
+                    {
+                        return false;
+                    }
+                    let _ = batch.try_add(job, Some(&loc), reply);
+                }
+            }
+            if !batch.jobs.is_empty() && out.send(batch).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Decodes `jobs` on `workers` threads and hands each chunk to `consume`
 /// in job order. Stops at the first error, from either side.
 pub(crate) fn run_ordered(
@@ -201,7 +273,7 @@ pub(crate) fn run_ordered(
             });
         }
         s.spawn(move || {
-            let mut batch = Batch::new(max_jobs);
+            let mut held = Held::new(max_jobs, (depth / 2).max(1));
             for job in jobs {
                 let (tx, rx) = sync_channel(1);
                 let job = match job {
@@ -210,46 +282,29 @@ pub(crate) fn run_ordered(
                         // Reading the tree failed: the error takes the
                         // job's place in the order, and the walk ends.
                         let _ = tx.send(Err(e));
-                        let _ = batch_tx.send(std::mem::replace(&mut batch, Batch::new(max_jobs)));
+                        held.flush(&batch_tx);
                         let _ = order_tx.send(rx);
                         break;
                     }
                 };
                 // The order slot first: a full read-ahead must not hold
-                // back the batch the consumer is waiting for.
-                let rx = match order_tx.try_send(rx) {
-                    Ok(()) => None,
-                    Err(TrySendError::Full(rx)) => Some(rx),
+                // back the jobs the consumer is waiting for.
+                match order_tx.try_send(rx) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(rx)) => {
+                        if !held.flush(&batch_tx) || order_tx.send(rx).is_err() {
+                            break;
+                        }
+                    }
                     Err(TrySendError::Disconnected(_)) => break,
-                };
-                if let Some(rx) = rx {
-                    if !batch.jobs.is_empty()
-                        && batch_tx
-                            .send(std::mem::replace(&mut batch, Batch::new(max_jobs)))
-                            .is_err()
-                    {
-                        break;
-                    }
-                    if order_tx.send(rx).is_err() {
-                        break;
-                    }
                 }
                 // A lookup error is left for the single read to report.
                 let loc = repo.locate(&job.leaf.id).ok().flatten();
-                if let Some((job, tx)) = batch.try_add(job, loc.as_ref(), tx) {
-                    if batch_tx
-                        .send(std::mem::replace(&mut batch, Batch::new(max_jobs)))
-                        .is_err()
-                    {
-                        break;
-                    }
-                    let none = batch.try_add(job, loc.as_ref(), tx);
-                    debug_assert!(none.is_none(), "an empty batch takes any job");
+                if !held.add(job, loc, tx, &batch_tx) {
+                    break;
                 }
             }
-            if !batch.jobs.is_empty() {
-                let _ = batch_tx.send(batch);
-            }
+            held.flush(&batch_tx);
             // Dropping batch_tx ends the workers.
         });
         let mut result = Ok(());
