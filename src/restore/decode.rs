@@ -1,7 +1,9 @@
 //! Decoding runs ahead of producing: worker threads read, decrypt,
 //! decompress and decode chunks while the producer sends earlier ones. The
 //! results come back in job order, and at most `depth` decoded chunks wait
-//! at any time, so memory stays bounded whatever the snapshot's size.
+//! at any time, so memory stays bounded whatever the snapshot's size. Reads
+//! of neighbouring chunks are joined into spans of at most 8 MiB, one per
+//! worker in flight.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -109,17 +111,22 @@ impl Batch {
         loc: Option<&Location>,
         reply: SyncSender<Result<DecodedChunk>>,
     ) -> Option<(DecodeJob, SyncSender<Result<DecodedChunk>>)> {
-        let Some(loc) = loc.filter(|l| l.entry.kind == ObjectKind::DataChunk) else {
+        // An entry that cannot be spanned (not a data chunk, or an offset
+        // a damaged cache made absurd) is read alone, as before.
+        let spannable = loc
+            .filter(|l| l.entry.kind == ObjectKind::DataChunk)
+            .and_then(|l| {
+                let end = l.entry.offset.checked_add(u64::from(l.entry.sealed_len))?;
+                Some((l, end))
+            });
+        let Some((loc, end)) = spannable else {
             if self.jobs.is_empty() {
                 self.jobs.push((job, None, reply));
                 return None;
             }
             return Some((job, reply));
         };
-        let (start, end) = (
-            loc.entry.offset,
-            loc.entry.offset + u64::from(loc.entry.sealed_len),
-        );
+        let start = loc.entry.offset;
         let len = end - start;
         match self.span {
             None if self.jobs.is_empty() => {
@@ -209,7 +216,8 @@ impl Held {
     ) -> bool {
         let Some(loc) = loc.filter(|l| l.entry.kind == ObjectKind::DataChunk) else {
             let mut single = Batch::new(1);
-            let _ = single.try_add(job, None, reply);
+            let none = single.try_add(job, None, reply);
+            debug_assert!(none.is_none(), "an empty batch takes any job");
             return out.send(single).is_ok();
         };
         match self.by_pack.iter_mut().find(|(p, _)| *p == loc.pack) {
@@ -234,7 +242,8 @@ impl Held {
                     {
                         return false;
                     }
-                    let _ = batch.try_add(job, Some(&loc), reply);
+                    let none = batch.try_add(job, Some(&loc), reply);
+                    debug_assert!(none.is_none(), "an empty batch takes any job");
                 }
             }
             if !batch.jobs.is_empty() && out.send(batch).is_err() {
@@ -272,8 +281,14 @@ pub(crate) fn run_ordered(
                 }
             });
         }
+        // Only the workers hold the queue: if they all die, the feeder's
+        // next send fails instead of waiting for ever.
+        drop(batch_rx);
         s.spawn(move || {
             let mut held = Held::new(max_jobs, (depth / 2).max(1));
+            // Set when the consumer or the workers are gone: what is held
+            // then is read for nobody, so it is dropped, not sent.
+            let mut stopped = false;
             for job in jobs {
                 let (tx, rx) = sync_channel(1);
                 let job = match job {
@@ -293,18 +308,25 @@ pub(crate) fn run_ordered(
                     Ok(()) => {}
                     Err(TrySendError::Full(rx)) => {
                         if !held.flush(&batch_tx) || order_tx.send(rx).is_err() {
+                            stopped = true;
                             break;
                         }
                     }
-                    Err(TrySendError::Disconnected(_)) => break,
+                    Err(TrySendError::Disconnected(_)) => {
+                        stopped = true;
+                        break;
+                    }
                 }
                 // A lookup error is left for the single read to report.
                 let loc = repo.locate(&job.leaf.id).ok().flatten();
                 if !held.add(job, loc, tx, &batch_tx) {
+                    stopped = true;
                     break;
                 }
             }
-            held.flush(&batch_tx);
+            if !stopped {
+                held.flush(&batch_tx);
+            }
             // Dropping batch_tx ends the workers.
         });
         let mut result = Ok(());
@@ -381,6 +403,24 @@ mod tests {
         assert!(!adds(&mut b, &at(1, 4500, 1000)), "max_jobs");
         assert_eq!(b.span.map(|(_, s, e)| (s, e)), Some((0, 4500)));
         assert_eq!(b.useful, 4000);
+        let mut b = Batch::new(4);
+        assert!(adds(&mut b, &at(1, 0, 4 << 20)));
+        assert!(
+            !adds(&mut b, &at(1, (4 << 20) + SPAN_GAP + 1, 1 << 20)),
+            "the gap alone"
+        );
+        assert!(!adds(&mut b, &at(1, 4 << 20, (4 << 20) + 1)), "SPAN_MAX");
+        assert!(!adds(&mut b, &at(1, 4 << 20, u32::MAX)), "SPAN_MAX");
+        let mut b = Batch::new(4);
+        assert!(
+            !{
+                let (tx, _rx) = sync_channel(1);
+                let absurd = at(1, u64::MAX - 10, 100);
+                assert!(b.try_add(job(), Some(&absurd), tx).is_none());
+                b.span.is_some()
+            },
+            "an offset that overflows is read alone"
+        );
 
         // A chunk the index does not know is read alone.
         let mut b = Batch::new(4);
