@@ -125,6 +125,7 @@ pub fn parse_duration(s: &str) -> Result<u64> {
         ))
     })?;
     let unit_ms = match unit {
+        "ms" => 1,
         "s" => 1_000,
         "" if n == 0 => 0,
         "m" => 60_000,
@@ -134,7 +135,7 @@ pub fn parse_duration(s: &str) -> Result<u64> {
         "y" => 365 * 86_400_000,
         _ => {
             return Err(Error::Usage(format!(
-                "{s:?}: unknown unit {unit:?}; use s, m, h, d, w or y"
+                "{s:?}: unknown unit {unit:?}; use ms, s, m, h, d, w or y"
             )));
         }
     };

@@ -176,25 +176,15 @@ fn parse_number(key: &str, v: &str) -> Result<usize> {
         .map_err(|_| Error::Usage(format!("storage option {key}={v:?}: expected a number")))
 }
 
-/// `30s`, `2m`, `500ms`, or plain seconds.
+/// Plain seconds, or a duration as vault's other flags take it (`30s`,
+/// `2m`, `500ms`...).
 fn parse_duration(key: &str, v: &str) -> Result<Duration> {
-    let t = v.trim();
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((t, ""), |i| t.split_at(i));
-    let n: u64 = num.parse().map_err(|_| {
-        Error::Usage(format!(
-            "storage option {key}={v:?}: expected a duration such as 30s or 2m"
-        ))
-    })?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(Error::Usage(format!(
-            "storage option {key}={v:?}: expected a duration such as 30s or 2m"
-        ))),
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
     }
+    crate::time::parse_duration(v)
+        .map(Duration::from_millis)
+        .map_err(|e| Error::Usage(format!("storage option {key}: {e}")))
 }
 
 /// `8MiB`, `64KiB`, `1GiB`, or plain bytes.
@@ -257,6 +247,12 @@ mod tests {
         assert!(is_secret_option("sas_token"));
         assert!(!is_secret_option("aws_access_key_id"));
         assert!(!is_secret_option("region"));
+        for (text, want) in [("30", 30_000), ("500ms", 500), ("2m", 120_000)] {
+            let t = StorageOptions::from_pairs(&[("retry_timeout", text)])
+                .tuning()
+                .unwrap();
+            assert_eq!(t.retry_timeout, Duration::from_millis(want), "{text}");
+        }
         assert!(
             StorageOptions::from_pairs(&[("retry_timeout", "soon")])
                 .tuning()

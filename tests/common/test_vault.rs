@@ -272,35 +272,26 @@ impl TestVault {
     /// A copy of this vault on `backend`, object by object, as an
     /// operator moving a vault would make it.
     pub fn copy_to(&self, backend: Backend) -> TestVault {
-        let dir = tempfile::tempdir().unwrap();
-        let location = backend.new_location(dir.path());
+        let copy = TestVault::uninitialised(backend);
+        std::fs::copy(&self.password_file, &copy.password_file).unwrap();
         if self.backend.is_local() && backend.is_local() {
             let status = Command::new("cp")
                 .arg("-a")
                 .arg(&self.location)
-                .arg(&location)
+                .arg(&copy.location)
                 .status()
                 .unwrap();
             assert!(status.success());
         } else {
             if backend.is_local() {
-                std::fs::create_dir_all(&location).unwrap();
+                std::fs::create_dir_all(&copy.location).unwrap();
             }
-            let (from, to) = (self.storage(), backend.storage(&location));
+            let (from, to) = (self.storage(), copy.storage());
             for name in all_objects(from.as_ref()) {
                 assert!(to.put_if_absent(&name, &from.get(&name).unwrap()).unwrap());
             }
         }
-        let password_file = dir.path().join("pw");
-        std::fs::copy(&self.password_file, &password_file).unwrap();
-        let cache = dir.path().join("cache");
-        TestVault {
-            dir,
-            backend,
-            location,
-            password_file,
-            cache,
-        }
+        copy
     }
 
     /// The objects of one kind (packs, index, snapshots...), sorted.
