@@ -13,7 +13,9 @@ mod output;
 mod repair;
 mod restore;
 mod snapshot;
+mod snapshot_workers;
 mod snapshots;
+mod status;
 
 use clap::{Parser, Subcommand};
 use vault::Result;
@@ -49,6 +51,8 @@ enum Command {
     Check(check::CheckArgs),
     /// List the vault's snapshots, grouped as gc counts them.
     Snapshots(snapshots::SnapshotsArgs),
+    /// Show the distributed snapshots in progress: workers, partitions done, bytes and rate.
+    Status(status::StatusArgs),
     /// Manage the key files that unlock a vault.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Forget(a) => forget::run(&a),
         Command::Check(a) => check::run(&a),
         Command::Snapshots(a) => snapshots::run(&a),
+        Command::Status(a) => status::run(&a),
         Command::Key(c) => key::run(c),
         Command::Repair(c) => repair::run(c),
     }

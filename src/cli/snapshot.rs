@@ -13,7 +13,7 @@ use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
     #[command(flatten)]
-    vault: VaultArgs,
+    pub(super) vault: VaultArgs,
     /// Bootstrap servers, HOST:PORT[,HOST:PORT...].
     #[arg(long, value_name = "HOST:PORT", env = "KVAULT_BROKERS")]
     brokers: String,
@@ -30,7 +30,7 @@ pub struct SnapshotArgs {
     exclude: Option<String>,
     /// A tag for the snapshot (repeatable); `vault gc --keep-tag` keeps tagged snapshots.
     #[arg(long = "tag", value_name = "T")]
-    tags: Vec<String>,
+    pub(super) tags: Vec<String>,
     /// Also back up records of open and aborted transactions (default: read_committed).
     #[arg(long)]
     read_uncommitted: bool,
@@ -42,12 +42,26 @@ pub struct SnapshotArgs {
     /// data horizon; `none` keeps everything.
     #[arg(long, value_name = "DURATION|none")]
     data_horizon: Option<String>,
+    /// Take the snapshot together with every other worker started with the
+    /// same NAME (on this host or others): the consumer group
+    /// kvault-snapshot-NAME shares the partitions out, and whichever worker
+    /// finishes last commits. Every worker exits 0 once it is committed.
+    #[arg(long, value_name = "NAME")]
+    workers: Option<String>,
+    /// With --workers: a worker silent this long is taken for dead and its
+    /// partitions go to the others.
+    #[arg(long, default_value_t = 10, value_name = "SECS", requires = "workers")]
+    pub(super) session_timeout: u64,
+    /// With --workers: partitions one worker reads in one pass (each is
+    /// committed as a part when its pass ends).
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "workers")]
+    pub(super) partitions_per_batch: usize,
     /// Fail when the cluster delivers nothing for this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
-    stall_timeout: u64,
+    pub(super) stall_timeout: u64,
     /// Print a JSON summary instead of text.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// `vault snapshot --json`.
@@ -94,6 +108,9 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
         Some(d) => Some(Some(vault::time::parse_duration(d)?)),
         None => None,
     };
+    if let Some(name) = &a.workers {
+        return super::snapshot_workers::run(a, name, &kafka, &request, data_horizon);
+    }
     let (repo, lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
     let rt = runtime()?;
     let plan = rt.block_on(SnapshotPlan::make(&repo, &kafka, &request))?;

@@ -14,6 +14,11 @@ use super::output::{format_time, human_bytes, print_json};
 pub struct SnapshotsArgs {
     #[command(flatten)]
     vault: VaultArgs,
+    /// List the distributed snapshots in progress instead (plans whose
+    /// workers are running, or all died: the next run of the same NAME
+    /// resumes them; `vault forget --plan NAME` drops one).
+    #[arg(long)]
+    in_progress: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -42,6 +47,31 @@ struct SnapshotItem {
 
 pub fn run(a: &SnapshotsArgs) -> Result<()> {
     let repo = a.vault.unlock()?;
+    if a.in_progress {
+        let runs: Vec<super::status::RunStatus> =
+            vault::snapshot::distributed::plans_in_progress(&repo)?
+                .iter()
+                .map(super::status::RunStatus::of)
+                .collect();
+        if a.json {
+            print_json(&runs);
+        } else if runs.is_empty() {
+            println!("no distributed snapshot in progress in {}", a.vault.vault);
+        } else {
+            for r in &runs {
+                println!(
+                    "{}  run {}  {}/{} partitions done  {} topics  planned by {}",
+                    r.started,
+                    r.run,
+                    r.partitions_done,
+                    r.partitions,
+                    r.topics.len(),
+                    r.planned_by
+                );
+            }
+        }
+        return Ok(());
+    }
     let list = vault::catalog::list(&repo)?;
     let group_by = GroupBy::default();
     if a.json {

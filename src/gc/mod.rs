@@ -151,6 +151,11 @@ impl GcPlan {
                 mark::mark_tree(repo, root, &mut marked)?;
             }
         }
+        // A distributed snapshot in progress continues its plan's trees and
+        // has finished parts: a run resumed after this gc finds them whole.
+        for root in crate::snapshot::distributed::roots_in_use(repo)? {
+            mark::mark_tree(repo, &root, &mut marked)?;
+        }
 
         if let Some(pb) = &marked.progress {
             pb.set_message(format!(

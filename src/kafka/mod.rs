@@ -17,6 +17,8 @@ mod describe;
 pub use context::ClientLog;
 pub(crate) use context::{MetadataClient, creation_error};
 mod group_offsets;
+mod membership;
+pub use membership::GroupMember;
 mod options;
 mod selection;
 pub(crate) use describe::describe_topics;

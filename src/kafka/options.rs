@@ -238,6 +238,13 @@ impl KafkaOptions {
         }
     }
 
+    /// The id of the cluster the brokers belong to (`None` when it gives none).
+    pub fn current_cluster_id(&self) -> Result<Option<String>> {
+        let client = self.metadata_client(true)?;
+        self.fetch_metadata(&client)?;
+        Ok(self.cluster_id(&client))
+    }
+
     pub fn cluster_id(&self, client: &MetadataClient) -> Option<String> {
         client
             .client()

@@ -358,6 +358,30 @@ impl<S: Unlocked> Repository<S> {
         IndexObject::decode(&body).ctx(|| format!("decoding index object {id}"))
     }
 
+    /// Seals `body` as the run object `runs/NAME`, unless one exists
+    /// (then returns false). Its authenticated name is the keyed hash of its
+    /// path, so one run object cannot stand in for another.
+    pub(crate) fn put_run_object(&self, kind: ObjectKind, name: &str, body: &[u8]) -> Result<bool> {
+        let object = ObjectName::new(Kind::Runs, name);
+        let aad = self.keys().object_id(object.path().as_bytes());
+        let sealed = self.seal(kind, &aad, body)?;
+        self.storage.put_if_absent(&object, &sealed)
+    }
+
+    /// The body of the run object `runs/NAME`; `None` if there is none.
+    pub(crate) fn get_run_object(&self, kind: ObjectKind, name: &str) -> Result<Option<Vec<u8>>> {
+        let object = ObjectName::new(Kind::Runs, name);
+        let bytes = match self.storage.get(&object) {
+            Ok(b) => b,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let aad = self.keys().object_id(object.path().as_bytes());
+        open_object_versioned(self.keys(), &self.vault_id(), kind, &aad.0, &bytes)
+            .map(|(_, body)| Some(body))
+            .ctx(|| format!("reading {} {object}", kind.name()))
+    }
+
     /// Commits a snapshot: writing its manifest is the commit point.
     pub fn write_snapshot(&self, manifest: &SnapshotManifest) -> Result<ObjectId> {
         self.write_sealed(ObjectKind::Snapshot, Kind::Snapshots, &manifest.encode())

@@ -36,6 +36,8 @@ pub struct DrainStats {
     pub bytes: u64,
     /// Offsets retention deleted after the cut and before they were read.
     pub deleted: Vec<DeletedRange>,
+    /// Records and bytes read, per partition of the plan.
+    pub per_partition: Vec<(u64, u64)>,
 }
 
 /// A range of offsets `[from, to)` of a partition (its index in the plan)
@@ -91,7 +93,10 @@ impl<'a> Drain<'a> {
             done,
             cut: Vec::new(),
             external_threshold: gear.params().external_value_threshold(),
-            stats: DrainStats::default(),
+            stats: DrainStats {
+                per_partition: vec![(0, 0); parts.len()],
+                ..DrainStats::default()
+            },
             progress,
             last_event: Instant::now(),
         }
@@ -182,6 +187,9 @@ impl<'a> Drain<'a> {
         }
         self.stats.records += 1;
         self.stats.bytes += record.payload_len();
+        let counted = &mut self.stats.per_partition[part];
+        counted.0 += 1;
+        counted.1 += record.payload_len();
         let p = &self.parts[part];
         self.chunkers[part]
             .push(&record, offset, &mut self.cut)

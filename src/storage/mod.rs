@@ -28,6 +28,8 @@ pub enum Kind {
     Locks,
     /// Multipart uploads in progress (object storage only).
     Uploads,
+    /// The plans and parts of distributed snapshots in progress.
+    Runs,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Snapshots => "snapshots",
             Kind::Locks => "locks",
             Kind::Uploads => "uploads",
+            Kind::Runs => "runs",
         }
     }
 

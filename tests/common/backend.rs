@@ -149,6 +149,7 @@ pub fn all_objects(storage: &dyn Storage) -> Vec<ObjectName> {
         Kind::Snapshots,
         Kind::Locks,
         Kind::Uploads,
+        Kind::Runs,
     ] {
         for l in storage.list(kind).unwrap() {
             out.push(ObjectName::new(kind, l.name));

@@ -10,6 +10,7 @@ use crate::manifest::SnapshotManifest;
 use crate::object::{ObjectKind, open_object};
 use crate::pack::{open_pack, parse_trailer};
 use crate::record::decode_records;
+use crate::run::{RunCommit, RunPart, RunPlan};
 use crate::tree::TreeNode;
 
 fn keys() -> SubKeys {
@@ -86,6 +87,20 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// The plan, part and commit objects of a distributed snapshot: whatever decodes
+/// re-encodes to the same bytes.
+pub fn run_objects(data: &[u8]) {
+    if let Ok(p) = RunPlan::decode(data) {
+        assert_eq!(p.encode(), data);
+    }
+    if let Ok(p) = RunPart::decode(data) {
+        assert_eq!(p.encode(), data);
+    }
+    if let Ok(c) = RunCommit::decode(data) {
+        assert_eq!(c.encode(), data);
+    }
+}
+
 /// A decoder entry point: arbitrary bytes in, no panic out.
 pub type Target = fn(&[u8]);
 
@@ -98,4 +113,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_file", key_file),
     ("record_framing", record_framing),
     ("config", config),
+    ("run_objects", run_objects),
 ];

@@ -2,7 +2,7 @@
 //!
 //! Pure encoders and decoders for every object a vault holds: key files, the
 //! config, packs of sealed chunks, index objects, snapshot trees and
-//! manifests, and the record framing inside data chunks. There is no I/O,
+//! manifests, the run objects of a snapshot taken by several workers, and the record framing inside data chunks. There is no I/O,
 //! no Kafka and no policy here; randomness comes in as arguments. The
 //! byte-level spec is `docs/format.md`; the golden vectors in `tests/`
 //! keep code and spec in step.
@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod object;
 pub mod pack;
 pub mod record;
+pub mod run;
 pub mod tree;
 pub mod wire;
 

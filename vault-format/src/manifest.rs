@@ -167,21 +167,7 @@ impl SnapshotManifest {
                 w.varint(u64::from(p.partition))
                     .zigzag(p.log_start_offset)
                     .zigzag(p.end_offset);
-                match &p.root {
-                    None => w.u8(0),
-                    Some(r) => {
-                        let s = r.summary;
-                        w.u8(1)
-                            .raw(&r.id.0)
-                            .u8(r.level)
-                            .zigzag(s.first_offset)
-                            .zigzag(s.last_offset)
-                            .varint(s.records)
-                            .varint(s.bytes)
-                            .zigzag(s.min_ts)
-                            .zigzag(s.max_ts)
-                    }
-                };
+                write_root(&mut w, p.root.as_ref());
             }
         }
         w.varint(self.groups.len() as u64);
@@ -309,22 +295,7 @@ impl SnapshotManifest {
                 }
                 let log_start_offset = r.zigzag()?;
                 let end_offset = r.zigzag()?;
-                let root = match r.u8()? {
-                    0 => None,
-                    1 => Some(TreeRoot {
-                        id: ChunkId(r.array()?),
-                        level: r.u8()?,
-                        summary: Summary {
-                            first_offset: r.zigzag()?,
-                            last_offset: r.zigzag()?,
-                            records: r.varint()?,
-                            bytes: r.varint()?,
-                            min_ts: r.zigzag()?,
-                            max_ts: r.zigzag()?,
-                        },
-                    }),
-                    _ => return Err(bad("root flag")),
-                };
+                let root = read_root(&mut r, "snapshot manifest")?;
                 partitions.push(PartitionSnapshot {
                     partition,
                     log_start_offset,
@@ -410,6 +381,46 @@ impl SnapshotManifest {
             stats,
         })
     }
+}
+
+/// A partition's optional tree root: flag 0, or flag 1 and the root with
+/// its summary (docs/format.md § Snapshot manifest). Run objects use the
+/// same layout.
+pub(crate) fn write_root(w: &mut Writer, root: Option<&TreeRoot>) {
+    match root {
+        None => w.u8(0),
+        Some(r) => {
+            let s = r.summary;
+            w.u8(1)
+                .raw(&r.id.0)
+                .u8(r.level)
+                .zigzag(s.first_offset)
+                .zigzag(s.last_offset)
+                .varint(s.records)
+                .varint(s.bytes)
+                .zigzag(s.min_ts)
+                .zigzag(s.max_ts)
+        }
+    };
+}
+
+pub(crate) fn read_root(r: &mut Reader<'_>, what: &'static str) -> Result<Option<TreeRoot>> {
+    Ok(match r.u8()? {
+        0 => None,
+        1 => Some(TreeRoot {
+            id: ChunkId(r.array()?),
+            level: r.u8()?,
+            summary: Summary {
+                first_offset: r.zigzag()?,
+                last_offset: r.zigzag()?,
+                records: r.varint()?,
+                bytes: r.varint()?,
+                min_ts: r.zigzag()?,
+                max_ts: r.zigzag()?,
+            },
+        }),
+        _ => return Err(FormatError::malformed(what, "root flag".to_string())),
+    })
 }
 
 #[cfg(test)]

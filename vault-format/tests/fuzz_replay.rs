@@ -41,6 +41,7 @@ fn seed_vector(target: &str) -> &'static str {
         "key_file" => "keyfile",
         "record_framing" => "records.framed",
         "config" => "config.body",
+        "run_objects" => "run.plan.body",
         t => panic!("no seed for fuzz target {t}"),
     }
 }

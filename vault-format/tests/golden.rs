@@ -21,6 +21,7 @@ use vault_format::manifest::{
 use vault_format::object::{ObjectKind, open_object, seal_object};
 use vault_format::pack::{PackBuilder, open_blob, open_pack};
 use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType, decode_records};
+use vault_format::run::{PlannedPartition, RunCommit, RunPart, RunPlan};
 use vault_format::tree::{Gap, Summary, TreeNode, TreeRoot};
 use vault_format::{ChunkId, ObjectId, PackId, TopicId, VaultId};
 
@@ -163,6 +164,50 @@ fn manifest() -> SnapshotManifest {
     }
 }
 
+/// A distributed snapshot's plan, with [`manifest`] as its template.
+fn run_plan() -> RunPlan {
+    let template = manifest();
+    let n: usize = template.topics.iter().map(|t| t.partitions.len()).sum();
+    RunPlan {
+        name: "nightly".into(),
+        plan_id: [0x77; 16],
+        created_ms: 1_700_000_000_000,
+        template,
+        partitions: (0..n)
+            .map(|i| PlannedPartition {
+                read_from: 10 * i as i64,
+                retention_gap: (i == 0).then_some((0, 5)),
+            })
+            .collect(),
+        data_horizon_ms: Some(7_776_000_000),
+        warnings: vec!["orders/0: offsets 0..5 were deleted by retention".into()],
+    }
+}
+
+fn run_part() -> RunPart {
+    RunPart {
+        plan_id: [0x77; 16],
+        index: 0,
+        root: manifest().topics[0].partitions[0].root,
+        log_start_offset: 7,
+        deleted: vec![(5, 7)],
+        records_read: 90,
+        bytes_read: 9000,
+        bytes_added: 4000,
+        chunks_added: 3,
+        started_ms: 1_700_000_000_100,
+        finished_ms: 1_700_000_000_900,
+        worker: "backup-host/4242".into(),
+    }
+}
+
+fn run_commit() -> RunCommit {
+    RunCommit {
+        plan_id: [0x77; 16],
+        snapshot: ObjectId([0x88; 32]),
+    }
+}
+
 /// Every vector, by name. Values are lowercase hex.
 fn compute() -> BTreeMap<&'static str, String> {
     let keys = master().sub_keys();
@@ -243,6 +288,10 @@ fn compute() -> BTreeMap<&'static str, String> {
         "manifest.object_id",
         keys.object_id(&manifest().encode()).to_hex(),
     );
+
+    v.insert("run.plan.body", hex_encode(&run_plan().encode()));
+    v.insert("run.part.body", hex_encode(&run_part().encode()));
+    v.insert("run.commit.body", hex_encode(&run_commit().encode()));
 
     // Chunk boundaries for a fixed record stream with small sizes.
     let gear = Gear::new(
@@ -325,6 +374,19 @@ fn golden_bytes_decode() {
     let keys = master().sub_keys();
     let kf = KeyFile::decode(&bytes("keyfile")).unwrap();
     assert_eq!(kf.unwrap_key(b"golden passphrase").unwrap().0, master().0);
+
+    assert_eq!(
+        RunPlan::decode(&bytes("run.plan.body")).unwrap(),
+        run_plan()
+    );
+    assert_eq!(
+        RunPart::decode(&bytes("run.part.body")).unwrap(),
+        run_part()
+    );
+    assert_eq!(
+        RunCommit::decode(&bytes("run.commit.body")).unwrap(),
+        run_commit()
+    );
 
     let frame = bytes("records.framed");
     assert_eq!(decode_records(&frame).unwrap(), vec![record(), tombstone()]);

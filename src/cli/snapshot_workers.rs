@@ -1,0 +1,165 @@
+//! `vault snapshot --workers NAME`: one worker of a snapshot several
+//! processes take together (see `vault::snapshot::distributed`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use vault::kafka::{GroupMember, KafkaOptions};
+use vault::lock::LockKind;
+use vault::snapshot::distributed::{self, WorkerOptions};
+use vault::snapshot::{KafkaSource, RecordSource, SnapshotPlan, SnapshotRequest};
+use vault::{Error, Result};
+
+use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
+use super::snapshot::SnapshotArgs;
+
+/// `vault snapshot --workers NAME --json`.
+#[derive(Serialize)]
+struct WorkerReport {
+    /// The snapshot the run committed (the same for every worker).
+    id: String,
+    run: String,
+    /// This worker took the cut and wrote the plan.
+    planned_here: bool,
+    /// This worker wrote the manifest (a second writer writes the same object).
+    committed_here: bool,
+    /// Partitions of the run, and those this worker finished (`topic/partition`).
+    partitions: usize,
+    partitions_done_here: Vec<String>,
+    /// Partitions this worker read that another worker finished first.
+    partitions_duplicated: usize,
+    /// This worker's share.
+    records_read: u64,
+    bytes_read: u64,
+    bytes_added: u64,
+    /// Packs other workers wrote and did not index (they died or lost the
+    /// partition), which this worker indexed instead of writing them again.
+    packs_adopted: usize,
+    /// The whole snapshot's.
+    snapshot_records_read: u64,
+    snapshot_bytes_added: u64,
+    duration_ms: u64,
+    warnings: Vec<String>,
+}
+
+/// A run name is part of a consumer group id and of messages.
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--workers {name:?}: a run name is 1 to 200 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+pub fn run(
+    a: &SnapshotArgs,
+    name: &str,
+    kafka: &KafkaOptions,
+    request: &SnapshotRequest,
+    data_horizon: Option<Option<u64>>,
+) -> Result<()> {
+    check_name(name)?;
+    let (repo, lock) = a
+        .vault
+        .open_locked(LockKind::Shared, &format!("snapshot --workers {name}"))?;
+    let rt = runtime()?;
+    let opts = WorkerOptions {
+        name: name.to_string(),
+        tags: a.tags.clone(),
+        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        stall_timeout: Duration::from_secs(a.stall_timeout),
+        partitions_per_batch: a.partitions_per_batch,
+        poll_interval: Duration::from_secs(1),
+        progress: progress_bar(0, !a.json),
+    };
+    let cluster_id = kafka.current_cluster_id()?;
+    let found =
+        distributed::find_or_make_plan(&repo, request, cluster_id.as_deref(), &opts, &mut || {
+            rt.block_on(SnapshotPlan::make(&repo, kafka, request))
+        })?;
+    let plan = &found.plan;
+    if found.planned_here {
+        for w in &plan.warnings {
+            warn(w);
+        }
+    }
+    let topics: Vec<String> = plan
+        .template
+        .topics
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let member = GroupMember::join(
+        kafka,
+        &distributed::group_name(name),
+        &topics,
+        Duration::from_secs(a.session_timeout),
+    )?;
+    let read_committed = plan.template.read_committed;
+    let mut source = || -> Result<Box<dyn RecordSource + Send>> {
+        Ok(Box::new(KafkaSource::new(kafka, read_committed)?))
+    };
+    let out = distributed::work(&repo, plan, &member, &mut source, &opts, &lock)?;
+    // Leaving the group now lets the rest finish without waiting for us.
+    drop(member);
+    if let Some(pb) = &opts.progress {
+        pb.finish_and_clear();
+    }
+    for w in out.warnings.iter().skip(plan.warnings.len()) {
+        warn(w);
+    }
+    let done: Vec<String> = out
+        .partitions_done_here
+        .iter()
+        .map(|(t, p)| format!("{t}/{p}"))
+        .collect();
+    if a.json {
+        print_json(&WorkerReport {
+            id: out.snapshot.to_hex(),
+            run: name.to_string(),
+            planned_here: found.planned_here,
+            committed_here: out.committed_here,
+            partitions: plan.partitions.len(),
+            partitions_done_here: done,
+            partitions_duplicated: out.partitions_duplicated,
+            records_read: out.records_read,
+            bytes_read: out.bytes_read,
+            bytes_added: out.bytes_added,
+            packs_adopted: out.packs_adopted,
+            snapshot_records_read: out.manifest.stats.records_read,
+            snapshot_bytes_added: out.manifest.stats.bytes_added,
+            duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
+            warnings: out.warnings.clone(),
+        });
+    } else {
+        println!("{}", out.snapshot);
+        eprintln!(
+            "snapshot {} of run {name} committed{}: this worker read {} of {} partitions, {} records ({}), added {}; \
+             the snapshot read {} records in {:.1} s",
+            &out.snapshot.to_hex()[..16],
+            if out.committed_here {
+                " by this worker"
+            } else {
+                ""
+            },
+            done.len(),
+            plan.partitions.len(),
+            out.records_read,
+            human_bytes(out.bytes_read),
+            human_bytes(out.bytes_added),
+            out.manifest.stats.records_read,
+            out.duration.as_secs_f64()
+        );
+    }
+    Ok(())
+}

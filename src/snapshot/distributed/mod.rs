@@ -1,0 +1,467 @@
+//! A snapshot taken by several workers together (`vault snapshot --workers
+//! NAME`), see docs/design.md § Distributed snapshot.
+//!
+//! 1. The first worker takes the cut and writes it as the run's plan,
+//!    create-only, so racing workers agree on one plan ([`find_or_make_plan`]).
+//! 2. Every worker joins the consumer group `kvault-snapshot-NAME`; the
+//!    group coordinator shares the partitions out ([`Assignment`]).
+//! 3. A worker reads its partitions up to the plan's cut through the same
+//!    pipeline as a single snapshot, a few partitions at a time, and writes a
+//!    part per partition once its packs and index objects are durable.
+//! 4. Whoever sees every part writes the manifest: a pure function of the
+//!    plan and the parts, so it is the same object whoever writes it.
+//!
+//! A worker that dies or loses a partition to a rebalance leaves no part
+//! for it; the worker the group gives it to next starts it again from the
+//! plan, and the packs the first one wrote are adopted, not written twice.
+
+pub mod objects;
+pub mod template;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use vault_format::ObjectId;
+use vault_format::manifest::SnapshotManifest;
+use vault_format::run::{RunPart, RunPlan};
+
+pub use objects::{PlanInProgress, RunObjects, plans_in_progress, roots_in_use};
+
+use super::SnapshotRequest;
+use super::pipeline;
+use super::plan::SnapshotPlan;
+use super::source::RecordSource;
+use crate::error::{Error, Result};
+use crate::kafka::GroupMember;
+use crate::lock::VaultLock;
+use crate::now_ms;
+use crate::repository::{Indexed, Repository};
+
+/// The consumer group the workers of run `name` share partitions through.
+pub fn group_name(name: &str) -> String {
+    format!("kvault-snapshot-{name}")
+}
+
+/// Which partitions a worker is to take: the group's answer in production,
+/// a fixed share in tests.
+pub trait Assignment {
+    fn assigned(&self) -> BTreeSet<(String, u32)>;
+    /// Whether the assignment has settled after the workers joined.
+    fn settled(&self) -> bool;
+}
+
+/// How long the group's assignment must stand still before a worker starts:
+/// workers started together join a moment apart.
+const SETTLE: Duration = Duration::from_secs(3);
+
+impl Assignment for GroupMember {
+    fn assigned(&self) -> BTreeSet<(String, u32)> {
+        GroupMember::assigned(self)
+    }
+
+    fn settled(&self) -> bool {
+        GroupMember::settled(self, SETTLE)
+    }
+}
+
+/// A fixed share of the partitions (tests, and one worker taking all).
+pub struct FixedAssignment(pub BTreeSet<(String, u32)>);
+
+impl Assignment for FixedAssignment {
+    fn assigned(&self) -> BTreeSet<(String, u32)> {
+        self.0.clone()
+    }
+
+    fn settled(&self) -> bool {
+        true
+    }
+}
+
+/// What a worker was asked to do, beyond the snapshot request.
+pub struct WorkerOptions {
+    /// The run's name (`--workers NAME`).
+    pub name: String,
+    pub tags: Vec<String>,
+    pub data_horizon_ms: Option<u64>,
+    /// Pipeline threads.
+    pub threads: usize,
+    pub stall_timeout: Duration,
+    /// Partitions read together in one pass of the pipeline.
+    pub partitions_per_batch: usize,
+    /// How often a worker with nothing to do looks at the run again.
+    pub poll_interval: Duration,
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+/// The plan a worker works on.
+pub struct FoundPlan {
+    pub plan: RunPlan,
+    /// This worker took the cut.
+    pub planned_here: bool,
+}
+
+/// Finds the plan of run `opts.name`, or takes the cut with `make` and
+/// writes it as the plan if there is none. A plan made for another
+/// selection, source, isolation, tags or data horizon is refused: the
+/// operator finishes it with the same command or drops it.
+pub fn find_or_make_plan(
+    repo: &Repository<Indexed>,
+    request: &SnapshotRequest,
+    cluster_id: Option<&str>,
+    opts: &WorkerOptions,
+    make: &mut dyn FnMut() -> Result<SnapshotPlan>,
+) -> Result<FoundPlan> {
+    let run = RunObjects::new(repo, &opts.name);
+    for _ in 0..10 {
+        if let Some(plan) = run.load_plan()? {
+            if run.commit_of(&plan)?.is_some() {
+                // Committed; its last worker was stopped before removing it.
+                run.clean_up(&plan)?;
+                continue;
+            }
+            check_plan_fits(&plan, request, cluster_id, opts)?;
+            return Ok(FoundPlan {
+                plan,
+                planned_here: false,
+            });
+        }
+        let made = make()?;
+        let plan = template::run_plan(
+            &opts.name,
+            &made,
+            &opts.tags,
+            opts.data_horizon_ms,
+            now_ms(),
+        );
+        if run.create_plan(&plan)? {
+            return Ok(FoundPlan {
+                plan,
+                planned_here: true,
+            });
+        }
+        // Another worker wrote its plan first: work on that one.
+    }
+    Err(Error::Internal(format!(
+        "the plan of run {} kept changing while this worker looked for it",
+        opts.name
+    )))
+}
+
+fn check_plan_fits(
+    plan: &RunPlan,
+    request: &SnapshotRequest,
+    cluster_id: Option<&str>,
+    opts: &WorkerOptions,
+) -> Result<()> {
+    let t = &plan.template;
+    let mut differences = Vec::new();
+    let selection = request.selection.record();
+    if t.selection != selection {
+        differences.push(format!("topics {} (this worker: {selection})", t.selection));
+    }
+    if t.read_committed != request.read_committed {
+        differences.push(format!(
+            "{} (this worker: the other)",
+            if t.read_committed {
+                "read_committed"
+            } else {
+                "--read-uncommitted"
+            }
+        ));
+    }
+    match (&request.source, cluster_id) {
+        (Some(s), _) if s.trim() != t.source => {
+            differences.push(format!("source {} (this worker: {})", t.source, s.trim()));
+        }
+        (None, Some(c)) if c != t.source_cluster_id || t.source != t.source_cluster_id => {
+            differences.push(format!(
+                "cluster {} (this worker's brokers: cluster {c})",
+                t.source_cluster_id
+            ));
+        }
+        _ => {}
+    }
+    if t.tags != opts.tags {
+        differences.push(format!(
+            "tags [{}] (this worker: [{}])",
+            t.tags.join(","),
+            opts.tags.join(",")
+        ));
+    }
+    if plan.data_horizon_ms != opts.data_horizon_ms {
+        differences.push("another data horizon".to_string());
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "run {} is in progress with {}; run every worker of it with the same options, \
+         or drop its plan with `vault forget --plan {}`",
+        opts.name,
+        differences.join(", "),
+        opts.name
+    )))
+}
+
+/// What one worker did.
+#[derive(Clone, Debug)]
+pub struct WorkerOutcome {
+    pub snapshot: ObjectId,
+    pub manifest: SnapshotManifest,
+    /// This worker wrote the manifest (others may have written the same).
+    pub committed_here: bool,
+    /// The partitions whose parts this worker wrote.
+    pub partitions_done_here: Vec<(String, u32)>,
+    /// Partitions this worker read but another finished first.
+    pub partitions_duplicated: usize,
+    pub records_read: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    /// Packs of other (dead or revoked) workers this worker indexed.
+    pub packs_adopted: usize,
+    pub duration: Duration,
+    pub warnings: Vec<String>,
+}
+
+/// Works on `plan` until it is committed: takes the partitions
+/// `assignment` gives this worker, writes their parts, and commits when
+/// every part is there. `source` makes a record source for each batch.
+pub fn work(
+    repo: &Repository<Indexed>,
+    plan: &RunPlan,
+    assignment: &dyn Assignment,
+    source: &mut dyn FnMut() -> Result<Box<dyn RecordSource + Send>>,
+    opts: &WorkerOptions,
+    lock: &VaultLock,
+) -> Result<WorkerOutcome> {
+    let started = Instant::now();
+    let run = RunObjects::new(repo, &opts.name);
+    let plans = template::partition_plans(plan);
+    let index: HashMap<(String, u32), u32> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                (p.topic.clone(), p.partition),
+                u32::try_from(i).expect("partition counts fit a u32"),
+            )
+        })
+        .collect();
+    let mut parts: BTreeMap<u32, RunPart> = BTreeMap::new();
+    let mut out = WorkerOutcome {
+        snapshot: ObjectId([0; 32]),
+        manifest: plan.template.clone(),
+        committed_here: false,
+        partitions_done_here: Vec::new(),
+        partitions_duplicated: 0,
+        records_read: 0,
+        bytes_read: 0,
+        bytes_added: 0,
+        packs_adopted: 0,
+        duration: Duration::ZERO,
+        warnings: plan.warnings.clone(),
+    };
+    loop {
+        lock.check()?;
+        crate::faults::pause_point("distributed-loop");
+        let listing = run.list(plan)?;
+        if listing.committed || !listing.plan_present {
+            return finish_committed(repo, &run, plan, &mut out, started);
+        }
+        for i in listing.parts {
+            if let std::collections::btree_map::Entry::Vacant(e) = parts.entry(i)
+                && let Some(p) = run.read_part(plan, i)?
+            {
+                e.insert(p);
+            }
+        }
+        if parts.len() == plans.len() {
+            return commit(repo, &run, plan, &parts, lock, &mut out, started);
+        }
+        if !assignment.settled() {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let mine: Vec<u32> = assignment
+            .assigned()
+            .iter()
+            .filter_map(|tp| index.get(tp).copied())
+            .filter(|i| !parts.contains_key(i))
+            .take(opts.partitions_per_batch.max(1))
+            .collect();
+        if mine.is_empty() {
+            std::thread::sleep(opts.poll_interval);
+            continue;
+        }
+        let written = read_batch(
+            repo, &run, plan, &plans, &mine, source, opts, lock, &mut out,
+        )?;
+        for p in written {
+            parts.insert(p.index, p);
+        }
+    }
+}
+
+/// Reads the partitions `batch` (indices into the plan) and writes a part
+/// for each. Returns the parts written.
+#[allow(clippy::too_many_arguments)]
+fn read_batch(
+    repo: &Repository<Indexed>,
+    run: &RunObjects<'_, Indexed>,
+    plan: &RunPlan,
+    plans: &[super::PartitionPlan],
+    batch: &[u32],
+    source: &mut dyn FnMut() -> Result<Box<dyn RecordSource + Send>>,
+    opts: &WorkerOptions,
+    lock: &VaultLock,
+    out: &mut WorkerOutcome,
+) -> Result<Vec<RunPart>> {
+    let started_ms = now_ms();
+    // Another worker may have read some of these partitions before it died
+    // or lost them: its indexed packs are dedup'ed against, its unindexed
+    // ones adopted, so nothing is uploaded twice.
+    repo.sync_index()?;
+    out.packs_adopted += repo.adopt_orphan_packs()?;
+    let batch_plans: Vec<super::PartitionPlan> =
+        batch.iter().map(|i| plans[*i as usize].clone()).collect();
+    if let Some(pb) = &opts.progress {
+        pb.set_length(
+            batch_plans
+                .iter()
+                .map(super::PartitionPlan::records_to_read)
+                .sum(),
+        );
+        pb.set_position(0);
+    }
+    let popts = pipeline::PipelineOptions {
+        workers: opts.threads,
+        stall_timeout: opts.stall_timeout,
+        progress: opts.progress.clone(),
+    };
+    let mut src = source()?;
+    let piped = pipeline::run(repo, src.as_mut(), &batch_plans, &popts, lock)?;
+    let mut roots = piped.roots;
+    let mut horizon_bytes = 0;
+    if let Some(h) = plan.data_horizon_ms {
+        let cutoff = crate::time::signed_ms(plan.template.time_ms.saturating_sub(h));
+        let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
+        for root in &mut roots {
+            if let Some(r) = root {
+                *root = super::horizon::apply(repo, r, cutoff, &mut writer)?;
+            }
+        }
+        writer.flush()?;
+        horizon_bytes = writer.stats().pack_bytes_written;
+    }
+    crate::faults::pause_point("distributed-parts-ready");
+    let finished_ms = now_ms();
+    // Shares of the batch's totals, so the manifest's sums come out whole.
+    let n = batch.len() as u64;
+    let share = |total: u64, k: u64| total / n + u64::from(k < total % n);
+    let bytes_added = piped.written.pack_bytes_written + horizon_bytes;
+    let worker = format!("{}/{}", crate::hostname(), std::process::id());
+    let mut written = Vec::new();
+    // Parts commit what the packs hold: a worker whose lock lapsed may have
+    // had its packs removed by a gc meanwhile.
+    lock.check()?;
+    for (k, (i, root)) in batch.iter().zip(roots).enumerate() {
+        let p = &batch_plans[k];
+        let deleted: Vec<(i64, i64)> = piped
+            .drained
+            .deleted
+            .iter()
+            .filter(|d| d.part == k)
+            .map(|d| (d.from, d.to))
+            .collect();
+        let log_start = deleted.iter().map(|d| d.1).fold(p.log_start, i64::max);
+        let (records_read, bytes_read) = piped.drained.per_partition[k];
+        let k = k as u64;
+        let part = RunPart {
+            plan_id: plan.plan_id,
+            index: *i,
+            root,
+            log_start_offset: log_start,
+            deleted,
+            records_read,
+            bytes_read,
+            bytes_added: share(bytes_added, k),
+            chunks_added: share(piped.written.chunks_added, k),
+            started_ms,
+            finished_ms,
+            worker: worker.clone(),
+        };
+        if run.put_part(&part)? {
+            out.partitions_done_here
+                .push((p.topic.clone(), p.partition));
+            written.push(part);
+        } else {
+            out.partitions_duplicated += 1;
+        }
+    }
+    if let Err(e) = lock.check() {
+        for p in &written {
+            let _ = run.delete_part(plan, p.index);
+        }
+        return Err(e);
+    }
+    out.records_read += piped.drained.records;
+    out.bytes_read += piped.drained.bytes;
+    out.bytes_added += bytes_added;
+    out.warnings.extend(repo.take_warnings());
+    for d in &piped.drained.deleted {
+        let p = &batch_plans[d.part];
+        out.warnings.push(format!(
+            "{}/{}: offsets {}..{} were deleted by retention after the cut and before vault read them; \
+             they are not in this snapshot",
+            p.topic, p.partition, d.from, d.to
+        ));
+    }
+    Ok(written)
+}
+
+fn commit(
+    repo: &Repository<Indexed>,
+    run: &RunObjects<'_, Indexed>,
+    plan: &RunPlan,
+    parts: &BTreeMap<u32, RunPart>,
+    lock: &VaultLock,
+    out: &mut WorkerOutcome,
+    started: Instant,
+) -> Result<WorkerOutcome> {
+    let parts: Vec<RunPart> = parts.values().cloned().collect();
+    let manifest = template::manifest(plan, &parts)?;
+    lock.check()?;
+    // The same bytes whoever writes them: a second commit is a no-op.
+    let id = repo.write_snapshot(&manifest)?;
+    run.put_commit(plan, id)?;
+    run.clean_up(plan)?;
+    out.snapshot = id;
+    out.manifest = manifest;
+    out.committed_here = true;
+    out.duration = started.elapsed();
+    Ok(out.clone())
+}
+
+/// The plan is committed (or gone): by whom does not matter; the commit
+/// record says as what.
+fn finish_committed(
+    repo: &Repository<Indexed>,
+    run: &RunObjects<'_, Indexed>,
+    plan: &RunPlan,
+    out: &mut WorkerOutcome,
+    started: Instant,
+) -> Result<WorkerOutcome> {
+    let Some(id) = run.commit_of(plan)? else {
+        return Err(Error::Usage(format!(
+            "the plan of run {} was dropped (`vault forget --plan`) while this worker worked on it; \
+             nothing of it was committed",
+            plan.name
+        )));
+    };
+    // Parts written after the commit by a worker that duplicated one.
+    run.clean_up(plan)?;
+    out.snapshot = id;
+    out.manifest = repo.read_snapshot(&id)?;
+    out.duration = started.elapsed();
+    Ok(out.clone())
+}

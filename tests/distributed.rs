@@ -1,0 +1,306 @@
+//! Snapshots taken by several worker processes together (`--workers NAME`),
+//! sharing partitions through a Kafka consumer group: the result is the
+//! snapshot one process takes of the same cut, a killed worker's partitions
+//! are finished by the others, and a late worker gets a share.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::FutureRecord;
+use vault::storage::Kind;
+
+use common::{
+    Cluster, TestRecord, TestVault, commit_group, consume_all, create_topic, producer, unique_topic,
+};
+
+/// Two topics, 24 partitions in all, with records of a few sizes and a
+/// consumer group part-way through each.
+async fn topic_set(prefix: &str, per_partition: i32) -> (Vec<String>, Vec<TestRecord>) {
+    let topics = vec![
+        unique_topic(&format!("{prefix}-a")),
+        unique_topic(&format!("{prefix}-b")),
+    ];
+    let counts = [16, 8];
+    let p = producer(Cluster::Source, &[("linger.ms", "20")]);
+    let mut all = Vec::new();
+    for (t, n) in topics.iter().zip(counts) {
+        create_topic(Cluster::Source, t, n, &[]).await;
+        let mut deliveries = Vec::new();
+        for i in 0..n * per_partition {
+            let part = i % n;
+            let key = format!("k{}", i % 97);
+            let value = format!("{t}-{i}-{}", "x".repeat(usize::try_from(i % 300).unwrap()));
+            let r = TestRecord::new(part, Some(key.as_bytes()), Some(value.as_bytes()));
+            let fr = FutureRecord::to(t)
+                .partition(part)
+                .key(key.as_bytes())
+                .payload(value.as_bytes());
+            deliveries.push(
+                p.send_result(fr)
+                    .map_err(|(e, _)| e)
+                    .expect("queue a record"),
+            );
+            all.push(r);
+        }
+        for d in deliveries {
+            d.await
+                .expect("delivery")
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+        }
+        commit_group(
+            Cluster::Source,
+            &format!("{prefix}-group"),
+            t,
+            &[(0, 5), (n - 1, 7)],
+        );
+    }
+    (topics, all)
+}
+
+fn worker(v: &TestVault, name: &str, topics: &[String], env: &[(&str, &str)]) -> Child {
+    let brokers = Cluster::Source.brokers();
+    let t = topics.join(",");
+    let mut c = v.command(&[
+        "snapshot",
+        "--brokers",
+        &brokers,
+        "--topics",
+        &t,
+        "--workers",
+        name,
+        "--session-timeout",
+        "6",
+        "--partitions-per-batch",
+        "4",
+        "--json",
+    ]);
+    for (k, val) in env {
+        c.env(k, val);
+    }
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a worker")
+}
+
+fn finished(child: Child) -> serde_json::Value {
+    let out: Output = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "a worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn done_here(report: &serde_json::Value) -> BTreeSet<String> {
+    report["partitions_done_here"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A record's partition, key and value.
+type Content = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The same (partition, key, value) records, in the same order per partition.
+fn same_records<'a>(
+    a: impl Iterator<Item = &'a TestRecord>,
+    b: impl Iterator<Item = &'a TestRecord>,
+) -> bool {
+    let ordered = |it: &mut dyn Iterator<Item = &'a TestRecord>| {
+        let mut v: Vec<Content> = it
+            .map(|r| (r.partition, r.key.clone(), r.value.clone()))
+            .collect();
+        // Stable: the order within a partition is kept.
+        v.sort_by_key(|c| c.0);
+        v
+    };
+    let (mut a, mut b) = (a, b);
+    ordered(&mut a) == ordered(&mut b)
+}
+
+/// Parts written so far by the run in progress.
+fn parts_written(v: &TestVault) -> usize {
+    v.objects(Kind::Runs)
+        .iter()
+        .filter(|o| o.name.contains(".part."))
+        .count()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every worker's share adds up to the run's partitions, each exactly once.
+fn assert_shares(reports: &[&serde_json::Value], partitions: usize) {
+    let mut seen = BTreeSet::new();
+    for r in reports {
+        for p in done_here(r) {
+            assert!(seen.insert(p.clone()), "{p} was finished twice");
+        }
+    }
+    assert_eq!(seen.len(), partitions, "{reports:?}");
+    let ids: BTreeSet<&str> = reports.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every worker reports the one snapshot: {ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_take_the_snapshot_one_process_takes() {
+    let (topics, records) = topic_set("dist-same", 250).await;
+    let one = TestVault::init();
+    // Same keys, so the same records make the same chunks and trees.
+    let many = one.copy();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let single = one.snapshot(&names);
+
+    let run = &unique_topic("same");
+    let workers: Vec<Child> = (0..3).map(|_| worker(&many, run, &topics, &[])).collect();
+    let reports: Vec<serde_json::Value> = workers.into_iter().map(finished).collect();
+    assert_shares(&reports.iter().collect::<Vec<_>>(), 24);
+    assert!(
+        reports.iter().filter(|r| r["planned_here"] == true).count() == 1,
+        "one worker took the cut: {reports:?}"
+    );
+    assert!(
+        reports.iter().all(|r| !done_here(r).is_empty()),
+        "every worker got a share: {reports:?}"
+    );
+
+    // The same trees, partition by partition, and the same group offsets.
+    let (a, b) = (one.open(), many.open());
+    let ma = a
+        .read_snapshot(&a.resolve_snapshot(single["id"].as_str().unwrap()).unwrap())
+        .unwrap();
+    let id = reports[0]["id"].as_str().unwrap();
+    let mb = b.read_snapshot(&b.resolve_snapshot(id).unwrap()).unwrap();
+    assert_eq!(ma.topics, mb.topics, "partitions, cuts and trees");
+    assert_eq!(ma.groups, mb.groups, "group offsets");
+    assert!(!mb.groups.is_empty());
+    assert_eq!(mb.stats.records_read, records.len() as u64);
+    assert!(
+        many.objects(Kind::Runs)
+            .iter()
+            .all(|o| o.name.ends_with(".commit")),
+        "the run's plan and parts are gone"
+    );
+
+    // And it restores record for record.
+    let restored = many.restore(id, &["--topics", &topics.join(",")]);
+    assert_eq!(restored["records"], records.len() as u64, "{restored}");
+    for (t, n) in topics.iter().zip([16, 8]) {
+        let back = consume_all(Cluster::Target, t, n);
+        let want = records
+            .iter()
+            .filter(|r| r.value.as_ref().unwrap().starts_with(t.as_bytes()));
+        assert!(
+            same_records(back.iter(), want),
+            "{t} restored record for record"
+        );
+    }
+    let check = many.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_partitions_are_finished_by_the_others() {
+    let (topics, records) = topic_set("dist-kill", 300).await;
+    let v = TestVault::init();
+    let pause = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let pause_path = pause.to_path_buf();
+    drop(pause);
+    let pause_at = format!("distributed-parts-ready:{}", pause_path.display());
+    let run = &unique_topic("kill");
+    // The victim reads its first batch, writes its packs and index objects,
+    // and is killed before it writes a single part.
+    let mut victim = worker(&v, run, &topics, &[("KVAULT_PAUSE_AT", &pause_at)]);
+    let others: Vec<Child> = (0..2).map(|_| worker(&v, run, &topics, &[])).collect();
+    wait_for(
+        "the victim to read a batch",
+        Duration::from_secs(120),
+        || pause_path.exists(),
+    );
+    victim.kill().unwrap();
+    let _ = victim.wait();
+    let _ = std::fs::remove_file(&pause_path);
+
+    let reports: Vec<serde_json::Value> = others.into_iter().map(finished).collect();
+    assert_shares(&reports.iter().collect::<Vec<_>>(), 24);
+    let id = reports[0]["id"].as_str().unwrap();
+    let repo = v.open();
+    let m = repo
+        .read_snapshot(&repo.resolve_snapshot(id).unwrap())
+        .unwrap();
+    assert_eq!(m.total_records(), records.len() as u64);
+    let check = v.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    let restored = v.restore(id, &["--topics", &topics.join(",")]);
+    assert_eq!(restored["records"], records.len() as u64, "{restored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_worker_gets_partitions_through_a_rebalance() {
+    let (topics, records) = topic_set("dist-late", 100).await;
+    let v = TestVault::init();
+    let pause = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let pause_path = pause.to_path_buf();
+    drop(pause);
+    let pause_at = format!("distributed-loop:{}", pause_path.display());
+    let run = &unique_topic("late");
+    // The first worker joins, takes the cut, is given every partition, and
+    // stalls before reading any.
+    let first = worker(&v, run, &topics, &[("KVAULT_PAUSE_AT", &pause_at)]);
+    wait_for("the first worker to plan", Duration::from_secs(60), || {
+        pause_path.exists()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let late = worker(&v, run, &topics, &[]);
+    // The group moves half the partitions to the late worker, which reads them.
+    wait_for("the late worker's parts", Duration::from_secs(120), || {
+        parts_written(&v) >= 12
+    });
+    let status = v.json(&["status"]);
+    let snapshot_runs = status["snapshots"].as_array().unwrap();
+    assert_eq!(snapshot_runs.len(), 1, "{status}");
+    assert_eq!(snapshot_runs[0]["run"], run.as_str(), "{status}");
+    assert_eq!(snapshot_runs[0]["partitions"], 24, "{status}");
+    assert!(
+        snapshot_runs[0]["partitions_done"].as_u64().unwrap() >= 12,
+        "{status}"
+    );
+    // Let the first worker go: it pauses at each turn of its loop.
+    let release = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            let _ = std::fs::remove_file(&pause_path);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let (a, b) = (finished(first), finished(late));
+    assert_shares(&[&a, &b], 24);
+    assert!(
+        done_here(&b).len() >= 8,
+        "the late worker did its share: {b}"
+    );
+    assert!(!done_here(&a).is_empty(), "{a}");
+    let repo = v.open();
+    let m = repo
+        .read_snapshot(&repo.resolve_snapshot(a["id"].as_str().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(m.total_records(), records.len() as u64);
+    drop(release);
+}
