@@ -304,3 +304,105 @@ async fn a_late_worker_gets_partitions_through_a_rebalance() {
     assert_eq!(m.total_records(), records.len() as u64);
     drop(release);
 }
+
+fn restore_worker(v: &TestVault, name: &str, snapshot: &str, env: &[(&str, &str)]) -> Child {
+    let brokers = Cluster::Target.brokers();
+    let mut c = v.command(&[
+        "restore",
+        "--snapshot-id",
+        snapshot,
+        "--brokers",
+        &brokers,
+        "--workers",
+        name,
+        "--session-timeout",
+        "6",
+        "--partitions-in-flight",
+        "3",
+        "--json",
+    ]);
+    for (k, val) in env {
+        c.env(k, val);
+    }
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_by_three_workers_survives_a_killed_worker() {
+    let (topics, records) = topic_set("dist-restore", 300).await;
+    let v = TestVault::init();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let snap = v.snapshot(&names);
+    let id = snap["id"].as_str().unwrap();
+    let run = &unique_topic("restore");
+
+    // The victim dies as the first of its partitions commits a transaction,
+    // with the others' transactions open.
+    let victim = restore_worker(&v, run, id, &[("KVAULT_CRASH_AT", "restore-commit:1")]);
+    let others: Vec<Child> = (0..2).map(|_| restore_worker(&v, run, id, &[])).collect();
+    let died = victim.wait_with_output().unwrap();
+    assert!(!died.status.success(), "the victim was to die mid-restore");
+    let reports: Vec<serde_json::Value> = others.into_iter().map(finished).collect();
+    let done: usize = reports
+        .iter()
+        .map(|r| r["partitions_done_here"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        done >= 24 - 3,
+        "the survivors restored the rest: {reports:?}"
+    );
+    assert!(
+        reports.iter().any(|r| r["groups_committed_here"] == true),
+        "a worker committed the groups once every partition was done: {reports:?}"
+    );
+
+    // The rerun of the victim finds the restore complete.
+    let again = finished(restore_worker(&v, run, id, &[]));
+    assert_eq!(again["already_complete"], true, "{again}");
+    assert_eq!(again["records"], records.len() as u64, "{again}");
+
+    // Every record exactly once, in order.
+    let mut back = Vec::new();
+    for (t, n) in topics.iter().zip([16, 8]) {
+        let got = consume_all(Cluster::Target, t, n);
+        let want = records
+            .iter()
+            .filter(|r| r.value.as_ref().unwrap().starts_with(t.as_bytes()));
+        let want: Vec<&TestRecord> = want.collect();
+        let counts = |rs: &mut dyn Iterator<Item = &TestRecord>| {
+            let mut m = std::collections::BTreeMap::new();
+            for r in rs {
+                *m.entry(r.partition).or_insert(0) += 1;
+            }
+            m
+        };
+        assert!(
+            same_records(got.iter(), want.iter().copied()),
+            "{t} restored exactly once: per partition got {:?} want {:?}; reports {reports:?}",
+            counts(&mut got.iter()),
+            counts(&mut want.iter().copied())
+        );
+        back.push((t.clone(), n, got));
+    }
+    // Each group resumes at the record it had reached on the source.
+    let group = "dist-restore-group";
+    for (t, n, got) in &back {
+        for (p, source_offset) in [(0, 5usize), (n - 1, 7)] {
+            let committed =
+                common::committed(Cluster::Target, group, t, p).expect("group committed");
+            let at = got
+                .iter()
+                .find(|r| r.partition == p && r.offset == committed)
+                .expect("a record there");
+            let source = records
+                .iter()
+                .filter(|r| r.partition == p && r.value.as_ref().unwrap().starts_with(t.as_bytes()))
+                .nth(source_offset)
+                .unwrap();
+            assert_eq!(at.value, source.value, "{group} on {t}/{p}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod key;
 mod output;
 mod repair;
 mod restore;
+mod restore_workers;
 mod snapshot;
 mod snapshot_workers;
 mod snapshots;

@@ -15,7 +15,20 @@ use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     #[command(flatten)]
-    vault: VaultArgs,
+    pub(super) vault: VaultArgs,
+    /// Restore together with every other worker started with the same NAME
+    /// (on this host or others): the consumer group kvault-restore-NAME
+    /// shares the target partitions out, each restored exactly once in its
+    /// own transactions; the last worker commits the group offsets.
+    #[arg(long, value_name = "NAME")]
+    workers: Option<String>,
+    /// With --workers: partitions one worker restores at once.
+    #[arg(long, default_value_t = 4, value_name = "N", requires = "workers")]
+    pub(super) partitions_in_flight: usize,
+    /// With --workers: a worker silent this long is taken for dead and its
+    /// partitions go to the others.
+    #[arg(long, default_value_t = 10, value_name = "SECS", requires = "workers")]
+    pub(super) session_timeout: u64,
     /// The snapshot: `latest`, an id, or a unique prefix of one.
     #[arg(long, value_name = "ID")]
     snapshot_id: String,
@@ -56,10 +69,10 @@ pub struct RestoreArgs {
     abandon_unfinished: bool,
     /// Commit a transaction after this many MiB of records.
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
-    transaction_mib: u64,
+    pub(super) transaction_mib: u64,
     /// Print a JSON summary instead of text.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 /// `vault restore --json`.
@@ -147,6 +160,9 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
         source: a.source.as_deref(),
         abandon_unfinished: a.abandon_unfinished,
     })?;
+    if let Some(name) = &a.workers {
+        return super::restore_workers::run(a, name, kafka, &req);
+    }
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "restore")?;
     let rt = runtime()?;
     let plan = rt.block_on(RestorePlan::make(&repo, &kafka, &req))?;

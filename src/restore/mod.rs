@@ -9,6 +9,7 @@
 
 pub mod data;
 pub mod decode;
+pub mod distributed;
 pub mod plan;
 pub mod produce;
 pub mod progress;
@@ -114,6 +115,15 @@ pub fn execute(
             None
         }
         Some(old) if old.phase == Phase::Abandoned => None,
+        Some(old) if old.workers.is_some() && old.phase != Phase::Done => {
+            return Err(Error::Usage(format!(
+                "restore {} is being done by the workers of run {}; run `vault restore ... --workers {}` \
+                 to finish it (or pass --abandon-unfinished to start over)",
+                plan.restore_id,
+                old.workers.as_deref().unwrap_or_default(),
+                old.workers.as_deref().unwrap_or_default()
+            )));
+        }
         other => other,
     };
     let resumed = loaded.is_some();
@@ -171,28 +181,7 @@ pub fn execute(
     }
     let groups = translated_groups(plan, &state);
     if state.phase == Phase::Groups {
-        // `translated_groups` keeps the plan's order, group by group and offset by offset.
-        let commits: Vec<(String, Vec<OffsetCommit>)> = groups
-            .iter()
-            .zip(&plan.groups)
-            .map(|(g, planned)| {
-                let offsets = g
-                    .offsets
-                    .iter()
-                    .zip(&planned.offsets)
-                    .map(|(t, planned)| OffsetCommit {
-                        topic: t.target_topic.clone(),
-                        partition: t.partition,
-                        offset: t.target_offset,
-                        metadata: planned.metadata.clone(),
-                    })
-                    .collect();
-                (g.group_id.clone(), offsets)
-            })
-            .collect();
-        crate::kafka::commit_group_offsets(kafka, &commits, |n| {
-            crate::faults::crash_point("restore-group", n as u64);
-        })?;
+        commit_groups(kafka, plan, &groups)?;
         state.phase = Phase::Done;
         producer.begin()?;
         producer.commit(&state)?;
@@ -216,9 +205,40 @@ pub fn execute(
     })
 }
 
+/// Commits every selected group's translated positions on the target.
+pub(crate) fn commit_groups(
+    kafka: &KafkaOptions,
+    plan: &RestorePlan,
+    groups: &[GroupOutcome],
+) -> Result<()> {
+    // `translated_groups` keeps the plan's order, group by group and offset by offset.
+    let commits: Vec<(String, Vec<OffsetCommit>)> = groups
+        .iter()
+        .zip(&plan.groups)
+        .map(|(g, planned)| {
+            let offsets = g
+                .offsets
+                .iter()
+                .zip(&planned.offsets)
+                .map(|(t, planned)| OffsetCommit {
+                    topic: t.target_topic.clone(),
+                    partition: t.partition,
+                    offset: t.target_offset,
+                    metadata: planned.metadata.clone(),
+                })
+                .collect();
+            (g.group_id.clone(), offsets)
+        })
+        .collect();
+    crate::kafka::commit_group_offsets(kafka, &commits, |n| {
+        crate::faults::crash_point("restore-group", n as u64);
+    })?;
+    Ok(())
+}
+
 /// The topic IDs of the target topics, once the brokers know the ones
 /// just created (they learn of a new topic a moment after it is created).
-fn target_topic_ids(
+pub(crate) fn target_topic_ids(
     kafka: &KafkaOptions,
     plan: &RestorePlan,
 ) -> Result<BTreeMap<String, Option<String>>> {
@@ -253,7 +273,7 @@ fn target_topic_ids(
 /// progress record before any data, then looks again: if another
 /// unfinished restore into the same topics is there now, it stops (the
 /// other does too, or was refused), and the operator runs one at a time.
-fn refuse_concurrent(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<()> {
+pub(crate) fn refuse_concurrent(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<()> {
     let ours: std::collections::BTreeSet<&str> = plan.selection.targets().collect();
     let others: Vec<String> = progress::load_all(kafka)?
         .records
@@ -274,9 +294,19 @@ fn refuse_concurrent(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<()> {
     )))
 }
 
-fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>> {
+pub(crate) fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>> {
+    create_topics_and(kafka, plan, Vec::new())
+}
+
+/// [`create_topics`], and `extra` (which are not reported as created).
+pub(crate) fn create_topics_and(
+    kafka: &KafkaOptions,
+    plan: &RestorePlan,
+    extra: Vec<NewTopicSpec>,
+) -> Result<Vec<String>> {
     let mut specs = plan.topics_to_create();
     let created = specs.iter().map(|s| s.name.clone()).collect();
+    specs.extend(extra);
     specs.push(NewTopicSpec {
         name: PROGRESS_TOPIC.into(),
         partitions: 1,
@@ -295,7 +325,7 @@ fn create_topics(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<Vec<String>
 /// they are past the last restored record. The brokers write transaction
 /// markers after the commit returns, and until then the last stable offset
 /// still stands before the transaction.
-fn target_ends(
+pub(crate) fn target_ends(
     kafka: &KafkaOptions,
     plan: &RestorePlan,
     state: &ProgressState,

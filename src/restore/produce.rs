@@ -10,7 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use super::progress::{PROGRESS_TOPIC, ProgressState};
+use super::progress::{PROGRESS_TOPIC, ProgressState, is_progress_topic};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
 
@@ -52,7 +52,7 @@ impl ProducerContext for DeliveryLog {
                 if mark > 0 {
                     self.marked.lock().unwrap().push((mark - 1, m.offset()));
                 }
-                if m.topic() != PROGRESS_TOPIC {
+                if !is_progress_topic(m.topic()) {
                     let mut last = self.last.lock().unwrap();
                     if last.len() <= part {
                         last.resize(part + 1, -1);
@@ -74,6 +74,8 @@ pub(crate) struct TxnProducer {
     producer: BaseProducer<DeliveryLog>,
     kafka: KafkaOptions,
     restore_id: String,
+    /// Where its progress records go: the topic and partition.
+    progress_at: (String, i32),
     timeout: Duration,
 }
 
@@ -81,6 +83,16 @@ impl TxnProducer {
     /// Creates the producer and fences any earlier run of the same restore:
     /// `init_transactions` aborts the transaction a killed run left open.
     pub fn start(kafka: &KafkaOptions, restore_id: &str) -> Result<TxnProducer> {
+        TxnProducer::start_at(kafka, restore_id, PROGRESS_TOPIC, 0)
+    }
+
+    /// [`Self::start`], with progress records going to `topic`'s `partition`.
+    pub fn start_at(
+        kafka: &KafkaOptions,
+        restore_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<TxnProducer> {
         let c = kafka.client_config_with(|c| {
             c.set("transactional.id", format!("kvault-restore-{restore_id}"))
                 .set("enable.idempotence", "true")
@@ -117,6 +129,7 @@ impl TxnProducer {
             producer,
             kafka: kafka.clone(),
             restore_id: restore_id.to_string(),
+            progress_at: (topic.to_string(), partition),
             timeout,
         })
     }
@@ -219,8 +232,9 @@ impl TxnProducer {
     /// Adds the progress record to the open transaction and commits it.
     pub fn commit(&self, state: &ProgressState) -> Result<()> {
         let value = state.encode();
-        let rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(PROGRESS_TOPIC, 0)
-            .partition(0)
+        let (topic, partition) = &self.progress_at;
+        let rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, 0)
+            .partition(*partition)
             .key(self.restore_id.as_bytes())
             .payload(&value[..]);
         self.producer

@@ -20,6 +20,18 @@ use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
 /// The compacted topic that holds every restore's progress on a target cluster.
 pub(crate) const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
 
+/// The topic of a distributed restore's per-partition progress: one
+/// partition per restored partition, so each partition's transactions are
+/// the only ones that hold back its last stable offset.
+pub(crate) fn partition_progress_topic(restore_id: &str) -> String {
+    format!("_kvault_restore_parts-{restore_id}")
+}
+
+/// Whether a topic holds restore progress (not restored records).
+pub(crate) fn is_progress_topic(topic: &str) -> bool {
+    topic == PROGRESS_TOPIC || topic.starts_with("_kvault_restore_parts-")
+}
+
 /// The version of the progress record this vault writes (docs/format.md
 /// § Restore progress). Records without one are version 0: they name no
 /// vault, selection or target topic IDs.
@@ -129,6 +141,14 @@ pub struct ProgressState {
     pub ends: BTreeMap<String, i64>,
     pub transactions: u64,
     pub started_ms: u64,
+    /// A distributed restore's record: the run name its workers share
+    /// (`--workers NAME`). A single process never resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<String>,
+    /// One partition's record of the distributed restore with this id:
+    /// the partition's own progress, committed in its own transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<String>,
 }
 
 pub(crate) fn partition_key(topic: &str, partition: u32) -> String {
@@ -184,7 +204,12 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
             ),
         });
     }
-    let Some(state) = all.records.into_iter().find(|s| s.restore_id == restore_id) else {
+    let Some(state) = all
+        .records
+        .into_iter()
+        .chain(all.partition_records)
+        .find(|s| s.restore_id == restore_id)
+    else {
         return Ok(None);
     };
     if state.version > PROGRESS_VERSION {
@@ -201,7 +226,10 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
 /// records that could not be read.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ProgressRecords {
+    /// One per restore.
     pub records: Vec<ProgressState>,
+    /// The per-partition records of distributed restores.
+    pub partition_records: Vec<ProgressState>,
     pub unreadable: Vec<super::resume::Unreadable>,
 }
 
@@ -210,14 +238,25 @@ pub(crate) struct ProgressRecords {
 /// topic's last stable offset back; its earlier, committed records are
 /// still read, and every restore commits one before writing any record.
 pub(crate) fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
+    read_records(kafka, PROGRESS_TOPIC, &[0])
+}
+
+/// The last committed record of each key in the given partitions of a
+/// progress topic (nothing if the topic does not exist). Each partition is
+/// read up to its last stable offset.
+pub(crate) fn read_records(
+    kafka: &KafkaOptions,
+    progress_topic: &str,
+    partitions: &[i32],
+) -> Result<ProgressRecords> {
     let client = kafka.metadata_client(true)?;
     let md = client
-        .fetch_metadata(Some(PROGRESS_TOPIC), kafka.request_timeout)
+        .fetch_metadata(Some(progress_topic), kafka.request_timeout)
         .map_err(|e| kafka_err(kafka, e))?;
-    let exists = md
-        .topics()
-        .iter()
-        .any(|t| t.error().is_none() && !t.partitions().is_empty());
+    let highest = partitions.iter().copied().max().unwrap_or(0);
+    let exists = md.topics().iter().any(|t| {
+        t.error().is_none() && t.partitions().len() > usize::try_from(highest).unwrap_or(0)
+    });
     if !exists {
         return Ok(ProgressRecords::default());
     }
@@ -235,39 +274,51 @@ pub(crate) fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
     // The same ListOffsets reads as the snapshot's cut; a failed one is an
     // error, never "no progress" (which would restore everything again).
     let topic = [TopicInfo {
-        name: PROGRESS_TOPIC.to_string(),
+        name: progress_topic.to_string(),
         id: None,
-        partitions: 1,
+        partitions: crate::kafka::vault_partition(highest) + 1,
         replication_factor: 1,
     }];
-    let key = (PROGRESS_TOPIC.to_string(), 0);
-    let end = partition_offsets(kafka, &client, &topic, Edge::End)?[&key];
-    let start = partition_offsets(kafka, &client, &topic, Edge::Start)?[&key];
-    if end <= start {
+    let ends = partition_offsets(kafka, &client, &topic, Edge::End)?;
+    let starts = partition_offsets(kafka, &client, &topic, Edge::Start)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+    for &p in partitions {
+        let key = (progress_topic.to_string(), crate::kafka::vault_partition(p));
+        let (start, end) = (starts[&key], ends[&key]);
+        if end > start {
+            // An explicit offset spares the consumer its own offset lookup.
+            tpl.add_partition_offset(progress_topic, p, Offset::Offset(start))
+                .map_err(|e| kafka_err(kafka, e))?;
+            remaining.insert(p, end);
+        }
+    }
+    if remaining.is_empty() {
         return Ok(ProgressRecords::default());
     }
-    let mut tpl = TopicPartitionList::new();
-    // An explicit offset spares the consumer its own offset lookup.
-    tpl.add_partition_offset(PROGRESS_TOPIC, 0, Offset::Offset(start))
-        .map_err(|e| kafka_err(kafka, e))?;
     consumer.assign(&tpl).map_err(|e| kafka_err(kafka, e))?;
     // Compaction keeps the last record per key; so does this map.
     let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let deadline = Instant::now() + kafka.request_timeout * 2;
-    loop {
+    while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(kafka_err(kafka, "timed out reading the progress topic"));
         }
         match consumer.poll(Duration::from_millis(20)) {
-            None => continue,
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                remaining.remove(&p);
+            }
             Some(Err(e)) => return Err(kafka_err(kafka, e)),
             Some(Ok(m)) => {
                 if let Some(k) = m.key() {
                     last.insert(k.to_vec(), m.payload().map(<[u8]>::to_vec));
                 }
-                if m.offset() + 1 >= end {
-                    break;
+                if remaining
+                    .get(&m.partition())
+                    .is_some_and(|end| m.offset() + 1 >= *end)
+                {
+                    remaining.remove(&m.partition());
                 }
             }
         }
@@ -279,6 +330,7 @@ pub(crate) fn load_all(kafka: &KafkaOptions) -> Result<ProgressRecords> {
         // A tombstone (null value) deletes the key.
         let Some(value) = value else { continue };
         match ProgressState::parse(&value) {
+            Ok(state) if state.part_of.is_some() => out.partition_records.push(state),
             Ok(state) => out.records.push(state),
             Err(error) => out.unreadable.push(super::resume::Unreadable {
                 key: String::from_utf8_lossy(&key).into_owned(),

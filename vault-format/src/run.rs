@@ -233,16 +233,16 @@ mod tests {
 
     fn plan() -> RunPlan {
         let template = sample_manifest();
-        let n = template.topics.iter().map(|t| t.partitions.len()).sum();
+        let n: usize = template.topics.iter().map(|t| t.partitions.len()).sum();
         RunPlan {
             name: "nightly".into(),
             plan_id: [7; 16],
             created_ms: 1_700_000_000_000,
             template,
-            partitions: (0..n)
+            partitions: (0..i64::try_from(n).unwrap())
                 .map(|i| PlannedPartition {
-                    read_from: i as i64,
-                    retention_gap: (i % 2 == 1).then_some((0, i as i64)),
+                    read_from: i,
+                    retention_gap: (i % 2 == 1).then_some((0, i)),
                 })
                 .collect(),
             data_horizon_ms: Some(86_400_000),

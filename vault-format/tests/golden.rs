@@ -173,9 +173,9 @@ fn run_plan() -> RunPlan {
         plan_id: [0x77; 16],
         created_ms: 1_700_000_000_000,
         template,
-        partitions: (0..n)
+        partitions: (0..i64::try_from(n).unwrap())
             .map(|i| PlannedPartition {
-                read_from: 10 * i as i64,
+                read_from: 10 * i,
                 retention_gap: (i == 0).then_some((0, 5)),
             })
             .collect(),

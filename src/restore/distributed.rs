@@ -1,0 +1,387 @@
+//! A restore done by several workers together (`vault restore --workers
+//! NAME`), see docs/design.md § Distributed restore.
+//!
+//! Every worker plans the same restore (the same snapshot and selection
+//! give the same restore id), creates the missing topics, and joins the
+//! consumer group `kvault-restore-NAME` subscribed to the target topics;
+//! the group coordinator shares the target partitions out.
+//!
+//! Each partition is restored as its own small restore: its own
+//! transactional id (`kvault-restore-<id>/<topic>/<partition>`) and its own
+//! progress record, committed in the same transactions as its records. So
+//! exactly-once holds per partition across crashes and reassignment: the
+//! worker that takes a partition over fences the one that had it
+//! (`init_transactions` aborts its open transaction) and resumes after its
+//! last committed transaction. A worker has at most `partitions_in_flight`
+//! partitions open at once.
+//!
+//! The restore's own record says which run does it (a single process
+//! refuses to resume it), and turns to done only after the group offsets
+//! are committed, which happens once every partition's record is done,
+//! never before.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::data::restore_records;
+use super::plan::{RestorePlan, TopicRestore};
+use super::produce::TxnProducer;
+use super::progress::{self, PROGRESS_VERSION, Phase, ProgressState, partition_key};
+use super::{GroupOutcome, RestoreOptions, translated_groups};
+use crate::error::{Error, Result};
+use crate::kafka::GroupMember;
+use crate::now_ms;
+use crate::repository::{Indexed, Repository};
+
+/// The consumer group the workers of run `name` share partitions through.
+pub fn group_name(name: &str) -> String {
+    format!("kvault-restore-{name}")
+}
+
+pub struct WorkerOptions {
+    pub name: String,
+    pub partitions_in_flight: usize,
+    pub session_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerOutcome {
+    pub restore_id: String,
+    /// Target partitions this worker finished (`topic/partition`).
+    pub partitions_done_here: Vec<String>,
+    /// Records this worker wrote, and those the whole restore holds.
+    pub records_here: u64,
+    pub records: u64,
+    /// This worker committed the group offsets (others may have committed
+    /// the same offsets too).
+    pub groups_committed_here: bool,
+    /// The restore had finished before this worker started.
+    pub already_complete: bool,
+    pub topics_created: Vec<String>,
+    pub groups: Vec<GroupOutcome>,
+    pub duration: Duration,
+    pub warnings: Vec<String>,
+}
+
+/// The id of one partition's own restore within `restore_id`.
+fn partition_restore_id(restore_id: &str, target_topic: &str, partition: u32) -> String {
+    format!("{restore_id}/{}", partition_key(target_topic, partition))
+}
+
+/// The plan of one partition of `plan`: its topic, the partition, and no
+/// groups (they are committed for the whole restore at the end).
+fn partition_plan(plan: &RestorePlan, index: usize) -> RestorePlan {
+    let p = &plan.partitions[index];
+    let mut sub = plan.clone();
+    sub.restore_id = partition_restore_id(&plan.restore_id, &p.target_topic, p.partition);
+    sub.partitions = vec![p.clone()];
+    sub.topics = plan
+        .topics
+        .iter()
+        .filter(|t| t.target == p.target_topic)
+        .cloned()
+        .map(|t| TopicRestore { create: None, ..t })
+        .collect();
+    sub.groups = Vec::new();
+    sub.abandon = Vec::new();
+    sub
+}
+
+/// Works on the restore `plan` with the other workers of `opts.name`
+/// until every partition is restored and the group offsets are committed.
+pub fn work(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    ropts: &RestoreOptions,
+    opts: &WorkerOptions,
+) -> Result<WorkerOutcome> {
+    let started = Instant::now();
+    let kafka = &ropts.kafka;
+    if !plan.abandon.is_empty() {
+        return Err(Error::Usage(
+            "--abandon-unfinished cannot be combined with --workers: abandon the unfinished restore \
+             with a single `vault restore ... --abandon-unfinished` first"
+                .into(),
+        ));
+    }
+    // Each restored partition's progress has a partition of its own there.
+    let parts_topic = progress::partition_progress_topic(&plan.restore_id);
+    let created = super::create_topics_and(
+        kafka,
+        plan,
+        vec![super::target::NewTopicSpec {
+            name: parts_topic.clone(),
+            partitions: u32::try_from(plan.partitions.len()).expect("partition counts fit a u32"),
+            replication_factor: plan.target_brokers.min(3),
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+        }],
+    )?;
+    let target_ids = super::target_topic_ids(kafka, plan)?;
+    let recorded_ids: BTreeMap<String, String> = target_ids
+        .iter()
+        .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
+        .collect();
+    let fresh = |restore_id: &str, part_of: Option<&str>| ProgressState {
+        version: PROGRESS_VERSION,
+        restore_id: restore_id.to_string(),
+        vault_id: plan.vault_id.clone(),
+        snapshot_id: plan.snapshot_id.to_hex(),
+        selection: Some(plan.selection.clone()),
+        target_topic_ids: recorded_ids.clone(),
+        started_ms: now_ms(),
+        workers: Some(opts.name.clone()),
+        part_of: part_of.map(str::to_string),
+        ..ProgressState::default()
+    };
+    let mut out = WorkerOutcome {
+        restore_id: plan.restore_id.clone(),
+        partitions_done_here: Vec::new(),
+        records_here: 0,
+        records: 0,
+        groups_committed_here: false,
+        already_complete: false,
+        topics_created: created,
+        groups: Vec::new(),
+        duration: Duration::ZERO,
+        warnings: plan.warnings.clone(),
+    };
+
+    // The restore's own record, committed before any record is written so
+    // a single process never takes it for one of its own.
+    match progress::load(kafka, &plan.restore_id)? {
+        Some(s) if s.is_stale(&target_ids) || s.phase == Phase::Abandoned => {
+            commit_own_record(kafka, &fresh(&plan.restore_id, None))?;
+        }
+        Some(s) if s.phase == Phase::Done => {
+            out.already_complete = true;
+            out.records = s.partitions.values().map(|p| p.records).sum();
+            out.groups = translated_groups(plan, &s);
+            out.duration = started.elapsed();
+            return Ok(out);
+        }
+        Some(s) if s.workers.as_deref() != Some(opts.name.as_str()) => {
+            return Err(Error::Usage(format!(
+                "restore {} was begun by {}; finish it the same way (or pass --abandon-unfinished to a \
+                 single `vault restore` to start over)",
+                plan.restore_id,
+                match &s.workers {
+                    Some(w) => format!("the workers of run {w} (--workers {w})"),
+                    None => "a single process (without --workers)".to_string(),
+                }
+            )));
+        }
+        Some(_) => {}
+        None => {
+            commit_own_record(kafka, &fresh(&plan.restore_id, None))?;
+            super::refuse_concurrent(kafka, plan)?;
+        }
+    }
+
+    let index: HashMap<(String, u32), usize> = plan
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((p.target_topic.clone(), p.partition), i))
+        .collect();
+    let targets: Vec<String> = plan.topics.iter().map(|t| t.target.clone()).collect();
+    let member = GroupMember::join(
+        kafka,
+        &group_name(&opts.name),
+        &targets,
+        opts.session_timeout,
+    )?;
+    loop {
+        let done = finished_partitions(kafka, plan, &parts_topic, &target_ids)?;
+        if done.len() == plan.partitions.len() {
+            let mut state = fresh(&plan.restore_id, None);
+            for s in done.values() {
+                state.partitions.extend(s.partitions.clone());
+                state.ends.extend(s.ends.clone());
+                state.transactions += s.transactions;
+            }
+            out.groups = translated_groups(plan, &state);
+            // Once every partition is on the target, and never before.
+            if !plan.groups.is_empty() {
+                super::commit_groups(kafka, plan, &out.groups)?;
+                out.groups_committed_here = true;
+            }
+            state.phase = Phase::Done;
+            commit_own_record(kafka, &state)?;
+            out.records = state.partitions.values().map(|p| p.records).sum();
+            out.duration = started.elapsed();
+            return Ok(out);
+        }
+        if !member.settled(Duration::from_secs(3)) {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let mine: Vec<usize> = member
+            .assigned()
+            .iter()
+            .filter_map(|tp| index.get(tp).copied())
+            .filter(|i| {
+                let p = &plan.partitions[*i];
+                !done.contains_key(&partition_key(&p.target_topic, p.partition))
+            })
+            .take(opts.partitions_in_flight.max(1))
+            .collect();
+        if mine.is_empty() {
+            std::thread::sleep(opts.poll_interval);
+            continue;
+        }
+        crate::faults::pause_point("distributed-restore-batch");
+        let results: Vec<Result<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = mine
+                .iter()
+                .map(|&i| {
+                    let fresh = &fresh;
+                    let ids = &target_ids;
+                    let topic = parts_topic.as_str();
+                    s.spawn(move || restore_partition(repo, plan, i, topic, ropts, ids, fresh))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("partition restore panicked"))
+                .collect()
+        });
+        for (i, r) in mine.iter().zip(results) {
+            let p = &plan.partitions[*i];
+            let key = partition_key(&p.target_topic, p.partition);
+            match r {
+                Ok(n) => {
+                    out.records_here += n;
+                    out.partitions_done_here.push(key);
+                }
+                // A rebalance gave the partition to another worker, whose
+                // producer fenced this one's: its transactions keep the
+                // partition exactly once, and it finishes the partition.
+                Err(e)
+                    if !member
+                        .assigned()
+                        .contains(&(p.target_topic.clone(), p.partition)) =>
+                {
+                    out.warnings.push(format!(
+                        "{key}: handed to another worker while this one restored it ({e}); that worker finishes it"
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Commits the restore's own record. Every worker has the same
+/// transactional id for it, so two committing at once fence each other:
+/// the one fenced looks again and is content when the record it meant to
+/// write (or a later phase of it) is there.
+fn commit_own_record(kafka: &crate::kafka::KafkaOptions, state: &ProgressState) -> Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        let attempt = TxnProducer::start(kafka, &state.restore_id).and_then(|p| {
+            p.begin()?;
+            p.commit(state)
+        });
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        if let Some(now) = progress::load(kafka, &state.restore_id)?
+            && now.workers == state.workers
+            && (now.phase == state.phase || now.phase == Phase::Done)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(last.expect("five attempts failed"))
+}
+
+/// The partitions whose own records say they are done, by partition key.
+fn finished_partitions(
+    kafka: &crate::kafka::KafkaOptions,
+    plan: &RestorePlan,
+    parts_topic: &str,
+    target_ids: &BTreeMap<String, Option<String>>,
+) -> Result<BTreeMap<String, ProgressState>> {
+    let partitions: Vec<i32> = (0..plan.partitions.len())
+        .map(|i| i32::try_from(i).expect("partition counts fit an i32"))
+        .collect();
+    // A partition whose record is held back by an open transaction (its
+    // worker is committing, or died mid-commit) counts as not done yet.
+    let all = progress::read_records(kafka, parts_topic, &partitions)?;
+    Ok(all
+        .partition_records
+        .into_iter()
+        .filter(|s| s.part_of.as_deref() == Some(plan.restore_id.as_str()))
+        .filter(|s| s.phase == Phase::Done && !s.is_stale(target_ids))
+        .filter_map(|s| Some((s.partitions.keys().next()?.clone(), s)))
+        .collect())
+}
+
+/// Restores one partition as its own small restore; returns the records
+/// written by this call.
+fn restore_partition(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    index: usize,
+    parts_topic: &str,
+    ropts: &RestoreOptions,
+    target_ids: &BTreeMap<String, Option<String>>,
+    fresh: &(dyn Fn(&str, Option<&str>) -> ProgressState + Sync),
+) -> Result<u64> {
+    let sub = partition_plan(plan, index);
+    let kafka = &ropts.kafka;
+    // Fences the worker that had this partition before (a dead one, or one
+    // that lost it to a rebalance) and aborts its open transaction. Only
+    // this partition's producers write its progress partition, so what is
+    // read next is everything ever committed for it.
+    let slot = i32::try_from(index).expect("partition counts fit an i32");
+    let producer = TxnProducer::start_at(kafka, &sub.restore_id, parts_topic, slot)?;
+    let records = progress::read_records(kafka, parts_topic, &[slot])?;
+    if let Some(u) = records.unreadable.first() {
+        return Err(Error::Kafka {
+            context: format!(
+                "reading the progress of {} from topic {parts_topic}",
+                sub.restore_id
+            ),
+            message: format!(
+                "the record {} is unreadable ({}); it was not written by this vault version",
+                u.key, u.error
+            ),
+        });
+    }
+    let loaded = records
+        .partition_records
+        .into_iter()
+        .find(|s| s.restore_id == sub.restore_id);
+    let mut state = match loaded {
+        Some(s) if !s.is_stale(target_ids) && s.phase != Phase::Abandoned => s,
+        _ => {
+            let s = fresh(&sub.restore_id, Some(&plan.restore_id));
+            producer.begin()?;
+            producer.commit(&s)?;
+            s
+        }
+    };
+    if state.phase == Phase::Done {
+        return Ok(0);
+    }
+    let before: u64 = state.partitions.values().map(|p| p.records).sum();
+    let opts = RestoreOptions {
+        kafka: kafka.clone(),
+        workers: ropts.workers,
+        transaction_bytes: ropts.transaction_bytes,
+        progress: None,
+    };
+    restore_records(repo, &sub, &opts, &producer, &mut state)?;
+    let key = partition_key(&sub.partitions[0].target_topic, sub.partitions[0].partition);
+    let ends = super::target_ends(kafka, &sub, &state)?;
+    state.ends = ends.into_iter().filter(|(k, _)| *k == key).collect();
+    state.phase = Phase::Done;
+    producer.begin()?;
+    producer.commit(&state)?;
+    let after: u64 = state.partitions.values().map(|p| p.records).sum();
+    Ok(after - before)
+}
