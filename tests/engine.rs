@@ -582,3 +582,87 @@ fn a_snapshot_that_loses_its_lock_commits_nothing() {
     .unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
 }
+
+/// Two workers share a snapshot's partitions (`--workers`), one of them
+/// also taking the other's partition, as after a rebalance: both end with
+/// the snapshot one process takes of the same cut, committed once.
+#[test]
+fn workers_sharing_partitions_commit_the_snapshot_one_process_takes() {
+    use std::collections::BTreeSet;
+    use vault::snapshot::distributed::{FixedAssignment, WorkerOptions, template, work};
+
+    let vault = MemVault::new();
+    let mut model = Model::default();
+    model.append(0, 150, &[1, 0, 2]);
+    model.append(1, 90, &[0]);
+    vault.snapshot(&model);
+    model.append(0, 60, &[0, 3]);
+    model.append(1, 200, &[1]);
+
+    // One cut, taken by one process and by two workers.
+    let plan = plan_for(&vault, &model);
+    let lock = vault.lock(LockKind::Shared);
+    let mut source = model.source();
+    let single =
+        vault::snapshot::execute(&vault.repo, &plan, &snapshot_options(), &lock, &mut source)
+            .unwrap();
+    let run = template::run_plan("engine", &plan, &[], None, vault::now_ms());
+    assert!(
+        vault::snapshot::distributed::RunObjects::new(&vault.repo, "engine")
+            .create_plan(&run)
+            .unwrap()
+    );
+    let opts = WorkerOptions {
+        name: "engine".into(),
+        tags: vec![],
+        data_horizon_ms: None,
+        threads: 1,
+        stall_timeout: Duration::from_secs(10),
+        partitions_per_batch: 1,
+        poll_interval: Duration::from_millis(20),
+        progress: None,
+    };
+    let share = |ps: &[u32]| {
+        FixedAssignment(
+            ps.iter()
+                .map(|p| (TOPIC.to_string(), *p))
+                .collect::<BTreeSet<_>>(),
+        )
+    };
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = [share(&[0]), share(&[1, 0])]
+            .into_iter()
+            .map(|assignment| {
+                let (repo, run, opts, model) = (&vault.repo, &run, &opts, &model);
+                let lock = vault.lock(LockKind::Shared);
+                s.spawn(move || {
+                    let mut source = || -> vault::Result<Box<dyn RecordSource + Send>> {
+                        Ok(Box::new(model.source()))
+                    };
+                    work(repo, run, &assignment, &mut source, opts, &lock).unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes[0].snapshot, outcomes[1].snapshot, "one snapshot");
+    let written: usize = outcomes.iter().map(|o| o.partitions_done_here.len()).sum();
+    assert_eq!(written, 2, "one part per partition, whoever wrote it");
+    let distributed = vault.repo.read_snapshot(&outcomes[0].snapshot).unwrap();
+    assert_eq!(distributed.topics, single.manifest.topics, "the same trees");
+    assert_eq!(distributed.parent, single.manifest.parent);
+    assert_eq!(
+        distributed.stats.records_read,
+        single.manifest.stats.records_read
+    );
+    assert!(
+        vault
+            .repo
+            .storage()
+            .list(vault::storage::Kind::Runs)
+            .unwrap()
+            .iter()
+            .all(|l| l.name.ends_with(".commit")),
+        "plan and parts are gone once committed"
+    );
+}
