@@ -215,6 +215,13 @@ async fn three_workers_take_the_snapshot_one_process_takes() {
     }
     let check = many.json(&["check", "--read-data"]);
     assert_eq!(check["ok"], true, "{check}");
+
+    // A worker that starts moments after the commit (a pod scheduled
+    // late) reports that snapshot rather than starting the next one alone.
+    let late = finished(worker(&many, run, &topics, &[]));
+    assert_eq!(late["id"], id, "{late}");
+    assert!(done_here(&late).is_empty(), "{late}");
+    assert_eq!(many.json(&["snapshots"]).as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,13 +291,19 @@ async fn a_late_worker_gets_partitions_through_a_rebalance() {
         "{status}"
     );
     // Let the first worker go: it pauses at each turn of its loop.
-    let release = std::thread::spawn(move || {
-        for _ in 0..2000 {
-            let _ = std::fs::remove_file(&pause_path);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&pause_path);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let (a, b) = (finished(first), finished(late));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    release.join().unwrap();
     assert_shares(&[&a, &b], 24);
     assert!(
         done_here(&b).len() >= 8,
@@ -302,7 +315,6 @@ async fn a_late_worker_gets_partitions_through_a_rebalance() {
         .read_snapshot(&repo.resolve_snapshot(a["id"].as_str().unwrap()).unwrap())
         .unwrap();
     assert_eq!(m.total_records(), records.len() as u64);
-    drop(release);
 }
 
 fn restore_worker(v: &TestVault, name: &str, snapshot: &str, env: &[(&str, &str)]) -> Child {
@@ -405,4 +417,60 @@ async fn a_restore_by_three_workers_survives_a_killed_worker() {
             assert_eq!(at.value, source.value, "{group} on {t}/{p}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_workers_all_died_is_resumed_or_dropped() {
+    let (topics, records) = topic_set("dist-died", 100).await;
+    let v = TestVault::init();
+    let pause = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let pause_path = pause.to_path_buf();
+    drop(pause);
+    let pause_at = format!("distributed-parts-ready:{}", pause_path.display());
+    // Kills the only worker of `run` once its first batch is read.
+    let die = |run: &str| {
+        let mut w = worker(&v, run, &topics, &[("KVAULT_PAUSE_AT", &pause_at)]);
+        wait_for("a batch", Duration::from_secs(120), || pause_path.exists());
+        w.kill().unwrap();
+        let _ = w.wait();
+        let _ = std::fs::remove_file(&pause_path);
+    };
+
+    let run = &unique_topic("died");
+    die(run);
+    let listed = v.json(&["snapshots", "--in-progress"]);
+    let runs = listed.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{listed}");
+    assert_eq!(runs[0]["run"], run.as_str(), "{listed}");
+    assert_eq!(runs[0]["partitions"], 24, "{listed}");
+    // A gc in between keeps what the plan continues and has done.
+    v.json(&["gc", "--keep-last", "1", "--unindexed-min-age", "0s"]);
+    // The same command again resumes the plan and commits it.
+    let resumed = finished(worker(&v, run, &topics, &[]));
+    assert_eq!(done_here(&resumed).len(), 24, "{resumed}");
+    let repo = v.open();
+    let m = repo
+        .read_snapshot(
+            &repo
+                .resolve_snapshot(resumed["id"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(m.total_records(), records.len() as u64);
+    assert_eq!(v.json(&["check", "--read-data"])["ok"], true);
+
+    // Or the operator drops it.
+    let other = &unique_topic("dropped");
+    die(other);
+    let dropped = v.json(&["forget", "--plan", other]);
+    assert_eq!(dropped["dropped_plan"], other.as_str(), "{dropped}");
+    assert_eq!(dropped["partitions"], 24, "{dropped}");
+    assert!(
+        v.json(&["snapshots", "--in-progress"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let o = v.run(&["forget", "--plan", other]);
+    assert_eq!(o.status.code(), Some(2), "nothing left to drop");
 }

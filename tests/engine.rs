@@ -621,6 +621,8 @@ fn workers_sharing_partitions_commit_the_snapshot_one_process_takes() {
         partitions_per_batch: 1,
         poll_interval: Duration::from_millis(20),
         progress: None,
+        rejoin_window: Duration::from_secs(60),
+        join_timeout: Duration::from_secs(60),
     };
     let share = |ps: &[u32]| {
         FixedAssignment(

@@ -56,6 +56,11 @@ pub struct SnapshotArgs {
     /// committed as a part when its pass ends).
     #[arg(long, default_value_t = 8, value_name = "N", requires = "workers")]
     pub(super) partitions_per_batch: usize,
+    /// With --workers: a worker started this soon after its run was
+    /// committed (a pod scheduled late) reports that snapshot instead of
+    /// starting the next run.
+    #[arg(long, default_value_t = 600, value_name = "SECS", requires = "workers")]
+    pub(super) rejoin_window: u64,
     /// Fail when the cluster delivers nothing for this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub(super) stall_timeout: u64,

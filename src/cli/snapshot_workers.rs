@@ -6,9 +6,12 @@ use std::time::Duration;
 use serde::Serialize;
 use vault::kafka::{GroupMember, KafkaOptions};
 use vault::lock::LockKind;
-use vault::snapshot::distributed::{self, WorkerOptions};
+use vault::snapshot::distributed::{self, Found, WorkerOptions};
 use vault::snapshot::{KafkaSource, RecordSource, SnapshotPlan, SnapshotRequest};
 use vault::{Error, Result};
+use vault_format::ObjectId;
+use vault_format::manifest::SnapshotManifest;
+use vault_format::run::RunPlan;
 
 use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
 use super::snapshot::SnapshotArgs;
@@ -81,17 +84,26 @@ pub fn run(
         partitions_per_batch: a.partitions_per_batch,
         poll_interval: Duration::from_secs(1),
         progress: progress_bar(0, !a.json),
+        rejoin_window: Duration::from_secs(a.rejoin_window),
+        join_timeout: Duration::from_secs(60).max(Duration::from_secs(a.session_timeout) * 3),
     };
     let cluster_id = kafka.current_cluster_id()?;
     let found =
         distributed::find_or_make_plan(&repo, request, cluster_id.as_deref(), &opts, &mut || {
             rt.block_on(SnapshotPlan::make(&repo, kafka, request))
         })?;
-    let plan = &found.plan;
-    if found.planned_here {
+    let (plan, planned_here) = match &found {
+        Found::Plan { plan, planned_here } => (plan, *planned_here),
+        Found::Committed { snapshot, manifest } => {
+            return report_late(a, name, *snapshot, manifest);
+        }
+    };
+    if planned_here {
         for w in &plan.warnings {
             warn(w);
         }
+    } else {
+        check_topics_unchanged(kafka, plan)?;
     }
     let topics: Vec<String> = plan
         .template
@@ -127,7 +139,7 @@ pub fn run(
         print_json(&WorkerReport {
             id: out.snapshot.to_hex(),
             run: name.to_string(),
-            planned_here: found.planned_here,
+            planned_here,
             committed_here: out.committed_here,
             partitions: plan.partitions.len(),
             partitions_done_here: done,
@@ -160,6 +172,73 @@ pub fn run(
             out.manifest.stats.records_read,
             out.duration.as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// A worker that started after its run was committed: it reports that
+/// snapshot (exit 0) rather than starting the next run alone.
+fn report_late(a: &SnapshotArgs, name: &str, id: ObjectId, m: &SnapshotManifest) -> Result<()> {
+    if a.json {
+        print_json(&WorkerReport {
+            id: id.to_hex(),
+            run: name.to_string(),
+            planned_here: false,
+            committed_here: false,
+            partitions: m.topics.iter().map(|t| t.partitions.len()).sum(),
+            partitions_done_here: Vec::new(),
+            partitions_duplicated: 0,
+            records_read: 0,
+            bytes_read: 0,
+            bytes_added: 0,
+            packs_adopted: 0,
+            snapshot_records_read: m.stats.records_read,
+            snapshot_bytes_added: m.stats.bytes_added,
+            duration_ms: 0,
+            warnings: vec![format!(
+                "run {name} was committed as {} moments before this worker started; it had nothing to do",
+                id.to_hex()
+            )],
+        });
+    } else {
+        println!("{id}");
+        eprintln!(
+            "run {name} was committed as snapshot {} moments before this worker started (--rejoin-window); nothing to do",
+            &id.to_hex()[..16]
+        );
+    }
+    Ok(())
+}
+
+/// A plan resumed from an earlier start was cut from topics that must still
+/// be the same ones: a topic deleted or created again since cannot be read
+/// at the plan's offsets.
+fn check_topics_unchanged(kafka: &KafkaOptions, plan: &RunPlan) -> Result<()> {
+    let names: Vec<String> = plan
+        .template
+        .topics
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let now = vault::restore::target::topic_ids(kafka, names)?;
+    for t in &plan.template.topics {
+        let planned = t.topic_id.map(|id| id.to_kafka_string());
+        let current = now.get(&t.name).cloned().flatten();
+        if planned.is_some() && planned != current {
+            return Err(Error::Usage(format!(
+                "topic {} was deleted{} since run {} was planned (at {}); its plan cannot be finished. \
+                 Drop it with `vault forget --plan {}` and run again",
+                t.name,
+                if current.is_some() {
+                    " and created again"
+                } else {
+                    ""
+                },
+                plan.name,
+                super::output::format_time(plan.created_ms),
+                plan.name
+            )));
+        }
     }
     Ok(())
 }

@@ -84,7 +84,6 @@ impl ConsumerContext for MemberContext {
 
 /// One worker's membership in the group `group`.
 pub struct GroupMember {
-    group: String,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -154,15 +153,15 @@ impl GroupMember {
                 .map_err(|e| Error::io("starting the group member thread", "", e))?
         };
         Ok(GroupMember {
-            group: group.to_string(),
             shared,
             stop,
             thread: Some(thread),
         })
     }
 
-    pub fn group(&self) -> &str {
-        &self.group
+    /// Counts the rebalances this member has seen.
+    pub fn generation(&self) -> u64 {
+        self.shared.assigned.lock().expect("assignment").changes
     }
 
     /// The partitions the group assigned to this member now.

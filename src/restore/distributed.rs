@@ -105,8 +105,45 @@ pub fn work(
                 .into(),
         ));
     }
-    // Each restored partition's progress has a partition of its own there.
+    // The restore's own record says whether this is a new restore. A
+    // restore that has begun keeps its partitions' progress in the parts
+    // topic: if that topic is gone, the progress is lost, and restoring
+    // from the start would write every committed record again.
     let parts_topic = progress::partition_progress_topic(&plan.restore_id);
+    let own = progress::load(kafka, &plan.restore_id)?;
+    if let Some(s) = &own
+        && s.phase == Phase::Done
+        && s.workers.is_some()
+        && !s.is_stale(&super::target::topic_ids(
+            kafka,
+            plan.topics.iter().map(|t| t.target.clone()),
+        )?)
+    {
+        return Ok(WorkerOutcome {
+            restore_id: plan.restore_id.clone(),
+            partitions_done_here: Vec::new(),
+            records_here: 0,
+            records: s.partitions.values().map(|p| p.records).sum(),
+            groups_committed_here: false,
+            already_complete: true,
+            topics_created: Vec::new(),
+            groups: translated_groups(plan, s),
+            duration: started.elapsed(),
+            warnings: plan.warnings.clone(),
+        });
+    }
+    let begun = own
+        .as_ref()
+        .is_some_and(|s| s.phase.is_unfinished() && s.workers.is_some());
+    if begun && !progress::topic_exists(kafka, &parts_topic)? {
+        return Err(Error::Kafka {
+            context: format!("resuming restore {}", plan.restore_id),
+            message: format!(
+                "its partitions' progress topic {parts_topic} is gone from the target, so vault cannot tell                  which records are there; nothing was written. Delete the restored topics and run                  `vault restore ... --abandon-unfinished` to start over"
+            ),
+        });
+    }
+    // Each restored partition's progress has a partition of its own there.
     let created = super::create_topics_and(
         kafka,
         plan,
@@ -122,13 +159,19 @@ pub fn work(
         .iter()
         .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
         .collect();
-    let fresh = |restore_id: &str, part_of: Option<&str>| ProgressState {
+    let fresh = |restore_id: &str, part_of: Option<&str>, topic: Option<&str>| ProgressState {
         version: PROGRESS_VERSION,
         restore_id: restore_id.to_string(),
         vault_id: plan.vault_id.clone(),
         snapshot_id: plan.snapshot_id.to_hex(),
         selection: Some(plan.selection.clone()),
-        target_topic_ids: recorded_ids.clone(),
+        // A partition's record names only its own topic: another topic
+        // recreated on the target does not make it stale.
+        target_topic_ids: recorded_ids
+            .iter()
+            .filter(|(t, _)| topic.is_none_or(|only| only == t.as_str()))
+            .map(|(t, id)| (t.clone(), id.clone()))
+            .collect(),
         started_ms: now_ms(),
         workers: Some(opts.name.clone()),
         part_of: part_of.map(str::to_string),
@@ -149,16 +192,16 @@ pub fn work(
 
     // The restore's own record, committed before any record is written so
     // a single process never takes it for one of its own.
-    match progress::load(kafka, &plan.restore_id)? {
-        Some(s) if s.is_stale(&target_ids) || s.phase == Phase::Abandoned => {
-            commit_own_record(kafka, &fresh(&plan.restore_id, None))?;
-        }
-        Some(s) if s.phase == Phase::Done => {
+    match own {
+        Some(s) if s.phase == Phase::Done && !s.is_stale(&target_ids) => {
             out.already_complete = true;
             out.records = s.partitions.values().map(|p| p.records).sum();
             out.groups = translated_groups(plan, &s);
             out.duration = started.elapsed();
             return Ok(out);
+        }
+        Some(s) if s.is_stale(&target_ids) || s.phase == Phase::Abandoned => {
+            claim(kafka, plan, &fresh(&plan.restore_id, None, None))?;
         }
         Some(s) if s.workers.as_deref() != Some(opts.name.as_str()) => {
             return Err(Error::Usage(format!(
@@ -172,10 +215,7 @@ pub fn work(
             )));
         }
         Some(_) => {}
-        None => {
-            commit_own_record(kafka, &fresh(&plan.restore_id, None))?;
-            super::refuse_concurrent(kafka, plan)?;
-        }
+        None => claim(kafka, plan, &fresh(&plan.restore_id, None, None))?,
     }
 
     let index: HashMap<(String, u32), usize> = plan
@@ -194,20 +234,26 @@ pub fn work(
     loop {
         let done = finished_partitions(kafka, plan, &parts_topic, &target_ids)?;
         if done.len() == plan.partitions.len() {
-            let mut state = fresh(&plan.restore_id, None);
+            let mut state = fresh(&plan.restore_id, None, None);
             for s in done.values() {
                 state.partitions.extend(s.partitions.clone());
                 state.ends.extend(s.ends.clone());
                 state.transactions += s.transactions;
             }
             out.groups = translated_groups(plan, &state);
-            // Once every partition is on the target, and never before.
-            if !plan.groups.is_empty() {
+            // Once every partition is on the target, and never before; and
+            // never again once the restore is done (its consumers may have
+            // moved on since: committing again would rewind them).
+            let finished =
+                progress::load(kafka, &plan.restore_id)?.is_some_and(|s| s.phase == Phase::Done);
+            if !plan.groups.is_empty() && !finished {
                 super::commit_groups(kafka, plan, &out.groups)?;
                 out.groups_committed_here = true;
             }
             state.phase = Phase::Done;
-            commit_own_record(kafka, &state)?;
+            if !finished {
+                commit_own_record(kafka, &state)?;
+            }
             out.records = state.partitions.values().map(|p| p.records).sum();
             out.duration = started.elapsed();
             return Ok(out);
@@ -258,9 +304,10 @@ pub fn work(
                 // producer fenced this one's: its transactions keep the
                 // partition exactly once, and it finishes the partition.
                 Err(e)
-                    if !member
-                        .assigned()
-                        .contains(&(p.target_topic.clone(), p.partition)) =>
+                    if is_fenced(&e)
+                        || !member
+                            .assigned()
+                            .contains(&(p.target_topic.clone(), p.partition)) =>
                 {
                     out.warnings.push(format!(
                         "{key}: handed to another worker while this one restored it ({e}); that worker finishes it"
@@ -270,6 +317,26 @@ pub fn work(
             }
         }
     }
+}
+
+/// Commits a new restore's own record, then reads it back: a single
+/// `vault restore` of the same restore that began at the same moment wrote
+/// its own record after this one, and this worker leaves it the restore.
+fn claim(
+    kafka: &crate::kafka::KafkaOptions,
+    plan: &RestorePlan,
+    state: &ProgressState,
+) -> Result<()> {
+    commit_own_record(kafka, state)?;
+    let now = progress::load(kafka, &plan.restore_id)?;
+    if now.as_ref().is_some_and(|n| n.workers != state.workers) {
+        return Err(Error::Usage(format!(
+            "a `vault restore` of the same snapshot and topics began at the same moment as this worker \
+             (restore {}); nothing was written by this worker. Let that one finish",
+            plan.restore_id
+        )));
+    }
+    super::refuse_concurrent(kafka, plan)
 }
 
 /// Commits the restore's own record. Every worker has the same
@@ -298,6 +365,12 @@ fn commit_own_record(kafka: &crate::kafka::KafkaOptions, state: &ProgressState) 
     Err(last.expect("five attempts failed"))
 }
 
+/// Whether a partition's producer was fenced: another worker's producer of
+/// the same transactional id took the partition over.
+fn is_fenced(e: &Error) -> bool {
+    e.to_string().to_ascii_lowercase().contains("fenced")
+}
+
 /// The partitions whose own records say they are done, by partition key.
 fn finished_partitions(
     kafka: &crate::kafka::KafkaOptions,
@@ -320,6 +393,10 @@ fn finished_partitions(
         .collect())
 }
 
+/// Makes a new progress record: (restore id, the restore it is a partition
+/// of, the only target topic it names).
+type FreshRecord<'a> = dyn Fn(&str, Option<&str>, Option<&str>) -> ProgressState + Sync + 'a;
+
 /// Restores one partition as its own small restore; returns the records
 /// written by this call.
 fn restore_partition(
@@ -329,7 +406,7 @@ fn restore_partition(
     parts_topic: &str,
     ropts: &RestoreOptions,
     target_ids: &BTreeMap<String, Option<String>>,
-    fresh: &(dyn Fn(&str, Option<&str>) -> ProgressState + Sync),
+    fresh: &FreshRecord<'_>,
 ) -> Result<u64> {
     let sub = partition_plan(plan, index);
     let kafka = &ropts.kafka;
@@ -359,7 +436,11 @@ fn restore_partition(
     let mut state = match loaded {
         Some(s) if !s.is_stale(target_ids) && s.phase != Phase::Abandoned => s,
         _ => {
-            let s = fresh(&sub.restore_id, Some(&plan.restore_id));
+            let s = fresh(
+                &sub.restore_id,
+                Some(&plan.restore_id),
+                Some(&sub.partitions[0].target_topic),
+            );
             producer.begin()?;
             producer.commit(&s)?;
             s

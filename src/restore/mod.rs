@@ -27,7 +27,7 @@ pub use select::RestoreSettings;
 pub use window::TimeWindow;
 
 use produce::TxnProducer;
-use progress::{PROGRESS_TOPIC, PROGRESS_VERSION, Phase, ProgressState, partition_key};
+use progress::{PROGRESS_TOPIC, Phase, ProgressState, SINGLE_PROGRESS_VERSION, partition_key};
 use target::NewTopicSpec;
 use translate::translate;
 
@@ -136,7 +136,7 @@ pub fn execute(
             if s.version == 0 {
                 // Begun by an older vault: from now on its record says what
                 // it restores, so later runs can tell it apart.
-                s.version = PROGRESS_VERSION;
+                s.version = SINGLE_PROGRESS_VERSION;
                 s.vault_id = plan.vault_id.clone();
                 s.selection = Some(plan.selection.clone());
                 s.target_topic_ids = recorded_ids;
@@ -147,7 +147,7 @@ pub fn execute(
             // Committed before any record, so a killed run is always found
             // by the next one, whatever snapshot `latest` means by then.
             let fresh = ProgressState {
-                version: PROGRESS_VERSION,
+                version: SINGLE_PROGRESS_VERSION,
                 restore_id: plan.restore_id.clone(),
                 vault_id: plan.vault_id.clone(),
                 snapshot_id: plan.snapshot_id.to_hex(),
@@ -158,6 +158,15 @@ pub fn execute(
             };
             producer.begin()?;
             producer.commit(&fresh)?;
+            // Workers of a distributed restore of the same request that
+            // began at the same moment: theirs is the restore.
+            if progress::load(kafka, &plan.restore_id)?.is_some_and(|s| s.workers.is_some()) {
+                return Err(Error::Usage(format!(
+                    "workers with --workers began restore {} at the same moment as this run; nothing was \
+                     restored by this run. Let them finish (or join them with --workers)",
+                    plan.restore_id
+                )));
+            }
             refuse_concurrent(kafka, plan)?;
             fresh
         }

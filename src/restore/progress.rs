@@ -35,7 +35,14 @@ pub(crate) fn is_progress_topic(topic: &str) -> bool {
 /// The version of the progress record this vault writes (docs/format.md
 /// § Restore progress). Records without one are version 0: they name no
 /// vault, selection or target topic IDs.
-pub(crate) const PROGRESS_VERSION: u32 = 1;
+pub(crate) const PROGRESS_VERSION: u32 = 2;
+
+/// The version a single-process restore writes: its records say nothing a
+/// version 1 reader would misread, so older vaults can still resume it.
+/// Distributed restores write [`PROGRESS_VERSION`], which older vaults
+/// refuse: they would take such a record for one of their own and restore
+/// every partition again next to the workers.
+pub(crate) const SINGLE_PROGRESS_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -204,12 +211,7 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
             ),
         });
     }
-    let Some(state) = all
-        .records
-        .into_iter()
-        .chain(all.partition_records)
-        .find(|s| s.restore_id == restore_id)
-    else {
+    let Some(state) = all.records.into_iter().find(|s| s.restore_id == restore_id) else {
         return Ok(None);
     };
     if state.version > PROGRESS_VERSION {
@@ -341,10 +343,58 @@ pub(crate) fn read_records(
     Ok(out)
 }
 
+/// How many partitions `topic` has on the target (0 if it does not exist).
+fn partition_count(kafka: &KafkaOptions, topic: &str) -> Result<i32> {
+    let client = kafka.metadata_client(true)?;
+    let md = client
+        .fetch_metadata(Some(topic), kafka.request_timeout)
+        .map_err(|e| kafka_err(kafka, e))?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
+        .max()
+        .unwrap_or(0))
+}
+
+/// Whether `topic` exists on the target.
+pub(crate) fn topic_exists(kafka: &KafkaOptions, topic: &str) -> Result<bool> {
+    let client = kafka.metadata_client(true)?;
+    let md = client
+        .fetch_metadata(Some(topic), kafka.request_timeout)
+        .map_err(|e| kafka_err(kafka, e))?;
+    Ok(md
+        .topics()
+        .iter()
+        .any(|t| t.error().is_none() && !t.partitions().is_empty()))
+}
+
 /// Leaves an unfinished restore for good: fences its producer (aborting
 /// an open transaction of a run still going) and commits its progress
 /// as abandoned, so no later run resumes it. What it committed stays.
 pub fn abandon(kafka: &KafkaOptions, old: &ProgressState) -> Result<()> {
+    if old.workers.is_some() {
+        // A distributed restore: every partition has a producer of its own,
+        // and workers still running must be stopped too.
+        let topic = partition_progress_topic(&old.restore_id);
+        for slot in 0..partition_count(kafka, &topic)? {
+            for part in read_records(kafka, &topic, &[slot])?.partition_records {
+                if part.phase.is_unfinished() {
+                    let producer = super::produce::TxnProducer::start_at(
+                        kafka,
+                        &part.restore_id,
+                        &topic,
+                        slot,
+                    )?;
+                    let mut state = part.clone();
+                    state.phase = Phase::Abandoned;
+                    producer.begin()?;
+                    producer.commit(&state)?;
+                }
+            }
+        }
+    }
     let producer = super::produce::TxnProducer::start(kafka, &old.restore_id)?;
     let mut state = old.clone();
     state.phase = Phase::Abandoned;

@@ -48,6 +48,11 @@ pub trait Assignment {
     fn assigned(&self) -> BTreeSet<(String, u32)>;
     /// Whether the assignment has settled after the workers joined.
     fn settled(&self) -> bool;
+    /// Counts the rebalances seen: a change means partitions may have come
+    /// from another worker.
+    fn generation(&self) -> u64;
+    /// Why no assignment came, if the client knows.
+    fn last_error(&self) -> Option<String>;
 }
 
 /// How long the group's assignment must stand still before a worker starts:
@@ -62,6 +67,14 @@ impl Assignment for GroupMember {
     fn settled(&self) -> bool {
         GroupMember::settled(self, SETTLE)
     }
+
+    fn generation(&self) -> u64 {
+        GroupMember::generation(self)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        GroupMember::last_error(self)
+    }
 }
 
 /// A fixed share of the partitions (tests, and one worker taking all).
@@ -74,6 +87,14 @@ impl Assignment for FixedAssignment {
 
     fn settled(&self) -> bool {
         true
+    }
+
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    fn last_error(&self) -> Option<String> {
+        None
     }
 }
 
@@ -91,13 +112,29 @@ pub struct WorkerOptions {
     /// How often a worker with nothing to do looks at the run again.
     pub poll_interval: Duration,
     pub progress: Option<indicatif::ProgressBar>,
+    /// A worker that starts this soon after its run was committed (a pod
+    /// scheduled late, a retried one) reports that snapshot instead of
+    /// starting the next run alone.
+    pub rejoin_window: Duration,
+    /// A worker the group gives no assignment for this long fails, saying
+    /// why (a missing group ACL, an unreachable coordinator).
+    pub join_timeout: Duration,
 }
 
-/// The plan a worker works on.
-pub struct FoundPlan {
-    pub plan: RunPlan,
-    /// This worker took the cut.
-    pub planned_here: bool,
+/// What a starting worker found.
+pub enum Found {
+    /// The plan to work on.
+    Plan {
+        plan: RunPlan,
+        /// This worker took the cut.
+        planned_here: bool,
+    },
+    /// The run was committed moments ago (within `WorkerOptions::rejoin_window`):
+    /// this worker started late and has nothing to do.
+    Committed {
+        snapshot: ObjectId,
+        manifest: SnapshotManifest,
+    },
 }
 
 /// Finds the plan of run `opts.name`, or takes the cut with `make` and
@@ -110,20 +147,28 @@ pub fn find_or_make_plan(
     cluster_id: Option<&str>,
     opts: &WorkerOptions,
     make: &mut dyn FnMut() -> Result<SnapshotPlan>,
-) -> Result<FoundPlan> {
+) -> Result<Found> {
     let run = RunObjects::new(repo, &opts.name);
     for _ in 0..10 {
         if let Some(plan) = run.load_plan()? {
-            if run.commit_of(&plan)?.is_some() {
+            if let Some(id) = run.commit_of(&plan)? {
                 // Committed; its last worker was stopped before removing it.
                 run.clean_up(&plan)?;
+                if let Some(found) = recently_committed(repo, id, opts)? {
+                    return Ok(found);
+                }
                 continue;
             }
             check_plan_fits(&plan, request, cluster_id, opts)?;
-            return Ok(FoundPlan {
+            return Ok(Found::Plan {
                 plan,
                 planned_here: false,
             });
+        }
+        if let Some(id) = run.latest_commit()?
+            && let Some(found) = recently_committed(repo, id, opts)?
+        {
+            return Ok(found);
         }
         let made = make()?;
         let plan = template::run_plan(
@@ -134,7 +179,7 @@ pub fn find_or_make_plan(
             now_ms(),
         );
         if run.create_plan(&plan)? {
-            return Ok(FoundPlan {
+            return Ok(Found::Plan {
                 plan,
                 planned_here: true,
             });
@@ -145,6 +190,29 @@ pub fn find_or_make_plan(
         "the plan of run {} kept changing while this worker looked for it",
         opts.name
     )))
+}
+
+/// The run's last snapshot, if it was committed within the rejoin window
+/// (by the committing worker's clock: the cut's time plus the run's duration).
+fn recently_committed(
+    repo: &Repository<Indexed>,
+    id: ObjectId,
+    opts: &WorkerOptions,
+) -> Result<Option<Found>> {
+    let manifest = match repo.read_snapshot(&id) {
+        Ok(m) => m,
+        // Forgotten since: certainly not recent.
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let committed_ms = manifest.time_ms + manifest.stats.duration_ms;
+    let window = u64::try_from(opts.rejoin_window.as_millis()).unwrap_or(u64::MAX);
+    Ok(
+        (now_ms().saturating_sub(committed_ms) < window).then_some(Found::Committed {
+            snapshot: id,
+            manifest,
+        }),
+    )
 }
 
 fn check_plan_fits(
@@ -217,7 +285,9 @@ pub struct WorkerOutcome {
     pub records_read: u64,
     pub bytes_read: u64,
     pub bytes_added: u64,
-    /// Packs of other (dead or revoked) workers this worker indexed.
+    /// Packs no index object listed that this worker indexed: a dead
+    /// worker's last ones (or a live one's not yet indexed; listing a pack
+    /// twice is harmless).
     pub packs_adopted: usize,
     pub duration: Duration,
     pub warnings: Vec<String>,
@@ -261,11 +331,17 @@ pub fn work(
         duration: Duration::ZERO,
         warnings: plan.warnings.clone(),
     };
+    let mut adopted_at: Option<u64> = None;
     loop {
         lock.check()?;
         crate::faults::pause_point("distributed-loop");
         let listing = run.list(plan)?;
-        if listing.committed || !listing.plan_present {
+        // A plan of the same name but another id: this one was dropped
+        // (`vault forget --plan`) and the name planned again since.
+        let replaced = listing.plan_present
+            && !listing.committed
+            && run.load_plan()?.is_some_and(|p| p.plan_id != plan.plan_id);
+        if listing.committed || !listing.plan_present || replaced {
             return finish_committed(repo, &run, plan, &mut out, started);
         }
         for i in listing.parts {
@@ -279,6 +355,19 @@ pub fn work(
             return commit(repo, &run, plan, &parts, lock, &mut out, started);
         }
         if !assignment.settled() {
+            if started.elapsed() > opts.join_timeout && assignment.assigned().is_empty() {
+                return Err(Error::Kafka {
+                    context: format!("joining the consumer group {}", group_name(&opts.name)),
+                    message: format!(
+                        "no assignment from the group coordinator in {} s ({}); check the brokers and that \
+                         this client may join the group (a group ACL); the run's finished parts stay",
+                        opts.join_timeout.as_secs(),
+                        assignment
+                            .last_error()
+                            .unwrap_or_else(|| "the client reported no error".into())
+                    ),
+                });
+            }
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
@@ -292,6 +381,16 @@ pub fn work(
         if mine.is_empty() {
             std::thread::sleep(opts.poll_interval);
             continue;
+        }
+        // Another worker may have read some of these partitions before it
+        // died or lost them: its indexed packs are dedup'ed against, its
+        // unindexed ones adopted, so nothing is uploaded twice. Only after a
+        // rebalance (or at the start) can that be new: listing every pack
+        // of a large vault per batch would cost more than it saves.
+        if adopted_at != Some(assignment.generation()) {
+            adopted_at = Some(assignment.generation());
+            repo.sync_index()?;
+            out.packs_adopted += repo.adopt_orphan_packs()?;
         }
         let written = read_batch(
             repo, &run, plan, &plans, &mine, source, opts, lock, &mut out,
@@ -317,11 +416,6 @@ fn read_batch(
     out: &mut WorkerOutcome,
 ) -> Result<Vec<RunPart>> {
     let started_ms = now_ms();
-    // Another worker may have read some of these partitions before it died
-    // or lost them: its indexed packs are dedup'ed against, its unindexed
-    // ones adopted, so nothing is uploaded twice.
-    repo.sync_index()?;
-    out.packs_adopted += repo.adopt_orphan_packs()?;
     let batch_plans: Vec<super::PartitionPlan> =
         batch.iter().map(|i| plans[*i as usize].clone()).collect();
     if let Some(pb) = &opts.progress {

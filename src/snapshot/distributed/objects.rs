@@ -74,22 +74,66 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
     }
 
     /// Writes `plan` unless another worker wrote one first; returns whether
-    /// this one was written. Objects of earlier plans of the same name
-    /// (stray parts, old commit records) are removed first.
+    /// this one was written. Then removes what earlier plans of the name
+    /// left (stray parts, and commit records but the newest, which a late
+    /// worker reads).
     pub fn create_plan(&self, plan: &RunPlan) -> Result<bool> {
+        if !self
+            .repo
+            .put_run_object(ObjectKind::RunPlan, &self.plan_name(), &plan.encode())?
+        {
+            return Ok(false);
+        }
         let ours = self.prefix(&plan.plan_id);
+        let mut commits = Vec::new();
         for l in self.repo.storage().list(Kind::Runs)? {
-            if l.name.starts_with(&format!("{}.", self.key))
-                && l.name != self.plan_name()
-                && !l.name.starts_with(&ours)
+            if !l.name.starts_with(&format!("{}.", self.key))
+                || l.name == self.plan_name()
+                || l.name.starts_with(&ours)
             {
+                continue;
+            }
+            if l.name.ends_with(".commit") {
+                commits.push(l);
+            } else {
                 self.repo
                     .storage()
                     .delete(&ObjectName::new(Kind::Runs, &l.name))?;
             }
         }
-        self.repo
-            .put_run_object(ObjectKind::RunPlan, &self.plan_name(), &plan.encode())
+        commits.sort_by_key(|l| l.modified);
+        commits.pop();
+        for l in commits {
+            self.repo
+                .storage()
+                .delete(&ObjectName::new(Kind::Runs, &l.name))?;
+        }
+        Ok(true)
+    }
+
+    /// The snapshot the newest commit record of this name names.
+    pub fn latest_commit(&self) -> Result<Option<ObjectId>> {
+        let mut commits: Vec<_> = self
+            .repo
+            .storage()
+            .list(Kind::Runs)?
+            .into_iter()
+            .filter(|l| {
+                l.name.starts_with(&format!("{}.", self.key)) && l.name.ends_with(".commit")
+            })
+            .collect();
+        commits.sort_by_key(|l| l.modified);
+        let Some(newest) = commits.pop() else {
+            return Ok(None);
+        };
+        let Some(body) = self
+            .repo
+            .get_run_object(ObjectKind::RunCommit, &newest.name)?
+        else {
+            return Ok(None);
+        };
+        let c = RunCommit::decode(&body).ctx(|| format!("decoding run commit {}", newest.name))?;
+        Ok(Some(c.snapshot))
     }
 
     /// One listing of `runs/`, read for `plan`.
