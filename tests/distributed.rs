@@ -357,6 +357,19 @@ async fn a_restore_by_three_workers_survives_a_killed_worker() {
     let others: Vec<Child> = (0..2).map(|_| restore_worker(&v, run, id, &[])).collect();
     let died = victim.wait_with_output().unwrap();
     assert!(!died.status.success(), "the victim was to die mid-restore");
+    // Its partitions wait for the session timeout: the restore is running.
+    let status = v.json(&["status", "--brokers", &Cluster::Target.brokers()]);
+    let restores = status["restores"].as_array().unwrap();
+    assert_eq!(restores.len(), 1, "{status}");
+    assert_eq!(restores[0]["run"], run.as_str(), "{status}");
+    assert!(
+        restores[0]["partitions_begun"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+    assert!(
+        !restores[0]["workers"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
     let reports: Vec<serde_json::Value> = others.into_iter().map(finished).collect();
     let done: usize = reports
         .iter()

@@ -156,6 +156,9 @@ pub struct ProgressState {
     /// the partition's own progress, committed in its own transactions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_of: Option<String>,
+    /// In a per-partition record: the worker that committed it (`host/pid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 pub(crate) fn partition_key(topic: &str, partition: u32) -> String {
@@ -344,7 +347,7 @@ pub(crate) fn read_records(
 }
 
 /// How many partitions `topic` has on the target (0 if it does not exist).
-fn partition_count(kafka: &KafkaOptions, topic: &str) -> Result<i32> {
+pub(crate) fn partition_count(kafka: &KafkaOptions, topic: &str) -> Result<i32> {
     let client = kafka.metadata_client(true)?;
     let md = client
         .fetch_metadata(Some(topic), kafka.request_timeout)
