@@ -66,6 +66,7 @@ pub fn run(a: &RestoreArgs, name: &str, kafka: KafkaOptions, req: &RestoreReques
         partitions_in_flight: a.partitions_in_flight,
         session_timeout: Duration::from_secs(a.session_timeout),
         poll_interval: Duration::from_secs(1),
+        join_timeout: Duration::from_secs(60).max(Duration::from_secs(a.session_timeout) * 3),
     };
     let out = distributed::work(&repo, &plan, &ropts, &opts)?;
     for w in out.warnings.iter().skip(plan.warnings.len()) {

@@ -43,6 +43,8 @@ pub struct WorkerOptions {
     pub partitions_in_flight: usize,
     pub session_timeout: Duration,
     pub poll_interval: Duration,
+    /// A worker the group never answers for this long fails, saying why.
+    pub join_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -191,8 +193,9 @@ pub fn work(
     };
 
     // The restore's own record, committed before any record is written so
-    // a single process never takes it for one of its own.
-    match own {
+    // a single process never takes it for one of its own. `claimed` is its
+    // start time: the restore this worker works on.
+    let claimed = match own {
         Some(s) if s.phase == Phase::Done && !s.is_stale(&target_ids) => {
             out.already_complete = true;
             out.records = s.partitions.values().map(|p| p.records).sum();
@@ -201,7 +204,7 @@ pub fn work(
             return Ok(out);
         }
         Some(s) if s.is_stale(&target_ids) || s.phase == Phase::Abandoned => {
-            claim(kafka, plan, &fresh(&plan.restore_id, None, None))?;
+            claim(kafka, plan, &fresh(&plan.restore_id, None, None))?
         }
         Some(s) if s.workers.as_deref() != Some(opts.name.as_str()) => {
             return Err(Error::Usage(format!(
@@ -214,9 +217,9 @@ pub fn work(
                 }
             )));
         }
-        Some(_) => {}
+        Some(s) => s.started_ms,
         None => claim(kafka, plan, &fresh(&plan.restore_id, None, None))?,
-    }
+    };
 
     let index: HashMap<(String, u32), usize> = plan
         .partitions
@@ -232,6 +235,23 @@ pub fn work(
         opts.session_timeout,
     )?;
     loop {
+        // Abandoned (`--abandon-unfinished`), or begun afresh by another
+        // run since: this worker's restore is over, and its partitions' next
+        // writes are fenced anyway.
+        if let Some(now) = progress::load(kafka, &plan.restore_id)?
+            && now.started_ms >= claimed
+            && (now.phase == Phase::Abandoned || now.workers.as_deref() != Some(opts.name.as_str()))
+        {
+            return Err(Error::Usage(format!(
+                "restore {} was {} while this worker worked on it; this worker stops (what it committed stays)",
+                plan.restore_id,
+                if now.phase == Phase::Abandoned {
+                    "abandoned (--abandon-unfinished)".to_string()
+                } else {
+                    "taken over by another run".to_string()
+                }
+            )));
+        }
         let done = finished_partitions(kafka, plan, &parts_topic, &target_ids)?;
         if done.len() == plan.partitions.len() {
             let mut state = fresh(&plan.restore_id, None, None);
@@ -259,6 +279,19 @@ pub fn work(
             return Ok(out);
         }
         if !member.settled(Duration::from_secs(3)) {
+            if member.generation() == 0 && started.elapsed() > opts.join_timeout {
+                return Err(Error::Kafka {
+                    context: format!("joining the consumer group {}", group_name(&opts.name)),
+                    message: format!(
+                        "no answer from the group coordinator in {} s ({}); check the brokers and that this \
+                         client may join the group (a group ACL); the restore's committed partitions stay",
+                        opts.join_timeout.as_secs(),
+                        member
+                            .last_error()
+                            .unwrap_or_else(|| "the client reported no error".into())
+                    ),
+                });
+            }
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
@@ -319,24 +352,29 @@ pub fn work(
     }
 }
 
-/// Commits a new restore's own record, then reads it back: a single
-/// `vault restore` of the same restore that began at the same moment wrote
-/// its own record after this one, and this worker leaves it the restore.
+/// Commits a new restore's own record, then reads it back once it is
+/// visible: a single `vault restore` of the same restore that began at the
+/// same moment wrote its own record after this one, and this worker leaves
+/// it the restore. Returns the record's start time.
 fn claim(
     kafka: &crate::kafka::KafkaOptions,
     plan: &RestorePlan,
     state: &ProgressState,
-) -> Result<()> {
+) -> Result<u64> {
     commit_own_record(kafka, state)?;
-    let now = progress::load(kafka, &plan.restore_id)?;
-    if now.as_ref().is_some_and(|n| n.workers != state.workers) {
+    let now = progress::load_after(kafka, &plan.restore_id, state.started_ms)?;
+    if now
+        .as_ref()
+        .is_some_and(|n| n.workers != state.workers && n.started_ms >= state.started_ms)
+    {
         return Err(Error::Usage(format!(
             "a `vault restore` of the same snapshot and topics began at the same moment as this worker \
              (restore {}); nothing was written by this worker. Let that one finish",
             plan.restore_id
         )));
     }
-    super::refuse_concurrent(kafka, plan)
+    super::refuse_concurrent(kafka, plan)?;
+    Ok(state.started_ms)
 }
 
 /// Commits the restore's own record. Every worker has the same
@@ -417,6 +455,13 @@ fn restore_partition(
     let slot = i32::try_from(index).expect("partition counts fit an i32");
     let producer = TxnProducer::start_at(kafka, &sub.restore_id, parts_topic, slot)?;
     let records = progress::read_records(kafka, parts_topic, &[slot])?;
+    // Nothing read because the topic is missing is not "no progress".
+    if records.partition_records.is_empty() && !progress::topic_exists(kafka, parts_topic)? {
+        return Err(Error::Kafka {
+            context: format!("reading the progress of {}", sub.restore_id),
+            message: format!("topic {parts_topic} is missing on the target; nothing was written"),
+        });
+    }
     if let Some(u) = records.unreadable.first() {
         return Err(Error::Kafka {
             context: format!(

@@ -160,7 +160,9 @@ pub fn execute(
             producer.commit(&fresh)?;
             // Workers of a distributed restore of the same request that
             // began at the same moment: theirs is the restore.
-            if progress::load(kafka, &plan.restore_id)?.is_some_and(|s| s.workers.is_some()) {
+            if progress::load_after(kafka, &plan.restore_id, fresh.started_ms)?
+                .is_some_and(|s| s.workers.is_some() && s.started_ms >= fresh.started_ms)
+            {
                 return Err(Error::Usage(format!(
                     "workers with --workers began restore {} at the same moment as this run; nothing was \
                      restored by this run. Let them finish (or join them with --workers)",

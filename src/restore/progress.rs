@@ -227,6 +227,25 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
     Ok(Some(state))
 }
 
+/// The record of `restore_id` once one started at or after `started_ms` is
+/// visible: a transaction's commit returns before the brokers have written
+/// its markers, and until then a reader still sees the record before it.
+/// Gives up (returning what it sees) after the request timeout.
+pub(crate) fn load_after(
+    kafka: &KafkaOptions,
+    restore_id: &str,
+    started_ms: u64,
+) -> Result<Option<ProgressState>> {
+    let deadline = Instant::now() + kafka.request_timeout;
+    loop {
+        let now = load(kafka, restore_id)?;
+        if now.as_ref().is_some_and(|s| s.started_ms >= started_ms) || Instant::now() > deadline {
+            return Ok(now);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Every restore's last committed progress record on a target, and the
 /// records that could not be read.
 #[derive(Clone, Debug, Default)]

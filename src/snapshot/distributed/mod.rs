@@ -355,7 +355,9 @@ pub fn work(
             return commit(repo, &run, plan, &parts, lock, &mut out, started);
         }
         if !assignment.settled() {
-            if started.elapsed() > opts.join_timeout && assignment.assigned().is_empty() {
+            // Only a group that never answered: after a rebalance an empty
+            // assignment is ordinary (more workers than partitions left).
+            if assignment.generation() == 0 && started.elapsed() > opts.join_timeout {
                 return Err(Error::Kafka {
                     context: format!("joining the consumer group {}", group_name(&opts.name)),
                     message: format!(
