@@ -10,6 +10,7 @@ pub mod error;
 pub(crate) mod faults;
 pub mod gc;
 pub mod index_cache;
+pub mod inspect;
 pub mod kafka;
 pub mod lock;
 pub mod pack_writer;

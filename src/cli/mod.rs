@@ -4,11 +4,14 @@
 //! for scripts). Commands share only `args` and `output`.
 
 mod args;
+mod cat;
 mod check;
+mod diff;
 mod forget;
 mod gc;
 mod init;
 mod key;
+mod ls;
 mod output;
 mod repair;
 mod restore;
@@ -52,6 +55,12 @@ enum Command {
     Check(check::CheckArgs),
     /// List the vault's snapshots, grouped as gc counts them.
     Snapshots(snapshots::SnapshotsArgs),
+    /// List what a snapshot holds: topics, partitions, offset and time ranges, groups.
+    Ls(ls::LsArgs),
+    /// Print records of a snapshot (JSON Lines or a kcat -f format), without a cluster.
+    Cat(cat::CatArgs),
+    /// Show what snapshot B holds beyond snapshot A, per partition, and the group offsets that moved.
+    Diff(diff::DiffArgs),
     /// Show the distributed snapshots in progress: workers, partitions done, bytes and rate.
     Status(status::StatusArgs),
     /// Manage the key files that unlock a vault.
@@ -72,6 +81,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(a) => check::run(&a),
         Command::Snapshots(a) => snapshots::run(&a),
         Command::Status(a) => status::run(&a),
+        Command::Ls(a) => ls::run(&a),
+        Command::Cat(a) => cat::run(&a),
+        Command::Diff(a) => diff::run(&a),
         Command::Key(c) => key::run(c),
         Command::Repair(c) => repair::run(c),
     }
