@@ -13,6 +13,7 @@ pub mod index_cache;
 pub mod inspect;
 pub mod kafka;
 pub mod lock;
+pub mod metrics;
 pub mod pack_writer;
 pub(crate) mod parallel;
 pub mod password;

@@ -151,3 +151,31 @@ fn no_vault_and_no_passphrase_are_clear_errors() {
     assert!(stderr(&o).contains("--password-file"), "{}", stderr(&o));
     assert!(!v.exists(), "a failed init left a directory behind");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = vault(&["completions", "bash"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bash = String::from_utf8(o.stdout).unwrap();
+    assert!(bash.contains("_vault()") && bash.contains("snapshot") && bash.contains("--workers"));
+    for shell in ["zsh", "fish"] {
+        let o = vault(&["completions", shell], dir.path());
+        assert!(o.status.success() && o.stdout.len() > 1000, "{shell}");
+    }
+    let bad = vault(&["completions", "tcsh"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    let o = vault(&["man"], dir.path());
+    assert!(String::from_utf8(o.stdout).unwrap().starts_with(".ie"));
+    let pages = dir.path().join("man");
+    let o = vault(&["man", "--dir", pages.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for page in [
+        "vault.1",
+        "vault-snapshot.1",
+        "vault-restore.1",
+        "vault-cat.1",
+    ] {
+        assert!(pages.join(page).is_file(), "{page}");
+    }
+}

@@ -85,7 +85,7 @@ impl VaultArgs {
         Ok((repo, lock))
     }
 
-    fn cache_dir(&self) -> PathBuf {
+    pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir
             .clone()
             .unwrap_or_else(vault::default_cache_dir)

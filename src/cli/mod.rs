@@ -6,6 +6,7 @@
 mod args;
 mod cat;
 mod check;
+mod completions;
 mod diff;
 mod forget;
 mod gc;
@@ -17,6 +18,7 @@ mod repair;
 mod restore;
 mod restore_workers;
 mod snapshot;
+mod snapshot_every;
 mod snapshot_workers;
 mod snapshots;
 mod status;
@@ -61,6 +63,10 @@ enum Command {
     Cat(cat::CatArgs),
     /// Show what snapshot B holds beyond snapshot A, per partition, and the group offsets that moved.
     Diff(diff::DiffArgs),
+    /// Print a shell completion script: vault completions bash > /etc/bash_completion.d/vault
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or write one per command with --dir).
+    Man(completions::ManArgs),
     /// Show the distributed snapshots in progress: workers, partitions done, bytes and rate.
     Status(status::StatusArgs),
     /// Manage the key files that unlock a vault.
@@ -82,6 +88,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshots(a) => snapshots::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Ls(a) => ls::run(&a),
+        Command::Completions(a) => completions::completions(&a),
+        Command::Man(a) => completions::man(&a),
         Command::Cat(a) => cat::run(&a),
         Command::Diff(a) => diff::run(&a),
         Command::Key(c) => key::run(c),

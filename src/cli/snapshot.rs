@@ -61,6 +61,21 @@ pub struct SnapshotArgs {
     /// starting the next run.
     #[arg(long, default_value_t = 600, value_name = "SECS", requires = "workers")]
     pub(super) rejoin_window: u64,
+    /// Take a snapshot every DURATION (e.g. 5m), keeping the process, its
+    /// cache and its settings warm; SIGTERM or Ctrl-C between snapshots
+    /// exits 0 (during one, it finishes first; a second signal stops at
+    /// once, committing nothing of it). Prints a JSON line per snapshot with --json.
+    #[arg(long, value_name = "DURATION", conflicts_with = "workers")]
+    pub(super) every: Option<String>,
+    #[command(flatten)]
+    pub(super) keep: super::snapshot_every::KeepArgs,
+    /// Write Prometheus text metrics to this file after each snapshot (the
+    /// node_exporter textfile collector convention).
+    #[arg(long, value_name = "PATH")]
+    pub(super) metrics_file: Option<std::path::PathBuf>,
+    /// With --every: serve the metrics on http://HOST:PORT/metrics.
+    #[arg(long, value_name = "HOST:PORT", requires = "every")]
+    pub(super) metrics_addr: Option<String>,
     /// Fail when the cluster delivers nothing for this many seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub(super) stall_timeout: u64,
@@ -113,6 +128,9 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
         Some(d) => Some(Some(vault::time::parse_duration(d)?)),
         None => None,
     };
+    if let Some(every) = &a.every {
+        return super::snapshot_every::run(a, every, &kafka, &request, data_horizon);
+    }
     if let Some(name) = &a.workers {
         return super::snapshot_workers::run(a, name, &kafka, &request, data_horizon);
     }
@@ -133,7 +151,12 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
         progress: progress_bar(plan.records_to_read(), !a.json),
         data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
     };
-    let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;
+    let executed = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source);
+    if let Some(path) = &a.metrics_file {
+        let m = super::snapshot_every::one_shot_metrics(executed.as_ref().ok());
+        vault::metrics::write_file(path, &m.render())?;
+    }
+    let out = executed?;
     // The plan's warnings were printed before; these arose while reading.
     for w in out.warnings.iter().skip(plan.warnings.len()) {
         warn(w);

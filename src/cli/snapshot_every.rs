@@ -1,0 +1,320 @@
+//! `vault snapshot --every DURATION`: continuous backup. One process takes
+//! a snapshot each interval with its vault, index cache and settings kept
+//! warm, runs gc on the `--keep-*` rules after each, reports each
+//! snapshot's recovery point, and writes (or serves) Prometheus metrics.
+//! SIGTERM or Ctrl-C between snapshots exits 0; during one, the snapshot
+//! finishes first, and a second signal stops at once (nothing half done is
+//! ever committed: the manifest is written last).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use vault::catalog::GroupBy;
+use vault::gc::{GcOptions, GcPlan, KeepPolicy};
+use vault::kafka::KafkaOptions;
+use vault::lock::{LockKind, VaultLock};
+use vault::metrics::SnapshotMetrics;
+use vault::snapshot::{
+    KafkaSource, SnapshotOptions, SnapshotOutcome, SnapshotPlan, SnapshotRequest,
+};
+use vault::time::parse_duration;
+use vault::{Error, Result};
+
+use super::output::{print_json, warn};
+use super::snapshot::SnapshotArgs;
+
+/// gc's keep rules, on `vault snapshot --every`.
+#[derive(Args, Debug)]
+pub struct KeepArgs {
+    /// With --every: after each snapshot keep this many newest snapshots of
+    /// each source and selection, and free the rest (as `vault gc`).
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
+    keep_last: usize,
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
+    keep_hourly: usize,
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
+    keep_daily: usize,
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
+    keep_weekly: usize,
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
+    keep_monthly: usize,
+    #[arg(long, value_name = "DURATION", requires = "every")]
+    keep_within: Option<String>,
+}
+
+impl KeepArgs {
+    fn policy(&self) -> Result<Option<KeepPolicy>> {
+        let p = KeepPolicy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            within_ms: self
+                .keep_within
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?,
+            tags: Vec::new(),
+            group_by: GroupBy::default(),
+        };
+        let any = p.last + p.hourly + p.daily + p.weekly + p.monthly > 0 || p.within_ms.is_some();
+        if !any {
+            return Ok(None);
+        }
+        p.check()?;
+        Ok(Some(p))
+    }
+}
+
+/// One line of `vault snapshot --every --json`.
+#[derive(Serialize)]
+struct IntervalReport {
+    id: String,
+    time_ms: u64,
+    /// When the manifest was written.
+    committed_ms: u64,
+    records_read: u64,
+    bytes_read: u64,
+    bytes_added: u64,
+    duration_ms: u64,
+    /// The recovery point: from the previous cut (the oldest append this
+    /// snapshot can hold) to this commit. The first snapshot of the process
+    /// counts from its own cut.
+    rpo_ms: u64,
+    gc_forgotten: usize,
+    gc_bytes_freed: i64,
+    warnings: Vec<String>,
+}
+
+/// The metrics of a single `vault snapshot --metrics-file`.
+pub fn one_shot_metrics(out: Option<&SnapshotOutcome>) -> SnapshotMetrics {
+    let mut m = SnapshotMetrics::default();
+    match out {
+        Some(o) => {
+            m.snapshots = 1;
+            m.records_read = o.records_read;
+            m.bytes_read = o.bytes_read;
+            m.bytes_stored = o.bytes_added;
+            m.last_duration_s = o.duration.as_secs_f64();
+            let now = vault::now_ms();
+            m.last_success_s = now as f64 / 1000.0;
+            m.last_rpo_s = now.saturating_sub(o.manifest.time_ms) as f64 / 1000.0;
+        }
+        None => m.errors = 1,
+    }
+    m
+}
+
+pub fn run(
+    a: &SnapshotArgs,
+    every: &str,
+    kafka: &KafkaOptions,
+    request: &SnapshotRequest,
+    data_horizon: Option<Option<u64>>,
+) -> Result<()> {
+    let interval = Duration::from_millis(parse_duration(every)?);
+    if interval < Duration::from_secs(1) {
+        return Err(Error::Usage(format!(
+            "--every {every}: the interval must be at least 1s"
+        )));
+    }
+    let keep = a.keep.policy()?;
+    let rt = super::output::runtime()?;
+
+    // Signals: the first asks to stop after the current snapshot, the
+    // second stops at once.
+    let signals = Arc::new(AtomicU32::new(0));
+    let (wake, woken) = channel::<()>();
+    {
+        let signals = Arc::clone(&signals);
+        rt.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                if signals.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    eprintln!("vault: stopping at once; the snapshot in progress commits nothing");
+                    std::process::exit(130);
+                }
+                let _ = wake.send(());
+            }
+        });
+    }
+
+    let metrics = Arc::new(Mutex::new(SnapshotMetrics::default()));
+    let served = Arc::new(Mutex::new(SnapshotMetrics::default().render()));
+    if let Some(addr) = &a.metrics_addr {
+        let local = vault::metrics::serve(addr, Arc::clone(&served))?;
+        eprintln!("vault: metrics on http://{local}/metrics");
+    }
+    let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
+    let lock_wait = Duration::from_secs(a.vault.lock_wait);
+    let mut previous_cut: Option<u64> = None;
+    let mut next = Instant::now();
+    loop {
+        let started = Instant::now();
+        let result = interval_once(
+            a,
+            &repo,
+            kafka,
+            request,
+            data_horizon,
+            keep.as_ref(),
+            lock_wait,
+            &rt,
+        );
+        let mut m = metrics.lock().expect("metrics");
+        match result {
+            Ok((out, gc_forgotten, gc_freed)) => {
+                let committed_ms = vault::now_ms();
+                let rpo_ms =
+                    committed_ms.saturating_sub(previous_cut.unwrap_or(out.manifest.time_ms));
+                previous_cut = Some(out.manifest.time_ms);
+                m.snapshots += 1;
+                m.records_read += out.records_read;
+                m.bytes_read += out.bytes_read;
+                m.bytes_stored += out.bytes_added;
+                m.last_duration_s = started.elapsed().as_secs_f64();
+                m.last_success_s = committed_ms as f64 / 1000.0;
+                m.last_rpo_s = rpo_ms as f64 / 1000.0;
+                if keep.is_some() {
+                    m.gc_runs += 1;
+                    m.gc_freed_bytes += gc_freed.max(0).cast_unsigned();
+                }
+                for w in &out.warnings {
+                    warn(w);
+                }
+                if a.json {
+                    print_json(&IntervalReport {
+                        id: out.id.to_hex(),
+                        time_ms: out.manifest.time_ms,
+                        committed_ms,
+                        records_read: out.records_read,
+                        bytes_read: out.bytes_read,
+                        bytes_added: out.bytes_added,
+                        duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
+                        rpo_ms,
+                        gc_forgotten,
+                        gc_bytes_freed: gc_freed,
+                        warnings: out.warnings.clone(),
+                    });
+                } else {
+                    eprintln!(
+                        "snapshot {} committed: {} records read, recovery point {:.1} s{}",
+                        &out.id.to_hex()[..16],
+                        out.records_read,
+                        rpo_ms as f64 / 1000.0,
+                        if gc_forgotten > 0 {
+                            format!(", gc forgot {gc_forgotten} snapshots")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            // Bad options or a vault vault cannot use will not heal by waiting.
+            Err(e @ (Error::Usage(_) | Error::Damaged(_))) => return Err(e),
+            // A cluster or store away for a while: the next interval tries again.
+            Err(e) => {
+                m.errors += 1;
+                warn(&format!(
+                    "this interval's snapshot failed, the next one tries again: {e}"
+                ));
+            }
+        }
+        let text = m.render();
+        drop(m);
+        *served.lock().expect("metrics text") = text.clone();
+        if let Some(path) = &a.metrics_file
+            && let Err(e) = vault::metrics::write_file(path, &text)
+        {
+            warn(&e.to_string());
+        }
+        if signals.load(Ordering::SeqCst) > 0 {
+            eprintln!("vault: stopped by a signal between snapshots");
+            return Ok(());
+        }
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            // The snapshot took longer than the interval: start the next now.
+            next = now;
+        }
+        match woken.recv_timeout(next - now) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                eprintln!("vault: stopped by a signal between snapshots");
+                return Ok(());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// One interval: a snapshot under a shared lock, then gc under the
+/// exclusive lock when keep rules are given. Returns the snapshot and
+/// what gc forgot and freed.
+#[allow(clippy::too_many_arguments)]
+fn interval_once(
+    a: &SnapshotArgs,
+    repo: &vault::Repository<vault::repository::Indexed>,
+    kafka: &KafkaOptions,
+    request: &SnapshotRequest,
+    data_horizon: Option<Option<u64>>,
+    keep: Option<&KeepPolicy>,
+    lock_wait: Duration,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(SnapshotOutcome, usize, i64)> {
+    let out = {
+        let lock = VaultLock::acquire(
+            Arc::clone(repo.storage()),
+            LockKind::Shared,
+            "snapshot --every",
+            lock_wait,
+        )?;
+        // What other processes (a gc, another snapshot) changed since.
+        repo.sync_index()?;
+        let plan = rt.block_on(SnapshotPlan::make(repo, kafka, request))?;
+        let mut source = KafkaSource::new(kafka, plan.read_committed)?;
+        let opts = SnapshotOptions {
+            tags: a.tags.clone(),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            stall_timeout: Duration::from_secs(a.stall_timeout),
+            progress: None,
+            data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        };
+        vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?
+    };
+    let Some(policy) = keep else {
+        return Ok((out, 0, 0));
+    };
+    let lock = VaultLock::acquire(
+        Arc::clone(repo.storage()),
+        LockKind::Exclusive,
+        "gc (snapshot --every)",
+        lock_wait,
+    )?;
+    repo.sync_index()?;
+    let opts = GcOptions {
+        now_ms: vault::now_ms(),
+        ..GcOptions::default()
+    };
+    let plan = GcPlan::make(repo, policy, &opts, Some(&lock), None)?;
+    let forgotten = plan.forget.len();
+    let gc = vault::gc::execute(repo, &plan, &lock)?;
+    Ok((out, forgotten, gc.bytes_freed))
+}

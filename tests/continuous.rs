@@ -1,0 +1,204 @@
+//! Continuous mode (`vault snapshot --every`): a snapshot each interval,
+//! gc on the keep rules, a recovery point per snapshot, Prometheus metrics
+//! in a file and over HTTP, and a clean stop on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use common::{Cluster, TestRecord, TestVault, create_topic, produce, unique_topic};
+
+fn batch(from: usize, n: usize) -> Vec<TestRecord> {
+    (from..from + n)
+        .map(|i| {
+            TestRecord::new(
+                i32::try_from(i % 2).unwrap(),
+                Some(format!("k{i}").as_bytes()),
+                Some(format!("v{i}").as_bytes()),
+            )
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The samples of a Prometheus text file, parsed by the reference parser
+/// (prometheus_client, installed by scripts/storage).
+fn parse_prometheus(path: &std::path::Path) -> serde_json::Value {
+    let python = std::env::var("KVAULT_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("KVAULT_TEST_PYTHON is not set: run the suite with scripts/test, or eval \"$(scripts/storage start)\"")
+    });
+    let script = "import json,sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        out = {}\n\
+        for f in text_string_to_metric_families(open(sys.argv[1]).read()):\n\
+        \x20   for s in f.samples:\n\
+        \x20       out[s.name] = s.value\n\
+        print(json.dumps(out))\n";
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the parser refused the file: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_every_interval_and_stops_cleanly_on_sigterm() {
+    let topic = unique_topic("every");
+    create_topic(Cluster::Source, &topic, 2, &[]).await;
+    produce(Cluster::Source, &topic, &batch(0, 100)).await;
+    let v = TestVault::init();
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("vault.prom");
+    let port = free_port();
+    let brokers = Cluster::Source.brokers();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = v
+        .command(&[
+            "snapshot",
+            "--brokers",
+            &brokers,
+            "--topics",
+            &topic,
+            "--every",
+            "2s",
+            "--keep-last",
+            "2",
+            "--metrics-file",
+            prom.to_str().unwrap(),
+            "--metrics-addr",
+            &addr,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        }
+    });
+    // Three intervals, with new records between them.
+    let mut reports = Vec::new();
+    for i in 0..3 {
+        let r = rx
+            .recv_timeout(Duration::from_secs(90))
+            .expect("a snapshot each interval");
+        reports.push(r);
+        if i < 2 {
+            produce(Cluster::Source, &topic, &batch(100 + 50 * i, 50)).await;
+        }
+    }
+    assert_eq!(reports[0]["records_read"], 100, "{reports:?}");
+    for r in &reports {
+        assert!(r["rpo_ms"].as_u64().unwrap() > 0, "{r}");
+        assert!(
+            r["committed_ms"].as_u64().unwrap() >= r["time_ms"].as_u64().unwrap(),
+            "{r}"
+        );
+    }
+    assert!(
+        reports[2]["gc_forgotten"].as_u64().unwrap() >= 1,
+        "keep-last 2 forgets the first: {reports:?}"
+    );
+    let served = http_get(port, "/metrics");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert!(
+        served.contains("vault_snapshot_last_success_timestamp_seconds"),
+        "{served}"
+    );
+    assert!(http_get(port, "/other").starts_with("HTTP/1.1 404"));
+
+    // SIGTERM: it stops between snapshots, exit 0.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    reader.join().unwrap();
+    reports.extend(rx.try_iter());
+
+    // Everything produced before the last interval is in the vault, whole.
+    let total: u64 = reports
+        .iter()
+        .map(|r| r["records_read"].as_u64().unwrap())
+        .sum();
+    assert!(total >= 150, "{reports:?}");
+    let snapshots = v.json(&["snapshots"]);
+    assert_eq!(
+        snapshots.as_array().unwrap().len(),
+        2,
+        "keep-last 2: {snapshots}"
+    );
+    assert_eq!(v.json(&["check", "--read-data"])["ok"], true);
+
+    // The metrics file, read by Prometheus' own parser.
+    let m = parse_prometheus(&prom);
+    assert_eq!(m["vault_snapshots_total"], reports.len() as f64, "{m}");
+    assert_eq!(m["vault_snapshot_records_read_total"], total as f64, "{m}");
+    assert!(
+        m["vault_snapshot_bytes_stored_total"].as_f64().unwrap() > 0.0,
+        "{m}"
+    );
+    assert!(m["vault_gc_runs_total"].as_f64().unwrap() >= 3.0, "{m}");
+    assert!(
+        m["vault_snapshot_rpo_seconds"].as_f64().unwrap() > 0.0,
+        "{m}"
+    );
+    assert_eq!(m["vault_errors_total"], 0.0, "{m}");
+    let last = m["vault_snapshot_last_success_timestamp_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (last - vault::now_ms() as f64 / 1000.0).abs() < 120.0,
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_snapshot_writes_its_metrics_file() {
+    let topic = unique_topic("metrics");
+    create_topic(Cluster::Source, &topic, 2, &[]).await;
+    produce(Cluster::Source, &topic, &batch(0, 10)).await;
+    let v = TestVault::init();
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("vault.prom");
+    v.snapshot_from(
+        Cluster::Source,
+        &[&topic],
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
+    let m = parse_prometheus(&prom);
+    assert_eq!(m["vault_snapshots_total"], 1.0, "{m}");
+    assert_eq!(m["vault_snapshot_records_read_total"], 10.0, "{m}");
+}
