@@ -7,8 +7,18 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args) {
+    let mut raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let text: Vec<String> = raw
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // The configuration profile adds what the command line and the
+    // environment leave out, so both win over it.
+    let result = cli::config::profile_args(&text).and_then(|extra| {
+        raw.extend(extra.into_iter().map(Into::into));
+        cli::run(cli::Cli::parse_from(raw))
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // No password vault was given ever reaches a terminal or a log.

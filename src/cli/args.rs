@@ -108,14 +108,20 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// The options for `brokers`: the properties file, then the password
-    /// file, then each -X, later ones winning.
+    /// The options for `brokers`: the configuration profile's client
+    /// settings, the properties file, then the password file, then each
+    /// -X, later ones winning.
     pub fn options(&self, brokers: &str) -> Result<KafkaOptions> {
+        let mut properties: Vec<String> = super::config::profile_client_properties()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        properties.extend(self.properties.iter().cloned());
         let o = KafkaOptions::from_settings(
             brokers,
             self.properties_file.as_deref(),
             self.sasl_password_file.as_deref(),
-            &self.properties,
+            &properties,
         )?;
         for w in &o.warnings {
             super::output::warn(w);

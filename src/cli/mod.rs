@@ -7,6 +7,7 @@ mod args;
 mod cat;
 mod check;
 mod completions;
+pub mod config;
 mod diff;
 mod forget;
 mod gc;
@@ -37,6 +38,13 @@ use vault::Result;
                   Exit codes: 0 success, 1 failure, 2 bad usage, 3 damaged vault data."
 )]
 pub struct Cli {
+    /// A configuration file with named profiles [default:
+    /// ~/.config/kvault/config.toml, then /etc/kvault/config.toml].
+    #[arg(long, global = true, value_name = "FILE", env = "KVAULT_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// The profile of the configuration file to use [default: `default`].
+    #[arg(long, global = true, value_name = "NAME", env = "KVAULT_PROFILE")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }

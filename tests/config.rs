@@ -1,0 +1,148 @@
+//! The configuration file: a profile's defaults, the environment over the
+//! profile, flags over both, and secrets only as files.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Cluster, TestRecord, TestVault, create_topic, produce, unique_topic};
+
+fn vault(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vault"));
+    c.args(args)
+        .env_remove("KVAULT_REPO")
+        .env_remove("KVAULT_PASSWORD")
+        .env_remove("KVAULT_PASSWORD_FILE")
+        .env_remove("KVAULT_BROKERS")
+        .env_remove("KVAULT_CONFIG")
+        .env_remove("KVAULT_PROFILE")
+        // No operator's own ~/.config/kvault is read.
+        .env("HOME", "/nonexistent");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_gives_defaults_that_the_environment_and_flags_override() {
+    let (a, b) = (unique_topic("profile-a"), unique_topic("profile-b"));
+    for t in [&a, &b] {
+        create_topic(Cluster::Source, t, 1, &[]).await;
+        produce(
+            Cluster::Source,
+            t,
+            &[TestRecord::new(0, Some(b"k"), Some(b"v"))],
+        )
+        .await;
+    }
+    let (prod, other) = (TestVault::init(), TestVault::init());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[profile.default]
+vault = "/nonexistent/default-vault"
+
+[profile.prod]
+vault = "{vault}"
+password_file = "{pw}"
+cache_dir = "{cache}"
+brokers = "{brokers}"
+topics = ["{a}"]
+[profile.prod.client]
+"client.id" = "kvault-profile-test"
+[profile.prod.keep]
+last = 1
+
+[profile.leaky]
+vault = "{vault}"
+password = "hunter2hunter2"
+"#,
+            vault = prod.location,
+            pw = prod.password_file.display(),
+            cache = dir.path().join("cache").display(),
+            brokers = Cluster::Source.brokers(),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+
+    // The profile alone: vault, passphrase, brokers and topics from it.
+    let first = json(&vault(
+        &["snapshot", "--config", cfg, "--profile", "prod", "--json"],
+        &[],
+    ));
+    assert_eq!(first["topics"], serde_json::json!([a]), "{first}");
+    // KVAULT_PROFILE picks it too, and a flag replaces the profile's topics.
+    let second = json(&vault(
+        &["snapshot", "--config", cfg, "--topics", &b, "--json"],
+        &[("KVAULT_PROFILE", "prod")],
+    ));
+    assert_eq!(second["topics"], serde_json::json!([b]), "{second}");
+    // The environment wins over the profile: another vault.
+    let third = json(&vault(
+        &["snapshot", "--config", cfg, "--profile", "prod", "--json"],
+        &[
+            ("KVAULT_REPO", other.location.as_str()),
+            (
+                "KVAULT_PASSWORD_FILE",
+                other.password_file.to_str().unwrap(),
+            ),
+        ],
+    ));
+    assert_eq!(third["topics"], serde_json::json!([a]), "{third}");
+    assert_eq!(other.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    // A flag wins over the environment and the profile.
+    let listed = json(&vault(
+        &[
+            "snapshots",
+            "--config",
+            cfg,
+            "--profile",
+            "prod",
+            "--vault",
+            &other.location,
+            "--json",
+        ],
+        &[(
+            "KVAULT_PASSWORD_FILE",
+            other.password_file.to_str().unwrap(),
+        )],
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(prod.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    // The profile's keep rules are gc's defaults.
+    let gc = json(&vault(
+        &["gc", "--config", cfg, "--profile", "prod", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        gc["forgotten"].as_array().unwrap().len(),
+        0,
+        "one snapshot per topic set: {gc}"
+    );
+
+    // Without --profile the `default` profile is used.
+    let o = vault(&["snapshots", "--config", cfg], &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/default-vault"));
+    // Secrets only as files; an unknown profile is named.
+    let o = vault(&["snapshots", "--config", cfg, "--profile", "leaky"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("password_file"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("hunter2"));
+    let o = vault(&["snapshots", "--config", cfg, "--profile", "nope"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("prod"),
+        "lists the profiles"
+    );
+}
