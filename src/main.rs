@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // No password vault was given ever reaches a terminal or a log.
-            eprintln!("vault: error: {}", vault::secrets::scrub(&e.to_string()));
+            cli::output::error(&e.to_string());
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }

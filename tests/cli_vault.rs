@@ -179,3 +179,38 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
         assert!(pages.join(page).is_file(), "{page}");
     }
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-vault");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "a passphrase\n").unwrap();
+    let o = vault(
+        &[
+            "snapshots",
+            "--vault",
+            missing.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no vault"),
+        "{last}"
+    );
+    assert!(last["timestamp"].is_string(), "{last}");
+}

@@ -106,7 +106,7 @@ pub fn run(a: &CheckArgs) -> Result<()> {
                 p.len()
             );
         }
-        eprintln!(
+        super::output::info(&format!(
             "checked {} snapshots, {} index objects, {} packs, {} chunks ({} read and verified): {}",
             r.snapshots,
             r.index_objects,
@@ -118,7 +118,7 @@ pub fn run(a: &CheckArgs) -> Result<()> {
             } else {
                 format!("{} problems", r.problems.len())
             }
-        );
+        ));
     }
     if r.is_ok() {
         Ok(())

@@ -121,9 +121,8 @@ pub fn profile_args(args: &[String]) -> Result<Vec<String>> {
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::io("reading the configuration file", &path, e))?;
-    let mut file: ConfigFile = toml::from_str(&text).map_err(|e| {
-        Error::Usage(format!("configuration file {}: {e}", path.display()))
-    })?;
+    let mut file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| Error::Usage(format!("configuration file {}: {e}", path.display())))?;
     let name = explicit_profile.clone().unwrap_or_else(|| "default".into());
     let Some(profile) = file.profile.remove(&name) else {
         if explicit_profile.is_some() {
@@ -186,19 +185,33 @@ fn extra_flags(p: &Profile, args: &[String]) -> Vec<String> {
     let opens_vault = !matches!(sub, "completions" | "man" | "help");
     if opens_vault {
         add("vault", p.vault.clone(), &["KVAULT_REPO"]);
-        add("password-file", path(&p.password_file), &["KVAULT_PASSWORD_FILE", "KVAULT_PASSWORD"]);
+        add(
+            "password-file",
+            path(&p.password_file),
+            &["KVAULT_PASSWORD_FILE", "KVAULT_PASSWORD"],
+        );
         add("cache-dir", path(&p.cache_dir), &["KVAULT_CACHE_DIR"]);
     }
     if matches!(sub, "snapshot" | "restore" | "status") {
-        add("sasl-password-file", path(&p.sasl_password_file), &["KVAULT_SASL_PASSWORD_FILE"]);
+        add(
+            "sasl-password-file",
+            path(&p.sasl_password_file),
+            &["KVAULT_SASL_PASSWORD_FILE"],
+        );
     }
     match sub {
         "snapshot" => add("brokers", p.brokers.clone(), &["KVAULT_BROKERS"]),
-        "restore" | "status" => add("brokers", p.target_brokers.clone(), &["KVAULT_TARGET_BROKERS"]),
+        "restore" | "status" => add(
+            "brokers",
+            p.target_brokers.clone(),
+            &["KVAULT_TARGET_BROKERS"],
+        ),
         _ => {}
     }
     // A selection on the command line replaces the profile's as a whole.
-    let selected = ["topics", "topic-regex", "exclude"].iter().any(|f| has_flag(args, f));
+    let selected = ["topics", "topic-regex", "exclude"]
+        .iter()
+        .any(|f| has_flag(args, f));
     if sub == "snapshot" && !selected {
         add("topics", p.topics.as_ref().map(|t| t.join(",")), &[]);
         add("topic-regex", p.topic_regex.clone(), &[]);

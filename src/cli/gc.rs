@@ -216,12 +216,12 @@ pub fn run(a: &GcArgs) -> Result<()> {
         }
     }
     for (g, t) in &plan.quiet_groups {
-        eprintln!(
+        super::output::info(&format!(
             "note: {g} has had no snapshot since {}, while its cluster has newer ones (its topic selection \
              changed?); its own keep rules keep its snapshots. Forget them with `vault forget`, or count \
              them with the rest using --group-by cluster",
             format_time(*t)
-        );
+        ));
     }
     for p in &plan.damaged_orphan_packs {
         super::output::warn(&format!(
@@ -229,23 +229,23 @@ pub fn run(a: &GcArgs) -> Result<()> {
         ));
     }
     if !plan.young_orphan_packs.is_empty() {
-        eprintln!(
+        super::output::info(&format!(
             "left {} pack files that no index lists and that are younger than --unindexed-min-age {}: \
              a running command may still index them",
             plan.young_orphan_packs.len(),
             a.unindexed_min_age
-        );
+        ));
     }
     match &outcome {
-        None => eprintln!(
+        None => super::output::info(&format!(
             "dry run: would forget {} snapshots, delete {} packs and repack {} ({} to delete, {} to rewrite); nothing changed",
             plan.forget.len(),
             plan.delete_packs.len() + plan.orphan_packs.len(),
             plan.repack.len(),
             human_bytes(plan.bytes_to_delete()),
             human_bytes(plan.bytes_to_rewrite())
-        ),
-        Some(o) => eprintln!(
+        )),
+        Some(o) => super::output::info(&format!(
             "forgot {} snapshots, deleted {} packs (repacked {} into {}), rewrote {} index objects, freed {}",
             o.snapshots_forgotten,
             o.packs_deleted,
@@ -253,15 +253,15 @@ pub fn run(a: &GcArgs) -> Result<()> {
             o.packs_written,
             o.index_objects_rewritten,
             human_bytes(u64::try_from(o.bytes_freed).unwrap_or(0))
-        ),
+        )),
     }
     if let Some(o) = &outcome
         && o.uploads_aborted > 0
     {
-        eprintln!(
+        super::output::info(&format!(
             "aborted {} multipart uploads that interrupted vault processes left unfinished",
             o.uploads_aborted
-        );
+        ));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ mod gc;
 mod init;
 mod key;
 mod ls;
-mod output;
+pub mod output;
 mod repair;
 mod restore;
 mod restore_workers;
@@ -45,6 +45,11 @@ pub struct Cli {
     /// The profile of the configuration file to use [default: `default`].
     #[arg(long, global = true, value_name = "NAME", env = "KVAULT_PROFILE")]
     profile: Option<String>,
+    /// text, or json: one JSON object per log line on standard error, for
+    /// log shippers (reports on standard output are unchanged).
+    #[arg(long, global = true, default_value = "text", value_name = "text|json", env = "KVAULT_LOG_FORMAT",
+          value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -86,6 +91,7 @@ enum Command {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    output::init_logging(cli.log_format == "json");
     match cli.command {
         Command::Init(a) => init::run(&a),
         Command::Snapshot(a) => snapshot::run(&a),

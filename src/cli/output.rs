@@ -5,9 +5,56 @@ use std::io::IsTerminal;
 
 use vault::{Error, Result};
 
+/// How log lines are written (`--log-format`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends log lines through `tracing` as JSON objects on standard error
+/// (`--log-format json`, for log shippers); text stays the default.
+pub fn init_logging(json: bool) {
+    if json {
+        JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::INFO)
+            .with_current_span(false)
+            .try_init();
+    }
+}
+
+fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A warning for the operator, with any secret blanked out.
 pub fn warn(w: &str) {
-    eprintln!("vault: warning: {}", vault::secrets::scrub(w));
+    let w = vault::secrets::scrub(w);
+    if json_logs() {
+        tracing::warn!(target: "vault", "{w}");
+    } else {
+        eprintln!("vault: warning: {w}");
+    }
+}
+
+/// A line of news for the operator (what a command did), with any secret
+/// blanked out.
+pub fn info(line: &str) {
+    let line = vault::secrets::scrub(line);
+    if json_logs() {
+        tracing::info!(target: "vault", "{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// The error a command ends with.
+pub fn error(e: &str) {
+    let e = vault::secrets::scrub(e);
+    if json_logs() {
+        tracing::error!(target: "vault", "{e}");
+    } else {
+        eprintln!("vault: error: {e}");
+    }
 }
 
 /// Prints a command's typed report as one line of JSON, with any secret

@@ -32,12 +32,12 @@ pub fn run(c: RepairCommand) -> Result<()> {
         for d in &out.damaged_packs {
             println!("left damaged pack {d}");
         }
-        eprintln!(
+        super::output::info(&format!(
             "indexed {} packs again from their trailers into {} index objects; deleted {} damaged index objects",
             out.packs_reindexed,
             out.index_objects_written,
             out.damaged_index_objects.len()
-        );
+        ));
     }
     if out.damaged_packs.is_empty() {
         Ok(())

@@ -220,10 +220,10 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
         return Ok(());
     }
     if out.already_complete {
-        eprintln!(
+        super::output::info(&format!(
             "restore {} had already finished; nothing was written",
             out.restore_id
-        );
+        ));
     }
     for g in &out.groups {
         for o in &g.offsets {
@@ -234,7 +234,7 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
         }
     }
     let secs = out.duration.as_secs_f64();
-    eprintln!(
+    super::output::info(&format!(
         "restored snapshot {} into {}: {} records ({}){} in {} transactions, {} consumer groups, {:.1} s{}",
         &plan.snapshot_id.to_hex()[..16],
         plan.topics
@@ -257,7 +257,7 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
         } else {
             String::new()
         }
-    );
+    ));
     Ok(())
 }
 

@@ -89,7 +89,7 @@ pub fn run(a: &RestoreArgs, name: &str, kafka: KafkaOptions, req: &RestoreReques
             warnings: &out.warnings,
         });
     } else {
-        eprintln!(
+        super::output::info(&format!(
             "restore {} of run {name} is complete{}: this worker restored {} of {} partitions ({} records); \
              the restore holds {} records, {} consumer groups committed, {:.1} s",
             out.restore_id,
@@ -104,7 +104,7 @@ pub fn run(a: &RestoreArgs, name: &str, kafka: KafkaOptions, req: &RestoreReques
             out.records,
             out.groups.len(),
             out.duration.as_secs_f64()
-        );
+        ));
     }
     Ok(())
 }

@@ -189,7 +189,7 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
         });
     } else {
         println!("{}", out.id);
-        eprintln!(
+        super::output::info(&format!(
             "snapshot {} committed: {} records ({}) read from {} partitions, {} added to the vault{}, {} consumer groups, {:.1} s",
             &out.id.to_hex()[..16],
             out.records_read,
@@ -203,7 +203,7 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
             },
             out.manifest.groups.len(),
             out.duration.as_secs_f64()
-        );
+        ));
     }
     Ok(())
 }

@@ -146,7 +146,9 @@ pub fn run(
                     _ = int.recv() => {}
                 }
                 if signals.fetch_add(1, Ordering::SeqCst) >= 1 {
-                    eprintln!("vault: stopping at once; the snapshot in progress commits nothing");
+                    super::output::info(
+                        "vault: stopping at once; the snapshot in progress commits nothing",
+                    );
                     std::process::exit(130);
                 }
                 let _ = wake.send(());
@@ -158,7 +160,7 @@ pub fn run(
     let served = Arc::new(Mutex::new(SnapshotMetrics::default().render()));
     if let Some(addr) = &a.metrics_addr {
         let local = vault::metrics::serve(addr, Arc::clone(&served))?;
-        eprintln!("vault: metrics on http://{local}/metrics");
+        super::output::info(&format!("vault: metrics on http://{local}/metrics"));
     }
     let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
     let lock_wait = Duration::from_secs(a.vault.lock_wait);
@@ -212,7 +214,7 @@ pub fn run(
                         warnings: out.warnings.clone(),
                     });
                 } else {
-                    eprintln!(
+                    super::output::info(&format!(
                         "snapshot {} committed: {} records read, recovery point {:.1} s{}",
                         &out.id.to_hex()[..16],
                         out.records_read,
@@ -222,7 +224,7 @@ pub fn run(
                         } else {
                             String::new()
                         }
-                    );
+                    ));
                 }
             }
             // Bad options or a vault vault cannot use will not heal by waiting.
@@ -244,7 +246,7 @@ pub fn run(
             warn(&e.to_string());
         }
         if signals.load(Ordering::SeqCst) > 0 {
-            eprintln!("vault: stopped by a signal between snapshots");
+            super::output::info("vault: stopped by a signal between snapshots");
             return Ok(());
         }
         next += interval;
@@ -255,7 +257,7 @@ pub fn run(
         }
         match woken.recv_timeout(next - now) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                eprintln!("vault: stopped by a signal between snapshots");
+                super::output::info("vault: stopped by a signal between snapshots");
                 return Ok(());
             }
             Err(RecvTimeoutError::Timeout) => {}

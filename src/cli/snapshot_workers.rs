@@ -155,7 +155,7 @@ pub fn run(
         });
     } else {
         println!("{}", out.snapshot);
-        eprintln!(
+        super::output::info(&format!(
             "snapshot {} of run {name} committed{}: this worker read {} of {} partitions, {} records ({}), added {}; \
              the snapshot read {} records in {:.1} s",
             &out.snapshot.to_hex()[..16],
@@ -171,7 +171,7 @@ pub fn run(
             human_bytes(out.bytes_added),
             out.manifest.stats.records_read,
             out.duration.as_secs_f64()
-        );
+        ));
     }
     Ok(())
 }
@@ -202,10 +202,10 @@ fn report_late(a: &SnapshotArgs, name: &str, id: ObjectId, m: &SnapshotManifest)
         });
     } else {
         println!("{id}");
-        eprintln!(
+        super::output::info(&format!(
             "run {name} was committed as snapshot {} moments before this worker started (--rejoin-window); nothing to do",
             &id.to_hex()[..16]
-        );
+        ));
     }
     Ok(())
 }
