@@ -23,6 +23,7 @@ pub mod repository;
 pub mod restore;
 pub mod secrets;
 pub mod snapshot;
+pub mod stats;
 pub mod storage;
 pub mod time;
 

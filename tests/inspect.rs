@@ -213,4 +213,32 @@ async fn ls_cat_and_diff_show_what_snapshots_hold() {
     assert_eq!(moved[0]["partition"], 3, "{d}");
     assert!(moved[0]["from"].is_null(), "{d}");
     assert_eq!(moved[0]["to"], 1500, "{d}");
+
+    // stats: both snapshots hold partition 0..2's records, stored once.
+    let st = v.json(&["stats"]);
+    assert_eq!(st["snapshots"], 2, "{st}");
+    let t = &st["topics"][0];
+    assert_eq!(t["snapshots"], 2, "{st}");
+    let a_bytes = held_bytes(&v, a_id);
+    let b_bytes = held_bytes(&v, b_id);
+    assert_eq!(t["logical_bytes"], a_bytes + b_bytes, "{st}");
+    assert_eq!(t["latest_logical_bytes"], b_bytes, "{st}");
+    assert!(
+        st["dedup_ratio"].as_f64().unwrap() > 1.0,
+        "shared chunks count once: {st}"
+    );
+    assert!(st["compression_ratio"].as_f64().unwrap() > 1.0, "{st}");
+    assert!(
+        st["stored"]["sealed_bytes"].as_u64().unwrap() <= st["pack_bytes"].as_u64().unwrap(),
+        "{st}"
+    );
+    assert_eq!(st["gc_would_free_bytes"], 0, "nothing is garbage yet: {st}");
+    assert_eq!(st["per_snapshot"].as_array().unwrap().len(), 2, "{st}");
+    let keep_one = v.json(&["stats", "--keep-last", "1"]);
+    assert_eq!(keep_one["gc_would_forget"], 1, "{keep_one}");
+}
+
+/// The record bytes a snapshot holds, as `ls` says.
+fn held_bytes(v: &TestVault, id: &str) -> u64 {
+    v.json(&["ls", id])["topics"][0]["bytes"].as_u64().unwrap()
 }

@@ -22,6 +22,7 @@ mod snapshot;
 mod snapshot_every;
 mod snapshot_workers;
 mod snapshots;
+mod stats;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -76,6 +77,8 @@ enum Command {
     Cat(cat::CatArgs),
     /// Show what snapshot B holds beyond snapshot A, per partition, and the group offsets that moved.
     Diff(diff::DiffArgs),
+    /// Show logical and stored bytes, dedup and compression ratios per topic and snapshot, and what gc would free.
+    Stats(stats::StatsArgs),
     /// Print a shell completion script: vault completions bash > /etc/bash_completion.d/vault
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write one per command with --dir).
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshots(a) => snapshots::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Ls(a) => ls::run(&a),
+        Command::Stats(a) => stats::run(&a),
         Command::Completions(a) => completions::completions(&a),
         Command::Man(a) => completions::man(&a),
         Command::Cat(a) => cat::run(&a),
