@@ -83,6 +83,9 @@ pub fn read_records(
         )));
     }
     let mut stats = ReadStats::default();
+    if q.limit == Some(0) {
+        return Ok(stats);
+    }
     for p in &t.partitions {
         if q.partition.is_some_and(|want| want != p.partition) {
             continue;
@@ -206,6 +209,9 @@ pub struct PartitionChange {
     pub bytes_added: i64,
     /// Offsets `[from, to)` retention deleted on the cluster between the two cuts.
     pub deleted_by_retention: Option<(i64, i64)>,
+    /// Offsets `[from, to)` retention deleted before any snapshot read
+    /// them: in neither A nor B.
+    pub never_backed_up: Option<(i64, i64)>,
 }
 
 /// A group's committed offset that moved between A and B.
@@ -247,6 +253,7 @@ pub fn diff(a: &SnapshotManifest, b: &SnapshotManifest) -> SnapshotDiff {
                 records_added: i64::try_from(records_b).unwrap_or(i64::MAX),
                 bytes_added: i64::try_from(bytes_b).unwrap_or(i64::MAX),
                 deleted_by_retention: None,
+                never_backed_up: None,
             };
             if let Some((id_a, pa)) = find(a, &tb.name, pb.partition) {
                 let sa = pa.root.map(|r| r.summary);
@@ -285,6 +292,7 @@ pub fn diff(a: &SnapshotManifest, b: &SnapshotManifest) -> SnapshotDiff {
                     records_added: 0,
                     bytes_added: 0,
                     deleted_by_retention: None,
+                    never_backed_up: None,
                 });
             }
         }

@@ -15,7 +15,9 @@ fn main() -> ExitCode {
     // The configuration profile adds what the command line and the
     // environment leave out, so both win over it.
     let result = cli::config::profile_args(&text).and_then(|extra| {
-        raw.extend(extra.into_iter().map(Into::into));
+        // Before a `--`, after which words are not flags.
+        let at = raw.iter().position(|a| a == "--").unwrap_or(raw.len());
+        raw.splice(at..at, extra.into_iter().map(Into::into));
         cli::run(cli::Cli::parse_from(raw))
     });
     match result {

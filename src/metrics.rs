@@ -30,6 +30,34 @@ pub struct SnapshotMetrics {
 }
 
 impl SnapshotMetrics {
+    /// Reads back what [`Self::render`] wrote (other lines are ignored).
+    pub fn parse(text: &str) -> SnapshotMetrics {
+        let mut m = SnapshotMetrics::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(v) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let n = v as u64;
+            match name {
+                "vault_snapshots_total" => m.snapshots = n,
+                "vault_snapshot_records_read_total" => m.records_read = n,
+                "vault_snapshot_bytes_read_total" => m.bytes_read = n,
+                "vault_snapshot_bytes_stored_total" => m.bytes_stored = n,
+                "vault_snapshot_duration_seconds" => m.last_duration_s = v,
+                "vault_snapshot_last_success_timestamp_seconds" => m.last_success_s = v,
+                "vault_snapshot_rpo_seconds" => m.last_rpo_s = v,
+                "vault_gc_runs_total" => m.gc_runs = n,
+                "vault_gc_freed_bytes_total" => m.gc_freed_bytes = n,
+                "vault_errors_total" => m.errors = n,
+                _ => {}
+            }
+        }
+        m
+    }
+
     /// The text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -138,6 +166,10 @@ pub fn serve(addr: &str, text: Arc<Mutex<String>>) -> Result<std::net::SocketAdd
         .name("metrics".into())
         .spawn(move || {
             for conn in listener.incoming().flatten() {
+                // A client that connects and says nothing must not keep
+                // /metrics from everyone else.
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(5)));
                 let mut request = String::new();
                 let mut reader = BufReader::new(&conn);
                 if reader.read_line(&mut request).is_err() {

@@ -130,6 +130,22 @@ password = "hunter2hunter2"
         "one snapshot per topic set: {gc}"
     );
 
+    // A global option before the command does not hide the command.
+    let listed = json(&vault(
+        &[
+            "--log-format",
+            "json",
+            "snapshots",
+            "--config",
+            cfg,
+            "--profile",
+            "prod",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
     // Without --profile the `default` profile is used.
     let o = vault(&["snapshots", "--config", cfg], &[]);
     assert!(!o.status.success());

@@ -201,4 +201,39 @@ async fn a_single_snapshot_writes_its_metrics_file() {
     let m = parse_prometheus(&prom);
     assert_eq!(m["vault_snapshots_total"], 1.0, "{m}");
     assert_eq!(m["vault_snapshot_records_read_total"], 10.0, "{m}");
+    let success = m["vault_snapshot_last_success_timestamp_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(success > 0.0, "{m}");
+
+    // The counters count across runs, and a failed run keeps the time of
+    // the last success, so a staleness alert still sees it.
+    produce(Cluster::Source, &topic, &batch(10, 4)).await;
+    v.snapshot_from(
+        Cluster::Source,
+        &[&topic],
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
+    let brokers = Cluster::Source.brokers();
+    let failed = v.run(&[
+        "snapshot",
+        "--brokers",
+        &brokers,
+        "--topics",
+        "no-such-topic-here",
+        "--metrics-file",
+        prom.to_str().unwrap(),
+    ]);
+    assert!(!failed.status.success());
+    let m = parse_prometheus(&prom);
+    assert_eq!(m["vault_snapshots_total"], 2.0, "{m}");
+    assert_eq!(m["vault_snapshot_records_read_total"], 14.0, "{m}");
+    assert_eq!(m["vault_errors_total"], 1.0, "{m}");
+    assert!(
+        m["vault_snapshot_last_success_timestamp_seconds"]
+            .as_f64()
+            .unwrap()
+            >= success,
+        "{m}"
+    );
 }

@@ -112,17 +112,18 @@ impl ClientSettings {
     /// settings, the properties file, then the password file, then each
     /// -X, later ones winning.
     pub fn options(&self, brokers: &str) -> Result<KafkaOptions> {
-        let mut properties: Vec<String> = super::config::profile_client_properties()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        properties.extend(self.properties.iter().cloned());
-        let o = KafkaOptions::from_settings(
+        let mut o = KafkaOptions::from_settings(
             brokers,
             self.properties_file.as_deref(),
             self.sasl_password_file.as_deref(),
-            &properties,
+            &self.properties,
         )?;
+        // Under everything the command line gives (the file, the password
+        // file and -X come later in the list, so they win).
+        let mut layered: Vec<(String, String)> =
+            super::config::profile_client_properties().to_vec();
+        layered.append(&mut o.properties);
+        o.properties = layered;
         for w in &o.warnings {
             super::output::warn(w);
         }

@@ -142,6 +142,17 @@ pub fn profile_args(args: &[String]) -> Result<Vec<String>> {
             path.display()
         )));
     }
+    if let Some(k) = profile
+        .client
+        .keys()
+        .find(|k| k.contains("password") || k.contains("secret") || k.ends_with(".key.pem"))
+    {
+        return Err(Error::Usage(format!(
+            "profile {name} in {}: client setting {k} is a secret; keep secrets in files \
+             (sasl_password_file, or a -F properties file readable only by vault's user)",
+            path.display()
+        )));
+    }
     let _ = CLIENT.set(profile.client.clone().into_iter().collect());
     Ok(extra_flags(&profile, args))
 }
@@ -155,7 +166,7 @@ fn subcommand(args: &[String]) -> Option<&str> {
             skip = false;
             continue;
         }
-        if a == "--config" || a == "--profile" {
+        if a == "--config" || a == "--profile" || a == "--log-format" {
             skip = true;
             continue;
         }
@@ -177,8 +188,8 @@ fn extra_flags(p: &Profile, args: &[String]) -> Vec<String> {
             && !has_flag(args, flag)
             && env_unset(vars)
         {
-            out.push(format!("--{flag}"));
-            out.push(v);
+            // One word, so a value that starts with '-' stays a value.
+            out.push(format!("--{flag}={v}"));
         }
     };
     let path = |b: &Option<PathBuf>| b.as_ref().map(|p| p.to_string_lossy().into_owned());
@@ -217,13 +228,30 @@ fn extra_flags(p: &Profile, args: &[String]) -> Vec<String> {
         add("topic-regex", p.topic_regex.clone(), &[]);
         add("exclude", p.exclude.clone(), &[]);
     }
-    if sub == "gc" || (sub == "snapshot" && has_flag(args, "every")) {
-        let k = &p.keep;
+    // Keep rules on the command line replace the profile's as a whole.
+    let kept = [
+        "keep-last",
+        "keep-hourly",
+        "keep-daily",
+        "keep-weekly",
+        "keep-monthly",
+        "keep-within",
+        "keep-tag",
+    ]
+    .iter()
+    .any(|f| has_flag(args, f));
+    let k = &p.keep;
+    if !kept && (sub == "gc" || (sub == "snapshot" && has_flag(args, "every"))) {
         add("keep-last", k.last.map(|v| v.to_string()), &[]);
         add("keep-hourly", k.hourly.map(|v| v.to_string()), &[]);
         add("keep-daily", k.daily.map(|v| v.to_string()), &[]);
         add("keep-weekly", k.weekly.map(|v| v.to_string()), &[]);
         add("keep-monthly", k.monthly.map(|v| v.to_string()), &[]);
+        add("keep-within", k.within.clone(), &[]);
+    }
+    if !kept && sub == "stats" {
+        add("keep-last", k.last.map(|v| v.to_string()), &[]);
+        add("keep-daily", k.daily.map(|v| v.to_string()), &[]);
         add("keep-within", k.within.clone(), &[]);
     }
     out

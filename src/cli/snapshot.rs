@@ -134,31 +134,22 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
     if let Some(name) = &a.workers {
         return super::snapshot_workers::run(a, name, &kafka, &request, data_horizon);
     }
-    let (repo, lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
-    let rt = runtime()?;
-    let plan = rt.block_on(SnapshotPlan::make(&repo, &kafka, &request))?;
-    for w in &plan.warnings {
-        warn(w);
-    }
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let mut source = KafkaSource::new(&kafka, plan.read_committed)?;
-    let opts = SnapshotOptions {
-        tags: a.tags.clone(),
-        workers,
-        stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
-        progress: progress_bar(plan.records_to_read(), !a.json),
-        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
-    };
-    let executed = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source);
+    let taken = take(a, &kafka, &request, data_horizon);
     if let Some(path) = &a.metrics_file {
-        let m = super::snapshot_every::one_shot_metrics(executed.as_ref().ok());
-        vault::metrics::write_file(path, &m.render())?;
+        let previous = std::fs::read_to_string(path).ok();
+        let m = super::snapshot_every::one_shot_metrics(
+            previous.as_deref(),
+            taken.as_ref().ok().map(|(out, _, _)| out),
+        );
+        // The snapshot's outcome is what matters; a metrics file that
+        // cannot be written is only a warning.
+        if let Err(e) = vault::metrics::write_file(path, &m.render()) {
+            warn(&e.to_string());
+        }
     }
-    let out = executed?;
+    let (out, partitions, plan_warnings) = taken?;
     // The plan's warnings were printed before; these arose while reading.
-    for w in out.warnings.iter().skip(plan.warnings.len()) {
+    for w in out.warnings.iter().skip(plan_warnings) {
         warn(w);
     }
     let ratio = if out.bytes_added > 0 {
@@ -175,7 +166,7 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
             source_cluster_id: m.source_cluster_id.clone(),
             selection: m.selection.to_string(),
             topics: m.topics.iter().map(|t| t.name.clone()).collect(),
-            partitions: plan.partitions.len(),
+            partitions,
             consumer_groups: m.groups.len(),
             records_read: out.records_read,
             bytes_read: out.bytes_read,
@@ -194,7 +185,7 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
             &out.id.to_hex()[..16],
             out.records_read,
             human_bytes(out.bytes_read),
-            plan.partitions.len(),
+            partitions,
             human_bytes(out.bytes_added),
             if out.bytes_added > 0 {
                 format!(" (read/added {ratio:.1}x)")
@@ -206,4 +197,33 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Takes one snapshot; returns it with the number of partitions read and
+/// of the plan's warnings (printed already).
+fn take(
+    a: &SnapshotArgs,
+    kafka: &vault::kafka::KafkaOptions,
+    request: &SnapshotRequest,
+    data_horizon: Option<Option<u64>>,
+) -> Result<(vault::snapshot::SnapshotOutcome, usize, usize)> {
+    let (repo, lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
+    let rt = runtime()?;
+    let plan = rt.block_on(SnapshotPlan::make(&repo, kafka, request))?;
+    for w in &plan.warnings {
+        warn(w);
+    }
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mut source = KafkaSource::new(kafka, plan.read_committed)?;
+    let opts = SnapshotOptions {
+        tags: a.tags.clone(),
+        workers,
+        stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
+        progress: progress_bar(plan.records_to_read(), !a.json),
+        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+    };
+    let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;
+    Ok((out, plan.partitions.len(), plan.warnings.len()))
 }

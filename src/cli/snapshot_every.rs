@@ -91,21 +91,23 @@ struct IntervalReport {
     warnings: Vec<String>,
 }
 
-/// The metrics of a single `vault snapshot --metrics-file`.
-pub fn one_shot_metrics(out: Option<&SnapshotOutcome>) -> SnapshotMetrics {
-    let mut m = SnapshotMetrics::default();
+/// The metrics of a single `vault snapshot --metrics-file`, added to those
+/// the file holds from earlier runs (so counters count across runs, and a
+/// failed run keeps the last success time).
+pub fn one_shot_metrics(previous: Option<&str>, out: Option<&SnapshotOutcome>) -> SnapshotMetrics {
+    let mut m = previous.map(SnapshotMetrics::parse).unwrap_or_default();
     match out {
         Some(o) => {
-            m.snapshots = 1;
-            m.records_read = o.records_read;
-            m.bytes_read = o.bytes_read;
-            m.bytes_stored = o.bytes_added;
+            m.snapshots += 1;
+            m.records_read += o.records_read;
+            m.bytes_read += o.bytes_read;
+            m.bytes_stored += o.bytes_added;
             m.last_duration_s = o.duration.as_secs_f64();
             let now = vault::now_ms();
             m.last_success_s = now as f64 / 1000.0;
             m.last_rpo_s = now.saturating_sub(o.manifest.time_ms) as f64 / 1000.0;
         }
-        None => m.errors = 1,
+        None => m.errors += 1,
     }
     m
 }
@@ -164,27 +166,38 @@ pub fn run(
     }
     let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
     let lock_wait = Duration::from_secs(a.vault.lock_wait);
-    let mut previous_cut: Option<u64> = None;
     let mut next = Instant::now();
     loop {
         let started = Instant::now();
-        let result = interval_once(
-            a,
-            &repo,
-            kafka,
-            request,
-            data_horizon,
-            keep.as_ref(),
-            lock_wait,
-            &rt,
-        );
+        let result = snapshot_once(a, &repo, kafka, request, data_horizon, lock_wait, &rt);
         let mut m = metrics.lock().expect("metrics");
         match result {
-            Ok((out, gc_forgotten, gc_freed)) => {
+            Ok((out, previous_cut)) => {
                 let committed_ms = vault::now_ms();
                 let rpo_ms =
                     committed_ms.saturating_sub(previous_cut.unwrap_or(out.manifest.time_ms));
-                previous_cut = Some(out.manifest.time_ms);
+                // gc only after a committed snapshot, and not once asked to
+                // stop: waiting for the exclusive lock could outlast the
+                // grace period before SIGKILL. A failed gc costs nothing of
+                // the snapshot, which is reported either way.
+                let (mut gc_forgotten, mut gc_freed) = (0, 0);
+                if let Some(policy) = keep.as_ref()
+                    && signals.load(Ordering::SeqCst) == 0
+                {
+                    match gc_once(&repo, policy, lock_wait) {
+                        Ok((f, b)) => {
+                            (gc_forgotten, gc_freed) = (f, b);
+                            m.gc_runs += 1;
+                            m.gc_freed_bytes += b.max(0).cast_unsigned();
+                        }
+                        Err(e) => {
+                            m.errors += 1;
+                            warn(&format!(
+                                "gc after this snapshot failed, the next interval tries again: {e}"
+                            ));
+                        }
+                    }
+                }
                 m.snapshots += 1;
                 m.records_read += out.records_read;
                 m.bytes_read += out.bytes_read;
@@ -192,10 +205,6 @@ pub fn run(
                 m.last_duration_s = started.elapsed().as_secs_f64();
                 m.last_success_s = committed_ms as f64 / 1000.0;
                 m.last_rpo_s = rpo_ms as f64 / 1000.0;
-                if keep.is_some() {
-                    m.gc_runs += 1;
-                    m.gc_freed_bytes += gc_freed.max(0).cast_unsigned();
-                }
                 for w in &out.warnings {
                     warn(w);
                 }
@@ -265,45 +274,53 @@ pub fn run(
     }
 }
 
-/// One interval: a snapshot under a shared lock, then gc under the
-/// exclusive lock when keep rules are given. Returns the snapshot and
-/// what gc forgot and freed.
-#[allow(clippy::too_many_arguments)]
-fn interval_once(
+/// One interval's snapshot, under a shared lock. Returns it with the cut
+/// of the newest earlier snapshot of the same source and selection (taken
+/// by this process or an earlier one), which its recovery point counts from.
+fn snapshot_once(
     a: &SnapshotArgs,
     repo: &vault::Repository<vault::repository::Indexed>,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
     data_horizon: Option<Option<u64>>,
-    keep: Option<&KeepPolicy>,
     lock_wait: Duration,
     rt: &tokio::runtime::Runtime,
-) -> Result<(SnapshotOutcome, usize, i64)> {
-    let out = {
-        let lock = VaultLock::acquire(
-            Arc::clone(repo.storage()),
-            LockKind::Shared,
-            "snapshot --every",
-            lock_wait,
-        )?;
-        // What other processes (a gc, another snapshot) changed since.
-        repo.sync_index()?;
-        let plan = rt.block_on(SnapshotPlan::make(repo, kafka, request))?;
-        let mut source = KafkaSource::new(kafka, plan.read_committed)?;
-        let opts = SnapshotOptions {
-            tags: a.tags.clone(),
-            workers: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            stall_timeout: Duration::from_secs(a.stall_timeout),
-            progress: None,
-            data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
-        };
-        vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?
+) -> Result<(SnapshotOutcome, Option<u64>)> {
+    let lock = VaultLock::acquire(
+        Arc::clone(repo.storage()),
+        LockKind::Shared,
+        "snapshot --every",
+        lock_wait,
+    )?;
+    // What other processes (a gc, another snapshot) changed since.
+    repo.sync_index()?;
+    let plan = rt.block_on(SnapshotPlan::make(repo, kafka, request))?;
+    let previous_cut = vault::catalog::list(repo)?
+        .iter()
+        .filter(|e| e.manifest.source == plan.source && e.manifest.selection == plan.selection)
+        .map(|e| e.manifest.time_ms)
+        .max();
+    let mut source = KafkaSource::new(kafka, plan.read_committed)?;
+    let opts = SnapshotOptions {
+        tags: a.tags.clone(),
+        workers: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        stall_timeout: Duration::from_secs(a.stall_timeout),
+        progress: None,
+        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
     };
-    let Some(policy) = keep else {
-        return Ok((out, 0, 0));
-    };
+    let out = vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?;
+    Ok((out, previous_cut))
+}
+
+/// gc on the keep rules, under the exclusive lock. Returns the snapshots
+/// forgotten and the bytes freed.
+fn gc_once(
+    repo: &vault::Repository<vault::repository::Indexed>,
+    policy: &KeepPolicy,
+    lock_wait: Duration,
+) -> Result<(usize, i64)> {
     let lock = VaultLock::acquire(
         Arc::clone(repo.storage()),
         LockKind::Exclusive,
@@ -318,5 +335,5 @@ fn interval_once(
     let plan = GcPlan::make(repo, policy, &opts, Some(&lock), None)?;
     let forgotten = plan.forget.len();
     let gc = vault::gc::execute(repo, &plan, &lock)?;
-    Ok((out, forgotten, gc.bytes_freed))
+    Ok((forgotten, gc.bytes_freed))
 }
