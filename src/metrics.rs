@@ -40,7 +40,8 @@ impl SnapshotMetrics {
             let Ok(v) = value.trim().parse::<f64>() else {
                 continue;
             };
-            let n = v as u64;
+            // Counters are whole numbers this file wrote.
+            let n = value.trim().parse::<u64>().unwrap_or(0);
             match name {
                 "vault_snapshots_total" => m.snapshots = n,
                 "vault_snapshot_records_read_total" => m.records_read = n,
