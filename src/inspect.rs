@@ -258,21 +258,32 @@ pub fn diff(a: &SnapshotManifest, b: &SnapshotManifest) -> SnapshotDiff {
             if let Some((id_a, pa)) = find(a, &tb.name, pb.partition) {
                 let sa = pa.root.map(|r| r.summary);
                 let (records_a, bytes_a) = sa.map_or((0, 0), |s| (s.records, s.bytes));
-                let same_history = id_a == tb.topic_id && pb.end_offset >= pa.end_offset;
+                // A snapshot without topic IDs (format 1, or a named source)
+                // cannot tell: only two different IDs prove another history.
+                let same_topic = match (id_a, tb.topic_id) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => true,
+                };
+                let same_history = same_topic && pb.end_offset >= pa.end_offset;
                 if same_history {
                     c.change = if pb.end_offset > pa.end_offset {
                         "added"
                     } else {
                         "unchanged"
                     };
-                    c.added =
-                        (pb.end_offset > pa.end_offset).then_some((pa.end_offset, pb.end_offset));
+                    // What B holds beyond A: from A's end, or from B's log
+                    // start if retention took the rest before B read it.
+                    let from = pa.end_offset.max(pb.log_start_offset.min(pb.end_offset));
+                    c.added = (pb.end_offset > pa.end_offset).then_some((from, pb.end_offset));
+                    c.never_backed_up = (from > pa.end_offset).then_some((pa.end_offset, from));
                     c.records_added = i64::try_from(records_b).unwrap_or(i64::MAX)
                         - i64::try_from(records_a).unwrap_or(i64::MAX);
                     c.bytes_added = i64::try_from(bytes_b).unwrap_or(i64::MAX)
                         - i64::try_from(bytes_a).unwrap_or(i64::MAX);
-                    c.deleted_by_retention = (pb.log_start_offset > pa.log_start_offset)
-                        .then_some((pa.log_start_offset, pb.log_start_offset));
+                    // Of what A held, what the cluster deleted since.
+                    let to = pb.log_start_offset.min(pa.end_offset);
+                    c.deleted_by_retention =
+                        (to > pa.log_start_offset).then_some((pa.log_start_offset, to));
                 } else {
                     c.change = "restarted";
                     c.added = Some((pb.log_start_offset, pb.end_offset));
@@ -323,4 +334,65 @@ pub fn diff(a: &SnapshotManifest, b: &SnapshotManifest) -> SnapshotDiff {
         })
         .collect();
     SnapshotDiff { partitions, groups }
+}
+
+#[cfg(test)]
+mod tests {
+    use vault_format::TopicId;
+    use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, TopicSnapshot};
+
+    use super::diff;
+
+    fn manifest(id: Option<TopicId>, log_start: i64, end: i64) -> SnapshotManifest {
+        SnapshotManifest {
+            time_ms: 0,
+            parent: None,
+            source: "c".into(),
+            source_cluster_id: "c".into(),
+            selection: Default::default(),
+            hostname: "h".into(),
+            tags: vec![],
+            read_committed: true,
+            topics: vec![TopicSnapshot {
+                name: "t".into(),
+                topic_id: id,
+                replication_factor: 1,
+                configs: vec![],
+                partitions: vec![PartitionSnapshot {
+                    partition: 0,
+                    log_start_offset: log_start,
+                    end_offset: end,
+                    root: None,
+                }],
+            }],
+            groups: vec![],
+            stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn retention_past_the_older_cut_is_a_gap_not_an_addition() {
+        let id = Some(TopicId([1; 16]));
+        let d = diff(&manifest(id, 0, 100), &manifest(id, 150, 200));
+        let c = &d.partitions[0];
+        assert_eq!(c.change, "added");
+        assert_eq!(c.added, Some((150, 200)));
+        assert_eq!(c.never_backed_up, Some((100, 150)));
+        assert_eq!(c.deleted_by_retention, Some((0, 100)));
+    }
+
+    #[test]
+    fn a_missing_topic_id_is_unknown_and_two_different_ids_restart() {
+        let d = diff(
+            &manifest(None, 0, 100),
+            &manifest(Some(TopicId([1; 16])), 0, 120),
+        );
+        assert_eq!(d.partitions[0].change, "added");
+        assert_eq!(d.partitions[0].added, Some((100, 120)));
+        let d = diff(
+            &manifest(Some(TopicId([1; 16])), 0, 100),
+            &manifest(Some(TopicId([2; 16])), 0, 120),
+        );
+        assert_eq!(d.partitions[0].change, "restarted");
+    }
 }

@@ -15,7 +15,7 @@ static SECRETS: Mutex<Vec<Zeroizing<String>>> = Mutex::new(Vec::new());
 pub(crate) const MIN_LEN: usize = 8;
 
 /// Whether a librdkafka setting holds a secret.
-pub(crate) fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",

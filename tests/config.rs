@@ -150,6 +150,27 @@ password = "hunter2hunter2"
     let o = vault(&["snapshots", "--config", cfg], &[]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/default-vault"));
+    // A typo in the file is reported by line, without quoting the line.
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        "[profile.x]\nvault = \"/v\"\npasword = \"hunter2hunter2\"\n",
+    )
+    .unwrap();
+    let o = vault(
+        &[
+            "snapshots",
+            "--config",
+            typo.to_str().unwrap(),
+            "--profile",
+            "x",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 3") && !err.contains("hunter2"), "{err}");
+
     // Secrets only as files; an unknown profile is named.
     let o = vault(&["snapshots", "--config", cfg, "--profile", "leaky"], &[]);
     assert_eq!(o.status.code(), Some(2));

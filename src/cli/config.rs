@@ -121,8 +121,23 @@ pub fn profile_args(args: &[String]) -> Result<Vec<String>> {
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::io("reading the configuration file", &path, e))?;
-    let mut file: ConfigFile = toml::from_str(&text)
-        .map_err(|e| Error::Usage(format!("configuration file {}: {e}", path.display())))?;
+    // toml's own message quotes the offending line, which may hold a
+    // secret typed where it does not belong: say only where and what.
+    let mut file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        Error::Usage(format!(
+            "configuration file {}{}: {}",
+            path.display(),
+            line.map(|l| format!(", line {l}")).unwrap_or_default(),
+            e.message()
+        ))
+    })?;
     let name = explicit_profile.clone().unwrap_or_else(|| "default".into());
     let Some(profile) = file.profile.remove(&name) else {
         if explicit_profile.is_some() {
@@ -145,7 +160,7 @@ pub fn profile_args(args: &[String]) -> Result<Vec<String>> {
     if let Some(k) = profile
         .client
         .keys()
-        .find(|k| k.contains("password") || k.contains("secret") || k.ends_with(".key.pem"))
+        .find(|k| vault::secrets::is_secret_key(k))
     {
         return Err(Error::Usage(format!(
             "profile {name} in {}: client setting {k} is a secret; keep secrets in files \
@@ -251,7 +266,10 @@ fn extra_flags(p: &Profile, args: &[String]) -> Vec<String> {
     }
     if !kept && sub == "stats" {
         add("keep-last", k.last.map(|v| v.to_string()), &[]);
+        add("keep-hourly", k.hourly.map(|v| v.to_string()), &[]);
         add("keep-daily", k.daily.map(|v| v.to_string()), &[]);
+        add("keep-weekly", k.weekly.map(|v| v.to_string()), &[]);
+        add("keep-monthly", k.monthly.map(|v| v.to_string()), &[]);
         add("keep-within", k.within.clone(), &[]);
     }
     out

@@ -33,7 +33,7 @@ pub fn run(a: &DiffArgs) -> Result<()> {
     for c in &d.partitions {
         let range = |r: Option<(i64, i64)>| r.map_or("-".to_string(), |(f, t)| format!("{f}..{t}"));
         println!(
-            "{}/{}: {}{}{}",
+            "{}/{}: {}{}{}{}",
             c.topic,
             c.partition,
             c.change,
@@ -51,6 +51,14 @@ pub fn run(a: &DiffArgs) -> Result<()> {
                 format!(
                     ", retention deleted {} on the cluster",
                     range(c.deleted_by_retention)
+                )
+            } else {
+                String::new()
+            },
+            if c.never_backed_up.is_some() {
+                format!(
+                    ", offsets {} were deleted before any snapshot read them",
+                    range(c.never_backed_up)
                 )
             } else {
                 String::new()

@@ -22,7 +22,13 @@ pub struct StatsArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     keep_last: usize,
     #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_hourly: usize,
+    #[arg(long, default_value_t = 0, value_name = "N")]
     keep_daily: usize,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_weekly: usize,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_monthly: usize,
     #[arg(long, value_name = "DURATION")]
     keep_within: Option<String>,
     /// Print JSON instead of tables.
@@ -43,13 +49,17 @@ struct StatsReport {
 }
 
 pub fn run(a: &StatsArgs) -> Result<()> {
+    let counted = a.keep_last + a.keep_hourly + a.keep_daily + a.keep_weekly + a.keep_monthly;
     let policy = KeepPolicy {
         last: a.keep_last,
+        hourly: a.keep_hourly,
         daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
         within_ms: match &a.keep_within {
             Some(w) => Some(parse_duration(w)?),
             // No rule: keep everything, and see only what nothing uses.
-            None if a.keep_last == 0 && a.keep_daily == 0 => Some(u64::MAX),
+            None if counted == 0 => Some(u64::MAX),
             None => None,
         },
         group_by: GroupBy::default(),
