@@ -8,7 +8,7 @@ use vault::kafka::KafkaOptions;
 use vault::lock::LockKind;
 use vault::restore::distributed::{self, WorkerOptions};
 use vault::restore::{GroupOutcome, RestoreOptions, RestorePlan, RestoreRequest};
-use vault::{Error, Result};
+use vault::Result;
 
 use super::output::{print_json, runtime, warn};
 use super::restore::RestoreArgs;
@@ -34,16 +34,7 @@ struct WorkerReport<'a> {
 }
 
 pub fn run(a: &RestoreArgs, name: &str, kafka: KafkaOptions, req: &RestoreRequest) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
-        return Err(Error::Usage(format!(
-            "--workers {name:?}: a run name is 1 to 200 letters, digits, '.', '_' or '-'"
-        )));
-    }
+    vault::kafka::check_run_name(name)?;
     let (repo, _lock) = a
         .vault
         .open_locked(LockKind::Shared, &format!("restore --workers {name}"))?;

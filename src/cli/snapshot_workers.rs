@@ -45,22 +45,6 @@ struct WorkerReport {
     warnings: Vec<String>,
 }
 
-/// A run name is part of a consumer group id and of messages.
-fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "--workers {name:?}: a run name is 1 to 200 letters, digits, '.', '_' or '-'"
-        )))
-    }
-}
-
 pub fn run(
     a: &SnapshotArgs,
     name: &str,
@@ -68,7 +52,7 @@ pub fn run(
     request: &SnapshotRequest,
     data_horizon: Option<Option<u64>>,
 ) -> Result<()> {
-    check_name(name)?;
+    vault::kafka::check_run_name(name)?;
     let (repo, lock) = a
         .vault
         .open_locked(LockKind::Shared, &format!("snapshot --workers {name}"))?;

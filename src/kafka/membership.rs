@@ -22,6 +22,23 @@ use rdkafka::error::KafkaError;
 use super::{KafkaOptions, creation_error};
 use crate::error::{Error, Result};
 
+/// A run name (`--workers NAME`) becomes part of a consumer group id and of
+/// messages: letters, digits, '.', '_' and '-' only.
+pub fn check_run_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--workers {name:?}: a run name is 1 to 200 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
 /// What the group member thread shares with the worker.
 #[derive(Default)]
 struct Shared {

@@ -18,7 +18,7 @@ pub use context::ClientLog;
 pub(crate) use context::{MetadataClient, creation_error};
 mod group_offsets;
 mod membership;
-pub use membership::GroupMember;
+pub use membership::{GroupMember, check_run_name};
 mod options;
 mod selection;
 pub(crate) use describe::describe_topics;

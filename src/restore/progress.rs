@@ -382,14 +382,7 @@ pub(crate) fn partition_count(kafka: &KafkaOptions, topic: &str) -> Result<i32> 
 
 /// Whether `topic` exists on the target.
 pub(crate) fn topic_exists(kafka: &KafkaOptions, topic: &str) -> Result<bool> {
-    let client = kafka.metadata_client(true)?;
-    let md = client
-        .fetch_metadata(Some(topic), kafka.request_timeout)
-        .map_err(|e| kafka_err(kafka, e))?;
-    Ok(md
-        .topics()
-        .iter()
-        .any(|t| t.error().is_none() && !t.partitions().is_empty()))
+    Ok(partition_count(kafka, topic)? > 0)
 }
 
 /// Leaves an unfinished restore for good: fences its producer (aborting
