@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use vault::Result;
 use vault::kafka::KafkaOptions;
 use vault::lock::LockKind;
 use vault::restore::distributed::{self, WorkerOptions};
 use vault::restore::{GroupOutcome, RestoreOptions, RestorePlan, RestoreRequest};
-use vault::Result;
 
 use super::output::{print_json, runtime, warn};
 use super::restore::RestoreArgs;

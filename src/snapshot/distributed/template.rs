@@ -11,7 +11,6 @@ use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats,
 use vault_format::run::{PlannedPartition, RunPart, RunPlan};
 
 use crate::error::{Error, Result};
-use crate::kafka::TopicInfo;
 use crate::snapshot::{PartitionPlan, SnapshotPlan};
 
 /// The run plan for `plan`: the manifest it will become, with each
@@ -90,20 +89,6 @@ pub fn partition_plans(plan: &RunPlan) -> Vec<PartitionPlan> {
             read_from: planned.read_from,
             base_root: p.root,
             retention_gap: planned.retention_gap,
-        })
-        .collect()
-}
-
-/// The topics of a run plan, as the group subscribes to them.
-pub fn topics(plan: &RunPlan) -> Vec<TopicInfo> {
-    plan.template
-        .topics
-        .iter()
-        .map(|t| TopicInfo {
-            name: t.name.clone(),
-            id: t.topic_id,
-            partitions: u32::try_from(t.partitions.len()).expect("partition counts fit a u32"),
-            replication_factor: t.replication_factor,
         })
         .collect()
 }

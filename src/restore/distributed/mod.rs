@@ -23,9 +23,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::data::restore_records;
-use super::plan::{RestorePlan, TopicRestore};
-use super::produce::TxnProducer;
+mod own_record;
+mod partition;
+mod status;
+
+pub use status::{RestoreStatus, restores_in_progress};
+
+use own_record::{claim, commit_own_record};
+use partition::restore_partition;
+
+use super::plan::RestorePlan;
 use super::progress::{self, PROGRESS_VERSION, Phase, ProgressState, partition_key};
 use super::{GroupOutcome, RestoreOptions, translated_groups};
 use crate::error::{Error, Result};
@@ -66,30 +73,6 @@ pub struct WorkerOutcome {
     pub warnings: Vec<String>,
 }
 
-/// The id of one partition's own restore within `restore_id`.
-fn partition_restore_id(restore_id: &str, target_topic: &str, partition: u32) -> String {
-    format!("{restore_id}/{}", partition_key(target_topic, partition))
-}
-
-/// The plan of one partition of `plan`: its topic, the partition, and no
-/// groups (they are committed for the whole restore at the end).
-fn partition_plan(plan: &RestorePlan, index: usize) -> RestorePlan {
-    let p = &plan.partitions[index];
-    let mut sub = plan.clone();
-    sub.restore_id = partition_restore_id(&plan.restore_id, &p.target_topic, p.partition);
-    sub.partitions = vec![p.clone()];
-    sub.topics = plan
-        .topics
-        .iter()
-        .filter(|t| t.target == p.target_topic)
-        .cloned()
-        .map(|t| TopicRestore { create: None, ..t })
-        .collect();
-    sub.groups = Vec::new();
-    sub.abandon = Vec::new();
-    sub
-}
-
 /// Works on the restore `plan` with the other workers of `opts.name`
 /// until every partition is restored and the group offsets are committed.
 pub fn work(
@@ -113,9 +96,9 @@ pub fn work(
     // from the start would write every committed record again.
     let parts_topic = progress::partition_progress_topic(&plan.restore_id);
     let own = progress::load(kafka, &plan.restore_id)?;
+    // Done already (by workers or a single run): nothing to create or write.
     if let Some(s) = &own
         && s.phase == Phase::Done
-        && s.workers.is_some()
         && !s.is_stale(&super::target::topic_ids(
             kafka,
             plan.topics.iter().map(|t| t.target.clone()),
@@ -196,13 +179,6 @@ pub fn work(
     // a single process never takes it for one of its own. `claimed` is its
     // start time: the restore this worker works on.
     let claimed = match own {
-        Some(s) if s.phase == Phase::Done && !s.is_stale(&target_ids) => {
-            out.already_complete = true;
-            out.records = s.partitions.values().map(|p| p.records).sum();
-            out.groups = translated_groups(plan, &s);
-            out.duration = started.elapsed();
-            return Ok(out);
-        }
         Some(s) if s.is_stale(&target_ids) || s.phase == Phase::Abandoned => {
             claim(kafka, plan, &fresh(&plan.restore_id, None, None))?
         }
@@ -352,57 +328,6 @@ pub fn work(
     }
 }
 
-/// Commits a new restore's own record, then reads it back once it is
-/// visible: a single `vault restore` of the same restore that began at the
-/// same moment wrote its own record after this one, and this worker leaves
-/// it the restore. Returns the record's start time.
-fn claim(
-    kafka: &crate::kafka::KafkaOptions,
-    plan: &RestorePlan,
-    state: &ProgressState,
-) -> Result<u64> {
-    commit_own_record(kafka, state)?;
-    let now = progress::load_after(kafka, &plan.restore_id, state.started_ms)?;
-    if now
-        .as_ref()
-        .is_some_and(|n| n.workers != state.workers && n.started_ms >= state.started_ms)
-    {
-        return Err(Error::Usage(format!(
-            "a `vault restore` of the same snapshot and topics began at the same moment as this worker \
-             (restore {}); nothing was written by this worker. Let that one finish",
-            plan.restore_id
-        )));
-    }
-    super::refuse_concurrent(kafka, plan)?;
-    Ok(state.started_ms)
-}
-
-/// Commits the restore's own record. Every worker has the same
-/// transactional id for it, so two committing at once fence each other:
-/// the one fenced looks again and is content when the record it meant to
-/// write (or a later phase of it) is there.
-fn commit_own_record(kafka: &crate::kafka::KafkaOptions, state: &ProgressState) -> Result<()> {
-    let mut last = None;
-    for _ in 0..5 {
-        let attempt = TxnProducer::start(kafka, &state.restore_id).and_then(|p| {
-            p.begin()?;
-            p.commit(state)
-        });
-        match attempt {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-        if let Some(now) = progress::load(kafka, &state.restore_id)?
-            && now.workers == state.workers
-            && (now.phase == state.phase || now.phase == Phase::Done)
-        {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Err(last.expect("five attempts failed"))
-}
-
 /// Whether a partition's producer was fenced: another worker's producer of
 /// the same transactional id took the partition over.
 fn is_fenced(e: &Error) -> bool {
@@ -429,152 +354,4 @@ fn finished_partitions(
         .filter(|s| s.phase == Phase::Done && !s.is_stale(target_ids))
         .filter_map(|s| Some((s.partitions.keys().next()?.clone(), s)))
         .collect())
-}
-
-/// Makes a new progress record: (restore id, the restore it is a partition
-/// of, the only target topic it names).
-type FreshRecord<'a> = dyn Fn(&str, Option<&str>, Option<&str>) -> ProgressState + Sync + 'a;
-
-/// Restores one partition as its own small restore; returns the records
-/// written by this call.
-fn restore_partition(
-    repo: &Repository<Indexed>,
-    plan: &RestorePlan,
-    index: usize,
-    parts_topic: &str,
-    ropts: &RestoreOptions,
-    target_ids: &BTreeMap<String, Option<String>>,
-    fresh: &FreshRecord<'_>,
-) -> Result<u64> {
-    let sub = partition_plan(plan, index);
-    let kafka = &ropts.kafka;
-    // Fences the worker that had this partition before (a dead one, or one
-    // that lost it to a rebalance) and aborts its open transaction. Only
-    // this partition's producers write its progress partition, so what is
-    // read next is everything ever committed for it.
-    let slot = i32::try_from(index).expect("partition counts fit an i32");
-    let producer = TxnProducer::start_at(kafka, &sub.restore_id, parts_topic, slot)?;
-    let records = progress::read_records(kafka, parts_topic, &[slot])?;
-    // Nothing read because the topic is missing is not "no progress".
-    if records.partition_records.is_empty() && !progress::topic_exists(kafka, parts_topic)? {
-        return Err(Error::Kafka {
-            context: format!("reading the progress of {}", sub.restore_id),
-            message: format!("topic {parts_topic} is missing on the target; nothing was written"),
-        });
-    }
-    if let Some(u) = records.unreadable.first() {
-        return Err(Error::Kafka {
-            context: format!(
-                "reading the progress of {} from topic {parts_topic}",
-                sub.restore_id
-            ),
-            message: format!(
-                "the record {} is unreadable ({}); it was not written by this vault version",
-                u.key, u.error
-            ),
-        });
-    }
-    let loaded = records
-        .partition_records
-        .into_iter()
-        .find(|s| s.restore_id == sub.restore_id);
-    let mut state = match loaded {
-        Some(s) if !s.is_stale(target_ids) && s.phase != Phase::Abandoned => s,
-        _ => {
-            let s = fresh(
-                &sub.restore_id,
-                Some(&plan.restore_id),
-                Some(&sub.partitions[0].target_topic),
-            );
-            producer.begin()?;
-            producer.commit(&s)?;
-            s
-        }
-    };
-    if state.phase == Phase::Done {
-        return Ok(0);
-    }
-    // Its commits from now on say who restores the partition (`vault status`).
-    state.worker = Some(format!("{}/{}", crate::hostname(), std::process::id()));
-    let before: u64 = state.partitions.values().map(|p| p.records).sum();
-    let opts = RestoreOptions {
-        kafka: kafka.clone(),
-        workers: ropts.workers,
-        transaction_bytes: ropts.transaction_bytes,
-        progress: None,
-    };
-    restore_records(repo, &sub, &opts, &producer, &mut state)?;
-    let key = partition_key(&sub.partitions[0].target_topic, sub.partitions[0].partition);
-    let ends = super::target_ends(kafka, &sub, &state)?;
-    state.ends = ends.into_iter().filter(|(k, _)| *k == key).collect();
-    state.phase = Phase::Done;
-    producer.begin()?;
-    producer.commit(&state)?;
-    let after: u64 = state.partitions.values().map(|p| p.records).sum();
-    Ok(after - before)
-}
-
-/// A distributed restore on a target cluster, as `vault status` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct RestoreStatus {
-    pub restore_id: String,
-    /// The run's name (`--workers NAME`).
-    pub run: String,
-    pub snapshot_id: String,
-    pub phase: Phase,
-    pub started_ms: u64,
-    /// Partitions restored, of the partitions begun (a partition has no
-    /// record until a worker first takes it).
-    pub partitions_done: usize,
-    pub partitions_begun: usize,
-    /// Workers that committed partitions (`host/pid`).
-    pub workers: Vec<String>,
-    pub records: u64,
-    pub bytes: u64,
-}
-
-/// The distributed restores from vault `vault_id` on the target `kafka`.
-pub fn restores_in_progress(
-    kafka: &crate::kafka::KafkaOptions,
-    vault_id: &str,
-) -> Result<Vec<RestoreStatus>> {
-    let mut out = Vec::new();
-    for own in progress::load_all(kafka)?.records {
-        let Some(run) = own.workers.clone() else {
-            continue;
-        };
-        if own.vault_id != vault_id || !own.phase.is_unfinished() {
-            continue;
-        }
-        let topic = progress::partition_progress_topic(&own.restore_id);
-        let slots: Vec<i32> = (0..progress::partition_count(kafka, &topic)?).collect();
-        let parts = if slots.is_empty() {
-            Vec::new()
-        } else {
-            progress::read_records(kafka, &topic, &slots)?.partition_records
-        };
-        let workers: std::collections::BTreeSet<String> =
-            parts.iter().filter_map(|p| p.worker.clone()).collect();
-        out.push(RestoreStatus {
-            restore_id: own.restore_id.clone(),
-            run,
-            snapshot_id: own.snapshot_id.clone(),
-            phase: own.phase,
-            started_ms: own.started_ms,
-            partitions_done: parts.iter().filter(|p| p.phase == Phase::Done).count(),
-            partitions_begun: parts.len(),
-            workers: workers.into_iter().collect(),
-            records: parts
-                .iter()
-                .flat_map(|p| p.partitions.values())
-                .map(|p| p.records)
-                .sum(),
-            bytes: parts
-                .iter()
-                .flat_map(|p| p.partitions.values())
-                .map(|p| p.bytes)
-                .sum(),
-        });
-    }
-    Ok(out)
 }

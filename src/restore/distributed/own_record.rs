@@ -1,0 +1,63 @@
+//! The restore's own record in `_kvault_restore_progress`: which run does
+//! it, and, once the group offsets are committed, that it is done.
+
+use std::time::Duration;
+
+use super::super::plan::RestorePlan;
+use super::super::produce::TxnProducer;
+use super::super::progress::{self, Phase, ProgressState};
+use crate::error::{Error, Result};
+
+/// Commits a new restore's own record, then reads it back once it is
+/// visible: a single `vault restore` of the same restore that began at the
+/// same moment wrote its own record after this one, and this worker leaves
+/// it the restore. Returns the record's start time.
+pub(super) fn claim(
+    kafka: &crate::kafka::KafkaOptions,
+    plan: &RestorePlan,
+    state: &ProgressState,
+) -> Result<u64> {
+    commit_own_record(kafka, state)?;
+    let now = progress::load_after(kafka, &plan.restore_id, state.started_ms)?;
+    if now
+        .as_ref()
+        .is_some_and(|n| n.workers != state.workers && n.started_ms >= state.started_ms)
+    {
+        return Err(Error::Usage(format!(
+            "a `vault restore` of the same snapshot and topics began at the same moment as this worker \
+             (restore {}); nothing was written by this worker. Let that one finish",
+            plan.restore_id
+        )));
+    }
+    super::super::refuse_concurrent(kafka, plan)?;
+    Ok(state.started_ms)
+}
+
+/// Commits the restore's own record. Every worker has the same
+/// transactional id for it, so two committing at once fence each other:
+/// the one fenced looks again and is content when the record it meant to
+/// write (or a later phase of it) is there.
+pub(super) fn commit_own_record(
+    kafka: &crate::kafka::KafkaOptions,
+    state: &ProgressState,
+) -> Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        let attempt = TxnProducer::start(kafka, &state.restore_id).and_then(|p| {
+            p.begin()?;
+            p.commit(state)
+        });
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        if let Some(now) = progress::load(kafka, &state.restore_id)?
+            && now.workers == state.workers
+            && (now.phase == state.phase || now.phase == Phase::Done)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(last.expect("five attempts failed"))
+}
