@@ -130,3 +130,45 @@ impl ClientSettings {
         Ok(o)
     }
 }
+
+/// gc's keep rules, as `vault gc` and `vault stats` take them.
+#[derive(Args, Debug, Clone)]
+pub struct KeepRules {
+    /// Keep the N newest snapshots.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_last: usize,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_hourly: usize,
+    /// … of each of the last N days (UTC).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_daily: usize,
+    /// … of each of the last N weeks (Monday to Sunday, UTC).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_weekly: usize,
+    /// … of each of the last N months.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_monthly: usize,
+    /// Keep every snapshot younger than this: 12h, 30d, 2w, 1y.
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+}
+
+impl KeepRules {
+    /// The policy these rules give (no tags, the default grouping).
+    pub fn policy(&self) -> Result<vault::gc::KeepPolicy> {
+        Ok(vault::gc::KeepPolicy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            within_ms: self
+                .keep_within
+                .as_deref()
+                .map(vault::time::parse_duration)
+                .transpose()?,
+            ..vault::gc::KeepPolicy::default()
+        })
+    }
+}

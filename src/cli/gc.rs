@@ -10,31 +10,15 @@ use vault::gc::{GcOptions, GcPlan, KeepPolicy};
 use vault::lock::LockKind;
 use vault::time::parse_duration;
 
-use super::args::VaultArgs;
+use super::args::{KeepRules, VaultArgs};
 use super::output::{format_time, human_bytes, print_json, spinner};
 
 #[derive(Args, Debug)]
 pub struct GcArgs {
     #[command(flatten)]
     vault: VaultArgs,
-    /// Keep the N newest snapshots.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_last: usize,
-    /// Keep the newest snapshot of each of the last N hours that have one.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_hourly: usize,
-    /// … of each of the last N days (UTC).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_daily: usize,
-    /// … of each of the last N weeks (Monday to Sunday, UTC).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_weekly: usize,
-    /// … of each of the last N months.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_monthly: usize,
-    /// Keep every snapshot younger than this: 12h, 30d, 2w, 1y.
-    #[arg(long, value_name = "DURATION")]
-    keep_within: Option<String>,
+    #[command(flatten)]
+    keep: KeepRules,
     /// Keep every snapshot with this tag (repeatable).
     #[arg(long = "keep-tag", value_name = "T")]
     keep_tags: Vec<String>,
@@ -115,14 +99,9 @@ struct QuietGroup {
 
 pub fn run(a: &GcArgs) -> Result<()> {
     let policy = KeepPolicy {
-        last: a.keep_last,
-        hourly: a.keep_hourly,
-        daily: a.keep_daily,
-        weekly: a.keep_weekly,
-        monthly: a.keep_monthly,
-        within_ms: a.keep_within.as_deref().map(parse_duration).transpose()?,
         tags: a.keep_tags.clone(),
         group_by: GroupBy::parse(&a.group_by)?,
+        ..a.keep.policy()?
     };
     let now = match &a.now {
         Some(t) => u64::try_from(vault::time::parse_time(t, "--now")?).unwrap_or(0),

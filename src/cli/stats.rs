@@ -4,33 +4,21 @@
 use clap::Args;
 use serde::Serialize;
 use vault::Result;
-use vault::catalog::GroupBy;
-use vault::gc::{GcOptions, GcPlan, KeepPolicy};
+use vault::gc::{GcOptions, GcPlan};
 use vault::lock::LockKind;
 use vault::stats::{VaultStats, measure};
-use vault::time::parse_duration;
 
-use super::args::VaultArgs;
+use super::args::{KeepRules, VaultArgs};
 use super::output::{format_time, human_bytes, print_json};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     #[command(flatten)]
     vault: VaultArgs,
-    /// What gc would free with these rules (as `vault gc --keep-last N`);
-    /// without any, what it would free keeping every snapshot.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_last: usize,
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_hourly: usize,
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_daily: usize,
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_weekly: usize,
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    keep_monthly: usize,
-    #[arg(long, value_name = "DURATION")]
-    keep_within: Option<String>,
+    /// What gc would free with these rules (as `vault gc`); without any,
+    /// what it would free keeping every snapshot.
+    #[command(flatten)]
+    keep: KeepRules,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -49,22 +37,11 @@ struct StatsReport {
 }
 
 pub fn run(a: &StatsArgs) -> Result<()> {
-    let counted = a.keep_last + a.keep_hourly + a.keep_daily + a.keep_weekly + a.keep_monthly;
-    let policy = KeepPolicy {
-        last: a.keep_last,
-        hourly: a.keep_hourly,
-        daily: a.keep_daily,
-        weekly: a.keep_weekly,
-        monthly: a.keep_monthly,
-        within_ms: match &a.keep_within {
-            Some(w) => Some(parse_duration(w)?),
-            // No rule: keep everything, and see only what nothing uses.
-            None if counted == 0 => Some(u64::MAX),
-            None => None,
-        },
-        group_by: GroupBy::default(),
-        ..KeepPolicy::default()
-    };
+    let mut policy = a.keep.policy()?;
+    if policy.is_empty() {
+        // No rule: keep everything, and see only what nothing uses.
+        policy.within_ms = Some(u64::MAX);
+    }
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "stats")?;
     let stats = measure(&repo)?;
     let opts = GcOptions::default();
