@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunker;
+pub mod columns;
 pub mod compress;
 pub mod config;
 pub mod error;

@@ -154,7 +154,11 @@ impl PackBuilder {
     ) -> Result<BlobEntry> {
         // Compress straight into the pack buffer, then encrypt in place.
         let start = self.buf.len();
-        compressor.compress_append(plaintext, &mut self.buf)?;
+        if kind == ObjectKind::DataChunk {
+            compressor.compress_records_append(plaintext, &mut self.buf)?;
+        } else {
+            compressor.compress_append(plaintext, &mut self.buf)?;
+        }
         self.seal_tail(kind, id, start, plaintext.len())
     }
 

@@ -42,6 +42,7 @@ fn seed_vector(target: &str) -> &'static str {
         "record_framing" => "records.framed",
         "config" => "config.body",
         "run_objects" => "run.plan.body",
+        "record_streams" => "records.streams.seed",
         t => panic!("no seed for fuzz target {t}"),
     }
 }
