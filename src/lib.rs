@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod storage;
 pub mod time;
+pub mod timings;
 
 pub use error::{Error, Result};
 pub use repository::Repository;

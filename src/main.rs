@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    vault::timings::begin();
     let mut raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let text: Vec<String> = raw
         .iter()
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         raw.splice(at..at, extra.into_iter().map(Into::into));
         cli::run(cli::Cli::parse_from(raw))
     });
+    vault::timings::mark("done (lock released, clients closed)");
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

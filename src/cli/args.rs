@@ -61,7 +61,11 @@ impl VaultArgs {
     /// Opens and unlocks the vault.
     pub fn unlock(&self) -> Result<Repository<Open>> {
         let repo = Repository::open(self.storage()?)?;
-        repo.unlock(&self.passphrase(false)?)
+        vault::timings::mark("opened the vault (config read)");
+        let passphrase = self.passphrase(false)?;
+        let repo = repo.unlock(&passphrase);
+        vault::timings::mark("unlocked (key derivation)");
+        repo
     }
 
     /// Unlocks, takes a vault lock (waiting for a running gc), then loads
@@ -78,7 +82,9 @@ impl VaultArgs {
             command,
             Duration::from_secs(self.lock_wait),
         )?;
+        vault::timings::mark("locked");
         let repo = repo.index(&self.cache_dir())?;
+        vault::timings::mark("index loaded");
         for w in repo.take_warnings() {
             super::output::warn(&w);
         }

@@ -166,6 +166,7 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "restore")?;
     let rt = runtime()?;
     let plan = rt.block_on(RestorePlan::make(&repo, &kafka, &req))?;
+    vault::timings::mark("planned");
     drop(rt);
     for w in &plan.warnings {
         warn(w);

@@ -102,6 +102,7 @@ pub fn execute(
         (created, producer)
     });
     let (created, producer) = (created?, producer?);
+    crate::timings::mark("topics created, producer started");
     let target_ids = target_topic_ids(kafka, plan)?;
     let mut warnings = Vec::new();
     let loaded = match progress::load(kafka, &plan.restore_id)? {
@@ -173,11 +174,13 @@ pub fn execute(
             fresh
         }
     };
+    crate::timings::mark("progress loaded or recorded");
     let already_complete = state.phase == Phase::Done;
     let before: u64 = state.partitions.values().map(|p| p.records).sum();
 
     if state.phase == Phase::Data {
         data::restore_records(repo, plan, opts, &producer, &mut state)?;
+        crate::timings::mark("records restored");
         // Every record is committed: the end offsets answer the positions
         // no restored record reached.
         state.ends = target_ends(kafka, plan, &state)?;

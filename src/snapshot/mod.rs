@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use vault_format::ObjectId;
 use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
 
-pub use plan::{PartitionPlan, SnapshotPlan, SnapshotRequest};
+pub use plan::{Cut, PartitionPlan, SnapshotPlan, SnapshotRequest};
 pub use source::{KafkaSource, MemorySource, RecordSource, SourceEvent};
 
 use crate::error::Result;
@@ -69,12 +69,14 @@ pub fn execute(
     repo.adopt_orphan_packs()?;
     // Housekeeping: a failure here must not cost the backup.
     let uploads_aborted = crate::storage::uploads::abort_dead_uploads(repo.storage().as_ref());
+    crate::timings::mark("orphan packs adopted, dead uploads aborted");
     let popts = pipeline::PipelineOptions {
         workers: opts.workers,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
     };
     let out = pipeline::run(repo, source, &plan.partitions, &popts, lock)?;
+    crate::timings::mark("records read and packed");
     if let Some(pb) = &opts.progress {
         pb.finish_and_clear();
     }
