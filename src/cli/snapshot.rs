@@ -207,9 +207,41 @@ fn take(
     request: &SnapshotRequest,
     data_horizon: Option<Option<u64>>,
 ) -> Result<(vault::snapshot::SnapshotOutcome, usize, usize)> {
-    let (repo, lock) = a.vault.open_locked(LockKind::Shared, "snapshot")?;
     let rt = runtime()?;
-    let plan = rt.block_on(SnapshotPlan::make(&repo, kafka, request))?;
+    // The key derivation is CPU and the cut is round trips to the cluster:
+    // one does not need the other, so they overlap (docs/benchmarks.md §
+    // Fixed cost). The cut is only offsets; the lock guards the vault.
+    let (tx, mut opened) = tokio::sync::oneshot::channel();
+    let both = std::thread::scope(|s| {
+        s.spawn(|| tx.send(a.vault.open_locked(LockKind::Shared, "snapshot")));
+        rt.block_on(async {
+            let cut = vault::snapshot::Cut::read(kafka, request);
+            tokio::pin!(cut);
+            tokio::select! {
+                // A vault that does not open (a wrong passphrase) is
+                // reported at once, not after the cluster's timeouts.
+                o = &mut opened => {
+                    let (repo, lock) = o.expect("the vault opener ended")?;
+                    Ok((repo, lock, cut.await?))
+                }
+                c = &mut cut => {
+                    // The vault's error first, as when it opened first.
+                    let (repo, lock) = opened.await.expect("the vault opener ended")?;
+                    Ok((repo, lock, c?))
+                }
+            }
+        })
+    });
+    let (repo, lock, cut) = match both {
+        Ok(b) => b,
+        Err(e) => {
+            // Do not wait for cluster requests nobody needs any more.
+            rt.shutdown_background();
+            return Err(e);
+        }
+    };
+    let plan = SnapshotPlan::from_kafka_cut(&repo, kafka, cut, request)?;
+    vault::timings::mark("planned (cut, configs, groups)");
     for w in &plan.warnings {
         warn(w);
     }
@@ -225,5 +257,6 @@ fn take(
         data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
     };
     let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;
+    vault::timings::mark("snapshot committed");
     Ok((out, plan.partitions.len(), plan.warnings.len()))
 }

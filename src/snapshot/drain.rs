@@ -185,11 +185,12 @@ impl<'a> Drain<'a> {
                 parts: pieces,
             });
         }
+        let len = record.payload_len();
         self.stats.records += 1;
-        self.stats.bytes += record.payload_len();
+        self.stats.bytes += len;
         let counted = &mut self.stats.per_partition[part];
         counted.0 += 1;
-        counted.1 += record.payload_len();
+        counted.1 += len;
         let p = &self.parts[part];
         self.chunkers[part]
             .push(&record, offset, &mut self.cut)

@@ -175,13 +175,23 @@ impl SnapshotPlan {
         req: &SnapshotRequest,
     ) -> Result<SnapshotPlan> {
         let cut = Cut::read(kafka, req).await?;
+        tokio::task::block_in_place(|| SnapshotPlan::from_kafka_cut(repo, kafka, cut, req))
+    }
+
+    /// [`SnapshotPlan::from_cut`] for a cut read from `kafka`, which answers
+    /// the record reads (a few, once per topic after an upgrade). Blocks:
+    /// call it outside the async runtime, or in `block_in_place`.
+    pub fn from_kafka_cut(
+        repo: &Repository<Indexed>,
+        kafka: &KafkaOptions,
+        cut: Cut,
+        req: &SnapshotRequest,
+    ) -> Result<SnapshotPlan> {
         let lookup = KafkaRecords {
             kafka,
             read_committed: req.read_committed,
         };
-        // Reads a few records from Kafka and the vault, once per topic
-        // after an upgrade; the rest is local.
-        tokio::task::block_in_place(|| SnapshotPlan::from_cut(repo, cut, req, &lookup))
+        SnapshotPlan::from_cut(repo, cut, req, &lookup)
     }
 
     /// The plan for a cut already read: which history each partition

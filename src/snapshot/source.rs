@@ -65,10 +65,17 @@ struct Followed {
 /// Records from a Kafka cluster, read with one consumer that never joins
 /// its group.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    /// Made when there is something to read: a snapshot with nothing new
+    /// never pays for a consumer's start and close (docs/benchmarks.md §
+    /// Fixed cost).
+    consumer: Option<BaseConsumer>,
+    config: rdkafka::ClientConfig,
+    brokers: String,
     request_timeout: Duration,
     parts: Vec<Followed>,
-    index: HashMap<(String, i32), usize>,
+    /// Plan index by topic, then by partition: looked up once per message,
+    /// so without building a key.
+    index: HashMap<String, Vec<Option<usize>>>,
     last_position_check: Instant,
     last_error: Option<String>,
 }
@@ -100,18 +107,27 @@ impl KafkaSource {
                 // two thirds of a snapshot's time. Resume fetching quickly instead.
                 .set("fetch.queue.backoff.ms", "20");
         });
-        let consumer = c.create().map_err(|e| Error::Kafka {
-            context: format!("creating a consumer for {}", kafka.brokers),
-            message: crate::kafka::creation_error(&e),
-        })?;
         Ok(KafkaSource {
-            consumer,
+            consumer: None,
+            config: c,
+            brokers: kafka.brokers.clone(),
             request_timeout: kafka.request_timeout,
             parts: Vec::new(),
             index: HashMap::new(),
             last_position_check: Instant::now(),
             last_error: None,
         })
+    }
+
+    fn consumer(&self) -> &BaseConsumer {
+        self.consumer
+            .as_ref()
+            .expect("the source is started before it is read")
+    }
+
+    fn part_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        let at = usize::try_from(partition).ok()?;
+        *self.index.get(topic)?.get(at)?
     }
 
     fn done(
@@ -126,7 +142,7 @@ impl KafkaSource {
         let mut t = TopicPartitionList::new();
         t.add_partition(&self.parts[i].topic, self.parts[i].partition);
         // Stop fetching what the snapshot does not need.
-        let _ = self.consumer.pause(&t);
+        let _ = self.consumer().pause(&t);
         sink(SourceEvent::Done { part: i })
     }
 
@@ -137,15 +153,14 @@ impl KafkaSource {
         sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
     ) -> Result<()> {
         self.last_position_check = Instant::now();
-        let Ok(pos) = self.consumer.position() else {
+        let Ok(pos) = self.consumer().position() else {
             return Ok(());
         };
         let mut reached = Vec::new();
         for e in pos.elements() {
-            if let (Some(&i), Offset::Offset(o)) = (
-                self.index.get(&(e.topic().to_string(), e.partition())),
-                e.offset(),
-            ) && !self.parts[i].done
+            if let (Some(i), Offset::Offset(o)) =
+                (self.part_of(e.topic(), e.partition()), e.offset())
+                && !self.parts[i].done
                 && o >= self.parts[i].end
             {
                 reached.push(i);
@@ -214,9 +229,9 @@ impl KafkaSource {
                 .add_partition_offset(&p.topic, p.partition, Offset::Offset(at))
                 .map_err(kafka_err("assigning partitions"))?;
         }
-        self.consumer
+        self.consumer()
             .incremental_unassign(&unassign)
-            .and_then(|()| self.consumer.incremental_assign(&reassign))
+            .and_then(|()| self.consumer().incremental_assign(&reassign))
             .map_err(kafka_err("resuming partitions after a reset"))?;
         for i in emptied {
             self.done(i, sink)?;
@@ -231,7 +246,7 @@ impl KafkaSource {
                 .map_err(kafka_err("listing offsets"))?;
         }
         let res = self
-            .consumer
+            .consumer()
             .offsets_for_times(tpl, self.request_timeout)
             .map_err(kafka_err("listing the log start and end after a reset"))?;
         let mut out = HashMap::new();
@@ -243,6 +258,10 @@ impl KafkaSource {
         Ok(out)
     }
 }
+
+/// At most this many messages are taken from librdkafka's queue in one
+/// [`RecordSource::poll`].
+const POLL_BATCH: usize = 1024;
 
 fn kafka_err(context: &str) -> impl Fn(KafkaError) -> Error + '_ {
     move |e| Error::Kafka {
@@ -290,12 +309,15 @@ impl RecordSource for KafkaSource {
                 done: p.read_from >= p.end,
             })
             .collect();
-        self.index = self
-            .parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| ((p.topic.clone(), p.partition), i))
-            .collect();
+        self.index = HashMap::new();
+        for (i, p) in self.parts.iter().enumerate() {
+            let slots = self.index.entry(p.topic.clone()).or_default();
+            let at = usize::try_from(p.partition).unwrap_or(0);
+            if slots.len() <= at {
+                slots.resize(at + 1, None);
+            }
+            slots[at] = Some(i);
+        }
         let mut tpl = TopicPartitionList::new();
         for p in self.parts.iter().filter(|p| !p.done) {
             tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
@@ -304,7 +326,14 @@ impl RecordSource for KafkaSource {
         if tpl.count() == 0 {
             return Ok(());
         }
-        self.consumer
+        if self.consumer.is_none() {
+            let consumer = self.config.create().map_err(|e| Error::Kafka {
+                context: format!("creating a consumer for {}", self.brokers),
+                message: crate::kafka::creation_error(&e),
+            })?;
+            self.consumer = Some(consumer);
+        }
+        self.consumer()
             .assign(&tpl)
             .map_err(kafka_err("assigning partitions"))
     }
@@ -314,46 +343,64 @@ impl RecordSource for KafkaSource {
         timeout: Duration,
         sink: &mut dyn FnMut(SourceEvent<'_>) -> Result<()>,
     ) -> Result<()> {
-        let mut check = self.last_position_check.elapsed() > Duration::from_millis(500);
-        let mut reached = None;
+        // Not started, or started with nothing to read.
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok(());
+        };
+        let mut check = false;
+        let mut reached = Vec::new();
         let mut reset = false;
-        match self.consumer.poll(timeout) {
-            Some(Ok(m)) => {
-                if let Some(&i) = self.index.get(&(m.topic().to_string(), m.partition())) {
-                    let p = &mut self.parts[i];
-                    let offset = m.offset();
-                    if !p.done {
-                        if offset >= p.end {
-                            reached = Some(i);
-                        } else {
-                            p.next = offset + 1;
-                            let last = offset >= p.end - 1;
-                            sink(SourceEvent::Record {
-                                part: i,
-                                offset,
-                                record: record_of(&m),
-                            })?;
-                            if last {
-                                reached = Some(i);
+        // One wait, then whatever else is already queued: a poll per
+        // message is most of a small record's cost outside librdkafka.
+        let mut wait = timeout;
+        for _ in 0..POLL_BATCH {
+            match consumer.poll(wait) {
+                Some(Ok(m)) => {
+                    if let Some(i) = self.part_of(m.topic(), m.partition()) {
+                        let p = &mut self.parts[i];
+                        let offset = m.offset();
+                        if !p.done {
+                            if offset >= p.end {
+                                reached.push(i);
+                            } else {
+                                p.next = offset + 1;
+                                let last = offset >= p.end - 1;
+                                sink(SourceEvent::Record {
+                                    part: i,
+                                    offset,
+                                    record: record_of(&m),
+                                })?;
+                                if last {
+                                    reached.push(i);
+                                    break;
+                                }
                             }
                         }
                     }
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    check = true;
+                    break;
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    reset = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    self.last_error = Some(e.to_string());
+                    break;
+                }
+                None => break,
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => check = true,
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                reset = true;
-            }
-            Some(Err(e)) => self.last_error = Some(e.to_string()),
-            None => {}
+            wait = Duration::ZERO;
         }
-        if let Some(i) = reached {
+        for i in reached {
             self.done(i, sink)?;
         }
         if reset {
             self.skip_deleted(sink)?;
         }
-        if check {
+        if check || self.last_position_check.elapsed() > Duration::from_millis(500) {
             self.check_positions(sink)?;
         }
         Ok(())
