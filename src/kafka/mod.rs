@@ -14,6 +14,7 @@ use crate::error::Result;
 mod admin_ffi;
 mod context;
 mod describe;
+pub(crate) mod produce_ffi;
 pub use context::ClientLog;
 pub(crate) use context::{MetadataClient, creation_error};
 mod group_offsets;

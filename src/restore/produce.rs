@@ -1,18 +1,18 @@
 //! The transactional producer restore writes through. Records and the
 //! progress record of a batch commit together or not at all.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::Message;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use super::progress::{PROGRESS_TOPIC, ProgressState, is_progress_topic};
+use super::progress::{PROGRESS_TOPIC, ProgressState};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
+use crate::kafka::produce_ffi::{Produce, TopicHandle, produce};
 
 /// One record to send, borrowed from a decoded chunk.
 pub struct OutRecord<'a> {
@@ -33,6 +33,11 @@ pub(crate) struct DeliveryLog {
     last: Mutex<Vec<i64>>,
 }
 
+/// The delivery tag of a progress record: it answers no slot and is no
+/// restored record. A tag, not the topic's name, tells it apart, because
+/// reading the name back costs a C string scan on every delivery report.
+const PROGRESS_TAG: usize = usize::MAX;
+
 /// What a record's delivery report must say: which plan partition it
 /// belongs to and which translation slot it answers (0: none, n: slot n-1).
 fn tag(part: usize, mark: usize) -> usize {
@@ -48,17 +53,16 @@ impl ProducerContext for DeliveryLog {
     fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
         let (part, mark) = (tag >> 32, tag & 0xffff_ffff);
         match result {
+            Ok(_) if tag == PROGRESS_TAG => {}
             Ok(m) => {
                 if mark > 0 {
                     self.marked.lock().unwrap().push((mark - 1, m.offset()));
                 }
-                if !is_progress_topic(m.topic()) {
-                    let mut last = self.last.lock().unwrap();
-                    if last.len() <= part {
-                        last.resize(part + 1, -1);
-                    }
-                    last[part] = last[part].max(m.offset());
+                let mut last = self.last.lock().unwrap();
+                if last.len() <= part {
+                    last.resize(part + 1, -1);
                 }
+                last[part] = last[part].max(m.offset());
             }
             Err((e, m)) => {
                 let mut first = self.first_error.lock().unwrap();
@@ -70,7 +74,14 @@ impl ProducerContext for DeliveryLog {
     }
 }
 
+/// The transactional producer. The thread that sends records also serves
+/// their delivery reports: a thread of its own for them measured slower,
+/// because every message was then freed by another thread than the one
+/// that allocated it (docs/benchmarks.md § Small records).
 pub(crate) struct TxnProducer {
+    /// Handles of the topics records go to; declared before the producer,
+    /// so they are released before it is.
+    topics: Mutex<Vec<(String, Arc<TopicHandle>)>>,
     producer: BaseProducer<DeliveryLog>,
     kafka: KafkaOptions,
     restore_id: String,
@@ -126,6 +137,7 @@ impl TxnProducer {
             .init_transactions(timeout)
             .map_err(|e| kerr(kafka, "starting the restore transaction", e))?;
         Ok(TxnProducer {
+            topics: Mutex::new(Vec::new()),
             producer,
             kafka: kafka.clone(),
             restore_id: restore_id.to_string(),
@@ -150,46 +162,34 @@ impl TxnProducer {
         r: &OutRecord<'_>,
         mark: usize,
     ) -> Result<()> {
-        let mut headers = None;
-        if !r.headers.is_empty() {
-            let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
-            for hdr in r.headers {
-                let key = std::str::from_utf8(hdr.key).map_err(|_| {
-                    Error::Usage(format!(
-                        "{topic}/{partition} offset {}: a header key is not UTF-8, which Kafka clients cannot produce",
-                        r.offset
-                    ))
-                })?;
-                h = h.insert(Header {
-                    key,
-                    value: hdr.value,
-                });
+        for hdr in r.headers {
+            if std::str::from_utf8(hdr.key).is_err() {
+                return Err(Error::Usage(format!(
+                    "{topic}/{partition} offset {}: a header key is not UTF-8, which Kafka clients cannot produce",
+                    r.offset
+                )));
             }
-            headers = Some(h);
         }
-        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, tag(part, mark))
-                .partition(crate::kafka::kafka_partition(partition));
-        if let Some(k) = r.key {
-            rec = rec.key(k);
-        }
-        if let Some(v) = r.value {
-            rec = rec.payload(v);
-        }
-        if r.timestamp >= 0 {
-            rec = rec.timestamp(r.timestamp);
-        }
-        if let Some(h) = headers {
-            rec = rec.headers(h);
-        }
+        let handle = self.topic(topic)?;
+        let m = Produce {
+            partition: crate::kafka::kafka_partition(partition),
+            key: r.key,
+            value: r.value,
+            timestamp: r.timestamp.max(0),
+            headers: r.headers,
+            opaque: tag(part, mark),
+        };
+        let rk = self.producer.client().native_ptr();
         loop {
-            match self.producer.send(rec) {
+            match produce(rk, &handle, &m) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    self.producer.poll(Duration::from_millis(20));
+                // Delivery reports free room as the brokers acknowledge.
+                // rdkafka's poll serves them until its timeout is over, so
+                // a short one: a longer wait left the queue to run dry.
+                Err(RDKafkaErrorCode::QueueFull) => {
+                    self.producer.poll(Duration::from_millis(1));
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     return Err(kerr(
                         &self.kafka,
                         &format!("producing to {topic}/{partition}"),
@@ -198,6 +198,25 @@ impl TxnProducer {
                 }
             }
         }
+    }
+
+    /// The handle of `topic`, taken on first use.
+    fn topic(&self, topic: &str) -> Result<Arc<TopicHandle>> {
+        let mut topics = self.topics.lock().unwrap();
+        if let Some((_, h)) = topics.iter().find(|(t, _)| t == topic) {
+            return Ok(Arc::clone(h));
+        }
+        let h = TopicHandle::new(self.producer.client().native_ptr(), topic)
+            .map(Arc::new)
+            .ok_or_else(|| {
+                kerr(
+                    &self.kafka,
+                    &format!("producing to {topic}"),
+                    "librdkafka refused a handle on the topic",
+                )
+            })?;
+        topics.push((topic.to_string(), Arc::clone(&h)));
+        Ok(h)
     }
 
     /// Serves delivery reports without waiting.
@@ -233,10 +252,11 @@ impl TxnProducer {
     pub fn commit(&self, state: &ProgressState) -> Result<()> {
         let value = state.encode();
         let (topic, partition) = &self.progress_at;
-        let rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, 0)
-            .partition(*partition)
-            .key(self.restore_id.as_bytes())
-            .payload(&value[..]);
+        let rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, PROGRESS_TAG)
+                .partition(*partition)
+                .key(self.restore_id.as_bytes())
+                .payload(&value[..]);
         self.producer
             .send(rec)
             .map_err(|(e, _)| kerr(&self.kafka, "writing restore progress", e))?;

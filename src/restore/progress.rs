@@ -27,11 +27,6 @@ pub(crate) fn partition_progress_topic(restore_id: &str) -> String {
     format!("_kvault_restore_parts-{restore_id}")
 }
 
-/// Whether a topic holds restore progress (not restored records).
-pub(crate) fn is_progress_topic(topic: &str) -> bool {
-    topic == PROGRESS_TOPIC || topic.starts_with("_kvault_restore_parts-")
-}
-
 /// The version of the progress record this vault writes (docs/format.md
 /// § Restore progress). Records without one are version 0: they name no
 /// vault, selection or target topic IDs.
