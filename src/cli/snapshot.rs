@@ -240,7 +240,14 @@ fn take(
             return Err(e);
         }
     };
-    let plan = SnapshotPlan::from_kafka_cut(&repo, kafka, cut, request)?;
+    let mut plan = SnapshotPlan::from_kafka_cut(&repo, kafka, cut, request)?;
+    if plan.behind_base {
+        // A snapshot committed after the cut was read (snapshots share the
+        // lock) would look like a cluster that lost records. Under the
+        // lock, with the index loaded, a fresh cut tells the two apart.
+        let cut = rt.block_on(vault::snapshot::Cut::read(kafka, request))?;
+        plan = SnapshotPlan::from_kafka_cut(&repo, kafka, cut, request)?;
+    }
     vault::timings::mark("planned (cut, configs, groups)");
     for w in &plan.warnings {
         warn(w);

@@ -157,6 +157,11 @@ pub struct SnapshotPlan {
     pub groups: Vec<GroupSnapshot>,
     /// Things the operator should know (retention gaps, recreated topics).
     pub warnings: Vec<String>,
+    /// Some partition's cut ends before its base snapshot's end. Either the
+    /// cluster lost records, or the cut was read before a snapshot that
+    /// committed meanwhile: a caller that read the cut before it held the
+    /// vault lock must read it again before trusting this plan.
+    pub behind_base: bool,
 }
 
 impl SnapshotPlan {
@@ -238,6 +243,7 @@ impl SnapshotPlan {
         warnings.extend(upgrade_warnings);
 
         let mut partitions = Vec::new();
+        let mut behind_base = false;
         for t in &topics {
             for p in 0..t.partitions {
                 let key = (t.name.clone(), p);
@@ -248,6 +254,7 @@ impl SnapshotPlan {
                     .get(&key)
                     .map_or((0, None), |b| (b.end, b.root));
                 if end < prev_end {
+                    behind_base = true;
                     warnings.push(format!(
                         "{}/{p}: end offset {end} is below the {prev_end} of the previous snapshot of the same topic ID; \
                          the cluster lost records it had (an unclean leader election?), so this partition starts a new history",
@@ -292,6 +299,7 @@ impl SnapshotPlan {
             partitions,
             groups,
             warnings,
+            behind_base,
         })
     }
 }

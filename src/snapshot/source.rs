@@ -312,7 +312,9 @@ impl RecordSource for KafkaSource {
         self.index = HashMap::new();
         for (i, p) in self.parts.iter().enumerate() {
             let slots = self.index.entry(p.topic.clone()).or_default();
-            let at = usize::try_from(p.partition).unwrap_or(0);
+            let Ok(at) = usize::try_from(p.partition) else {
+                continue;
+            };
             if slots.len() <= at {
                 slots.resize(at + 1, None);
             }

@@ -175,7 +175,7 @@ fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
         });
         match direct {
             // Not for this filesystem: start over the ordinary way.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
                 let _ = fs::remove_file(path);
             }
             done => return done,

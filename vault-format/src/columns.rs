@@ -145,11 +145,21 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
                 let len = meta.varint()?;
                 let n = meta.count(33)?;
                 let mut parts = Vec::with_capacity(n);
+                let mut sum = 0u64;
                 for _ in 0..n {
                     let id = ChunkId(meta.array()?);
                     let part = u32::try_from(meta.varint()?)
                         .map_err(|_| FormatError::malformed(WHAT, "value part over 4 GiB"))?;
+                    sum += u64::from(part);
                     parts.push((id, part));
+                }
+                // As the record framing's decoder demands, so that what
+                // joins also splits.
+                if sum != len {
+                    return Err(FormatError::malformed(
+                        WHAT,
+                        "external value parts do not add up to its length",
+                    ));
                 }
                 RecordValue::External(ExternalValue { len, parts })
             }
@@ -308,6 +318,14 @@ mod tests {
         extra.push(0);
         assert!(join(&extra, rows.len()).is_err());
         assert!(split(b"\x05junk", &mut s).is_err());
+        // An external value whose parts do not add up to its length does
+        // not frame (the record decoder would refuse it).
+        let mut meta = vec![2 << 2, 0, 0, 0, 1];
+        meta.extend_from_slice(&[7; 32]);
+        meta.extend_from_slice(&[1, 0]);
+        let mut bad = vec![1, u8::try_from(meta.len()).unwrap(), 0, 0];
+        bad.extend_from_slice(&meta);
+        assert!(join(&bad, 40).is_err());
     }
 
     /// The layout, byte for byte (docs/format.md § Record streams).

@@ -150,6 +150,16 @@ impl Compressor {
     /// that are not framed records, and to raw storage when nothing is saved.
     pub fn compress_records_append(&mut self, rows: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let mark = out.len();
+        let written = self.streams_append(rows, out);
+        if written.is_err() {
+            // Nothing half-written stays behind (a pack buffer holds more).
+            out.truncate(mark);
+        }
+        written
+    }
+
+    fn streams_append(&mut self, rows: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mark = out.len();
         let Some(cctx) = self.streaming.as_mut() else {
             return self.compress_append(rows, out);
         };
