@@ -668,3 +668,37 @@ fn workers_sharing_partitions_commit_the_snapshot_one_process_takes() {
         "plan and parts are gone once committed"
     );
 }
+
+/// The CLI reads the cut while the key is derived, before it holds the
+/// lock, so a snapshot can commit in between with more records than that
+/// cut. Such a plan must say it is behind its base (the CLI then reads
+/// the cut again) rather than pass for a cluster that lost records.
+#[test]
+fn a_cut_read_before_a_newer_snapshot_is_behind_its_base() {
+    let vault = MemVault::new();
+    let mut model = Model::default();
+    model.append(0, 50, &[0]);
+    let early = model.cut();
+    model.append(0, 30, &[0]);
+    let plan = plan_for(&vault, &model);
+    assert!(!plan.behind_base);
+    let lock = vault.lock(LockKind::Shared);
+    vault::snapshot::execute(
+        &vault.repo,
+        &plan,
+        &snapshot_options(),
+        &lock,
+        &mut model.source(),
+    )
+    .unwrap();
+    let req = SnapshotRequest {
+        selection: TopicSelection::topics(&[TOPIC]),
+        read_committed: true,
+        source: None,
+    };
+    let stale = SnapshotPlan::from_cut(&vault.repo, early, &req, &NoRecords).unwrap();
+    assert!(stale.behind_base);
+    let fresh = plan_for(&vault, &model);
+    assert!(!fresh.behind_base, "{:?}", fresh.warnings);
+    assert_eq!(fresh.records_to_read(), 0);
+}

@@ -213,7 +213,10 @@ fn take(
     // Fixed cost). The cut is only offsets; the lock guards the vault.
     let (tx, mut opened) = tokio::sync::oneshot::channel();
     let both = std::thread::scope(|s| {
-        s.spawn(|| tx.send(a.vault.open_locked(LockKind::Shared, "snapshot")));
+        s.spawn(|| {
+            // The receiver waits for it on every path; a failed send is harmless.
+            let _ = tx.send(a.vault.open_locked(LockKind::Shared, "snapshot"));
+        });
         rt.block_on(async {
             let cut = vault::snapshot::Cut::read(kafka, request);
             tokio::pin!(cut);

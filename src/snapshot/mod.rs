@@ -10,6 +10,7 @@ pub mod distributed;
 mod drain;
 pub mod history;
 pub mod horizon;
+mod memory_source;
 pub mod pipeline;
 pub mod plan;
 pub mod source;
@@ -20,8 +21,9 @@ use std::time::{Duration, Instant};
 use vault_format::ObjectId;
 use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
 
+pub use memory_source::MemorySource;
 pub use plan::{Cut, PartitionPlan, SnapshotPlan, SnapshotRequest};
-pub use source::{KafkaSource, MemorySource, RecordSource, SourceEvent};
+pub use source::{KafkaSource, RecordSource, SourceEvent};
 
 use crate::error::Result;
 use crate::lock::VaultLock;

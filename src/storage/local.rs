@@ -373,6 +373,22 @@ mod tests {
         }
     }
 
+    /// tmpfs refuses O_DIRECT: the ordinary path writes the same bytes.
+    #[test]
+    fn big_objects_on_a_filesystem_without_o_direct() {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return;
+        }
+        let dir = tempfile::tempdir_in(shm).unwrap();
+        let path = dir.path().join("pack");
+        let data: Vec<u8> = (0..3 * DIRECT_MIN + 17).map(|i| (i % 253) as u8).collect();
+        write_new_file(&path, &data).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), data);
+        // Create-only, as on every other path.
+        assert!(write_new_file(&path, &data).is_err());
+    }
+
     #[test]
     fn put_is_once_only_and_listed() {
         let dir = tempfile::tempdir().unwrap();

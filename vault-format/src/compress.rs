@@ -267,7 +267,7 @@ mod tests {
                 i * i
             );
             Record {
-                timestamp: 1_700_000_000_000 + i as i64 / 3,
+                timestamp: 1_700_000_000_000 + i64::try_from(i).unwrap() / 3,
                 timestamp_type: TimestampType::CreateTime,
                 key: Some(key.as_bytes()),
                 value: RecordValue::Inline(value.as_bytes()),
