@@ -45,7 +45,9 @@ fn fill(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
         max: 16384,
     };
     cfg.tree_fanout = 4;
-    cfg.pack_target_size = 12 << 10;
+    // Small enough for several packs: record streams compress these to
+    // about a fifth.
+    cfg.pack_target_size = 6 << 10;
     let repo = Repository::init(
         storage.clone(),
         PASS,
