@@ -268,5 +268,13 @@ fn take(
     };
     let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;
     vault::timings::mark("snapshot committed");
+    drop(source);
+    vault::timings::mark("consumer closed");
+    drop(lock);
+    vault::timings::mark("lock released");
+    drop(repo);
+    vault::timings::mark("index closed");
+    drop(rt);
+    vault::timings::mark("runtime stopped");
     Ok((out, plan.partitions.len(), plan.warnings.len()))
 }

@@ -48,6 +48,9 @@ pub struct VaultLock {
     times: LockTimes,
     watch: Mutex<LockWatch>,
     refresher: Option<std::thread::JoinHandle<()>>,
+    /// Dropped to wake the refresher at once when the lock is released,
+    /// instead of letting the command wait out its tick (up to 200 ms).
+    wake: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for VaultLock {
@@ -161,6 +164,7 @@ impl VaultLock {
         }));
         let lost = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = std::sync::mpsc::channel();
         let refresher = {
             let (storage, held, lost, stop) = (
                 Arc::clone(&storage),
@@ -168,7 +172,9 @@ impl VaultLock {
                 Arc::clone(&lost),
                 Arc::clone(&stop),
             );
-            std::thread::spawn(move || refresh_loop(storage.as_ref(), &held, &lost, &stop, times))
+            std::thread::spawn(move || {
+                refresh_loop(storage.as_ref(), &held, &lost, &stop, &woken, times);
+            })
         };
         VaultLock {
             storage,
@@ -178,6 +184,7 @@ impl VaultLock {
             times,
             watch: Mutex::new(watch),
             refresher: Some(refresher),
+            wake: Some(wake),
         }
     }
 
@@ -241,12 +248,16 @@ fn refresh_loop(
     held: &Mutex<Held>,
     lost: &AtomicBool,
     stop: &AtomicBool,
+    woken: &std::sync::mpsc::Receiver<()>,
     times: LockTimes,
 ) {
     let tick = times.retry().min(Duration::from_millis(200));
     let mut next = Instant::now() + times.refresh;
     while !stop.load(Ordering::Relaxed) && !lost.load(Ordering::SeqCst) {
-        std::thread::sleep(tick);
+        // A tick, or less when the lock is being released.
+        if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) = woken.recv_timeout(tick) {
+            return;
+        }
         if Instant::now() < next {
             continue;
         }
@@ -304,6 +315,7 @@ fn refresh_loop(
 impl Drop for VaultLock {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        drop(self.wake.take());
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }

@@ -33,6 +33,32 @@ pub(crate) struct DeliveryLog {
     last: Mutex<Vec<i64>>,
 }
 
+/// How much a producer may hold queued: the decoder blocks behind it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueBudget {
+    pub kib: u32,
+    pub records: u32,
+}
+
+impl QueueBudget {
+    /// A restore's one producer: 64 MiB and 100 000 records (librdkafka's
+    /// own default count). With half of each, small records (~500 B) hit
+    /// the count first and restore waited on a full queue for 0.6-1.4 s of
+    /// 7-8 (docs/benchmarks.md § Small records). Each queued record costs
+    /// librdkafka a few hundred bytes besides its payload; peak RSS stays
+    /// under 160 MiB (§ Restore memory).
+    pub const WHOLE: QueueBudget = QueueBudget {
+        kib: 65536,
+        records: 100_000,
+    };
+    /// One of a worker's per-partition producers (4 in flight by default):
+    /// a partition's batches, and the same total as one whole restore.
+    pub const PER_PARTITION: QueueBudget = QueueBudget {
+        kib: 16384,
+        records: 25_000,
+    };
+}
+
 /// The delivery tag of a progress record: it answers no slot and is no
 /// restored record. A tag, not the topic's name, tells it apart, because
 /// reading the name back costs a C string scan on every delivery report.
@@ -94,7 +120,7 @@ impl TxnProducer {
     /// Creates the producer and fences any earlier run of the same restore:
     /// `init_transactions` aborts the transaction a killed run left open.
     pub fn start(kafka: &KafkaOptions, restore_id: &str) -> Result<TxnProducer> {
-        TxnProducer::start_at(kafka, restore_id, PROGRESS_TOPIC, 0)
+        TxnProducer::start_at(kafka, restore_id, PROGRESS_TOPIC, 0, QueueBudget::WHOLE)
     }
 
     /// [`Self::start`], with progress records going to `topic`'s `partition`.
@@ -103,6 +129,7 @@ impl TxnProducer {
         restore_id: &str,
         topic: &str,
         partition: i32,
+        budget: QueueBudget,
     ) -> Result<TxnProducer> {
         let c = kafka.client_config_with(|c| {
             c.set("transactional.id", format!("kvault-restore-{restore_id}"))
@@ -116,12 +143,8 @@ impl TxnProducer {
                 // Records up to 64 MiB (the topic's max.message.bytes still applies).
                 .set("message.max.bytes", "67108864")
                 // Bounds the producer's queue; the decoder blocks behind it.
-                // 32 MiB keeps every partition's batches full (as fast as
-                // 64 MiB, measured); small records cost librdkafka a few
-                // hundred bytes each besides their payload, hence the cap
-                // on their number too (docs/benchmarks.md § Restore memory).
-                .set("queue.buffering.max.kbytes", "32768")
-                .set("queue.buffering.max.messages", "50000")
+                .set("queue.buffering.max.kbytes", budget.kib.to_string())
+                .set("queue.buffering.max.messages", budget.records.to_string())
                 .set("transaction.timeout.ms", "300000");
         });
         let producer: BaseProducer<DeliveryLog> =

@@ -396,6 +396,7 @@ pub fn abandon(kafka: &KafkaOptions, old: &ProgressState) -> Result<()> {
                         &part.restore_id,
                         &topic,
                         slot,
+                        super::produce::QueueBudget::PER_PARTITION,
                     )?;
                     let mut state = part.clone();
                     state.phase = Phase::Abandoned;

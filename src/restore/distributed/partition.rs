@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::super::RestoreOptions;
 use super::super::data::restore_records;
 use super::super::plan::{RestorePlan, TopicRestore};
-use super::super::produce::TxnProducer;
+use super::super::produce::{QueueBudget, TxnProducer};
 use super::super::progress::{self, Phase, ProgressState, partition_key};
 use crate::error::{Error, Result};
 use crate::repository::{Indexed, Repository};
@@ -58,7 +58,13 @@ pub(super) fn restore_partition(
     // this partition's producers write its progress partition, so what is
     // read next is everything ever committed for it.
     let slot = i32::try_from(index).expect("partition counts fit an i32");
-    let producer = TxnProducer::start_at(kafka, &sub.restore_id, parts_topic, slot)?;
+    let producer = TxnProducer::start_at(
+        kafka,
+        &sub.restore_id,
+        parts_topic,
+        slot,
+        QueueBudget::PER_PARTITION,
+    )?;
     let records = progress::read_records(kafka, parts_topic, &[slot])?;
     // Nothing read because the topic is missing is not "no progress".
     if records.partition_records.is_empty() && !progress::topic_exists(kafka, parts_topic)? {
