@@ -199,6 +199,21 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
     Ok(())
 }
 
+/// A cut read while the vault opened is used only if the vault opened
+/// within this long; after a wait for the lock it is read again.
+const CUT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The names of the vault's snapshot manifests.
+fn snapshot_names(
+    storage: &dyn vault::storage::Storage,
+) -> Result<std::collections::BTreeSet<String>> {
+    Ok(storage
+        .list(vault::storage::Kind::Snapshots)?
+        .into_iter()
+        .map(|l| l.name)
+        .collect())
+}
+
 /// Takes one snapshot; returns it with the number of partitions read and
 /// of the plan's warnings (printed already).
 fn take(
@@ -210,7 +225,10 @@ fn take(
     let rt = runtime()?;
     // The key derivation is CPU and the cut is round trips to the cluster:
     // one does not need the other, so they overlap (docs/benchmarks.md §
-    // Fixed cost). The cut is only offsets; the lock guards the vault.
+    // Fixed cost). The cut is only offsets; the lock guards the vault. The
+    // snapshots listed first tell whether one committed meanwhile.
+    let listed = snapshot_names(a.vault.storage()?.as_ref())?;
+    let started = std::time::Instant::now();
     let (tx, mut opened) = tokio::sync::oneshot::channel();
     let both = std::thread::scope(|s| {
         s.spawn(|| {
@@ -243,11 +261,22 @@ fn take(
             return Err(e);
         }
     };
+    // A snapshot that committed after the cut began (snapshots share the
+    // lock) may hold more than this cut: newer offsets, new topics or
+    // partitions. Or the lock was long in coming (behind a gc) and the cut
+    // is old. Either way, under the lock a fresh cut is read, as it always
+    // was before the overlap.
+    let stale =
+        started.elapsed() > CUT_MAX_AGE || snapshot_names(repo.storage().as_ref())? != listed;
+    let cut = if stale {
+        rt.block_on(vault::snapshot::Cut::read(kafka, request))?
+    } else {
+        cut
+    };
     let mut plan = SnapshotPlan::from_kafka_cut(&repo, kafka, cut, request)?;
-    if plan.behind_base {
-        // A snapshot committed after the cut was read (snapshots share the
-        // lock) would look like a cluster that lost records. Under the
-        // lock, with the index loaded, a fresh cut tells the two apart.
+    if plan.behind_base && !stale {
+        // Not expected once the list is unchanged; a fresh cut tells a
+        // cluster that lost records from a race nobody foresaw.
         let cut = rt.block_on(vault::snapshot::Cut::read(kafka, request))?;
         plan = SnapshotPlan::from_kafka_cut(&repo, kafka, cut, request)?;
     }

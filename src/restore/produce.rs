@@ -41,21 +41,24 @@ pub(crate) struct QueueBudget {
 }
 
 impl QueueBudget {
-    /// A restore's one producer: 64 MiB and 100 000 records (librdkafka's
-    /// own default count). With half of each, small records (~500 B) hit
-    /// the count first and restore waited on a full queue for 0.6-1.4 s of
-    /// 7-8 (docs/benchmarks.md § Small records). Each queued record costs
+    /// A restore's one producer: 68 MiB, room for the largest record vault
+    /// produces (64 MiB; librdkafka refuses a record bigger than the whole
+    /// queue), and 100 000 records (librdkafka's own default count). With
+    /// 32 MiB and 50 000, small records (~500 B) hit the count first and
+    /// restore waited on a full queue for 0.6-1.4 s of 7-8
+    /// (docs/benchmarks.md § Small records). Each queued record costs
     /// librdkafka a few hundred bytes besides its payload; peak RSS stays
     /// under 160 MiB (§ Restore memory).
     pub const WHOLE: QueueBudget = QueueBudget {
-        kib: 65536,
+        kib: 69_632,
         records: 100_000,
     };
     /// One of a worker's per-partition producers (4 in flight by default):
-    /// a partition's batches, and the same total as one whole restore.
+    /// what every producer had before, so a worker's memory is unchanged.
+    /// A record bigger than this is refused with an error (see `send`).
     pub const PER_PARTITION: QueueBudget = QueueBudget {
-        kib: 16384,
-        records: 25_000,
+        kib: 32_768,
+        records: 50_000,
     };
 }
 
@@ -114,6 +117,7 @@ pub(crate) struct TxnProducer {
     /// Where its progress records go: the topic and partition.
     progress_at: (String, i32),
     timeout: Duration,
+    budget: QueueBudget,
 }
 
 impl TxnProducer {
@@ -166,6 +170,7 @@ impl TxnProducer {
             restore_id: restore_id.to_string(),
             progress_at: (topic.to_string(), partition),
             timeout,
+            budget,
         })
     }
 
@@ -206,11 +211,20 @@ impl TxnProducer {
         loop {
             match produce(rk, &handle, &m) {
                 Ok(()) => return Ok(()),
+                // An empty queue that has no room: the record is bigger
+                // than the whole queue and would wait forever.
+                Err(RDKafkaErrorCode::QueueFull) if self.producer.in_flight_count() == 0 => {
+                    return Err(Error::Usage(format!(
+                        "{topic}/{partition} offset {}: a record of {} bytes does not fit the producer's queue \
+                         ({} MiB); restore it without --workers, which allows records up to 64 MiB",
+                        r.offset,
+                        r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len),
+                        self.budget.kib / 1024
+                    )));
+                }
                 // Delivery reports free room as the brokers acknowledge.
-                // rdkafka's poll serves them until its timeout is over, so
-                // a short one: a longer wait left the queue to run dry.
                 Err(RDKafkaErrorCode::QueueFull) => {
-                    self.producer.poll(Duration::from_millis(1));
+                    self.producer.poll(Duration::from_millis(20));
                 }
                 Err(e) => {
                     return Err(kerr(
