@@ -15,8 +15,10 @@
 //! was given. See `docs/format.md` § Record streams.
 
 use crate::error::{FormatError, Result};
-use crate::id::ChunkId;
-use crate::record::{ExternalValue, Record, RecordHeader, RecordIter, RecordValue};
+use crate::record::{
+    Record, RecordHeader, RecordIter, RecordValue, VALUE_INLINE, VALUE_NULL, parse_attrs,
+    read_external, write_external,
+};
 use crate::wire::{Reader, Writer};
 
 const WHAT: &str = "record streams";
@@ -57,9 +59,20 @@ impl RecordStreams {
         [&self.meta, &self.keys, &self.values, &self.headers]
     }
 
-    /// Length of the whole encoding: head and streams.
-    pub fn encoded_len(&self) -> usize {
-        self.head().len() + self.parts().iter().map(|p| p.len()).sum::<usize>()
+    /// Length of the streams, without the head.
+    pub fn streams_len(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum()
+    }
+
+    /// The whole encoding in one buffer, head and streams, as [`join`]
+    /// takes it (the compressor feeds zstd the pieces instead).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.head();
+        v.reserve(self.streams_len());
+        for p in self.parts() {
+            v.extend_from_slice(p);
+        }
+        v
     }
 }
 
@@ -70,13 +83,8 @@ pub fn split(rows: &[u8], out: &mut RecordStreams) -> Result<()> {
     let mut prev_ts = 0i64;
     for r in RecordIter::new(rows) {
         let r = r?;
-        let value_form = match r.value {
-            RecordValue::Null => 0u8,
-            RecordValue::Inline(_) => 1,
-            RecordValue::External(_) => 2,
-        };
         let mut m = Writer::from_vec(std::mem::take(&mut out.meta));
-        m.u8(r.timestamp_type as u8 | (value_form << 2));
+        m.u8(r.attrs());
         // Wrapping: the delta of any two i64 fits, and join wraps back.
         m.zigzag(r.timestamp.wrapping_sub(prev_ts));
         prev_ts = r.timestamp;
@@ -90,12 +98,7 @@ pub fn split(rows: &[u8], out: &mut RecordStreams) -> Result<()> {
                 m.varint(v.len() as u64);
                 out.values.extend_from_slice(v);
             }
-            RecordValue::External(e) => {
-                m.varint(e.len).varint(e.parts.len() as u64);
-                for (id, len) in &e.parts {
-                    m.raw(&id.0).varint(u64::from(*len));
-                }
-            }
+            RecordValue::External(e) => write_external(&mut m, e),
         }
         m.varint(r.headers.len() as u64);
         for h in &r.headers {
@@ -135,35 +138,13 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
     let mut prev_ts = 0i64;
     let mut hv: Vec<RecordHeader<'_>> = Vec::new();
     for _ in 0..records {
-        let attrs = meta.u8()?;
+        let (timestamp_type, form) = parse_attrs(meta.u8()?, WHAT)?;
         prev_ts = prev_ts.wrapping_add(meta.zigzag()?);
         let key = opt_slice(&mut meta, &mut keys)?;
-        let value = match attrs >> 2 {
-            0 => RecordValue::Null,
-            1 => RecordValue::Inline(keys_or_values(&mut meta, &mut values)?),
-            2 => {
-                let len = meta.varint()?;
-                let n = meta.count(33)?;
-                let mut parts = Vec::with_capacity(n);
-                let mut sum = 0u64;
-                for _ in 0..n {
-                    let id = ChunkId(meta.array()?);
-                    let part = u32::try_from(meta.varint()?)
-                        .map_err(|_| FormatError::malformed(WHAT, "value part over 4 GiB"))?;
-                    sum += u64::from(part);
-                    parts.push((id, part));
-                }
-                // As the record framing's decoder demands, so that what
-                // joins also splits.
-                if sum != len {
-                    return Err(FormatError::malformed(
-                        WHAT,
-                        "external value parts do not add up to its length",
-                    ));
-                }
-                RecordValue::External(ExternalValue { len, parts })
-            }
-            f => return Err(FormatError::malformed(WHAT, format!("value form {f}"))),
+        let value = match form {
+            VALUE_NULL => RecordValue::Null,
+            VALUE_INLINE => RecordValue::Inline(keys_or_values(&mut meta, &mut values)?),
+            _ => RecordValue::External(read_external(&mut meta, WHAT)?),
         };
         let nh = meta.count(2)?;
         hv.clear();
@@ -171,15 +152,6 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
             let key = keys_or_values(&mut meta, &mut headers)?;
             let value = opt_slice(&mut meta, &mut headers)?;
             hv.push(RecordHeader { key, value });
-        }
-        let timestamp_type = match attrs & 3 {
-            0 => crate::record::TimestampType::NotAvailable,
-            1 => crate::record::TimestampType::CreateTime,
-            2 => crate::record::TimestampType::LogAppendTime,
-            _ => return Err(FormatError::malformed(WHAT, "timestamp type 3")),
-        };
-        if attrs & !0x0f != 0 {
-            return Err(FormatError::malformed(WHAT, "reserved attribute bits set"));
         }
         let record = Record {
             timestamp: prev_ts,
@@ -225,7 +197,8 @@ fn opt_slice<'a>(meta: &mut Reader<'_>, from: &mut Reader<'a>) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TimestampType;
+    use crate::id::ChunkId;
+    use crate::record::{ExternalValue, TimestampType};
 
     fn rows(records: &[Record<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -233,14 +206,6 @@ mod tests {
             r.encode_into(&mut out);
         }
         out
-    }
-
-    fn encode(s: &RecordStreams) -> Vec<u8> {
-        let mut v = s.head();
-        for p in s.parts() {
-            v.extend_from_slice(p);
-        }
-        v
     }
 
     fn sample() -> Vec<Record<'static>> {
@@ -299,10 +264,10 @@ mod tests {
         assert_eq!(s.records, 4);
         assert_eq!(s.keys, b"user-1k");
         assert_eq!(s.headers, b"content-typeapplication/jsontrace");
-        assert_eq!(join(&encode(&s), rows.len()).unwrap(), rows);
+        assert_eq!(join(&s.to_bytes(), rows.len()).unwrap(), rows);
         // An empty chunk has empty streams.
         split(&[], &mut s).unwrap();
-        assert_eq!(join(&encode(&s), 0).unwrap(), Vec::<u8>::new());
+        assert_eq!(join(&s.to_bytes(), 0).unwrap(), Vec::<u8>::new());
     }
 
     #[test]
@@ -310,7 +275,7 @@ mod tests {
         let rows = rows(&sample());
         let mut s = RecordStreams::default();
         split(&rows, &mut s).unwrap();
-        let e = encode(&s);
+        let e = s.to_bytes();
         assert!(join(&e, rows.len() + 1).is_err());
         assert!(join(&e, rows.len() - 1).is_err());
         assert!(join(&e[..e.len() - 1], rows.len()).is_err());
@@ -349,7 +314,7 @@ mod tests {
         let mut s = RecordStreams::default();
         split(&rows, &mut s).unwrap();
         assert_eq!(
-            hex(&encode(&s)),
+            hex(&s.to_bytes()),
             // records 2, meta 14, keys 2, values 4
             "020e0204\
              05060202010102 05010202010102\

@@ -167,7 +167,7 @@ impl Compressor {
             return self.compress_append(rows, out);
         }
         let head = self.streams.head();
-        let total = self.streams.encoded_len();
+        let total = head.len() + self.streams.streams_len();
         let mut w = Writer::with_capacity(21);
         w.u8(TAG_ZSTD_RECORDS)
             .varint(rows.len() as u64)

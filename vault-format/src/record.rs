@@ -48,9 +48,10 @@ pub struct Record<'a> {
     pub headers: Vec<RecordHeader<'a>>,
 }
 
-const VALUE_NULL: u8 = 0;
-const VALUE_INLINE: u8 = 1;
-const VALUE_EXTERNAL: u8 = 2;
+/// Value forms, bits 2-3 of the attributes byte.
+pub(crate) const VALUE_NULL: u8 = 0;
+pub(crate) const VALUE_INLINE: u8 = 1;
+pub(crate) const VALUE_EXTERNAL: u8 = 2;
 
 impl<'a> Record<'a> {
     /// Bytes of key, value and headers as Kafka counts them; used for the
@@ -106,12 +107,7 @@ impl<'a> Record<'a> {
         w.reserve(body_len + 10);
         w.varint(body_len as u64);
         let start = w.len();
-        let value_form = match self.value {
-            RecordValue::Null => VALUE_NULL,
-            RecordValue::Inline(_) => VALUE_INLINE,
-            RecordValue::External(_) => VALUE_EXTERNAL,
-        };
-        w.u8(self.timestamp_type as u8 | (value_form << 2));
+        w.u8(self.attrs());
         w.zigzag(self.timestamp);
         w.opt_bytes(self.key);
         match &self.value {
@@ -119,12 +115,7 @@ impl<'a> Record<'a> {
             RecordValue::Inline(v) => {
                 w.bytes(v);
             }
-            RecordValue::External(e) => {
-                w.varint(e.len).varint(e.parts.len() as u64);
-                for (id, len) in &e.parts {
-                    w.raw(&id.0).varint(u64::from(*len));
-                }
-            }
+            RecordValue::External(e) => write_external(&mut w, e),
         }
         w.varint(self.headers.len() as u64);
         for h in &self.headers {
@@ -140,48 +131,26 @@ impl<'a> Record<'a> {
         v
     }
 
-    fn decode_body(body: &'a [u8]) -> Result<Record<'a>> {
-        let mut r = Reader::new(body, "record");
-        let attrs = r.u8()?;
-        if attrs & !0x0f != 0 {
-            return Err(FormatError::malformed(
-                "record",
-                format!("reserved attribute bits set: {attrs:#04x}"),
-            ));
-        }
-        let timestamp_type = match attrs & 3 {
-            0 => TimestampType::NotAvailable,
-            1 => TimestampType::CreateTime,
-            2 => TimestampType::LogAppendTime,
-            _ => return Err(FormatError::malformed("record", "timestamp type 3")),
+    /// The attributes byte: timestamp type (bits 0-1), value form (2-3).
+    pub(crate) fn attrs(&self) -> u8 {
+        let form = match self.value {
+            RecordValue::Null => VALUE_NULL,
+            RecordValue::Inline(_) => VALUE_INLINE,
+            RecordValue::External(_) => VALUE_EXTERNAL,
         };
+        self.timestamp_type as u8 | (form << 2)
+    }
+
+    fn decode_body(body: &'a [u8]) -> Result<Record<'a>> {
+        const WHAT: &str = "record";
+        let mut r = Reader::new(body, WHAT);
+        let (timestamp_type, form) = parse_attrs(r.u8()?, WHAT)?;
         let timestamp = r.zigzag()?;
         let key = r.opt_bytes()?;
-        let value = match attrs >> 2 {
+        let value = match form {
             VALUE_NULL => RecordValue::Null,
             VALUE_INLINE => RecordValue::Inline(r.bytes()?),
-            VALUE_EXTERNAL => {
-                let len = r.varint()?;
-                let n = r.count(33)?;
-                let mut parts = Vec::with_capacity(n);
-                let mut sum = 0u64;
-                for _ in 0..n {
-                    let id = ChunkId(r.array()?);
-                    let part = u32::try_from(r.varint()?).map_err(|_| {
-                        FormatError::malformed("record", "value part longer than 4 GiB")
-                    })?;
-                    sum += u64::from(part);
-                    parts.push((id, part));
-                }
-                if sum != len {
-                    return Err(FormatError::malformed(
-                        "record",
-                        "external value parts do not add up to its length",
-                    ));
-                }
-                RecordValue::External(ExternalValue { len, parts })
-            }
-            f => return Err(FormatError::malformed("record", format!("value form {f}"))),
+            _ => RecordValue::External(read_external(&mut r, WHAT)?),
         };
         let nh = r.count(2)?;
         let mut headers = Vec::with_capacity(nh);
@@ -200,6 +169,58 @@ impl<'a> Record<'a> {
             headers,
         })
     }
+}
+
+/// The timestamp type and value form of an attributes byte. Refuses
+/// reserved bits, timestamp type 3 and unknown value forms, so that every
+/// byte that decodes encodes back the same.
+pub(crate) fn parse_attrs(attrs: u8, what: &'static str) -> Result<(TimestampType, u8)> {
+    if attrs & !0x0f != 0 {
+        return Err(FormatError::malformed(
+            what,
+            format!("reserved attribute bits set: {attrs:#04x}"),
+        ));
+    }
+    let timestamp_type = match attrs & 3 {
+        0 => TimestampType::NotAvailable,
+        1 => TimestampType::CreateTime,
+        2 => TimestampType::LogAppendTime,
+        _ => return Err(FormatError::malformed(what, "timestamp type 3")),
+    };
+    match attrs >> 2 {
+        f @ (VALUE_NULL | VALUE_INLINE | VALUE_EXTERNAL) => Ok((timestamp_type, f)),
+        f => Err(FormatError::malformed(what, format!("value form {f}"))),
+    }
+}
+
+/// `varint(total_len) || varint(n) || n × (chunk id || varint(part_len))`.
+pub(crate) fn write_external(w: &mut Writer, e: &ExternalValue) {
+    w.varint(e.len).varint(e.parts.len() as u64);
+    for (id, len) in &e.parts {
+        w.raw(&id.0).varint(u64::from(*len));
+    }
+}
+
+/// Reads what [`write_external`] wrote; the parts must add up to the length.
+pub(crate) fn read_external(r: &mut Reader<'_>, what: &'static str) -> Result<ExternalValue> {
+    let len = r.varint()?;
+    let n = r.count(33)?;
+    let mut parts = Vec::with_capacity(n);
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let id = ChunkId(r.array()?);
+        let part = u32::try_from(r.varint()?)
+            .map_err(|_| FormatError::malformed(what, "value part longer than 4 GiB"))?;
+        sum += u64::from(part);
+        parts.push((id, part));
+    }
+    if sum != len {
+        return Err(FormatError::malformed(
+            what,
+            "external value parts do not add up to its length",
+        ));
+    }
+    Ok(ExternalValue { len, parts })
 }
 
 /// Iterates over the records framed back to back in a data chunk.

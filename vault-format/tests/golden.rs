@@ -245,10 +245,7 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert("records.framed", hex_encode(&frame));
     let mut streams = RecordStreams::default();
     split(&frame, &mut streams).unwrap();
-    let mut encoded = streams.head();
-    for p in streams.parts() {
-        encoded.extend_from_slice(p);
-    }
+    let encoded = streams.to_bytes();
     v.insert("records.streams", hex_encode(&encoded));
     // The record_streams fuzz target's seed: the joined length, then the streams.
     let mut seed = u16::try_from(frame.len()).unwrap().to_le_bytes().to_vec();
