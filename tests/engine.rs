@@ -78,24 +78,12 @@ impl MemVault {
 
     /// A snapshot of what the model's cluster holds now.
     fn snapshot(&self, model: &Model) -> ObjectId {
-        let req = SnapshotRequest {
-            selection: TopicSelection::topics(&[TOPIC]),
-            read_committed: true,
-            source: None,
-        };
-        let plan = SnapshotPlan::from_cut(&self.repo, model.cut(), &req, &NoRecords).unwrap();
+        let plan = plan_for(self, model);
         let lock = self.lock(LockKind::Shared);
-        let opts = SnapshotOptions {
-            tags: vec![],
-            workers: 2,
-            stall_timeout: Duration::from_secs(10),
-            progress: None,
-            data_horizon_ms: None,
-        };
         let mut source = model.source();
         // Snapshots taken within one millisecond would tie on time.
         std::thread::sleep(Duration::from_millis(2));
-        vault::snapshot::execute(&self.repo, &plan, &opts, &lock, &mut source)
+        vault::snapshot::execute(&self.repo, &plan, &snapshot_options(), &lock, &mut source)
             .unwrap()
             .id
     }
@@ -450,14 +438,18 @@ fn restore_plan(m: &vault_format::manifest::SnapshotManifest, wanted: &[i64]) ->
     }
 }
 
-/// The request and plan of a snapshot of what `model` holds now.
-fn plan_for(vault: &MemVault, model: &Model) -> SnapshotPlan {
-    let req = SnapshotRequest {
+/// A snapshot of the test topic.
+fn request() -> SnapshotRequest {
+    SnapshotRequest {
         selection: TopicSelection::topics(&[TOPIC]),
         read_committed: true,
         source: None,
-    };
-    SnapshotPlan::from_cut(&vault.repo, model.cut(), &req, &NoRecords).unwrap()
+    }
+}
+
+/// The plan of a snapshot of what `model` holds now.
+fn plan_for(vault: &MemVault, model: &Model) -> SnapshotPlan {
+    SnapshotPlan::from_cut(&vault.repo, model.cut(), &request(), &NoRecords).unwrap()
 }
 
 fn snapshot_options() -> SnapshotOptions {
@@ -680,23 +672,9 @@ fn a_cut_read_before_a_newer_snapshot_is_behind_its_base() {
     model.append(0, 50, &[0]);
     let early = model.cut();
     model.append(0, 30, &[0]);
-    let plan = plan_for(&vault, &model);
-    assert!(!plan.behind_base);
-    let lock = vault.lock(LockKind::Shared);
-    vault::snapshot::execute(
-        &vault.repo,
-        &plan,
-        &snapshot_options(),
-        &lock,
-        &mut model.source(),
-    )
-    .unwrap();
-    let req = SnapshotRequest {
-        selection: TopicSelection::topics(&[TOPIC]),
-        read_committed: true,
-        source: None,
-    };
-    let stale = SnapshotPlan::from_cut(&vault.repo, early, &req, &NoRecords).unwrap();
+    assert!(!plan_for(&vault, &model).behind_base);
+    vault.snapshot(&model);
+    let stale = SnapshotPlan::from_cut(&vault.repo, early, &request(), &NoRecords).unwrap();
     assert!(stale.behind_base);
     let fresh = plan_for(&vault, &model);
     assert!(!fresh.behind_base, "{:?}", fresh.warnings);

@@ -256,15 +256,9 @@ fn extra_flags(p: &Profile, args: &[String]) -> Vec<String> {
     .iter()
     .any(|f| has_flag(args, f));
     let k = &p.keep;
-    if !kept && (sub == "gc" || (sub == "snapshot" && has_flag(args, "every"))) {
-        add("keep-last", k.last.map(|v| v.to_string()), &[]);
-        add("keep-hourly", k.hourly.map(|v| v.to_string()), &[]);
-        add("keep-daily", k.daily.map(|v| v.to_string()), &[]);
-        add("keep-weekly", k.weekly.map(|v| v.to_string()), &[]);
-        add("keep-monthly", k.monthly.map(|v| v.to_string()), &[]);
-        add("keep-within", k.within.clone(), &[]);
-    }
-    if !kept && sub == "stats" {
+    let takes_keep =
+        sub == "gc" || sub == "stats" || (sub == "snapshot" && has_flag(args, "every"));
+    if !kept && takes_keep {
         add("keep-last", k.last.map(|v| v.to_string()), &[]);
         add("keep-hourly", k.hourly.map(|v| v.to_string()), &[]);
         add("keep-daily", k.daily.map(|v| v.to_string()), &[]);
