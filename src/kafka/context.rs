@@ -18,7 +18,39 @@ pub struct ClientLog {
 }
 
 /// A consumer used for metadata, offsets and group calls.
-pub(crate) type MetadataClient = BaseConsumer<ClientLog>;
+pub(crate) type MetadataClient = Detached<BaseConsumer<ClientLog>>;
+
+/// A client that is closed on a thread of its own when dropped. Closing a
+/// librdkafka client waits for its threads, which wake on a 100 ms timer:
+/// a restore makes a client for each question it asks the target, and
+/// waited 100 ms after each answer (docs/benchmarks.md § Small records).
+/// A client that has to deliver something on close (a producer) is not
+/// one of these.
+pub struct Detached<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> Detached<T> {
+    pub(crate) fn new(client: T) -> Detached<T> {
+        Detached(Some(client))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for Detached<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            // Should no thread be had, the client closes here instead.
+            let _ = std::thread::Builder::new()
+                .name("kvault-close".into())
+                .spawn(move || drop(client));
+        }
+    }
+}
 
 impl ClientLog {
     /// The last trouble librdkafka reported, if any.

@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::metadata::Metadata;
 
-use super::context::{ClientLog, MetadataClient, creation_error};
+use super::context::{ClientLog, Detached, MetadataClient, creation_error};
 use crate::error::{Error, Result};
 
 /// How to reach a cluster: bootstrap servers plus any librdkafka property,
@@ -195,12 +195,14 @@ impl KafkaOptions {
             },
         );
         c.create_with_context(ClientLog::default())
+            .map(Detached::new)
             .map_err(|e| self.kafka_err("creating a Kafka client", creation_error(&e)))
     }
 
-    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+    pub fn admin(&self) -> Result<Detached<AdminClient<DefaultClientContext>>> {
         self.client_config()
             .create()
+            .map(Detached::new)
             .map_err(|e| self.kafka_err("creating a Kafka admin client", creation_error(&e)))
     }
 

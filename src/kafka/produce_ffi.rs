@@ -121,3 +121,18 @@ pub(crate) fn produce(
     }
     Err(err.into())
 }
+
+/// One non-blocking step of a flush of the client `rk`: `Ok` once every
+/// queued message is delivered and its report served. The rdkafka crate's
+/// `flush` waits out whole 100 ms slices between such steps (its `poll`
+/// returns only at the deadline), which cost every restore transaction
+/// 100 ms; the caller polls briefly between steps instead.
+pub(crate) fn flush_step(rk: *mut rd::rd_kafka_t) -> Result<(), RDKafkaErrorCode> {
+    // Safety: `rk` is a live producer; a zero timeout never blocks.
+    let err = unsafe { rd::rd_kafka_flush(rk, 0) };
+    if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        Ok(())
+    } else {
+        Err(err.into())
+    }
+}

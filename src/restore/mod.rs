@@ -27,7 +27,9 @@ pub use select::RestoreSettings;
 pub use window::TimeWindow;
 
 use produce::TxnProducer;
-use progress::{PROGRESS_TOPIC, Phase, ProgressState, SINGLE_PROGRESS_VERSION, partition_key};
+use progress::{
+    PROGRESS_TOPIC, Phase, ProgressRecords, ProgressState, SINGLE_PROGRESS_VERSION, partition_key,
+};
 use target::NewTopicSpec;
 use translate::translate;
 
@@ -161,7 +163,9 @@ pub fn execute(
             producer.commit(&fresh)?;
             // Workers of a distributed restore of the same request that
             // began at the same moment: theirs is the restore.
-            if progress::load_after(kafka, &plan.restore_id, fresh.started_ms)?
+            let now = progress::load_all_after(kafka, &plan.restore_id, fresh.started_ms)?;
+            if now
+                .of(&plan.restore_id)?
                 .is_some_and(|s| s.workers.is_some() && s.started_ms >= fresh.started_ms)
             {
                 return Err(Error::Usage(format!(
@@ -170,7 +174,7 @@ pub fn execute(
                     plan.restore_id
                 )));
             }
-            refuse_concurrent(kafka, plan)?;
+            refuse_concurrent(plan, &now)?;
             fresh
         }
     };
@@ -278,7 +282,7 @@ pub(crate) fn target_topic_ids(
                 ),
             });
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -287,15 +291,17 @@ pub(crate) fn target_topic_ids(
 /// progress record before any data, then looks again: if another
 /// unfinished restore into the same topics is there now, it stops (the
 /// other does too, or was refused), and the operator runs one at a time.
-pub(crate) fn refuse_concurrent(kafka: &KafkaOptions, plan: &RestorePlan) -> Result<()> {
+/// `now` is what [`progress::load_all_after`] read once its own first
+/// record was visible.
+pub(crate) fn refuse_concurrent(plan: &RestorePlan, now: &ProgressRecords) -> Result<()> {
     let ours: std::collections::BTreeSet<&str> = plan.selection.targets().collect();
-    let others: Vec<String> = progress::load_all(kafka)?
+    let others: Vec<&str> = now
         .records
-        .into_iter()
+        .iter()
         .filter(|r| r.restore_id != plan.restore_id && r.phase.is_unfinished())
         .filter(|r| plan.abandon.iter().all(|a| a.restore_id != r.restore_id))
         .filter(|r| r.target_topics().iter().any(|t| ours.contains(t.as_str())))
-        .map(|r| r.restore_id)
+        .map(|r| r.restore_id.as_str())
         .collect();
     if others.is_empty() {
         return Ok(());
@@ -368,7 +374,7 @@ pub(crate) fn target_ends(
                     ),
                 });
             }
-            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
 }

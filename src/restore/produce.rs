@@ -2,7 +2,7 @@
 //! progress record of a batch commit together or not at all.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::Message;
@@ -12,7 +12,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use super::progress::{PROGRESS_TOPIC, ProgressState};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
-use crate::kafka::produce_ffi::{Produce, TopicHandle, produce};
+use crate::kafka::produce_ffi::{Produce, TopicHandle, flush_step, produce};
+
+/// How long the producer serves delivery reports before it tries again to
+/// queue a record or finish a flush. rdkafka's `poll` always waits out its
+/// whole timeout, so this is also how late a freed queue is noticed.
+const REPORT_WAIT: Duration = Duration::from_millis(1);
 
 /// One record to send, borrowed from a decoded chunk.
 pub struct OutRecord<'a> {
@@ -149,7 +154,16 @@ impl TxnProducer {
                 // Bounds the producer's queue; the decoder blocks behind it.
                 .set("queue.buffering.max.kbytes", budget.kib.to_string())
                 .set("queue.buffering.max.messages", budget.records.to_string())
-                .set("transaction.timeout.ms", "300000");
+                .set("transaction.timeout.ms", "300000")
+                // Connect to the brokers as soon as they are known. With
+                // sparse connections the transactional init found no broker
+                // up yet and retried on librdkafka's 500 ms timer.
+                .set("enable.sparse.connections", "false")
+                // After a commit the coordinator answers the next
+                // transaction's first request "concurrent transactions" until
+                // its markers are written; retry that sooner than 100 ms
+                // (librdkafka backs off exponentially from here).
+                .set("retry.backoff.ms", "20");
         });
         let producer: BaseProducer<DeliveryLog> =
             c.create_with_context(DeliveryLog::default()).map_err(|e| {
@@ -224,7 +238,7 @@ impl TxnProducer {
                 }
                 // Delivery reports free room as the brokers acknowledge.
                 Err(RDKafkaErrorCode::QueueFull) => {
-                    self.producer.poll(Duration::from_millis(20));
+                    self.producer.poll(REPORT_WAIT);
                 }
                 Err(e) => {
                     return Err(kerr(
@@ -264,13 +278,23 @@ impl TxnProducer {
     /// Waits until every queued record is acknowledged; returns the target
     /// offsets of the marked records, `(slot, offset)`.
     pub fn flush(&self) -> Result<Vec<(usize, i64)>> {
-        self.producer.flush(self.timeout).map_err(|e| {
-            kerr(
-                &self.kafka,
-                "waiting for the brokers to acknowledge records",
-                e,
-            )
-        })?;
+        let deadline = Instant::now() + self.timeout;
+        let rk = self.producer.client().native_ptr();
+        loop {
+            match flush_step(rk) {
+                Ok(()) => break,
+                Err(RDKafkaErrorCode::OperationTimedOut) if Instant::now() < deadline => {
+                    self.producer.poll(REPORT_WAIT);
+                }
+                Err(e) => {
+                    return Err(kerr(
+                        &self.kafka,
+                        "waiting for the brokers to acknowledge records",
+                        e,
+                    ));
+                }
+            }
+        }
         if let Some(e) = self.producer.context().first_error.lock().unwrap().take() {
             return Err(kerr(&self.kafka, "producing records", e));
         }

@@ -199,45 +199,29 @@ impl ProgressState {
 /// The last committed progress record for `restore_id`, if any. Call after
 /// `init_transactions`, which aborts what a killed run left open.
 pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressState>> {
-    let all = load_all(kafka)?;
-    if let Some(u) = all.unreadable.iter().find(|u| u.key == restore_id) {
-        return Err(Error::Kafka {
-            context: format!("reading restore progress from topic {PROGRESS_TOPIC}"),
-            message: format!(
-                "the record of restore {restore_id} is unreadable ({}); it was not written by this vault version",
-                u.error
-            ),
-        });
-    }
-    let Some(state) = all.records.into_iter().find(|s| s.restore_id == restore_id) else {
-        return Ok(None);
-    };
-    if state.version > PROGRESS_VERSION {
-        return Err(Error::Usage(format!(
-            "restore {restore_id} was written by a newer vault (progress version {}, this one reads up to \
-             {PROGRESS_VERSION}); finish it with that version",
-            state.version
-        )));
-    }
-    Ok(Some(state))
+    Ok(load_all(kafka)?.of(restore_id)?.cloned())
 }
 
-/// The record of `restore_id` once one started at or after `started_ms` is
-/// visible: a transaction's commit returns before the brokers have written
-/// its markers, and until then a reader still sees the record before it.
-/// Gives up (returning what it sees) after the request timeout.
-pub(crate) fn load_after(
+/// Every restore's record, read once the record of `restore_id` that started
+/// at or after `started_ms` is visible: a transaction's commit returns
+/// before the brokers have written its markers, and until then a reader
+/// still sees the record before it. Gives up (returning what it sees) after
+/// the request timeout.
+pub(crate) fn load_all_after(
     kafka: &KafkaOptions,
     restore_id: &str,
     started_ms: u64,
-) -> Result<Option<ProgressState>> {
+) -> Result<ProgressRecords> {
     let deadline = Instant::now() + kafka.request_timeout;
     loop {
-        let now = load(kafka, restore_id)?;
-        if now.as_ref().is_some_and(|s| s.started_ms >= started_ms) || Instant::now() > deadline {
-            return Ok(now);
+        let all = load_all(kafka)?;
+        let visible = all
+            .of(restore_id)?
+            .is_some_and(|s| s.started_ms >= started_ms);
+        if visible || Instant::now() > deadline {
+            return Ok(all);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -250,6 +234,33 @@ pub(crate) struct ProgressRecords {
     /// The per-partition records of distributed restores.
     pub partition_records: Vec<ProgressState>,
     pub unreadable: Vec<super::resume::Unreadable>,
+}
+
+impl ProgressRecords {
+    /// The last committed record of `restore_id`, if any; an error if it
+    /// cannot be read or was written by a newer vault.
+    pub(crate) fn of(&self, restore_id: &str) -> Result<Option<&ProgressState>> {
+        if let Some(u) = self.unreadable.iter().find(|u| u.key == restore_id) {
+            return Err(Error::Kafka {
+                context: format!("reading restore progress from topic {PROGRESS_TOPIC}"),
+                message: format!(
+                    "the record of restore {restore_id} is unreadable ({}); it was not written by this vault version",
+                    u.error
+                ),
+            });
+        }
+        let Some(state) = self.records.iter().find(|s| s.restore_id == restore_id) else {
+            return Ok(None);
+        };
+        if state.version > PROGRESS_VERSION {
+            return Err(Error::Usage(format!(
+                "restore {restore_id} was written by a newer vault (progress version {}, this one reads up to \
+                 {PROGRESS_VERSION}); finish it with that version",
+                state.version
+            )));
+        }
+        Ok(Some(state))
+    }
 }
 
 /// The last committed progress record of every restore on the target.

@@ -18,9 +18,9 @@ pub(super) fn claim(
     state: &ProgressState,
 ) -> Result<u64> {
     commit_own_record(kafka, state)?;
-    let now = progress::load_after(kafka, &plan.restore_id, state.started_ms)?;
+    let now = progress::load_all_after(kafka, &plan.restore_id, state.started_ms)?;
     if now
-        .as_ref()
+        .of(&plan.restore_id)?
         .is_some_and(|n| n.workers != state.workers && n.started_ms >= state.started_ms)
     {
         return Err(Error::Usage(format!(
@@ -29,7 +29,7 @@ pub(super) fn claim(
             plan.restore_id
         )));
     }
-    super::super::refuse_concurrent(kafka, plan)?;
+    super::super::refuse_concurrent(plan, &now)?;
     Ok(state.started_ms)
 }
 
