@@ -14,10 +14,9 @@ use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
 use crate::kafka::produce_ffi::{Produce, TopicHandle, flush_step, produce};
 
-/// How long the producer serves delivery reports before it tries again to
-/// queue a record or finish a flush. rdkafka's `poll` always waits out its
-/// whole timeout, so this is also how late a freed queue is noticed.
-const REPORT_WAIT: Duration = Duration::from_millis(1);
+/// How long the producer sleeps when no delivery report was waiting,
+/// before it tries again to queue a record or finish a flush.
+const REPORT_WAIT: Duration = Duration::from_micros(500);
 
 /// One record to send, borrowed from a decoded chunk.
 pub struct OutRecord<'a> {
@@ -237,9 +236,7 @@ impl TxnProducer {
                     )));
                 }
                 // Delivery reports free room as the brokers acknowledge.
-                Err(RDKafkaErrorCode::QueueFull) => {
-                    self.producer.poll(REPORT_WAIT);
-                }
+                Err(RDKafkaErrorCode::QueueFull) => self.serve_reports(),
                 Err(e) => {
                     return Err(kerr(
                         &self.kafka,
@@ -270,6 +267,19 @@ impl TxnProducer {
         Ok(h)
     }
 
+    /// Serves a waiting delivery report, or sleeps briefly if none is
+    /// waiting. rdkafka's `poll` with a timeout waits all of it out (it
+    /// returns only at the deadline, spinning through the last
+    /// millisecond): with 100 ms slices every flush took 100 ms, with 1 ms
+    /// slices the spinning took 13% of the restore's samples.
+    fn serve_reports(&self) {
+        let before = self.producer.in_flight_count();
+        self.producer.poll(Duration::ZERO);
+        if self.producer.in_flight_count() == before {
+            std::thread::sleep(REPORT_WAIT);
+        }
+    }
+
     /// Serves delivery reports without waiting.
     pub fn poll(&self) {
         self.producer.poll(Duration::ZERO);
@@ -284,7 +294,7 @@ impl TxnProducer {
             match flush_step(rk) {
                 Ok(()) => break,
                 Err(RDKafkaErrorCode::OperationTimedOut) if Instant::now() < deadline => {
-                    self.producer.poll(REPORT_WAIT);
+                    self.serve_reports();
                 }
                 Err(e) => {
                     return Err(kerr(
