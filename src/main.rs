@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         raw.splice(at..at, extra.into_iter().map(Into::into));
         cli::run(cli::Cli::parse_from(raw))
     });
+    // Clients close in the background while the command goes on; none
+    // may be left closing when the process exits. A second at most: a
+    // client stuck on an unreachable broker must not hold the exit up.
+    vault::kafka::wait_for_closing_clients(std::time::Duration::from_secs(1));
     vault::timings::mark("done (lock released, clients closed)");
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,8 @@
 //! failed request say why (a wrong password, not "transport failure"),
 //! and lets vault stop at once instead of waiting out the timeout.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
@@ -41,14 +42,45 @@ impl<T: Send + 'static> std::ops::Deref for Detached<T> {
     }
 }
 
+/// How many clients are closing in the background, and a signal when one
+/// is done: the process waits for them before it exits
+/// ([`wait_for_closing_clients`]), so no client is still tearing down its
+/// TLS sessions while `exit` runs OpenSSL's cleanup.
+static CLOSING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
 impl<T: Send + 'static> Drop for Detached<T> {
     fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            // Should no thread be had, the client closes here instead.
-            let _ = std::thread::Builder::new()
-                .name("kvault-close".into())
-                .spawn(move || drop(client));
+        let Some(client) = self.0.take() else { return };
+        *CLOSING.0.lock().expect("closing count") += 1;
+        let closed = || {
+            *CLOSING.0.lock().expect("closing count") -= 1;
+            CLOSING.1.notify_all();
+        };
+        let spawned = std::thread::Builder::new()
+            .name("kvault-close".into())
+            .spawn(move || {
+                drop(client);
+                closed();
+            });
+        // Without a thread (the client went down with the failed spawn's
+        // closure), it closed here.
+        if spawned.is_err() {
+            closed();
         }
+    }
+}
+
+/// Waits, at most `max`, until every [`Detached`] client has closed. Called
+/// once, as `main` returns.
+pub fn wait_for_closing_clients(max: Duration) {
+    let deadline = Instant::now() + max;
+    let mut open = CLOSING.0.lock().expect("closing count");
+    while *open > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        open = CLOSING.1.wait_timeout(open, left).expect("closing count").0;
     }
 }
 
@@ -99,5 +131,51 @@ pub(crate) fn creation_error(e: &KafkaError) -> String {
     match e {
         KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Stands in for a client whose close takes a while.
+    struct SlowClose(Duration, Arc<AtomicBool>);
+
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            std::thread::sleep(self.0);
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_process_waits_for_clients_closing_in_the_background() {
+        let closed = Arc::new(AtomicBool::new(false));
+        let client = Detached::new(SlowClose(Duration::from_millis(150), Arc::clone(&closed)));
+        let t0 = Instant::now();
+        drop(client);
+        // Dropping does not wait for the close.
+        assert!(t0.elapsed() < Duration::from_millis(100));
+        assert!(!closed.load(Ordering::SeqCst));
+        wait_for_closing_clients(Duration::from_secs(5));
+        assert!(
+            closed.load(Ordering::SeqCst),
+            "returned before the client closed"
+        );
+    }
+
+    #[test]
+    fn a_client_that_never_closes_holds_the_exit_up_only_so_long() {
+        let stuck = Detached::new(SlowClose(Duration::from_secs(3), Arc::default()));
+        drop(stuck);
+        let t0 = Instant::now();
+        wait_for_closing_clients(Duration::from_millis(200));
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
     }
 }

@@ -261,6 +261,8 @@ pub(crate) fn target_topic_ids(
     plan: &RestorePlan,
 ) -> Result<BTreeMap<String, Option<String>>> {
     let deadline = Instant::now() + kafka.request_timeout;
+    // Each look is a new client: soon at first, then less often.
+    let mut pause = Duration::from_millis(10);
     loop {
         let ids = target::topic_ids(kafka, plan.topics.iter().map(|t| t.target.clone()))?;
         // A cluster without topic IDs (before Kafka 2.8) has none at all.
@@ -282,7 +284,8 @@ pub(crate) fn target_topic_ids(
                 ),
             });
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 
@@ -351,6 +354,8 @@ pub(crate) fn target_ends(
     state: &ProgressState,
 ) -> Result<BTreeMap<String, i64>> {
     let deadline = Instant::now() + kafka.request_timeout;
+    // Each look is a new client: soon at first, then less often.
+    let mut pause = Duration::from_millis(10);
     loop {
         let ends = read_ends(kafka, plan)?;
         let behind = ends.iter().find(|(k, end)| {
@@ -374,7 +379,10 @@ pub(crate) fn target_ends(
                     ),
                 });
             }
-            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            Some(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
         }
     }
 }

@@ -18,6 +18,9 @@ use crate::kafka::produce_ffi::{Produce, TopicHandle, flush_step, produce};
 /// before it tries again to queue a record or finish a flush.
 const REPORT_WAIT: Duration = Duration::from_micros(500);
 
+/// A flush takes a step every this many [`TxnProducer::serve_reports`].
+const FLUSH_STEP_EVERY: usize = 8;
+
 /// One record to send, borrowed from a decoded chunk.
 pub struct OutRecord<'a> {
     pub offset: i64,
@@ -155,14 +158,9 @@ impl TxnProducer {
                 .set("queue.buffering.max.messages", budget.records.to_string())
                 .set("transaction.timeout.ms", "300000")
                 // Connect to the brokers as soon as they are known. With
-                // sparse connections the transactional init found no broker
-                // up yet and retried on librdkafka's 500 ms timer.
-                .set("enable.sparse.connections", "false")
-                // After a commit the coordinator answers the next
-                // transaction's first request "concurrent transactions" until
-                // its markers are written; retry that sooner than 100 ms
-                // (librdkafka backs off exponentially from here).
-                .set("retry.backoff.ms", "20");
+                // sparse connections the transactional init often found no
+                // broker up yet and retried on librdkafka's 500 ms timer.
+                .set("enable.sparse.connections", "false");
         });
         let producer: BaseProducer<DeliveryLog> =
             c.create_with_context(DeliveryLog::default()).map_err(|e| {
@@ -293,8 +291,13 @@ impl TxnProducer {
         loop {
             match flush_step(rk) {
                 Ok(()) => break,
+                // Each step also wakes every broker thread to send at once:
+                // serve a few reports between steps rather than wake them
+                // every half millisecond.
                 Err(RDKafkaErrorCode::OperationTimedOut) if Instant::now() < deadline => {
-                    self.serve_reports();
+                    for _ in 0..FLUSH_STEP_EVERY {
+                        self.serve_reports();
+                    }
                 }
                 Err(e) => {
                     return Err(kerr(

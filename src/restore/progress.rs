@@ -15,7 +15,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::kafka::{Edge, KafkaOptions, TopicInfo, partition_offsets};
+use crate::kafka::{Detached, Edge, KafkaOptions, TopicInfo, partition_offsets};
 
 /// The compacted topic that holds every restore's progress on a target cluster.
 pub(crate) const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
@@ -205,23 +205,42 @@ pub fn load(kafka: &KafkaOptions, restore_id: &str) -> Result<Option<ProgressSta
 /// Every restore's record, read once the record of `restore_id` that started
 /// at or after `started_ms` is visible: a transaction's commit returns
 /// before the brokers have written its markers, and until then a reader
-/// still sees the record before it. Gives up (returning what it sees) after
-/// the request timeout.
+/// still sees the record before it. Once it is visible, so is every record
+/// committed before it (one partition, read up to its last stable offset):
+/// what a concurrent restore wrote first cannot be missed.
 pub(crate) fn load_all_after(
     kafka: &KafkaOptions,
     restore_id: &str,
     started_ms: u64,
 ) -> Result<ProgressRecords> {
     let deadline = Instant::now() + kafka.request_timeout;
+    let mut pause = Duration::from_millis(10);
     loop {
         let all = load_all(kafka)?;
         let visible = all
             .of(restore_id)?
             .is_some_and(|s| s.started_ms >= started_ms);
-        if visible || Instant::now() > deadline {
+        if visible {
             return Ok(all);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if Instant::now() > deadline {
+            return Err(Error::Kafka {
+                context: format!(
+                    "reading back restore {restore_id}'s progress from topic {PROGRESS_TOPIC} (target brokers {})",
+                    kafka.brokers
+                ),
+                message: format!(
+                    "the record this run committed is still not visible after {} s: an open transaction on \
+                     the topic holds it back (a restore killed while committing; it ends when that restore \
+                     runs again or its transaction times out, within 5 minutes). Nothing was restored; run \
+                     the same command again",
+                    kafka.request_timeout.as_secs()
+                ),
+            });
+        }
+        std::thread::sleep(pause);
+        // Each look is a new client: wait longer the longer it takes.
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 
@@ -301,6 +320,7 @@ pub(crate) fn read_records(
     let consumer: BaseConsumer = c
         .create()
         .map_err(|e| kafka_err(kafka, crate::kafka::creation_error(&e)))?;
+    let consumer = Detached::new(consumer);
     // The same ListOffsets reads as the snapshot's cut; a failed one is an
     // error, never "no progress" (which would restore everything again).
     let topic = [TopicInfo {
@@ -353,8 +373,6 @@ pub(crate) fn read_records(
             }
         }
     }
-    // Closing the clients takes a round of goodbyes nobody needs to wait for.
-    std::thread::spawn(move || drop((consumer, client)));
     let mut out = ProgressRecords::default();
     for (key, value) in last {
         // A tombstone (null value) deletes the key.

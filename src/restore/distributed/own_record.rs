@@ -11,17 +11,17 @@ use crate::error::{Error, Result};
 /// Commits a new restore's own record, then reads it back once it is
 /// visible: a single `vault restore` of the same restore that began at the
 /// same moment wrote its own record after this one, and this worker leaves
-/// it the restore. Returns the record's start time.
+/// it the restore. Returns the start time of the record that stands.
 pub(super) fn claim(
     kafka: &crate::kafka::KafkaOptions,
     plan: &RestorePlan,
     state: &ProgressState,
 ) -> Result<u64> {
-    commit_own_record(kafka, state)?;
-    let now = progress::load_all_after(kafka, &plan.restore_id, state.started_ms)?;
+    let started = commit_own_record(kafka, state)?;
+    let now = progress::load_all_after(kafka, &plan.restore_id, started)?;
     if now
         .of(&plan.restore_id)?
-        .is_some_and(|n| n.workers != state.workers && n.started_ms >= state.started_ms)
+        .is_some_and(|n| n.workers != state.workers && n.started_ms >= started)
     {
         return Err(Error::Usage(format!(
             "a `vault restore` of the same snapshot and topics began at the same moment as this worker \
@@ -30,17 +30,18 @@ pub(super) fn claim(
         )));
     }
     super::super::refuse_concurrent(plan, &now)?;
-    Ok(state.started_ms)
+    Ok(started)
 }
 
 /// Commits the restore's own record. Every worker has the same
 /// transactional id for it, so two committing at once fence each other:
 /// the one fenced looks again and is content when the record it meant to
-/// write (or a later phase of it) is there.
+/// write (or a later phase of it) is there. Returns the start time of the
+/// record that stands: another worker's, when this one settled for it.
 pub(super) fn commit_own_record(
     kafka: &crate::kafka::KafkaOptions,
     state: &ProgressState,
-) -> Result<()> {
+) -> Result<u64> {
     let mut last = None;
     for _ in 0..5 {
         let attempt = TxnProducer::start(kafka, &state.restore_id).and_then(|p| {
@@ -48,14 +49,14 @@ pub(super) fn commit_own_record(
             p.commit(state)
         });
         match attempt {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(state.started_ms),
             Err(e) => last = Some(e),
         }
         if let Some(now) = progress::load(kafka, &state.restore_id)?
             && now.workers == state.workers
             && (now.phase == state.phase || now.phase == Phase::Done)
         {
-            return Ok(());
+            return Ok(now.started_ms);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
