@@ -21,17 +21,18 @@ fn main() -> ExitCode {
         raw.splice(at..at, extra.into_iter().map(Into::into));
         cli::run(cli::Cli::parse_from(raw))
     });
-    // Clients close in the background while the command goes on; none
-    // may be left closing when the process exits. A second at most: a
-    // client stuck on an unreachable broker must not hold the exit up.
-    vault::kafka::wait_for_closing_clients(std::time::Duration::from_secs(1));
-    vault::timings::mark("done (lock released, clients closed)");
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // No password vault was given ever reaches a terminal or a log.
             cli::output::error(&e.to_string());
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
-    }
+    };
+    // Clients close in the background while the command goes on; none
+    // may be left closing when the process exits. A second at most: a
+    // client stuck on an unreachable broker must not hold the exit up.
+    vault::kafka::wait_for_closing_clients(std::time::Duration::from_secs(1));
+    vault::timings::mark("done (lock released, clients closed)");
+    code
 }

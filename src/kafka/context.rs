@@ -48,25 +48,37 @@ impl<T: Send + 'static> std::ops::Deref for Detached<T> {
 /// TLS sessions while `exit` runs OpenSSL's cleanup.
 static CLOSING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
 
+fn closing_count() -> std::sync::MutexGuard<'static, usize> {
+    // A count is still right after a panic elsewhere held the lock.
+    CLOSING
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Counts one close as done when dropped, even if the close panicked.
+struct Closed;
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        *closing_count() -= 1;
+        CLOSING.1.notify_all();
+    }
+}
+
 impl<T: Send + 'static> Drop for Detached<T> {
     fn drop(&mut self) {
         let Some(client) = self.0.take() else { return };
-        *CLOSING.0.lock().expect("closing count") += 1;
-        let closed = || {
-            *CLOSING.0.lock().expect("closing count") -= 1;
-            CLOSING.1.notify_all();
-        };
-        let spawned = std::thread::Builder::new()
+        *closing_count() += 1;
+        let done = Closed;
+        // Should no thread be had, the closure (and the client and `done`
+        // with it) is dropped here, and the client closes in line.
+        let _ = std::thread::Builder::new()
             .name("kvault-close".into())
             .spawn(move || {
+                let _done = done;
                 drop(client);
-                closed();
             });
-        // Without a thread (the client went down with the failed spawn's
-        // closure), it closed here.
-        if spawned.is_err() {
-            closed();
-        }
     }
 }
 
@@ -74,13 +86,17 @@ impl<T: Send + 'static> Drop for Detached<T> {
 /// once, as `main` returns.
 pub fn wait_for_closing_clients(max: Duration) {
     let deadline = Instant::now() + max;
-    let mut open = CLOSING.0.lock().expect("closing count");
+    let mut open = closing_count();
     while *open > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
         }
-        open = CLOSING.1.wait_timeout(open, left).expect("closing count").0;
+        open = CLOSING
+            .1
+            .wait_timeout(open, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
     }
 }
 

@@ -52,8 +52,11 @@ pub(super) fn commit_own_record(
             Ok(()) => return Ok(state.started_ms),
             Err(e) => last = Some(e),
         }
+        // The record it meant to write, by another worker of its run: not
+        // an older one of the same run that named topics since recreated.
         if let Some(now) = progress::load(kafka, &state.restore_id)?
             && now.workers == state.workers
+            && now.target_topic_ids == state.target_topic_ids
             && (now.phase == state.phase || now.phase == Phase::Done)
         {
             return Ok(now.started_ms);
