@@ -15,14 +15,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 gib=${1:-1}
 parts=${2:-8}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-cd "$repo"
-cargo build --release --bin vault >&2
-vault=$CARGO_TARGET_DIR/release/vault
-eval "$(scripts/kafka start)"
-src=$KVAULT_TEST_SOURCE_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup
 topic=bench-${gib}g-${parts}p
 records=$((gib * 1024 * 1024))
 if ! kcat -b "$src" -L -t "$topic" 2>/dev/null | grep -q "partition $((parts - 1)),"; then

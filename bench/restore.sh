@@ -24,18 +24,8 @@ if [ "${1:-}" = leaves ]; then
 fi
 gib=${1:-1}
 parts=${2:-8}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-for t in kcat python3; do
-  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat)" >&2; exit 1; }
-done
-cd "$repo"
-cargo build --release --bin vault >&2
-vault=$CARGO_TARGET_DIR/release/vault
-eval "$(scripts/kafka start)"
-src=$KVAULT_TEST_SOURCE_BROKERS
-dst=$KVAULT_TEST_TARGET_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup kcat python3
 
 if [ "$mode" = leaves ]; then
   topic=bench-small-${gib}g-${parts}p

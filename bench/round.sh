@@ -30,22 +30,8 @@ while [ $# -gt 0 ]; do
 done
 gib=${positional[0]:-1}
 parts=${positional[1]:-8}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-for t in kcat restic zstd python3; do
-  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat restic zstd)" >&2; exit 1; }
-done
-cd "$repo"
-if [ -n "${KVAULT_BENCH_BIN:-}" ]; then
-  vault=$KVAULT_BENCH_BIN # another build to compare (before/after)
-else
-  cargo build --release --bin vault >&2
-  vault=$CARGO_TARGET_DIR/release/vault
-fi
-eval "$(scripts/kafka start)"
-src=$KVAULT_TEST_SOURCE_BROKERS
-dst=$KVAULT_TEST_TARGET_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup kcat restic zstd python3
 
 headers=()
 if [ "$small" = 1 ]; then

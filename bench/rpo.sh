@@ -11,14 +11,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${1:-90}
 interval=${2:-10s}
 rate=${3:-2000}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-cd "$repo"
-cargo build --release --bin vault >&2
-vault=$CARGO_TARGET_DIR/release/vault
-eval "$(scripts/kafka start)"
-brokers=$KVAULT_TEST_SOURCE_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup
+brokers=$src
 topic=bench-rpo-$$
 "$repo/bench/create-topic.sh" "$brokers" "$topic" 8
 pw=$work/pw; echo "bench passphrase" > "$pw"

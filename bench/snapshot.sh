@@ -30,17 +30,9 @@ while [ $# -gt 0 ]; do
 done
 gib=${positional[0]:-1}
 parts=${positional[1]:-8}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-for t in kcat restic python3; do
-  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat restic)" >&2; exit 1; }
-done
-cd "$repo"
-cargo build --release --bin vault >&2
-vault=$CARGO_TARGET_DIR/release/vault
-eval "$(scripts/kafka start)"
-brokers=$KVAULT_TEST_SOURCE_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup kcat restic python3
+brokers=$src
 topic=bench-${gib}g-${parts}p
 
 records=$((gib * 1024 * 1024))

@@ -29,18 +29,8 @@ while [ $# -gt 0 ]; do
 done
 [ ${#positional[@]} -lt 1 ] || gib=${positional[0]}
 [ ${#positional[@]} -lt 2 ] || parts=${positional[1]}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-for t in kcat python3; do
-  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat)" >&2; exit 1; }
-done
-cd "$repo"
-cargo build --release --bin vault >&2
-vault=$CARGO_TARGET_DIR/release/vault
-eval "$(scripts/kafka start)"
-src=$KVAULT_TEST_SOURCE_BROKERS
-dst=$KVAULT_TEST_TARGET_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup kcat python3
 run=$(date +%s)-$$
 
 # Which server process serves a URL, to charge vault with its CPU.

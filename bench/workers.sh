@@ -21,18 +21,10 @@ for a in "$@"; do
 done
 gib=${positional[0]:-1}
 parts=${positional[1]:-24}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vault-target}
-for t in kcat python3; do
-  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install kcat)" >&2; exit 1; }
-done
-cd "$repo"
-cargo build --release --bin vault >&2
-vault=$CARGO_TARGET_DIR/release/vault
-eval "$(scripts/kafka start)"
-brokers=$KVAULT_TEST_SOURCE_BROKERS
-target=$KVAULT_TEST_TARGET_BROKERS
-work=${KVAULT_BENCH_DIR:-$(mktemp -d /tmp/kvault-bench.XXXXXX)}
-mkdir -p "$work"
+source "$repo/bench/lib.sh"
+bench_setup kcat python3
+brokers=$src
+target=$dst
 topic=bench-${gib}g-${parts}p
 records=$((gib * 1024 * 1024))
 if ! kcat -b "$brokers" -L -t "$topic" 2>/dev/null | grep -q "partition $((parts - 1)),"; then
