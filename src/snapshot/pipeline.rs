@@ -130,12 +130,9 @@ fn work(
                 // Room for the worst case, so zstd never makes the vector grow.
                 let mut f =
                     Vec::with_capacity(zstd::zstd_safe::compress_bound(job.plaintext.len()) + 16);
-                if job.kind == ObjectKind::DataChunk {
-                    compressor.compress_records_into(&job.plaintext, &mut f)
-                } else {
-                    compressor.compress_into(&job.plaintext, &mut f)
-                }
-                .ctx(|| format!("compressing chunk {id}"))?;
+                compressor
+                    .compress_object_into(job.kind, &job.plaintext, &mut f)
+                    .ctx(|| format!("compressing chunk {id}"))?;
                 Some(f)
             };
             Ok(Ready {

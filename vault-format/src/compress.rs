@@ -2,6 +2,7 @@
 //! incompressible data can be stored as is and still decode on its own.
 
 use crate::error::{FormatError, Result};
+use crate::object::ObjectKind;
 use crate::wire::{Reader, Writer};
 
 /// Largest plaintext a single chunk or object may decompress to. Authentic
@@ -143,6 +144,34 @@ impl Compressor {
         self.compress_records_append(rows, out)
     }
 
+    /// Appends `data`, an object of `kind`, in the encoding its kind takes:
+    /// a data chunk's records as record streams, anything else as it is.
+    /// The one place that decides, for the pipeline's workers and for
+    /// [`crate::pack::PackBuilder::add`] alike.
+    pub fn compress_object_append(
+        &mut self,
+        kind: ObjectKind,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if kind == ObjectKind::DataChunk {
+            self.compress_records_append(data, out)
+        } else {
+            self.compress_append(data, out)
+        }
+    }
+
+    /// [`Compressor::compress_object_append`] into `out`, cleared first.
+    pub fn compress_object_into(
+        &mut self,
+        kind: ObjectKind,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.clear();
+        self.compress_object_append(kind, data, out)
+    }
+
     /// Appends a data chunk's framed records to `out` as
     /// `tag || varint(len) || varint(streams len) || zstd frame` of their
     /// record streams, each stream ending a zstd block so it gets its own
@@ -202,14 +231,10 @@ impl Compressor {
                 }
             }
         }
-        if out.len() - mark < rows.len() {
-            return Ok(());
+        if out.len() - mark >= rows.len() {
+            out.truncate(mark);
+            append_raw(rows, out);
         }
-        out.truncate(mark);
-        let mut head = Writer::with_capacity(11);
-        head.u8(TAG_RAW).varint(rows.len() as u64);
-        out.extend_from_slice(&head.into_inner());
-        out.extend_from_slice(rows);
         Ok(())
     }
 
@@ -218,8 +243,8 @@ impl Compressor {
     /// are never copied (this runs for every chunk of a snapshot).
     pub fn compress_append(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let mark = out.len();
-        let mut head = Writer::with_capacity(11);
         if let Some(z) = self.zstd.as_mut() {
+            let mut head = Writer::with_capacity(11);
             head.u8(TAG_ZSTD).varint(data.len() as u64);
             out.extend_from_slice(&head.into_inner());
             let at = out.len();
@@ -236,13 +261,19 @@ impl Compressor {
                 return Ok(());
             }
             out.truncate(mark);
-            head = Writer::with_capacity(11);
         }
-        head.u8(TAG_RAW).varint(data.len() as u64);
-        out.extend_from_slice(&head.into_inner());
-        out.extend_from_slice(data);
+        append_raw(data, out);
         Ok(())
     }
+}
+
+/// Appends `tag || varint(len) || data` stored as it is: when compression
+/// is off, or when it would not make the payload smaller.
+fn append_raw(data: &[u8], out: &mut Vec<u8>) {
+    let mut head = Writer::with_capacity(11);
+    head.u8(TAG_RAW).varint(data.len() as u64);
+    out.extend_from_slice(&head.into_inner());
+    out.extend_from_slice(data);
 }
 
 fn zstd_error(what: &'static str, code: usize) -> FormatError {

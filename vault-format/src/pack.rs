@@ -154,11 +154,7 @@ impl PackBuilder {
     ) -> Result<BlobEntry> {
         // Compress straight into the pack buffer, then encrypt in place.
         let start = self.buf.len();
-        if kind == ObjectKind::DataChunk {
-            compressor.compress_records_append(plaintext, &mut self.buf)?;
-        } else {
-            compressor.compress_append(plaintext, &mut self.buf)?;
-        }
+        compressor.compress_object_append(kind, plaintext, &mut self.buf)?;
         self.seal_tail(kind, id, start, plaintext.len())
     }
 
