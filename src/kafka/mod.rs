@@ -159,6 +159,23 @@ fn is_getting_ready(code: rdkafka::types::RDKafkaErrorCode) -> bool {
 /// How long to wait before asking a cluster that is getting ready again.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
+/// The pauses between looks at a cluster while something settles (a new
+/// topic's ID, a commit's markers): each look makes a new client, so soon
+/// at first (10 ms), then less often (doubling up to 200 ms).
+pub(crate) struct SettlePause(Duration);
+
+impl SettlePause {
+    pub(crate) fn new() -> SettlePause {
+        SettlePause(Duration::from_millis(10))
+    }
+
+    /// Sleeps for the next pause.
+    pub(crate) fn sleep(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Duration::from_millis(200));
+    }
+}
+
 /// Runs `f` again while the cluster answers that it is still getting ready,
 /// up to the request timeout.
 pub(crate) fn retry_transient<T>(

@@ -34,7 +34,7 @@ use target::NewTopicSpec;
 use translate::translate;
 
 use crate::error::{Error, Result};
-use crate::kafka::{Edge, KafkaOptions, OffsetCommit, TopicInfo, partition_offsets};
+use crate::kafka::{Edge, KafkaOptions, OffsetCommit, SettlePause, TopicInfo, partition_offsets};
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
 
@@ -261,8 +261,7 @@ pub(crate) fn target_topic_ids(
     plan: &RestorePlan,
 ) -> Result<BTreeMap<String, Option<String>>> {
     let deadline = Instant::now() + kafka.request_timeout;
-    // Each look is a new client: soon at first, then less often.
-    let mut pause = Duration::from_millis(10);
+    let mut pause = SettlePause::new();
     loop {
         let ids = target::topic_ids(kafka, plan.topics.iter().map(|t| t.target.clone()))?;
         // A cluster without topic IDs (before Kafka 2.8) has none at all.
@@ -284,8 +283,7 @@ pub(crate) fn target_topic_ids(
                 ),
             });
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
+        pause.sleep();
     }
 }
 
@@ -354,8 +352,7 @@ pub(crate) fn target_ends(
     state: &ProgressState,
 ) -> Result<BTreeMap<String, i64>> {
     let deadline = Instant::now() + kafka.request_timeout;
-    // Each look is a new client: soon at first, then less often.
-    let mut pause = Duration::from_millis(10);
+    let mut pause = SettlePause::new();
     loop {
         let ends = read_ends(kafka, plan)?;
         let behind = ends.iter().find(|(k, end)| {
@@ -379,10 +376,7 @@ pub(crate) fn target_ends(
                     ),
                 });
             }
-            Some(_) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
+            Some(_) => pause.sleep(),
         }
     }
 }

@@ -15,7 +15,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::kafka::{Detached, Edge, KafkaOptions, TopicInfo, partition_offsets};
+use crate::kafka::{Detached, Edge, KafkaOptions, SettlePause, TopicInfo, partition_offsets};
 
 /// The compacted topic that holds every restore's progress on a target cluster.
 pub(crate) const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
@@ -218,7 +218,7 @@ pub(crate) fn load_all_after(
     started_ms: u64,
 ) -> Result<ProgressRecords> {
     let deadline = Instant::now() + kafka.request_timeout;
-    let mut pause = Duration::from_millis(10);
+    let mut pause = SettlePause::new();
     loop {
         let all = load_all(kafka)?;
         let visible = all
@@ -227,9 +227,7 @@ pub(crate) fn load_all_after(
         if visible || Instant::now() > deadline {
             return Ok(all);
         }
-        std::thread::sleep(pause);
-        // Each look is a new client: wait longer the longer it takes.
-        pause = (pause * 2).min(Duration::from_millis(200));
+        pause.sleep();
     }
 }
 
