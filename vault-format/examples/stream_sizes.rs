@@ -10,14 +10,15 @@
 //! `bench/round.sh --small` adds (timestamps a few hundred records per
 //! millisecond, as kcat produces them), cuts chunks of CHUNK_BYTES (default
 //! 65536; fixed cuts, not content-defined), and prints the zstd size of each
-//! stream compressed alone, of the chunks as vault stores them (compression
-//! tag 2), and of the meta stream laid out column by column instead.
+//! record stream (tag 2's layout) compressed alone, and of the chunks as
+//! vault stores them now: record planes, compression tag 3, whose meta
+//! planes are the meta stream taken apart field by field.
 
 use std::io::BufRead;
 
 use vault_format::columns::{RecordStreams, split};
 use vault_format::compress::{Compression, Compressor};
-use vault_format::record::{Record, RecordHeader, RecordIter, RecordValue, TimestampType};
+use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -57,7 +58,7 @@ fn main() {
     let zstd_len = |b: &[u8]| zstd::bulk::compress(b, level).expect("zstd").len();
     let mut compressor = Compressor::new(Compression(Some(level))).expect("zstd level");
     let (mut streams, mut stored) = (RecordStreams::default(), Vec::new());
-    let (mut alone, mut whole, mut columns, mut raw) = ([0usize; 4], 0, 0, 0);
+    let (mut alone, mut whole, mut raw) = ([0usize; 4], 0, 0);
     for ch in &chunks {
         split(ch, &mut streams).expect("framed records");
         for (sum, part) in alone.iter_mut().zip(streams.parts()) {
@@ -67,49 +68,15 @@ fn main() {
             .compress_records_into(ch, &mut stored)
             .expect("compressing");
         whole += stored.len();
-        columns += zstd_len(&meta_columns(ch));
         raw += ch.len();
     }
     println!(
         "{} chunks, {raw} bytes framed; zstd -{level} alone: meta {} keys {} values {} headers {}; \
-         stored (tag 2) {whole}; meta as columns {columns}",
+         stored as record planes (tag 3) {whole}",
         chunks.len(),
         alone[0],
         alone[1],
         alone[2],
         alone[3]
     );
-}
-
-/// The meta stream's fields, one column after another: attributes,
-/// timestamp deltas, key lengths, value lengths, then the headers' counts
-/// and lengths.
-fn meta_columns(chunk: &[u8]) -> Vec<u8> {
-    let mut cols: [Vec<u8>; 5] = Default::default();
-    let mut prev = 0i64;
-    for r in RecordIter::new(chunk) {
-        let r = r.expect("framed records");
-        cols[0].push(u8::from(r.key.is_some()));
-        let d = r.timestamp.wrapping_sub(prev);
-        prev = r.timestamp;
-        varint(&mut cols[1], ((d << 1) ^ (d >> 63)).cast_unsigned());
-        varint(&mut cols[2], r.key.map_or(0, |k| k.len() as u64 + 1));
-        if let RecordValue::Inline(v) = &r.value {
-            varint(&mut cols[3], v.len() as u64);
-        }
-        varint(&mut cols[4], r.headers.len() as u64);
-        for h in &r.headers {
-            varint(&mut cols[4], h.key.len() as u64);
-            varint(&mut cols[4], h.value.map_or(0, |v| v.len() as u64 + 1));
-        }
-    }
-    cols.concat()
-}
-
-fn varint(out: &mut Vec<u8>, mut x: u64) {
-    while x >= 0x80 {
-        out.push((x as u8) | 0x80);
-        x >>= 7;
-    }
-    out.push(x as u8);
 }

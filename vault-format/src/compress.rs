@@ -11,8 +11,11 @@ pub const MAX_PLAINTEXT: usize = 256 << 20;
 
 const TAG_RAW: u8 = 0;
 const TAG_ZSTD: u8 = 1;
-/// zstd over a data chunk's record streams (`columns.rs`), one block per stream.
+/// zstd over a data chunk's record streams (`columns.rs`), one block per
+/// stream. Read, no longer written: tag 3 replaced it.
 const TAG_ZSTD_RECORDS: u8 = 2;
+/// zstd over a data chunk's record planes (`planes.rs`), one block per plane.
+const TAG_ZSTD_PLANES: u8 = 3;
 
 /// The zstd level to use; `None` stores raw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +45,7 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
             format!("plaintext length {len} exceeds the {MAX_PLAINTEXT} cap"),
         ));
     }
-    if tag == TAG_ZSTD_RECORDS {
+    if tag == TAG_ZSTD_RECORDS || tag == TAG_ZSTD_PLANES {
         let streams_len = r.len()?;
         if streams_len > MAX_PLAINTEXT {
             return Err(FormatError::malformed(
@@ -51,7 +54,11 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
             ));
         }
         let streams = zstd_decompress(r.raw(r.remaining())?, streams_len, what)?;
-        return crate::columns::join(&streams, len);
+        return if tag == TAG_ZSTD_PLANES {
+            crate::planes::join(&streams, len)
+        } else {
+            crate::columns::join(&streams, len)
+        };
     }
     let payload = r.raw(r.remaining())?;
     match tag {
@@ -93,9 +100,9 @@ fn zstd_decompress(payload: &[u8], len: usize, what: &'static str) -> Result<Vec
 pub struct Compressor {
     level: Option<i32>,
     zstd: Option<zstd::bulk::Compressor<'static>>,
-    /// For record streams: a streaming context, to end a block per stream.
+    /// For record planes: a streaming context, to end a block per plane.
     streaming: Option<zstd::zstd_safe::CCtx<'static>>,
-    streams: crate::columns::RecordStreams,
+    planes: crate::planes::RecordPlanes,
 }
 
 impl Compressor {
@@ -124,7 +131,7 @@ impl Compressor {
             level: c.0,
             zstd,
             streaming,
-            streams: crate::columns::RecordStreams::default(),
+            planes: crate::planes::RecordPlanes::default(),
         })
     }
 
@@ -145,7 +152,7 @@ impl Compressor {
     }
 
     /// Appends `data`, an object of `kind`, in the encoding its kind takes:
-    /// a data chunk's records as record streams, anything else as it is.
+    /// a data chunk's records as record planes, anything else as it is.
     /// The one place that decides, for the pipeline's workers and for
     /// [`crate::pack::PackBuilder::add`] alike.
     pub fn compress_object_append(
@@ -173,10 +180,11 @@ impl Compressor {
     }
 
     /// Appends a data chunk's framed records to `out` as
-    /// `tag || varint(len) || varint(streams len) || zstd frame` of their
-    /// record streams, each stream ending a zstd block so it gets its own
-    /// entropy tables. Falls back to [`Compressor::compress_into`] for bytes
-    /// that are not framed records, and to raw storage when nothing is saved.
+    /// `tag || varint(len) || varint(planes len) || zstd frame` of their
+    /// record planes, each non-empty plane ending a zstd block so it gets
+    /// its own entropy tables. Falls back to [`Compressor::compress_into`]
+    /// for bytes that are not framed records, and to raw storage when
+    /// nothing is saved.
     pub fn compress_records_append(&mut self, rows: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let mark = out.len();
         let written = self.streams_append(rows, out);
@@ -192,26 +200,27 @@ impl Compressor {
         let Some(cctx) = self.streaming.as_mut() else {
             return self.compress_append(rows, out);
         };
-        if crate::columns::split(rows, &mut self.streams).is_err() {
+        if crate::planes::split(rows, &mut self.planes).is_err() {
             return self.compress_append(rows, out);
         }
-        let head = self.streams.head();
-        let total = head.len() + self.streams.streams_len();
+        let head = self.planes.head();
+        let total = head.len() + self.planes.parts_len();
         let mut w = Writer::with_capacity(21);
-        w.u8(TAG_ZSTD_RECORDS)
+        w.u8(TAG_ZSTD_PLANES)
             .varint(rows.len() as u64)
             .varint(total as u64);
         out.extend_from_slice(&w.into_inner());
-        // Each stream's block adds a 3-byte header at most beyond the bound.
-        out.reserve(zstd::zstd_safe::compress_bound(total) + 64);
+        // Each plane's block adds a 3-byte header at most beyond the bound.
+        out.reserve(zstd::zstd_safe::compress_bound(total) + 3 * (crate::planes::PARTS + 1));
         cctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
             .map_err(|code| zstd_error("chunk", code))?;
         cctx.set_pledged_src_size(Some(total as u64))
             .map_err(|code| zstd_error("chunk", code))?;
-        let [meta, keys, values, headers] = self.streams.parts();
-        let parts: [&[u8]; 5] = [&head, meta, keys, values, headers];
-        for (i, part) in parts.iter().enumerate() {
-            let end = if i + 1 == parts.len() {
+        let planes = self.planes.parts();
+        // An empty plane gets no block: a flush with nothing new writes none.
+        let parts = std::iter::once(&head[..]).chain(planes.iter().copied());
+        for (i, part) in parts.enumerate() {
+            let end = if i == crate::planes::PARTS {
                 zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end
             } else {
                 zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush
@@ -318,7 +327,7 @@ mod tests {
         let mut c = Compressor::new(Compression::DEFAULT).unwrap();
         let mut out = Vec::new();
         c.compress_records_into(&rows, &mut out).unwrap();
-        assert_eq!(out[0], TAG_ZSTD_RECORDS);
+        assert_eq!(out[0], TAG_ZSTD_PLANES);
         assert_eq!(decompress_framed(&out, "chunk").unwrap(), rows);
         // Smaller than the records compressed as they are framed.
         let plain = Compression::DEFAULT.compress_framed(&rows).unwrap();
@@ -350,7 +359,7 @@ mod tests {
         }
         // A wrong plaintext length is caught by join, not trusted.
         let mut w = Writer::new();
-        w.u8(TAG_ZSTD_RECORDS).varint(rows.len() as u64 + 1);
+        w.u8(TAG_ZSTD_PLANES).varint(rows.len() as u64 + 1);
         let head_len = 1 + crate::wire::Writer::new().varint(rows.len() as u64).len();
         let mut bad = w.into_inner();
         bad.extend_from_slice(&out[head_len..]);

@@ -123,6 +123,26 @@ pub fn record_streams(data: &[u8]) {
     }
 }
 
+/// Record planes (tag 3, what data chunks are compressed through now): as
+/// [`record_streams`], for `planes.rs`.
+pub fn record_planes(data: &[u8]) {
+    use crate::planes::{RecordPlanes, join, split};
+    let mut p = RecordPlanes::default();
+    if data.len() >= 2 {
+        let rows_len = usize::from(u16::from_le_bytes([data[0], data[1]]));
+        if let Ok(rows) = join(&data[2..], rows_len) {
+            split(&rows, &mut p).expect("joined records split");
+            assert_eq!(p.to_bytes(), &data[2..]);
+        }
+    }
+    if split(data, &mut p).is_ok() {
+        assert_eq!(
+            join(&p.to_bytes(), data.len()).expect("split records join"),
+            data
+        );
+    }
+}
+
 /// A decoder entry point: arbitrary bytes in, no panic out.
 pub type Target = fn(&[u8]);
 
@@ -137,4 +157,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("run_objects", run_objects),
     ("record_streams", record_streams),
+    ("record_planes", record_planes),
 ];

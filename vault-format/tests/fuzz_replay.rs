@@ -43,6 +43,7 @@ fn seed_vector(target: &str) -> &'static str {
         "config" => "config.body",
         "run_objects" => "run.plan.body",
         "record_streams" => "records.streams.seed",
+        "record_planes" => "records.planes.seed",
         t => panic!("no seed for fuzz target {t}"),
     }
 }

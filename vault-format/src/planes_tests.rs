@@ -1,0 +1,176 @@
+use super::*;
+use crate::id::ChunkId;
+use crate::record::tests::owned_record;
+use crate::record::{ExternalValue, TimestampType};
+use proptest::prelude::*;
+
+fn rows(records: &[Record<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        r.encode_into(&mut out);
+    }
+    out
+}
+
+fn sample() -> Vec<Record<'static>> {
+    vec![
+        Record {
+            timestamp: 1_700_000_000_000,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(b"user-1"),
+            value: RecordValue::Inline(b"{\"a\":1}"),
+            headers: vec![
+                RecordHeader {
+                    key: b"content-type",
+                    value: Some(b"application/json"),
+                },
+                RecordHeader {
+                    key: b"trace",
+                    value: None,
+                },
+            ],
+        },
+        Record {
+            timestamp: -1,
+            timestamp_type: TimestampType::NotAvailable,
+            key: None,
+            value: RecordValue::Null,
+            headers: vec![],
+        },
+        Record {
+            timestamp: i64::MAX,
+            timestamp_type: TimestampType::LogAppendTime,
+            key: Some(b""),
+            value: RecordValue::External(ExternalValue {
+                len: 10,
+                parts: vec![(ChunkId([7; 32]), 4), (ChunkId([9; 32]), 6)],
+            }),
+            headers: vec![RecordHeader {
+                key: b"",
+                value: Some(b""),
+            }],
+        },
+        Record {
+            timestamp: i64::MIN,
+            timestamp_type: TimestampType::CreateTime,
+            key: Some(b"k"),
+            value: RecordValue::Inline(&[b'v'; 300]),
+            headers: vec![],
+        },
+    ]
+}
+
+#[test]
+fn join_rebuilds_the_framing() {
+    let rows = rows(&sample());
+    let mut p = RecordPlanes::default();
+    split(&rows, &mut p).unwrap();
+    assert_eq!(p.records, 4);
+    assert_eq!(p.keys, b"user-1k");
+    assert_eq!(p.headers, b"content-typeapplication/jsontrace");
+    // 300 takes two varint bytes: the second goes to the continuation plane.
+    assert_eq!(p.value_len.first, [7, 0x80 | (300u16 & 0x7f) as u8]);
+    assert_eq!(p.value_len.more, [(300u16 >> 7) as u8]);
+    assert_eq!(join(&p.to_bytes(), rows.len()).unwrap(), rows);
+    // An empty chunk has empty planes.
+    split(&[], &mut p).unwrap();
+    assert_eq!(join(&p.to_bytes(), 0).unwrap(), Vec::<u8>::new());
+}
+
+#[test]
+fn refuses_what_does_not_add_up() {
+    let rows = rows(&sample());
+    let mut p = RecordPlanes::default();
+    split(&rows, &mut p).unwrap();
+    let e = p.to_bytes();
+    assert!(join(&e, rows.len() + 1).is_err());
+    assert!(join(&e, rows.len() - 1).is_err());
+    assert!(join(&e[..e.len() - 1], rows.len()).is_err());
+    let mut extra = e.clone();
+    extra.push(0);
+    assert!(join(&extra, rows.len()).is_err());
+    assert!(split(b"\x05junk", &mut p).is_err());
+    // A record count that the attributes plane does not hold.
+    let mut more_records = e.clone();
+    more_records[0] += 1;
+    assert!(join(&more_records, rows.len()).is_err());
+    // A huge record count is refused before anything is allocated.
+    let mut huge = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+    huge.extend_from_slice(&e[1..]);
+    assert!(join(&huge, rows.len()).is_err());
+}
+
+#[test]
+fn refuses_a_varint_that_is_not_minimal() {
+    // One record, no key, inline value of length 1 written as `0x81 0x00`.
+    let mut p = RecordPlanes::default();
+    let one = Record {
+        timestamp: 0,
+        timestamp_type: TimestampType::CreateTime,
+        key: None,
+        value: RecordValue::Inline(b"x"),
+        headers: vec![],
+    };
+    let framed = rows(std::slice::from_ref(&one));
+    split(&framed, &mut p).unwrap();
+    assert_eq!(join(&p.to_bytes(), framed.len()).unwrap(), framed);
+    p.value_len.first = vec![0x81];
+    p.value_len.more = vec![0x00];
+    assert!(join(&p.to_bytes(), framed.len()).is_err());
+}
+
+/// The layout, byte for byte (docs/format.md § Record planes).
+#[test]
+fn golden_vector() {
+    let r = Record {
+        timestamp: 3,
+        timestamp_type: TimestampType::CreateTime,
+        key: Some(b"k"),
+        value: RecordValue::Inline(b"vv"),
+        headers: vec![RecordHeader {
+            key: b"h",
+            value: Some(b"x"),
+        }],
+    };
+    let r2 = Record {
+        timestamp: 2,
+        value: RecordValue::Inline(&[b'w'; 130]),
+        ..r.clone()
+    };
+    let rows = rows(&[r, r2]);
+    let mut p = RecordPlanes::default();
+    split(&rows, &mut p).unwrap();
+    let mut expected = String::from(
+        // records 2; lengths of attrs, ts, ts+, key, key+, value, value+,
+        // external, header count, header count+, header lengths,
+        // header lengths+, keys, values (0x84 0x01 = 132)
+        "02 02 02 00 02 00 02 01 00 02 00 04 00 02 8401\
+         0505 0601 0202 0282 01 0101 01020102 6b6b 7676",
+    );
+    expected.push_str(&"77".repeat(130));
+    expected.push_str("68786878");
+    assert_eq!(hex(&p.to_bytes()), expected.replace(' ', ""));
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+proptest! {
+    #[test]
+    fn planes_round_trip(recs in proptest::collection::vec(owned_record(), 0..40)) {
+        let mut framed = Vec::new();
+        for r in &recs {
+            r.as_record().encode_into(&mut framed);
+        }
+        let mut p = RecordPlanes::default();
+        split(&framed, &mut p).unwrap();
+        let encoded = p.to_bytes();
+        prop_assert_eq!(join(&encoded, framed.len()).unwrap(), framed);
+    }
+
+    #[test]
+    fn joining_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), len in 0usize..500) {
+        let _ = join(&bytes, len);
+    }
+}
