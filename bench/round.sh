@@ -72,7 +72,7 @@ timeit() {
 pw=$work/pw; echo "bench passphrase" > "$pw"
 rm -rf "$work/vault" "$work/restic" "$work/cache"
 export KVAULT_CACHE_DIR=$work/cache RESTIC_PASSWORD_FILE=$pw
-"$vault" init --vault "$work/vault" --password-file "$pw" >&2
+"$vault" init --vault "$work/vault" --password-file "$pw" ${KVAULT_BENCH_INIT_ARGS:-} >&2
 restic init -q --repo "$work/restic" >&2
 v=(--vault "$work/vault" --password-file "$pw")
 

@@ -24,7 +24,7 @@ pub struct InitArgs {
     #[arg(long, value_name = "DURATION")]
     data_horizon: Option<String>,
     /// Average chunk size in KiB (min is a quarter, max four times).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1024))]
     avg_chunk_kib: u32,
     /// Argon2id memory cost in MiB for the key file.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=4096))]
