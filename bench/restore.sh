@@ -13,7 +13,7 @@
 #   bench/restore.sh leaves [GIB]
 #     Restore memory against the number of leaves: GIB of small records
 #     (200-800 B, two headers) snapshotted into a vault with the default
-#     64 KiB chunks and into one with --avg-chunk-kib 1 (about a million
+#     64 KiB chunks (the default before 256 KiB) and into one with --avg-chunk-kib 1 (about a million
 #     leaves per GiB), each restored; prints both peak RSS figures.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

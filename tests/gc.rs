@@ -121,7 +121,9 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
 /// finishes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_killed_anywhere_leaves_a_readable_vault() {
-    let (v, _a, b, _) = two_snapshots(&["--pack-size-mib", "1"]).await;
+    // Small packs of small chunks: many packs hold live and dead chunks
+    // together, so the repack step has work to be killed in.
+    let (v, _a, b, _) = two_snapshots(&["--pack-size-mib", "1", "--avg-chunk-kib", "64"]).await;
     let want = v.records("latest", &b);
     let points = [
         "gc-forget:1",
@@ -401,7 +403,8 @@ async fn the_data_horizon_drops_old_records_and_gc_frees_them() {
         .collect();
     produce(Cluster::Source, &topic, &fresh).await;
 
-    let v = TestVault::init_with(&["--data-horizon", "30d"]);
+    // 64 KiB chunks (256 KiB at most) bound what the straddling chunk keeps.
+    let v = TestVault::init_with(&["--data-horizon", "30d", "--avg-chunk-kib", "64"]);
     let all = v.json(&[
         "snapshot",
         "--brokers",

@@ -27,7 +27,9 @@ fn lines(v: &TestVault, args: &[&str]) -> Vec<serde_json::Value> {
 async fn ls_cat_and_diff_show_what_snapshots_hold() {
     let topic = unique_topic("inspect");
     create_topic(Cluster::Source, &topic, 4, &[]).await;
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    // Over half the default maximum chunk (1 MiB): a value chunk, so cat
+    // reads an external value.
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     let mut first = field_kind_records(&big);
     first.push(
         TestRecord::new(2, Some(&[0xff, 0xfe]), Some(&[0x80, 0x81, 0x82]))
@@ -95,7 +97,7 @@ async fn ls_cat_and_diff_show_what_snapshots_hold() {
     let large = all.iter().find(|r| r["key"] == "big").unwrap();
     assert_eq!(
         large["value"]["base64"].as_str().unwrap().len(),
-        400_000,
+        800_000,
         "a large value, whole"
     );
 

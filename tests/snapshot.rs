@@ -147,13 +147,15 @@ async fn fifty_partitions_and_incremental_snapshots() {
 async fn a_copy_at_other_offsets_adds_almost_nothing() {
     // What a shifted copy costs is one new chunk per partition (the one that
     // holds the extra record; the chunker test shows the rest is shared) and
-    // its tree nodes: about 64 KiB each. With 8 partitions of 3 MB that sits
-    // right at 2%, so each partition here holds 6 MB, as a real one would.
+    // its tree nodes: about one average chunk each. With 64 KiB chunks and
+    // 8 partitions of 3 MB that sits right at 2%, so each partition here
+    // holds 6 MB. The default 256 KiB chunks would need partitions of
+    // 25 MB to show the same; resynchronising does not depend on the size.
     const PARTITIONS: i32 = 4;
     let topic = unique_topic("orig");
     create_topic(Cluster::Source, &topic, PARTITIONS, &[]).await;
     produce_bulk(Cluster::Source, &topic, PARTITIONS, 24_000, 1024, 4).await;
-    let v = TestVault::init();
+    let v = TestVault::init_with(&["--avg-chunk-kib", "64"]);
     v.snapshot(&[&topic]);
     let src = v.records("latest", &topic);
 

@@ -65,11 +65,18 @@ pub fn restore_records(
     // On object storage each read is a ranged GET, mostly latency: more
     // readers than cores keep enough requests in flight, and a deeper
     // read-ahead lets each read cover several neighbouring chunks
-    // (decode.rs). On a disk, about 1 MiB of decoded chunks at the default
-    // chunk size rides out the producer's bursts.
+    // (decode.rs): 2 MiB of chunks per reader, whatever the vault's chunk
+    // size, so a vault of large chunks does not hold more. On a disk, 16
+    // decoded chunks (4 MiB at the default chunk size) ride out the
+    // producer's bursts.
     let concurrency = repo.storage().concurrency();
     let readers = opts.workers.max(concurrency);
-    let depth = if concurrency > 2 { 32 * readers } else { 16 };
+    let avg_chunk = (repo.config().chunker.avg as usize).max(1);
+    let depth = if concurrency > 2 {
+        (readers * (2 << 20) / avg_chunk).max(2 * readers)
+    } else {
+        16
+    };
     let result = decode::run_ordered(repo, jobs, readers, depth, &mut |chunk| {
         phase.consume(&chunk)
     });

@@ -50,7 +50,9 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
         if streams_len > MAX_PLAINTEXT {
             return Err(FormatError::malformed(
                 what,
-                format!("record streams length {streams_len} exceeds the {MAX_PLAINTEXT} cap"),
+                format!(
+                    "record streams or planes length {streams_len} exceeds the {MAX_PLAINTEXT} cap"
+                ),
             ));
         }
         let streams = zstd_decompress(r.raw(r.remaining())?, streams_len, what)?;

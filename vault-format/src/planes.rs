@@ -296,8 +296,10 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
             _ => RecordValue::External(read_external(&mut external, WHAT)?),
         };
         let nh = header_count.len()?;
-        // Each header takes at least its key length's first byte.
-        if nh > header_len.first.remaining() {
+        // Each header takes two length bytes in its plane and two bytes of
+        // framing: a count beyond either is damage, refused before `hv`
+        // grows for it.
+        if nh > header_len.first.remaining() / 2 || nh > (rows_len - out.len()) / 2 {
             return Err(FormatError::malformed(WHAT, "more headers than lengths"));
         }
         hv.clear();
