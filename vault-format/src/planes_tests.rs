@@ -101,6 +101,48 @@ fn refuses_what_does_not_add_up() {
 }
 
 #[test]
+fn keys_are_front_coded_against_the_previous_key() {
+    let rec = |key: Option<&'static [u8]>| Record {
+        timestamp: 0,
+        timestamp_type: TimestampType::CreateTime,
+        key,
+        value: RecordValue::Null,
+        headers: vec![],
+    };
+    let framed = rows(&[
+        rec(Some(b"user-1")),
+        rec(Some(b"user-12")),
+        rec(None),
+        rec(Some(b"user-1")),
+        rec(Some(b"")),
+        rec(Some(b"order-9")),
+    ]);
+    let mut p = RecordPlanes::default();
+    split(&framed, &mut p).unwrap();
+    // A null key is skipped: the fourth key is coded against the second.
+    assert_eq!(p.key_prefix.first, [0, 6, 6, 0, 0]);
+    assert_eq!(p.keys, b"user-12order-9");
+    assert_eq!(join(&p.to_bytes(), framed.len()).unwrap(), framed);
+
+    // A shorter shared prefix than the longest would decode to the same
+    // records: refused, so every chunk has one encoding.
+    let mut q = RecordPlanes::default();
+    split(&framed[..], &mut q).unwrap();
+    q.key_prefix.first[1] = 5;
+    q.keys = b"user-112order-9".to_vec();
+    assert!(join(&q.to_bytes(), framed.len()).is_err());
+    // A prefix longer than the previous key, or than the key itself.
+    let mut q = RecordPlanes::default();
+    split(&framed[..], &mut q).unwrap();
+    q.key_prefix.first[0] = 1;
+    assert!(join(&q.to_bytes(), framed.len()).is_err());
+    let mut q = RecordPlanes::default();
+    split(&framed[..], &mut q).unwrap();
+    q.key_prefix.first[2] = 7;
+    assert!(join(&q.to_bytes(), framed.len()).is_err());
+}
+
+#[test]
 fn refuses_a_varint_that_is_not_minimal() {
     // One record, no key, inline value of length 1 written as `0x81 0x00`.
     let mut p = RecordPlanes::default();
@@ -141,11 +183,13 @@ fn golden_vector() {
     let mut p = RecordPlanes::default();
     split(&rows, &mut p).unwrap();
     let mut expected = String::from(
-        // records 2; lengths of attrs, ts, ts+, key, key+, value, value+,
-        // external, header count, header count+, header lengths,
-        // header lengths+, keys, values (0x84 0x01 = 132)
-        "02 02 02 00 02 00 02 01 00 02 00 04 00 02 8401\
-         0505 0601 0202 0282 01 0101 01020102 6b6b 7676",
+        // records 2; lengths of attrs, ts, ts+, key, key+, key prefix,
+        // key prefix+, value, value+, external, header count, header
+        // count+, header lengths, header lengths+, keys, values (0x84 0x01
+        // = 132). The second key shares its one byte with the first, so
+        // the keys part holds one `k`.
+        "02 02 02 00 02 00 02 00 02 01 00 02 00 04 00 01 8401\
+         0505 0601 0202 0001 0282 01 0101 01020102 6b 7676",
     );
     expected.push_str(&"77".repeat(130));
     expected.push_str("68786878");
