@@ -310,6 +310,7 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
     let mut prev_ts = 0i64;
     // The previous non-null key, which the next one shares a prefix with.
     let mut key_buf: Vec<u8> = Vec::new();
+    let mut spare_headers: Vec<RecordHeader<'_>> = Vec::new();
     for &attrs in attrs {
         let (timestamp_type, form) = parse_attrs(attrs, WHAT)?;
         let z = timestamp_delta.varint()?;
@@ -335,23 +336,25 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
         if nh > header_len.first.remaining() / 2 || nh > (rows_len - out.len()) / 2 {
             return Err(FormatError::malformed(WHAT, "more headers than lengths"));
         }
-        let mut hv = Vec::with_capacity(nh);
+        let mut hv = recycle(std::mem::take(&mut spare_headers));
+        hv.reserve(nh);
         for _ in 0..nh {
             let key = headers.raw(header_len.len()?)?;
             let value = opt_slice(&mut header_len, &mut headers)?;
             hv.push(RecordHeader { key, value });
         }
-        Record {
+        let record = Record {
             timestamp: prev_ts,
             timestamp_type,
             key,
             value,
             headers: hv,
-        }
-        .encode_into(&mut out);
+        };
+        record.encode_into(&mut out);
         if out.len() > rows_len {
             return Err(FormatError::malformed(WHAT, "records longer than stored"));
         }
+        spare_headers = recycle(record.headers);
     }
     timestamp_delta.finish()?;
     key_len.finish()?;
@@ -367,6 +370,16 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
         return Err(FormatError::malformed(WHAT, "records shorter than stored"));
     }
     Ok(out)
+}
+
+/// An empty header list for the next record, in the same allocation: the
+/// key a record borrows from `key_buf` changes every record, so the list
+/// cannot carry its borrows over; emptied, it carries none, and an empty
+/// iterator collected into a vector of the same layout reuses the buffer
+/// (and would only allocate anew if it did not).
+fn recycle<'x>(mut v: Vec<RecordHeader<'_>>) -> Vec<RecordHeader<'x>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 /// Rebuilds a key of `len` bytes in `key`, which holds the previous key:

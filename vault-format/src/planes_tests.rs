@@ -143,6 +143,23 @@ fn keys_are_front_coded_against_the_previous_key() {
 }
 
 #[test]
+fn a_recycled_header_list_keeps_its_buffer() {
+    let mut v = Vec::with_capacity(8);
+    v.push(RecordHeader {
+        key: b"k",
+        value: None,
+    });
+    let cap = v.capacity();
+    let r: Vec<RecordHeader<'static>> = recycle(v);
+    assert!(r.is_empty());
+    assert_eq!(
+        r.capacity(),
+        cap,
+        "join would allocate a header list per record"
+    );
+}
+
+#[test]
 fn refuses_a_varint_that_is_not_minimal() {
     // One record, no key, inline value of length 1 written as `0x81 0x00`.
     let mut p = RecordPlanes::default();

@@ -256,9 +256,16 @@ fn compute() -> BTreeMap<&'static str, String> {
     vault_format::planes::split(&frame, &mut planes).unwrap();
     let encoded = planes.to_bytes();
     v.insert("records.planes", hex_encode(&encoded));
-    // The record_planes fuzz target's seed: the joined length, then the planes.
-    let mut seed = u16::try_from(frame.len()).unwrap().to_le_bytes().to_vec();
-    seed.extend_from_slice(&encoded);
+    // The record_planes fuzz target's seed: the joined length, then the
+    // planes of the record twice and the tombstone, so that a key shares
+    // a prefix with the one before it.
+    let mut twice = Vec::new();
+    record().encode_into(&mut twice);
+    record().encode_into(&mut twice);
+    tombstone().encode_into(&mut twice);
+    vault_format::planes::split(&twice, &mut planes).unwrap();
+    let mut seed = u16::try_from(twice.len()).unwrap().to_le_bytes().to_vec();
+    seed.extend_from_slice(&planes.to_bytes());
     v.insert("records.planes.seed", hex_encode(&seed));
 
     let mut cfg = VaultConfig::new(vault(), 1_700_000_000_000);
