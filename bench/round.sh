@@ -18,6 +18,8 @@
 #              (bench/gen_records.py).
 #   KVAULT_BENCH_DIR=DIR keeps the work files (records, vault) there.
 #   KVAULT_BENCH_BIN=PATH runs that vault binary instead of building one.
+#   KVAULT_BENCH_INIT_ARGS="..." are added to `vault init` (e.g.
+#              "--avg-chunk-kib 64" to measure another chunk size).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 small=0

@@ -13,10 +13,15 @@
 //! way they were stored. Because the framing is canonical (every varint
 //! minimal, no unused bits), [`join`] rebuilds the very bytes [`split`]
 //! was given. See `docs/format.md` § Record streams.
+//!
+//! This is compression tag 2. Writers now use the record planes
+//! (`planes.rs`, tag 3), which take the meta stream apart as well; tag 2
+//! stays for the chunks vaults already hold, and [`split`] for its tests
+//! and fuzz target.
 
 use crate::error::{FormatError, Result};
 use crate::record::{
-    Record, RecordHeader, RecordIter, RecordValue, VALUE_INLINE, VALUE_NULL, parse_attrs,
+    Record, RecordHeader, RecordIter, RecordValue, VALUE_INLINE, VALUE_NULL, opt_len, parse_attrs,
     read_external, write_external,
 };
 use crate::wire::{Reader, Writer};
@@ -88,7 +93,7 @@ pub fn split(rows: &[u8], out: &mut RecordStreams) -> Result<()> {
         // Wrapping: the delta of any two i64 fits, and join wraps back.
         m.zigzag(r.timestamp.wrapping_sub(prev_ts));
         prev_ts = r.timestamp;
-        opt_len(&mut m, r.key);
+        m.varint(opt_len(r.key));
         if let Some(k) = r.key {
             out.keys.extend_from_slice(k);
         }
@@ -103,7 +108,7 @@ pub fn split(rows: &[u8], out: &mut RecordStreams) -> Result<()> {
         m.varint(r.headers.len() as u64);
         for h in &r.headers {
             m.varint(h.key.len() as u64);
-            opt_len(&mut m, h.value);
+            m.varint(opt_len(h.value));
             out.headers.extend_from_slice(h.key);
             if let Some(v) = h.value {
                 out.headers.extend_from_slice(v);
@@ -113,11 +118,6 @@ pub fn split(rows: &[u8], out: &mut RecordStreams) -> Result<()> {
         out.records += 1;
     }
     Ok(())
-}
-
-/// `0` for none, `len + 1` for some: the framing's own optional form.
-fn opt_len(w: &mut Writer, b: Option<&[u8]>) {
-    w.varint(b.map_or(0, |b| b.len() as u64 + 1));
 }
 
 /// Rebuilds the framed records from their streams (`head || streams`, as
@@ -195,12 +195,12 @@ fn opt_slice<'a>(meta: &mut Reader<'_>, from: &mut Reader<'a>) -> Result<Option<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::id::ChunkId;
     use crate::record::{ExternalValue, TimestampType};
 
-    fn rows(records: &[Record<'_>]) -> Vec<u8> {
+    pub(crate) fn rows(records: &[Record<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for r in records {
             r.encode_into(&mut out);
@@ -208,7 +208,7 @@ mod tests {
         out
     }
 
-    fn sample() -> Vec<Record<'static>> {
+    pub(crate) fn sample() -> Vec<Record<'static>> {
         vec![
             Record {
                 timestamp: 1_700_000_000_000,

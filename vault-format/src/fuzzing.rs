@@ -101,43 +101,41 @@ pub fn run_objects(data: &[u8]) {
     }
 }
 
-/// Record streams (the filter data chunks are compressed through): bytes
-/// that join into records split back into the very same bytes, and framed
-/// records split and join back to themselves. The first two bytes say how
-/// long the joined records must be.
+/// Record streams (tag 2, the filter data chunks were compressed through
+/// before the planes): see [`filter_round_trips`].
 pub fn record_streams(data: &[u8]) {
     use crate::columns::{RecordStreams, join, split};
-    let mut s = RecordStreams::default();
-    if data.len() >= 2 {
-        let rows_len = usize::from(u16::from_le_bytes([data[0], data[1]]));
-        if let Ok(rows) = join(&data[2..], rows_len) {
-            split(&rows, &mut s).expect("joined records split");
-            assert_eq!(s.to_bytes(), &data[2..]);
-        }
-    }
-    if split(data, &mut s).is_ok() {
-        assert_eq!(
-            join(&s.to_bytes(), data.len()).expect("split records join"),
-            data
-        );
-    }
+    filter_round_trips(data, split, join, RecordStreams::to_bytes);
 }
 
-/// Record planes (tag 3, what data chunks are compressed through now): as
-/// [`record_streams`], for `planes.rs`.
+/// Record planes (tag 3, what data chunks are compressed through now):
+/// see [`filter_round_trips`].
 pub fn record_planes(data: &[u8]) {
     use crate::planes::{RecordPlanes, join, split};
-    let mut p = RecordPlanes::default();
+    filter_round_trips(data, split, join, RecordPlanes::to_bytes);
+}
+
+/// A compression filter of framed records (`split` into an encoding,
+/// `join` back): bytes that join into records split back into the very
+/// same bytes, and framed records split and join back to themselves. The
+/// first two bytes say how long the joined records must be.
+fn filter_round_trips<E: Default>(
+    data: &[u8],
+    split: fn(&[u8], &mut E) -> crate::Result<()>,
+    join: fn(&[u8], usize) -> crate::Result<Vec<u8>>,
+    to_bytes: fn(&E) -> Vec<u8>,
+) {
+    let mut e = E::default();
     if data.len() >= 2 {
         let rows_len = usize::from(u16::from_le_bytes([data[0], data[1]]));
         if let Ok(rows) = join(&data[2..], rows_len) {
-            split(&rows, &mut p).expect("joined records split");
-            assert_eq!(p.to_bytes(), &data[2..]);
+            split(&rows, &mut e).expect("joined records split");
+            assert_eq!(to_bytes(&e), &data[2..]);
         }
     }
-    if split(data, &mut p).is_ok() {
+    if split(data, &mut e).is_ok() {
         assert_eq!(
-            join(&p.to_bytes(), data.len()).expect("split records join"),
+            join(&to_bytes(&e), data.len()).expect("split records join"),
             data
         );
     }

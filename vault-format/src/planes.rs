@@ -29,10 +29,10 @@
 
 use crate::error::{FormatError, Result};
 use crate::record::{
-    Record, RecordHeader, RecordIter, RecordValue, VALUE_INLINE, VALUE_NULL, parse_attrs,
+    Record, RecordHeader, RecordIter, RecordValue, VALUE_INLINE, VALUE_NULL, opt_len, parse_attrs,
     read_external, write_external,
 };
-use crate::wire::{Reader, Writer};
+use crate::wire::{Reader, Writer, decode_varint, zigzag_decode, zigzag_encode};
 
 const WHAT: &str = "record planes";
 
@@ -159,9 +159,8 @@ pub fn split(rows: &[u8], out: &mut RecordPlanes) -> Result<()> {
         let r = r?;
         out.attrs.push(r.attrs());
         // Wrapping: the delta of any two i64 fits, and join wraps back.
-        let d = r.timestamp.wrapping_sub(prev_ts);
         out.timestamp_delta
-            .push(((d << 1) ^ (d >> 63)).cast_unsigned());
+            .push(zigzag_encode(r.timestamp.wrapping_sub(prev_ts)));
         prev_ts = r.timestamp;
         out.key_len.push(opt_len(r.key));
         if let Some(k) = r.key {
@@ -203,13 +202,8 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// `0` for none, `len + 1` for some: the framing's own optional form.
-fn opt_len(b: Option<&[u8]>) -> u64 {
-    b.map_or(0, |b| b.len() as u64 + 1)
-}
-
-/// Reads a [`VarintPlane`] back, with the checks of [`Reader::varint`]:
-/// at most 64 bits, and only the shortest encoding.
+/// Reads a [`VarintPlane`] back, with the checks of [`Reader::varint`]
+/// (the same decoder): at most 64 bits, and only the shortest encoding.
 struct VarintPlaneReader<'a> {
     first: Reader<'a>,
     more: Reader<'a>,
@@ -224,27 +218,8 @@ impl<'a> VarintPlaneReader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64> {
-        let mut b = self.first.u8()?;
-        let mut v = u64::from(b & 0x7f);
-        let mut i = 0;
-        while b & 0x80 != 0 {
-            i += 1;
-            if i == 10 {
-                return Err(FormatError::malformed(WHAT, "varint longer than 10 bytes"));
-            }
-            b = self.more.u8()?;
-            if i == 9 && b > 1 {
-                return Err(FormatError::malformed(WHAT, "varint overflows 64 bits"));
-            }
-            if b == 0 {
-                return Err(FormatError::malformed(
-                    WHAT,
-                    "varint is not minimally encoded",
-                ));
-            }
-            v |= u64::from(b & 0x7f) << (7 * i);
-        }
-        Ok(v)
+        let (first, more) = (&mut self.first, &mut self.more);
+        decode_varint(WHAT, |i| if i == 0 { first.u8() } else { more.u8() })
     }
 
     fn len(&mut self) -> Result<usize> {
@@ -313,9 +288,7 @@ pub fn join(encoded: &[u8], rows_len: usize) -> Result<Vec<u8>> {
     let mut spare_headers: Vec<RecordHeader<'_>> = Vec::new();
     for &attrs in attrs {
         let (timestamp_type, form) = parse_attrs(attrs, WHAT)?;
-        let z = timestamp_delta.varint()?;
-        // Zigzag: the bits are meant.
-        prev_ts = prev_ts.wrapping_add((z >> 1).cast_signed() ^ -(z & 1).cast_signed());
+        prev_ts = prev_ts.wrapping_add(zigzag_decode(timestamp_delta.varint()?));
         let has_key = match key_len.len()? {
             0 => false,
             n => {

@@ -1,63 +1,22 @@
 use super::*;
-use crate::id::ChunkId;
+use crate::columns::tests::rows;
+use crate::record::TimestampType;
 use crate::record::tests::owned_record;
-use crate::record::{ExternalValue, TimestampType};
 use proptest::prelude::*;
 
-fn rows(records: &[Record<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for r in records {
-        r.encode_into(&mut out);
-    }
-    out
-}
-
+/// The record streams' sample (every field kind, nulls and empties,
+/// extreme timestamps, an external value), and a value of 300 bytes, whose
+/// length takes two varint bytes.
 fn sample() -> Vec<Record<'static>> {
-    vec![
-        Record {
-            timestamp: 1_700_000_000_000,
-            timestamp_type: TimestampType::CreateTime,
-            key: Some(b"user-1"),
-            value: RecordValue::Inline(b"{\"a\":1}"),
-            headers: vec![
-                RecordHeader {
-                    key: b"content-type",
-                    value: Some(b"application/json"),
-                },
-                RecordHeader {
-                    key: b"trace",
-                    value: None,
-                },
-            ],
-        },
-        Record {
-            timestamp: -1,
-            timestamp_type: TimestampType::NotAvailable,
-            key: None,
-            value: RecordValue::Null,
-            headers: vec![],
-        },
-        Record {
-            timestamp: i64::MAX,
-            timestamp_type: TimestampType::LogAppendTime,
-            key: Some(b""),
-            value: RecordValue::External(ExternalValue {
-                len: 10,
-                parts: vec![(ChunkId([7; 32]), 4), (ChunkId([9; 32]), 6)],
-            }),
-            headers: vec![RecordHeader {
-                key: b"",
-                value: Some(b""),
-            }],
-        },
-        Record {
-            timestamp: i64::MIN,
-            timestamp_type: TimestampType::CreateTime,
-            key: Some(b"k"),
-            value: RecordValue::Inline(&[b'v'; 300]),
-            headers: vec![],
-        },
-    ]
+    let mut records = crate::columns::tests::sample();
+    records.push(Record {
+        timestamp: 0,
+        timestamp_type: TimestampType::CreateTime,
+        key: None,
+        value: RecordValue::Inline(&[b'v'; 300]),
+        headers: vec![],
+    });
+    records
 }
 
 #[test]
@@ -65,11 +24,11 @@ fn join_rebuilds_the_framing() {
     let rows = rows(&sample());
     let mut p = RecordPlanes::default();
     split(&rows, &mut p).unwrap();
-    assert_eq!(p.records, 4);
+    assert_eq!(p.records, 5);
     assert_eq!(p.keys, b"user-1k");
     assert_eq!(p.headers, b"content-typeapplication/jsontrace");
     // 300 takes two varint bytes: the second goes to the continuation plane.
-    assert_eq!(p.value_len.first, [7, 0x80 | (300u16 & 0x7f) as u8]);
+    assert_eq!(p.value_len.first, [7, 0, 0x80 | (300u16 & 0x7f) as u8]);
     assert_eq!(p.value_len.more, [(300u16 >> 7) as u8]);
     assert_eq!(join(&p.to_bytes(), rows.len()).unwrap(), rows);
     // An empty chunk has empty planes.

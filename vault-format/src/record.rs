@@ -76,9 +76,7 @@ impl<'a> Record<'a> {
             (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
         }
         let opt = |b: Option<&[u8]>| b.map_or(1, |b| vlen(b.len() as u64 + 1) + b.len());
-        // Zigzag: the bits are meant.
-        let zz = ((self.timestamp << 1) ^ (self.timestamp >> 63)).cast_unsigned();
-        let mut n = 1 + vlen(zz) + opt(self.key);
+        let mut n = 1 + vlen(crate::wire::zigzag_encode(self.timestamp)) + opt(self.key);
         n += match &self.value {
             RecordValue::Null => 0,
             RecordValue::Inline(v) => vlen(v.len() as u64) + v.len(),
@@ -191,6 +189,12 @@ pub(crate) fn parse_attrs(attrs: u8, what: &'static str) -> Result<(TimestampTyp
         f @ (VALUE_NULL | VALUE_INLINE | VALUE_EXTERNAL) => Ok((timestamp_type, f)),
         f => Err(FormatError::malformed(what, format!("value form {f}"))),
     }
+}
+
+/// `0` for none, `len + 1` for some: the framing's own optional form, as a
+/// number (the record streams and planes store it apart from the bytes).
+pub(crate) fn opt_len(b: Option<&[u8]>) -> u64 {
+    b.map_or(0, |b| b.len() as u64 + 1)
 }
 
 /// `varint(total_len) || varint(n) || n × (chunk id || varint(part_len))`.

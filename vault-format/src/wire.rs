@@ -79,8 +79,7 @@ impl Writer {
 
     /// Signed values as zigzag LEB128, so small negatives stay short.
     pub fn zigzag(&mut self, v: i64) -> &mut Self {
-        // Zigzag: the bits are meant.
-        self.varint(((v << 1) ^ (v >> 63)).cast_unsigned())
+        self.varint(zigzag_encode(v))
     }
 
     /// `varint(len) || bytes`.
@@ -172,38 +171,12 @@ impl<'a> Reader<'a> {
     }
 
     pub fn varint(&mut self) -> Result<u64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8()?;
-            if i == 9 && b > 1 {
-                return Err(FormatError::malformed(
-                    self.what,
-                    "varint overflows 64 bits",
-                ));
-            }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                // Only the shortest encoding is valid, so every value has
-                // exactly one encoding and decode∘encode is the identity.
-                if b == 0 && i > 0 {
-                    return Err(FormatError::malformed(
-                        self.what,
-                        "varint is not minimally encoded",
-                    ));
-                }
-                return Ok(v);
-            }
-        }
-        Err(FormatError::malformed(
-            self.what,
-            "varint longer than 10 bytes",
-        ))
+        let what = self.what;
+        decode_varint(what, |_| self.u8())
     }
 
     pub fn zigzag(&mut self) -> Result<i64> {
-        let v = self.varint()?;
-        // Zigzag: the bits are meant.
-        Ok((v >> 1).cast_signed() ^ -(v & 1).cast_signed())
+        Ok(zigzag_decode(self.varint()?))
     }
 
     /// A varint that must fit a `usize` and is used as a length or count.
@@ -243,6 +216,49 @@ impl<'a> Reader<'a> {
         let b = self.bytes()?;
         std::str::from_utf8(b).map_err(|_| FormatError::malformed(self.what, "string is not UTF-8"))
     }
+}
+
+/// A signed value as the unsigned one zigzag stores: 0, -1, 1, -2, ...
+/// become 0, 1, 2, 3, ..., so small negatives stay short.
+pub fn zigzag_encode(v: i64) -> u64 {
+    // Zigzag: the bits are meant.
+    ((v << 1) ^ (v >> 63)).cast_unsigned()
+}
+
+/// Reverses [`zigzag_encode`].
+pub fn zigzag_decode(v: u64) -> i64 {
+    // Zigzag: the bits are meant.
+    (v >> 1).cast_signed() ^ -(v & 1).cast_signed()
+}
+
+/// Decodes one unsigned LEB128, taking its `i`-th byte from `byte(i)`: a
+/// varint read from one buffer ([`Reader::varint`]) or split across two
+/// (the record planes' first and continuation bytes) gets the same checks.
+/// At most 64 bits, and only the shortest encoding, so every value has
+/// exactly one encoding and decode∘encode is the identity.
+#[inline]
+pub(crate) fn decode_varint(
+    what: &'static str,
+    mut byte: impl FnMut(usize) -> Result<u8>,
+) -> Result<u64> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = byte(i)?;
+        if i == 9 && b > 1 {
+            return Err(FormatError::malformed(what, "varint overflows 64 bits"));
+        }
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if b == 0 && i > 0 {
+                return Err(FormatError::malformed(
+                    what,
+                    "varint is not minimally encoded",
+                ));
+            }
+            return Ok(v);
+        }
+    }
+    Err(FormatError::malformed(what, "varint longer than 10 bytes"))
 }
 
 #[cfg(test)]
