@@ -120,7 +120,11 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     let topic = unique_topic("fulldisk");
     create_topic(Cluster::Source, &topic, 4, &[]).await;
     produce_bulk(Cluster::Source, &topic, 4, 8000, 1024, 41).await;
-    let v = TestVault::init_with(&["--pack-size-mib", "1"]);
+    // Small packs of small chunks, so that later the first snapshot's dead
+    // tree nodes share a pack with live chunks and gc has a repack to do:
+    // with 256 KiB chunks a 1 MiB pack holds a handful, and the tree nodes
+    // may land in a pack of their own (vaults' chunkers are keyed at random).
+    let v = TestVault::init_with(&["--pack-size-mib", "1", "--avg-chunk-kib", "64"]);
 
     // The disk fills up after about 2 MiB of an ~5 MiB snapshot.
     let e = snapshot(&open_on(&v, 2 << 20), &topic).await.unwrap_err();
