@@ -49,6 +49,12 @@ fn init_then_unlock_with_right_and_wrong_passphrase() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["format_version"], 2);
     assert_eq!(j["vault_id"].as_str().unwrap().len(), 32);
+    // The default chunk sizes, 64/256/1024 KiB (docs/design.md § Chunk sizes).
+    assert_eq!(
+        j["chunk_sizes"],
+        serde_json::json!({"min": 65536, "avg": 262144, "max": 1048576}),
+        "{j}"
+    );
 
     // A second init on the same path is refused and changes nothing.
     let before = std::fs::read(v.join("config")).unwrap();
