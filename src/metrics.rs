@@ -26,6 +26,8 @@ pub struct SnapshotMetrics {
     pub last_rpo_s: f64,
     pub gc_runs: u64,
     pub gc_freed_bytes: u64,
+    /// Intervals whose gc was skipped because another command held the vault.
+    pub gc_skipped: u64,
     pub errors: u64,
 }
 
@@ -52,6 +54,7 @@ impl SnapshotMetrics {
                 "vault_snapshot_rpo_seconds" => m.last_rpo_s = v,
                 "vault_gc_runs_total" => m.gc_runs = n,
                 "vault_gc_freed_bytes_total" => m.gc_freed_bytes = n,
+                "vault_gc_skipped_total" => m.gc_skipped = n,
                 "vault_errors_total" => m.errors = n,
                 _ => {}
             }
@@ -120,6 +123,12 @@ impl SnapshotMetrics {
             "counter",
             "Bytes gc freed in the vault.",
             self.gc_freed_bytes.to_string(),
+        );
+        metric(
+            "vault_gc_skipped_total",
+            "counter",
+            "Intervals whose gc was skipped because another command held the vault (alert if it keeps rising).",
+            self.gc_skipped.to_string(),
         );
         metric(
             "vault_errors_total",

@@ -143,9 +143,40 @@ pub fn parse_duration(s: &str) -> Result<u64> {
     Ok(n.saturating_mul(unit_ms))
 }
 
+/// A duration in the largest unit of [`parse_duration`]'s that divides it
+/// evenly, so a message shows `30d` for what the operator typed as `30d`.
+pub fn format_duration(ms: u64) -> String {
+    // No weeks: `7d` reads back as typed, and `2w` as `14d`.
+    const UNITS: [(u64, &str); 5] = [
+        (365 * 86_400_000, "y"),
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ];
+    if ms == 0 {
+        return "0".into();
+    }
+    UNITS
+        .iter()
+        .find(|(u, _)| ms.is_multiple_of(*u))
+        .map_or_else(
+            || format!("{ms}ms"),
+            |(u, name)| format!("{}{name}", ms / u),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_back_as_typed() {
+        for d in ["30d", "7d", "12h", "90s", "1y", "1500ms", "5m"] {
+            assert_eq!(format_duration(parse_duration(d).unwrap()), d);
+        }
+        assert_eq!(format_duration(parse_duration("2w").unwrap()), "14d");
+    }
 
     #[test]
     fn huge_durations_saturate() {

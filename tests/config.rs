@@ -183,3 +183,115 @@ password = "hunter2hunter2"
         "lists the profiles"
     );
 }
+
+/// The profile's keep rules and the command line's add up: `gc --profile
+/// prod --keep-tag release` keeps what the profile's rules keep *and* the
+/// tagged snapshots. A smaller number on the command line than in the
+/// profile is refused, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_flags_add_to_the_profiles_keep_rules() {
+    let topic = unique_topic("profile-keep");
+    create_topic(Cluster::Source, &topic, 1, &[]).await;
+    let v = TestVault::init();
+    for i in 0..3 {
+        produce(
+            Cluster::Source,
+            &topic,
+            &[TestRecord::new(
+                0,
+                Some(b"k"),
+                Some(format!("v{i}").as_bytes()),
+            )],
+        )
+        .await;
+        let tag: &[&str] = if i == 0 { &["--tag", "release"] } else { &[] };
+        v.snapshot_from(Cluster::Source, &[&topic], tag);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile.prod]\nvault = \"{}\"\npassword_file = \"{}\"\n[profile.prod.keep]\nwithin = \"30d\"\nlast = 2\n",
+            v.location,
+            v.password_file.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let gc = json(&vault(
+        &[
+            "gc",
+            "--config",
+            cfg,
+            "--profile",
+            "prod",
+            "--keep-tag",
+            "release",
+            "--dry-run",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        gc["forgotten"],
+        serde_json::json!([]),
+        "the profile's within keeps all: {gc}"
+    );
+    let tagged = gc["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "tag release")
+        })
+        .expect("the tag rule applies too");
+    assert!(
+        tagged["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "within"),
+        "{tagged}"
+    );
+
+    // A smaller count on the command line than the profile's: refused.
+    let o = vault(
+        &[
+            "gc",
+            "--config",
+            cfg,
+            "--profile",
+            "prod",
+            "--keep-last",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--keep-last 1") && err.contains("profile prod's keep.last = 2"),
+        "{err}"
+    );
+    // A larger one is no ambiguity: it keeps more.
+    let gc = json(&vault(
+        &[
+            "gc",
+            "--config",
+            cfg,
+            "--profile",
+            "prod",
+            "--keep-last",
+            "3",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(gc["forgotten"], serde_json::json!([]), "{gc}");
+    assert_eq!(v.json(&["snapshots"]).as_array().unwrap().len(), 3);
+}

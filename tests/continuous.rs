@@ -237,3 +237,249 @@ async fn a_single_snapshot_writes_its_metrics_file() {
         "{m}"
     );
 }
+
+/// A child process that is killed when the test ends, passed or failed:
+/// a continuous process left behind would run forever.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `--every --json` lines from a running child into a channel.
+fn reports_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        }
+    });
+    rx
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit, at most `limit`; kills it and fails if not.
+fn exits_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Continuous mode prunes its own group only: a tagged manual snapshot of
+/// the same topics, a snapshot of other topics and another source's
+/// snapshot of the same topics all outlive `--keep-last 1 --keep-within 1s`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_prunes_only_its_own_group() {
+    let (topic, other) = (unique_topic("every-own"), unique_topic("every-other"));
+    for t in [&topic, &other] {
+        create_topic(Cluster::Source, t, 2, &[]).await;
+        produce(Cluster::Source, t, &batch(0, 20)).await;
+    }
+    let v = TestVault::init();
+    let tagged =
+        v.snapshot_from(Cluster::Source, &[&topic], &["--tag", "pre-migration"])["id"].clone();
+    let other_topics = v.snapshot(&[&other])["id"].clone();
+    let other_source =
+        v.snapshot_from(Cluster::Source, &[&topic], &["--source", "nightly-dr"])["id"].clone();
+    let brokers = Cluster::Source.brokers();
+    let mut running = Running(
+        v.command(&[
+            "snapshot",
+            "--brokers",
+            &brokers,
+            "--topics",
+            &topic,
+            "--every",
+            "1s",
+            "--keep-last",
+            "1",
+            "--keep-within",
+            "1s",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let child = &mut running.0;
+    let rx = reports_of(child);
+    let mut reports = Vec::new();
+    for _ in 0..3 {
+        reports.push(
+            rx.recv_timeout(Duration::from_secs(90))
+                .expect("an interval's report"),
+        );
+        produce(Cluster::Source, &topic, &batch(100, 5)).await;
+    }
+    sigterm(child);
+    assert!(exits_within(child, Duration::from_secs(60)).success());
+    let ids: Vec<serde_json::Value> = v
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].clone())
+        .collect();
+    for (what, id) in [
+        ("the tagged manual snapshot", &tagged),
+        ("the snapshot of other topics", &other_topics),
+        ("another source's snapshot", &other_source),
+    ] {
+        assert!(
+            ids.contains(id),
+            "{what} was forgotten: {ids:?} {reports:?}"
+        );
+    }
+    let own = ids.len() - 3;
+    assert!(
+        (1..=2).contains(&own),
+        "keep-last 1 within its own group: {ids:?}"
+    );
+    assert!(
+        reports
+            .iter()
+            .skip(1)
+            .any(|r| r["gc_forgotten"].as_u64().unwrap() >= 1),
+        "its own older snapshots were pruned: {reports:?}"
+    );
+}
+
+/// SIGTERM while continuous mode waits for a gc's exclusive lock stops it
+/// at once, not after `--lock-wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_the_vault_lock_stops_at_once() {
+    let topic = unique_topic("every-lockwait");
+    create_topic(Cluster::Source, &topic, 2, &[]).await;
+    produce(Cluster::Source, &topic, &batch(0, 4)).await;
+    let v = TestVault::init();
+    let gc = vault::lock::VaultLock::acquire(
+        v.storage(),
+        vault::lock::LockKind::Exclusive,
+        "gc (held by the test)",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let brokers = Cluster::Source.brokers();
+    let mut running = Running(
+        v.command(&[
+            "snapshot",
+            "--brokers",
+            &brokers,
+            "--topics",
+            &topic,
+            "--every",
+            "1s",
+            "--lock-wait",
+            "600",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let child = &mut running.0;
+    // It says it waits for the lock.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx.recv_timeout(left).expect("it reports the wait");
+        if line.contains("waiting for") {
+            break;
+        }
+    }
+    sigterm(child);
+    let status = exits_within(child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    assert!(v.json(&["snapshots"]).as_array().unwrap().is_empty());
+    drop(gc);
+}
+
+/// While another command (a long restore, a check) holds the vault,
+/// continuous mode goes on taking snapshots and skips its gc, rather
+/// than adding `--lock-wait` to every recovery point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_is_skipped_while_another_command_holds_the_vault() {
+    let topic = unique_topic("every-skip");
+    create_topic(Cluster::Source, &topic, 2, &[]).await;
+    produce(Cluster::Source, &topic, &batch(0, 4)).await;
+    let v = TestVault::init();
+    let restore = vault::lock::VaultLock::acquire(
+        v.storage(),
+        vault::lock::LockKind::Shared,
+        "restore (held by the test)",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let brokers = Cluster::Source.brokers();
+    let mut running = Running(
+        v.command(&[
+            "snapshot",
+            "--brokers",
+            &brokers,
+            "--topics",
+            &topic,
+            "--every",
+            "1s",
+            "--keep-last",
+            "1",
+            "--lock-wait",
+            "600",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let child = &mut running.0;
+    let rx = reports_of(child);
+    for i in 0..2 {
+        let r = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("interval {i} waited for gc's lock"));
+        assert_eq!(r["gc_skipped"], true, "{r}");
+        assert_eq!(r["gc_forgotten"], 0, "{r}");
+    }
+    drop(restore);
+    // Free again: the next interval's gc runs and prunes.
+    let r = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let r = if r["gc_skipped"] == true {
+        rx.recv_timeout(Duration::from_secs(60)).unwrap()
+    } else {
+        r
+    };
+    assert_eq!(r["gc_skipped"], false, "{r}");
+    assert!(r["gc_forgotten"].as_u64().unwrap() >= 2, "{r}");
+    sigterm(child);
+    assert!(exits_within(child, Duration::from_secs(60)).success());
+}

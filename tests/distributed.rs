@@ -62,9 +62,19 @@ async fn topic_set(prefix: &str, per_partition: i32) -> (Vec<String>, Vec<TestRe
 }
 
 fn worker(v: &TestVault, name: &str, topics: &[String], env: &[(&str, &str)]) -> Child {
+    worker_with(v, name, topics, &[], env)
+}
+
+fn worker_with(
+    v: &TestVault,
+    name: &str,
+    topics: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     let brokers = Cluster::Source.brokers();
     let t = topics.join(",");
-    let mut c = v.command(&[
+    let mut args = vec![
         "snapshot",
         "--brokers",
         &brokers,
@@ -77,7 +87,9 @@ fn worker(v: &TestVault, name: &str, topics: &[String], env: &[(&str, &str)]) ->
         "--partitions-per-batch",
         "4",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut c = v.command(&args);
     for (k, val) in env {
         c.env(k, val);
     }
@@ -222,6 +234,75 @@ async fn three_workers_take_the_snapshot_one_process_takes() {
     assert_eq!(late["id"], id, "{late}");
     assert!(done_here(&late).is_empty(), "{late}");
     assert_eq!(many.json(&["snapshots"]).as_array().unwrap().len(), 1);
+
+    // Within the same window, the same NAME with other options (one topic
+    // only, and a tag) is another run, not a late member of that one: it
+    // takes a snapshot of its own, with its own selection and tag.
+    let other = finished(worker_with(
+        &many,
+        run,
+        &topics[..1],
+        &["--tag", "pre-upgrade"],
+        &[],
+    ));
+    assert_ne!(other["id"], id, "{other}");
+    assert_eq!(other["planned_here"], true, "{other}");
+    let listed = many.json(&["snapshots"]);
+    let tagged = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == other["id"])
+        .expect("the new snapshot is listed");
+    assert_eq!(
+        tagged["tags"],
+        serde_json::json!(["pre-upgrade"]),
+        "{tagged}"
+    );
+}
+
+/// Two vaults (a nightly to one store and to another, say) whose runs
+/// share a NAME on one source cluster: each vault's workers take the whole
+/// snapshot into their own vault, and neither waits for the other's parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vaults_under_one_run_name_each_take_the_whole_snapshot() {
+    let (topics, records) = topic_set("dist-two", 60).await;
+    let (a, b) = (TestVault::init(), TestVault::init());
+    let run = &unique_topic("nightly");
+    let workers: Vec<(usize, Child)> = [(0, &a), (0, &a), (1, &b), (1, &b)]
+        .into_iter()
+        .map(|(i, v)| (i, worker(v, run, &topics, &[])))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut workers = workers;
+    while workers
+        .iter_mut()
+        .any(|(_, w)| w.try_wait().unwrap().is_none())
+    {
+        if Instant::now() > deadline {
+            for (_, w) in &mut workers {
+                let _ = w.kill();
+            }
+            panic!("the workers waited for parts only the other vault's workers write");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reports: Vec<(usize, serde_json::Value)> =
+        workers.into_iter().map(|(i, w)| (i, finished(w))).collect();
+    for (i, v) in [(0, &a), (1, &b)] {
+        let mine: Vec<&serde_json::Value> = reports
+            .iter()
+            .filter(|(j, _)| *j == i)
+            .map(|(_, r)| r)
+            .collect();
+        assert_shares(&mine, 24);
+        assert_eq!(
+            mine[0]["snapshot_records_read"],
+            records.len() as u64,
+            "{mine:?}"
+        );
+        assert_eq!(v.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,4 +567,183 @@ async fn a_plan_whose_workers_all_died_is_resumed_or_dropped() {
     );
     let o = v.run(&["forget", "--plan", other]);
     assert_eq!(o.status.code(), Some(2), "nothing left to drop");
+}
+
+/// A record bigger than a worker's per-partition producer queue (32 MiB)
+/// is restored under `--workers` too: the partition starts again with a
+/// producer that holds it, and nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_32_mib_is_restored_by_workers() {
+    let topic = unique_topic("dist-huge");
+    create_topic(
+        Cluster::Source,
+        &topic,
+        2,
+        &[("max.message.bytes", "52428800")],
+    )
+    .await;
+    let huge: Vec<u8> = (0..40 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let records = vec![
+        TestRecord::new(0, Some(b"before"), Some(b"small")),
+        TestRecord::new(0, Some(b"huge"), Some(&huge)),
+        TestRecord::new(0, Some(b"after"), Some(b"small")),
+        TestRecord::new(1, Some(b"other"), Some(b"partition")),
+    ];
+    let p = producer(Cluster::Source, &[("message.max.bytes", "60000000")]);
+    common::produce_with(&p, &topic, &records).await;
+    let v = TestVault::init();
+    let id = v.snapshot(&[&topic])["id"].as_str().unwrap().to_string();
+    let run = &unique_topic("huge");
+    let out = finished(restore_worker(&v, run, &id, &[]));
+    assert_eq!(out["records"], 4, "{out}");
+    let back = consume_all(Cluster::Target, &topic, 2);
+    assert_eq!(back.len(), 4, "every record exactly once");
+    let got = back
+        .iter()
+        .find(|r| r.key.as_deref() == Some(b"huge".as_slice()))
+        .expect("the huge record is there");
+    assert!(
+        got.value.as_deref() == Some(huge.as_slice()),
+        "byte for byte"
+    );
+}
+
+/// Removes `path` over and over until told to stop: a worker paused at a
+/// pause point pauses again at each turn of its loop.
+fn keep_releasing(
+    path: std::path::PathBuf,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handle = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&path);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    (stop, handle)
+}
+
+/// Waits for `child` at most `limit`, killing it (and failing) if it hangs.
+fn finished_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A topic deleted after the run's cut and before any worker read it (a
+/// Kafka Streams temporary topic under `--topic-regex '.*'`) is dropped
+/// from the group and never assigned: the run commits without it, with a
+/// warning, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_deleted_mid_run_is_left_out_with_a_warning() {
+    let (topics, records) = topic_set("dist-gone", 40).await;
+    let v = TestVault::init();
+    let pause = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let pause_path = pause.to_path_buf();
+    drop(pause);
+    let pause_at = format!("distributed-loop:{}", pause_path.display());
+    let run = &unique_topic("gone");
+    let w = worker(&v, run, &topics, &[("KVAULT_PAUSE_AT", &pause_at)]);
+    wait_for("the worker to plan", Duration::from_secs(60), || {
+        pause_path.exists()
+    });
+    common::delete_topic(Cluster::Source, &topics[1]).await;
+    let (stop, release) = keep_releasing(pause_path);
+    let out = finished_within(w, Duration::from_secs(150), "the worker");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    release.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warned = report["warnings"].as_array().unwrap().iter().any(|w| {
+        let w = w.as_str().unwrap();
+        w.contains(&topics[1]) && w.contains("leaves topic")
+    });
+    assert!(warned, "{report}");
+    let repo = v.open();
+    let m = repo
+        .read_snapshot(
+            &repo
+                .resolve_snapshot(report["id"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    let names: Vec<&str> = m.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![topics[0].as_str()],
+        "only the topic still there"
+    );
+    let kept = records
+        .iter()
+        .filter(|r| r.value.as_ref().unwrap().starts_with(topics[0].as_bytes()))
+        .count();
+    assert_eq!(m.total_records(), kept as u64);
+    assert!(
+        m.groups
+            .iter()
+            .all(|g| g.offsets.iter().all(|o| o.topic != topics[1])),
+        "no group offsets of the deleted topic"
+    );
+    assert_eq!(v.json(&["check", "--read-data"])["ok"], true);
+}
+
+/// A target topic deleted and created again while a distributed restore
+/// writes into it: the records before are gone with the old topic, so the
+/// restore must not report success nor commit offsets past the new
+/// topic's log. It fails, saying what happened and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_topic_recreated_mid_restore_fails_the_restore() {
+    let (topics, _) = topic_set("dist-recreated", 30).await;
+    let v = TestVault::init();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let id = v.snapshot(&names)["id"].as_str().unwrap().to_string();
+    let pause = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let pause_path = pause.to_path_buf();
+    drop(pause);
+    let pause_at = format!("distributed-restore-batch:{}", pause_path.display());
+    let run = &unique_topic("recreated");
+    let w = restore_worker(&v, run, &id, &[("KVAULT_PAUSE_AT", &pause_at)]);
+    wait_for("the worker's first batch", Duration::from_secs(60), || {
+        pause_path.exists()
+    });
+    common::recreate_topic(Cluster::Target, &topics[1], 8).await;
+    let (stop, release) = keep_releasing(pause_path);
+    let out = finished_within(w, Duration::from_secs(150), "the restore worker");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    release.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a restore into a recreated topic reported success"
+    );
+    assert!(
+        err.contains(&topics[1])
+            && err.contains("deleted and created again")
+            && err.contains("Delete topic"),
+        "{err}"
+    );
+    let group = "dist-recreated-group";
+    assert_eq!(
+        common::committed(Cluster::Target, group, &topics[1], 7),
+        None,
+        "no group offsets were committed"
+    );
 }

@@ -95,10 +95,10 @@ impl MemVault {
 
     fn gc(&self, keep_last: usize) -> Vec<ObjectId> {
         let lock = self.lock(LockKind::Exclusive);
-        let policy = vault::gc::KeepPolicy {
+        let policy = vault::gc::KeepPolicy::from(vault::gc::KeepRules {
             last: keep_last,
             ..Default::default()
-        };
+        });
         let opts = vault::gc::GcOptions {
             repack_below: 0.5,
             unindexed_min_age: Duration::ZERO,
@@ -581,7 +581,9 @@ fn a_snapshot_that_loses_its_lock_commits_nothing() {
 #[test]
 fn workers_sharing_partitions_commit_the_snapshot_one_process_takes() {
     use std::collections::BTreeSet;
-    use vault::snapshot::distributed::{FixedAssignment, WorkerOptions, template, work};
+    use vault::snapshot::distributed::{
+        FixedAssignment, NoTopicWatch, WorkerOptions, template, work,
+    };
 
     let vault = MemVault::new();
     let mut model = Model::default();
@@ -633,7 +635,16 @@ fn workers_sharing_partitions_commit_the_snapshot_one_process_takes() {
                     let mut source = || -> vault::Result<Box<dyn RecordSource + Send>> {
                         Ok(Box::new(model.source()))
                     };
-                    work(repo, run, &assignment, &mut source, opts, &lock).unwrap()
+                    work(
+                        repo,
+                        run,
+                        &assignment,
+                        &NoTopicWatch,
+                        &mut source,
+                        opts,
+                        &lock,
+                    )
+                    .unwrap()
                 })
             })
             .collect();

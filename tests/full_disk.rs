@@ -151,10 +151,10 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     v.snapshot(&[&topic]);
     let want = v.records("latest", &topic);
     let repo = open_on(&v, 0);
-    let policy = vault::gc::KeepPolicy {
+    let policy = vault::gc::KeepPolicy::from(vault::gc::KeepRules {
         last: 1,
         ..Default::default()
-    };
+    });
     let opts = vault::gc::GcOptions {
         repack_below: 1.0,
         ..Default::default()

@@ -238,10 +238,10 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
         FAST,
     )
     .unwrap();
-    let policy = vault::gc::KeepPolicy {
+    let policy = vault::gc::KeepPolicy::from(vault::gc::KeepRules {
         last: 1,
         ..Default::default()
-    };
+    });
     let plan =
         vault::gc::GcPlan::make(&repo, &policy, &Default::default(), Some(&lock), None).unwrap();
     assert_eq!(

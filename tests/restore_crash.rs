@@ -305,3 +305,79 @@ fn settled_count(topic: &str) -> usize {
     }
     panic!("the committed records of {topic} kept changing");
 }
+
+/// Killed, then a newer snapshot commits and gc runs with rules that keep
+/// only the newest: the killed restore's snapshot is pinned, so gc keeps
+/// it, the rerun finishes it exactly once, and once the restore is done
+/// the pin is gone and the next gc may forget the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_restore_keeps_its_snapshot_through_gc() {
+    const N: usize = 12_000;
+    let topic = unique_topic("rpin");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]).await;
+    produce_bulk(Cluster::Source, &topic, PARTITIONS, N, 1024, 31).await;
+    let v = TestVault::init();
+    let first = v.snapshot(&[&topic])["id"].as_str().unwrap().to_string();
+    let at_first = consume_all(Cluster::Source, &topic, PARTITIONS);
+    let target = unique_topic("rpin-dr");
+    let brokers = Cluster::Target.brokers();
+    let rename = format!("{topic}={target}");
+    let args = [
+        "restore",
+        "--snapshot-id",
+        "latest",
+        "--brokers",
+        &brokers,
+        "--rename",
+        &rename,
+        "--transaction-mib",
+        "1",
+        "--json",
+    ];
+    let o = v
+        .command(&args)
+        .env("KVAULT_CRASH_AT", "restore-commit:2")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the crash point was never reached");
+
+    produce_bulk(Cluster::Source, &topic, PARTITIONS, 2_000, 1024, 32).await;
+    let second = v.snapshot(&[&topic])["id"].as_str().unwrap().to_string();
+    let gc = v.json(&["gc", "--keep-last", "1"]);
+    assert_eq!(gc["forgotten"], serde_json::json!([]), "{gc}");
+    let pinned = gc["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == first.as_str())
+        .expect("the first snapshot is decided on");
+    assert!(
+        pinned["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("pinned by unfinished restore"),
+        "{pinned}"
+    );
+
+    let o = v.command(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["snapshot_id"], first.as_str(), "{out}");
+    assert_eq!(out["resumed"], true, "{out}");
+    let dst = consume_all(Cluster::Target, &target, PARTITIONS);
+    assert_eq!(
+        dst.len(),
+        N,
+        "every record of the first snapshot exactly once"
+    );
+    assert_eq!(content(&dst), content(&at_first));
+
+    // Done: nothing pins the first snapshot any more.
+    let gc = v.json(&["gc", "--keep-last", "1"]);
+    assert_eq!(gc["forgotten"], serde_json::json!([first]), "{gc}");
+    assert_eq!(v.json(&["snapshots"])[0]["id"], second.as_str());
+    assert!(
+        v.objects(vault::storage::Kind::Runs).is_empty(),
+        "no pin is left behind"
+    );
+}

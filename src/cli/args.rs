@@ -137,9 +137,10 @@ impl ClientSettings {
     }
 }
 
-/// gc's keep rules, as `vault gc` and `vault stats` take them.
+/// gc's keep rules, as `vault gc` and `vault stats` take them. They add
+/// to the profile's (`vault::gc::rules`), never replace them.
 #[derive(Args, Debug, Clone)]
-pub struct KeepRules {
+pub struct KeepFlags {
     /// Keep the N newest snapshots.
     #[arg(long, default_value_t = 0, value_name = "N")]
     keep_last: usize,
@@ -158,23 +159,40 @@ pub struct KeepRules {
     /// Keep every snapshot younger than this: 12h, 30d, 2w, 1y.
     #[arg(long, value_name = "DURATION")]
     keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "T")]
+    keep_tags: Vec<String>,
 }
 
-impl KeepRules {
-    /// The policy these rules give (no tags, the default grouping).
-    pub fn policy(&self) -> Result<vault::gc::KeepPolicy> {
-        Ok(vault::gc::KeepPolicy {
-            last: self.keep_last,
-            hourly: self.keep_hourly,
-            daily: self.keep_daily,
-            weekly: self.keep_weekly,
-            monthly: self.keep_monthly,
-            within_ms: self
-                .keep_within
-                .as_deref()
-                .map(vault::time::parse_duration)
-                .transpose()?,
-            ..vault::gc::KeepPolicy::default()
-        })
+impl KeepFlags {
+    pub fn rules(&self) -> Result<vault::gc::KeepRules> {
+        keep_rules(
+            [
+                self.keep_last,
+                self.keep_hourly,
+                self.keep_daily,
+                self.keep_weekly,
+                self.keep_monthly,
+            ],
+            self.keep_within.as_deref(),
+            &self.keep_tags,
+        )
     }
+}
+
+/// The rules of `--keep-last … --keep-monthly`, `--keep-within` and `--keep-tag`.
+pub fn keep_rules(
+    [last, hourly, daily, weekly, monthly]: [usize; 5],
+    within: Option<&str>,
+    tags: &[String],
+) -> Result<vault::gc::KeepRules> {
+    Ok(vault::gc::KeepRules {
+        last,
+        hourly,
+        daily,
+        weekly,
+        monthly,
+        within_ms: within.map(vault::time::parse_duration).transpose()?,
+        tags: tags.to_vec(),
+    })
 }

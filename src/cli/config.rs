@@ -11,8 +11,9 @@
 //! topic_regex = "orders\\..*"
 //! [profile.prod.client]           # librdkafka settings, as -X
 //! "security.protocol" = "SASL_SSL"
-//! [profile.prod.keep]             # gc and snapshot --every
+//! [profile.prod.keep]             # gc, stats and snapshot --every
 //! daily = 30
+//! tags = ["release"]
 //! ```
 //!
 //! `--config FILE` (or `KVAULT_CONFIG`) names the file; without it,
@@ -20,13 +21,16 @@
 //! if present. `--profile NAME` (or `KVAULT_PROFILE`) picks a profile;
 //! without it, `default` is used if the file has one. Precedence: flags,
 //! then environment variables, then the profile (a profile value is a
-//! flag added to the command line). Secrets only as `*_file` paths.
+//! flag added to the command line), except for the keep rules: those of
+//! the profile and of the command line add up (`vault::gc::rules`).
+//! Secrets only as `*_file` paths.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
+use vault::gc::{KeepRules, Origin};
 use vault::{Error, Result};
 
 #[derive(Deserialize, Debug, Default)]
@@ -38,6 +42,7 @@ struct Keep {
     weekly: Option<usize>,
     monthly: Option<usize>,
     within: Option<String>,
+    tags: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -71,8 +76,41 @@ struct ConfigFile {
 /// The profile's librdkafka settings: the lowest layer under `-F` and `-X`.
 static CLIENT: OnceLock<Vec<(String, String)>> = OnceLock::new();
 
+/// The profile's keep rules, merged with the command's own by
+/// `vault::gc::rules` (never replaced by them).
+static KEEP: OnceLock<(Origin, KeepRules)> = OnceLock::new();
+
 pub fn profile_client_properties() -> &'static [(String, String)] {
     CLIENT.get().map_or(&[], Vec::as_slice)
+}
+
+/// The chosen profile's keep block, if it has a rule.
+pub fn profile_keep_rules() -> Option<(Origin, KeepRules)> {
+    KEEP.get().cloned()
+}
+
+fn keep_rules(k: &Keep, name: &str, path: &std::path::Path) -> Result<KeepRules> {
+    let within_ms = k
+        .within
+        .as_deref()
+        .map(|w| {
+            vault::time::parse_duration(w).map_err(|e| {
+                Error::Usage(format!(
+                    "profile {name} in {}: keep.within: {e}",
+                    path.display()
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(KeepRules {
+        last: k.last.unwrap_or(0),
+        hourly: k.hourly.unwrap_or(0),
+        daily: k.daily.unwrap_or(0),
+        weekly: k.weekly.unwrap_or(0),
+        monthly: k.monthly.unwrap_or(0),
+        within_ms,
+        tags: k.tags.clone().unwrap_or_default(),
+    })
 }
 
 /// The value of `--NAME VALUE` or `--NAME=VALUE` among the raw arguments.
@@ -169,6 +207,10 @@ pub fn profile_args(args: &[String]) -> Result<Vec<String>> {
         )));
     }
     let _ = CLIENT.set(profile.client.clone().into_iter().collect());
+    let keep = keep_rules(&profile.keep, &name, &path)?;
+    if !keep.is_empty() {
+        let _ = KEEP.set((Origin::Profile(name.clone()), keep));
+    }
     Ok(extra_flags(&profile, args))
 }
 
@@ -242,29 +284,6 @@ fn extra_flags(p: &Profile, args: &[String]) -> Vec<String> {
         add("topics", p.topics.as_ref().map(|t| t.join(",")), &[]);
         add("topic-regex", p.topic_regex.clone(), &[]);
         add("exclude", p.exclude.clone(), &[]);
-    }
-    // Keep rules on the command line replace the profile's as a whole.
-    let kept = [
-        "keep-last",
-        "keep-hourly",
-        "keep-daily",
-        "keep-weekly",
-        "keep-monthly",
-        "keep-within",
-        "keep-tag",
-    ]
-    .iter()
-    .any(|f| has_flag(args, f));
-    let k = &p.keep;
-    let takes_keep =
-        sub == "gc" || sub == "stats" || (sub == "snapshot" && has_flag(args, "every"));
-    if !kept && takes_keep {
-        add("keep-last", k.last.map(|v| v.to_string()), &[]);
-        add("keep-hourly", k.hourly.map(|v| v.to_string()), &[]);
-        add("keep-daily", k.daily.map(|v| v.to_string()), &[]);
-        add("keep-weekly", k.weekly.map(|v| v.to_string()), &[]);
-        add("keep-monthly", k.monthly.map(|v| v.to_string()), &[]);
-        add("keep-within", k.within.clone(), &[]);
     }
     out
 }

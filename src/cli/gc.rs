@@ -6,22 +6,21 @@ use clap::Args;
 use serde::Serialize;
 use vault::Result;
 use vault::catalog::GroupBy;
-use vault::gc::{GcOptions, GcPlan, KeepPolicy};
+use vault::gc::{GcOptions, GcPlan};
 use vault::lock::LockKind;
 use vault::time::parse_duration;
 
-use super::args::{KeepRules, VaultArgs};
+use super::args::{KeepFlags, VaultArgs};
 use super::output::{format_time, human_bytes, print_json, spinner};
 
 #[derive(Args, Debug)]
 pub struct GcArgs {
     #[command(flatten)]
     vault: VaultArgs,
+    /// Keep rules; they add to the profile's keep block (a snapshot any
+    /// rule keeps is kept).
     #[command(flatten)]
-    keep: KeepRules,
-    /// Keep every snapshot with this tag (repeatable).
-    #[arg(long = "keep-tag", value_name = "T")]
-    keep_tags: Vec<String>,
+    keep: KeepFlags,
     /// Count the keep rules per group: cluster,topics (each source and
     /// topic selection on its own), cluster, or none (all snapshots together).
     #[arg(
@@ -75,6 +74,8 @@ struct GcReport {
     index_objects_rewritten: Option<usize>,
     bytes_freed: Option<i64>,
     uploads_aborted: Option<usize>,
+    /// Restore pins that had expired (or whose snapshot was gone), removed.
+    pins_removed: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -98,11 +99,11 @@ struct QuietGroup {
 }
 
 pub fn run(a: &GcArgs) -> Result<()> {
-    let policy = KeepPolicy {
-        tags: a.keep_tags.clone(),
-        group_by: GroupBy::parse(&a.group_by)?,
-        ..a.keep.policy()?
-    };
+    let policy = vault::gc::rules::gc_policy(
+        super::config::profile_keep_rules(),
+        a.keep.rules()?,
+        GroupBy::parse(&a.group_by)?,
+    )?;
     let now = match &a.now {
         Some(t) => u64::try_from(vault::time::parse_time(t, "--now")?).unwrap_or(0),
         None => vault::now_ms(),
@@ -167,6 +168,7 @@ pub fn run(a: &GcArgs) -> Result<()> {
             index_objects_rewritten: outcome.as_ref().map(|o| o.index_objects_rewritten),
             bytes_freed: outcome.as_ref().map(|o| o.bytes_freed),
             uploads_aborted: outcome.as_ref().map(|o| o.uploads_aborted),
+            pins_removed: outcome.as_ref().map(|o| o.pins_removed),
         });
         return Ok(());
     }

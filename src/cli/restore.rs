@@ -17,7 +17,7 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub(super) vault: VaultArgs,
     /// Restore together with every other worker started with the same NAME
-    /// (on this host or others): the consumer group kvault-restore-NAME
+    /// (on this host or others): the consumer group kvault-restore-NAME-ID
     /// shares the target partitions out, each restored exactly once in its
     /// own transactions; the last worker commits the group offsets.
     #[arg(long, value_name = "NAME")]
@@ -160,7 +160,11 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
         source: a.source.as_deref(),
         abandon_unfinished: a.abandon_unfinished,
     })?;
-    if let Some(name) = &a.workers {
+    // A dry run plans the same restore either way and writes nothing, so
+    // it never starts a worker.
+    if let Some(name) = &a.workers
+        && !a.dry_run
+    {
         return super::restore_workers::run(a, name, kafka, &req);
     }
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "restore")?;

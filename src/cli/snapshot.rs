@@ -44,7 +44,7 @@ pub struct SnapshotArgs {
     data_horizon: Option<String>,
     /// Take the snapshot together with every other worker started with the
     /// same NAME (on this host or others): the consumer group
-    /// kvault-snapshot-NAME shares the partitions out, and whichever worker
+    /// kvault-snapshot-NAME-HASH shares the partitions out, and whichever worker
     /// finishes last commits. Every worker exits 0 once it is committed.
     #[arg(long, value_name = "NAME")]
     workers: Option<String>,

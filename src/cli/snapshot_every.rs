@@ -2,9 +2,15 @@
 //! a snapshot each interval with its vault, index cache and settings kept
 //! warm, runs gc on the `--keep-*` rules after each, reports each
 //! snapshot's recovery point, and writes (or serves) Prometheus metrics.
-//! SIGTERM or Ctrl-C between snapshots exits 0; during one, the snapshot
-//! finishes first, and a second signal stops at once (nothing half done is
-//! ever committed: the manifest is written last).
+//! SIGTERM or Ctrl-C between snapshots, or while waiting for the vault
+//! lock, exits 0 at once; during a snapshot, the snapshot finishes first,
+//! and a second signal stops at once (nothing half done is ever committed:
+//! the manifest is written last). gc runs only when the vault is free at
+//! that moment: an interval whose gc would have to wait skips it.
+//!
+//! The keep rules prune only this process's own group (its source and
+//! selection, and no snapshot with a tag it does not set itself) unless
+//! `--prune-groups all` says otherwise; see `vault::gc::rules`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -13,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use vault::catalog::GroupBy;
-use vault::gc::{GcOptions, GcPlan, KeepPolicy};
+use vault::catalog::GroupKey;
+use vault::gc::{EveryScope, GcOptions, GcPlan, KeepPolicy};
 use vault::kafka::KafkaOptions;
-use vault::lock::{LockKind, VaultLock};
+use vault::lock::{LockKind, LockTimes, LockWatch, VaultLock};
 use vault::metrics::SnapshotMetrics;
 use vault::snapshot::{
     KafkaSource, SnapshotOptions, SnapshotOutcome, SnapshotPlan, SnapshotRequest,
@@ -27,11 +33,12 @@ use vault::{Error, Result};
 use super::output::{print_json, warn};
 use super::snapshot::SnapshotArgs;
 
-/// gc's keep rules, on `vault snapshot --every`.
+/// gc's keep rules, on `vault snapshot --every`. They add to the
+/// profile's keep block (`vault::gc::rules`).
 #[derive(Args, Debug)]
 pub struct KeepArgs {
     /// With --every: after each snapshot keep this many newest snapshots of
-    /// each source and selection, and free the rest (as `vault gc`).
+    /// this process's source and selection, and free the rest (as `vault gc`).
     #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
     keep_last: usize,
     #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
@@ -44,30 +51,50 @@ pub struct KeepArgs {
     keep_monthly: usize,
     #[arg(long, value_name = "DURATION", requires = "every")]
     keep_within: Option<String>,
+    /// With --every: keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "T", requires = "every")]
+    keep_tags: Vec<String>,
+    /// With --every: whose snapshots the keep rules prune. `own` (the
+    /// default): this process's source and selection, and only snapshots
+    /// with no tag but its own --tag. `all`: every group in the vault,
+    /// each counted on its own, as `vault gc` does.
+    #[arg(
+        long,
+        default_value = "own",
+        value_name = "own|all",
+        requires = "every"
+    )]
+    prune_groups: String,
 }
 
 impl KeepArgs {
-    fn policy(&self) -> Result<Option<KeepPolicy>> {
-        let p = KeepPolicy {
-            last: self.keep_last,
-            hourly: self.keep_hourly,
-            daily: self.keep_daily,
-            weekly: self.keep_weekly,
-            monthly: self.keep_monthly,
-            within_ms: self
-                .keep_within
-                .as_deref()
-                .map(parse_duration)
-                .transpose()?,
-            tags: Vec::new(),
-            group_by: GroupBy::default(),
+    /// The policy for the snapshots of `group` (a source-and-selection key)
+    /// taken with `own_tags`, or `None` if no rule is given anywhere.
+    fn policy(&self, group: GroupKey, own_tags: &[String]) -> Result<Option<KeepPolicy>> {
+        let flags = super::args::keep_rules(
+            [
+                self.keep_last,
+                self.keep_hourly,
+                self.keep_daily,
+                self.keep_weekly,
+                self.keep_monthly,
+            ],
+            self.keep_within.as_deref(),
+            &self.keep_tags,
+        )?;
+        let scope = match self.prune_groups.as_str() {
+            "own" => EveryScope::Own {
+                group,
+                tags: own_tags.to_vec(),
+            },
+            "all" => EveryScope::Vault,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--prune-groups {other:?}: expected own (this process's source and selection) or all"
+                )));
+            }
         };
-        let any = p.last + p.hourly + p.daily + p.weekly + p.monthly > 0 || p.within_ms.is_some();
-        if !any {
-            return Ok(None);
-        }
-        p.check()?;
-        Ok(Some(p))
+        vault::gc::rules::every_policy(super::config::profile_keep_rules(), flags, scope)
     }
 }
 
@@ -88,6 +115,8 @@ struct IntervalReport {
     rpo_ms: u64,
     gc_forgotten: usize,
     gc_bytes_freed: i64,
+    /// Another command held the vault, so this interval ran no gc.
+    gc_skipped: bool,
     warnings: Vec<String>,
 }
 
@@ -125,7 +154,9 @@ pub fn run(
             "--every {every}: the interval must be at least 1s"
         )));
     }
-    let keep = a.keep.policy()?;
+    // The rules are checked now, so a typo or an ambiguous combination
+    // fails before the first snapshot; the scope is each snapshot's group.
+    a.keep.policy(GroupKey::default(), &a.tags)?;
     let rt = super::output::runtime()?;
 
     // Signals: the first asks to stop after the current snapshot, the
@@ -166,13 +197,31 @@ pub fn run(
     }
     let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
     let lock_wait = Duration::from_secs(a.vault.lock_wait);
+    // Kept across intervals, so a dead process's lock goes stale even
+    // though each interval's gc looks only once.
+    let mut watch = LockWatch::new(LockTimes::default());
+    let stopping = || signals.load(Ordering::SeqCst) > 0;
     let mut next = Instant::now();
     loop {
         let started = Instant::now();
-        let result = snapshot_once(a, &repo, kafka, request, data_horizon, lock_wait, &rt);
+        let result = snapshot_once(
+            a,
+            &repo,
+            kafka,
+            request,
+            data_horizon,
+            (lock_wait, &mut watch, &stopping),
+            &rt,
+        );
         let mut m = metrics.lock().expect("metrics");
         match result {
-            Ok((out, previous_cut)) => {
+            Ok(None) => {
+                super::output::info(
+                    "vault: stopped by a signal while waiting for the vault lock; no snapshot was started",
+                );
+                return Ok(());
+            }
+            Ok(Some((out, previous_cut))) => {
                 let committed_ms = vault::now_ms();
                 let rpo_ms =
                     committed_ms.saturating_sub(previous_cut.unwrap_or(out.manifest.time_ms));
@@ -180,12 +229,17 @@ pub fn run(
                 // stop: waiting for the exclusive lock could outlast the
                 // grace period before SIGKILL. A failed gc costs nothing of
                 // the snapshot, which is reported either way.
-                let (mut gc_forgotten, mut gc_freed) = (0, 0);
-                if let Some(policy) = keep.as_ref()
-                    && signals.load(Ordering::SeqCst) == 0
+                let (mut gc_forgotten, mut gc_freed, mut gc_skipped) = (0, 0, false);
+                let group = vault::catalog::GroupBy::SourceAndSelection.key(&out.manifest);
+                if let Some(policy) = a.keep.policy(group, &a.tags)?
+                    && !stopping()
                 {
-                    match gc_once(&repo, policy, lock_wait) {
-                        Ok((f, b)) => {
+                    match gc_once(&repo, &policy, &mut watch) {
+                        Ok(None) => {
+                            gc_skipped = true;
+                            m.gc_skipped += 1;
+                        }
+                        Ok(Some((f, b))) => {
                             (gc_forgotten, gc_freed) = (f, b);
                             m.gc_runs += 1;
                             m.gc_freed_bytes += b.max(0).cast_unsigned();
@@ -220,6 +274,7 @@ pub fn run(
                         rpo_ms,
                         gc_forgotten,
                         gc_bytes_freed: gc_freed,
+                        gc_skipped,
                         warnings: out.warnings.clone(),
                     });
                 } else {
@@ -277,21 +332,28 @@ pub fn run(
 /// One interval's snapshot, under a shared lock. Returns it with the cut
 /// of the newest earlier snapshot of the same source and selection (taken
 /// by this process or an earlier one), which its recovery point counts from.
+/// `None`: a signal came while it waited for the lock.
+#[allow(clippy::type_complexity)]
 fn snapshot_once(
     a: &SnapshotArgs,
     repo: &vault::Repository<vault::repository::Indexed>,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
     data_horizon: Option<Option<u64>>,
-    lock_wait: Duration,
+    (lock_wait, watch, stopping): (Duration, &mut LockWatch, &dyn Fn() -> bool),
     rt: &tokio::runtime::Runtime,
-) -> Result<(SnapshotOutcome, Option<u64>)> {
-    let lock = VaultLock::acquire(
+) -> Result<Option<(SnapshotOutcome, Option<u64>)>> {
+    let Some(lock) = VaultLock::acquire_watching(
         Arc::clone(repo.storage()),
         LockKind::Shared,
         "snapshot --every",
         lock_wait,
-    )?;
+        watch,
+        stopping,
+    )?
+    else {
+        return Ok(None);
+    };
     // What other processes (a gc, another snapshot) changed since.
     repo.sync_index()?;
     let plan = rt.block_on(SnapshotPlan::make(repo, kafka, request))?;
@@ -311,22 +373,36 @@ fn snapshot_once(
         data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
     };
     let out = vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?;
-    Ok((out, previous_cut))
+    Ok(Some((out, previous_cut)))
 }
 
 /// gc on the keep rules, under the exclusive lock. Returns the snapshots
-/// forgotten and the bytes freed.
+/// forgotten and the bytes freed, or `None` when another command holds
+/// the vault: this interval's gc is skipped rather than waited for, so a
+/// long restore or check neither delays the next snapshot nor a SIGTERM.
 fn gc_once(
     repo: &vault::Repository<vault::repository::Indexed>,
     policy: &KeepPolicy,
-    lock_wait: Duration,
-) -> Result<(usize, i64)> {
-    let lock = VaultLock::acquire(
+    watch: &mut LockWatch,
+) -> Result<Option<(usize, i64)>> {
+    let lock = match VaultLock::acquire_watching(
         Arc::clone(repo.storage()),
         LockKind::Exclusive,
         "gc (snapshot --every)",
-        lock_wait,
-    )?;
+        Duration::ZERO,
+        watch,
+        &|| false,
+    ) {
+        Ok(l) => l.expect("never cancelled"),
+        Err(Error::Locked(why)) => {
+            super::output::info(&format!(
+                "vault: gc skipped this interval, the next one tries again: {}",
+                why.split(';').next().unwrap_or(&why)
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     repo.sync_index()?;
     let opts = GcOptions {
         now_ms: vault::now_ms(),
@@ -335,5 +411,5 @@ fn gc_once(
     let plan = GcPlan::make(repo, policy, &opts, Some(&lock), None)?;
     let forgotten = plan.forget.len();
     let gc = vault::gc::execute(repo, &plan, &lock)?;
-    Ok((forgotten, gc.bytes_freed))
+    Ok(Some((forgotten, gc.bytes_freed)))
 }

@@ -8,7 +8,7 @@ use vault::gc::{GcOptions, GcPlan};
 use vault::lock::LockKind;
 use vault::stats::{VaultStats, measure};
 
-use super::args::{KeepRules, VaultArgs};
+use super::args::{KeepFlags, VaultArgs};
 use super::output::{format_time, human_bytes, print_json};
 
 #[derive(Args, Debug)]
@@ -18,7 +18,7 @@ pub struct StatsArgs {
     /// What gc would free with these rules (as `vault gc`); without any,
     /// what it would free keeping every snapshot.
     #[command(flatten)]
-    keep: KeepRules,
+    keep: KeepFlags,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -37,10 +37,14 @@ struct StatsReport {
 }
 
 pub fn run(a: &StatsArgs) -> Result<()> {
-    let mut policy = a.keep.policy()?;
+    let mut policy = vault::gc::rules::gc_policy(
+        super::config::profile_keep_rules(),
+        a.keep.rules()?,
+        vault::catalog::GroupBy::default(),
+    )?;
     if policy.is_empty() {
         // No rule: keep everything, and see only what nothing uses.
-        policy.within_ms = Some(u64::MAX);
+        policy.rules.within_ms = Some(u64::MAX);
     }
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "stats")?;
     let stats = measure(&repo)?;

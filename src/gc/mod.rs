@@ -22,13 +22,15 @@
 
 pub mod mark;
 pub mod policy;
+pub mod rules;
 
 use std::collections::{HashMap, HashSet};
 
 use vault_format::index::IndexObject;
 use vault_format::{ObjectId, PackId};
 
-pub use policy::{Decision, KeepPolicy, SnapshotInfo};
+pub use policy::{Decision, KeepPolicy, Scope, SnapshotInfo};
+pub use rules::{EveryScope, KeepRules, Origin};
 
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
@@ -72,6 +74,9 @@ pub struct GcPlan {
     /// the objects that concern the packs it moves or deletes.
     pub index_objects: Vec<(ObjectId, Vec<PackId>)>,
     pub marked: mark::MarkStats,
+    /// Unfinished restores' pins: the live ones keep their snapshots; the
+    /// expired ones (and those of snapshots gone) are removed by execute.
+    pub pins: crate::restore::pin::Pins,
 }
 
 impl GcPlan {
@@ -116,7 +121,10 @@ impl GcPlan {
         }
         let mut infos = Vec::new();
         let mut roots = HashMap::new();
-        for id in repo.snapshot_ids()? {
+        let ids = repo.snapshot_ids()?;
+        // Unfinished restores' snapshots stay, whatever the rules say.
+        let pins = crate::restore::pin::read_pins(repo, now_ms, &ids)?;
+        for id in ids {
             let m = repo.read_snapshot(&id)?;
             let r: Vec<_> = m
                 .topics
@@ -129,7 +137,9 @@ impl GcPlan {
                 id,
                 time_ms: m.time_ms,
                 group: policy.group_by.key(&m),
+                history: crate::catalog::GroupBy::SourceAndSelection.key(&m),
                 tags: m.tags,
+                pinned_by: pins.reasons(&id),
             });
         }
         let decisions = policy.apply(&infos, now_ms)?;
@@ -261,6 +271,7 @@ impl GcPlan {
             pack_use,
             index_objects,
             marked,
+            pins,
         })
     }
 }
@@ -334,6 +345,8 @@ pub struct GcOutcome {
     pub bytes_freed: i64,
     /// Multipart uploads of dead processes aborted (object storage).
     pub uploads_aborted: usize,
+    /// Expired restore pins removed.
+    pub pins_removed: usize,
 }
 
 /// Carries out `plan` under `lock`, gc's exclusive lock. See the module
@@ -349,6 +362,8 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
         out.snapshots_forgotten += 1;
         crash_point("gc-forget", out.snapshots_forgotten as u64);
     }
+    // Expired pins, and pins of snapshots gone: they hold nothing.
+    out.pins_removed = crate::restore::pin::remove_stale(repo, &plan.pins)?;
 
     // 2. Repack the live chunks of sparse packs.
     let repack: HashSet<PackId> = plan.repack.iter().copied().collect();

@@ -3,27 +3,43 @@
 //! rules count each group on its own, so one cluster's snapshots never
 //! push another's out. A snapshot kept by any rule stays. Bucketed rules
 //! (hourly … monthly) keep the newest snapshot of each of the N most
-//! recent buckets that have one, as restic and borg do.
+//! recent buckets that have one, as restic and borg do. Where the rules
+//! come from, and how several origins combine, is [`super::rules`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use vault_format::ObjectId;
 
+use super::rules::KeepRules;
 use crate::catalog::{GroupBy, GroupKey};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeepPolicy {
-    pub last: usize,
-    pub hourly: usize,
-    pub daily: usize,
-    pub weekly: usize,
-    pub monthly: usize,
-    /// Keep everything newer than this many milliseconds before now.
-    pub within_ms: Option<u64>,
-    pub tags: Vec<String>,
+    pub rules: KeepRules,
     /// How snapshots are grouped before the rules count them.
     pub group_by: GroupBy,
+    /// When set, only the snapshots in this scope may be forgotten; every
+    /// other one is kept, whatever the rules say (`snapshot --every`).
+    pub scope: Option<Scope>,
+}
+
+/// The snapshots a command may prune: one source and selection, and only
+/// those with no tag but the command's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// A source-and-selection key ([`GroupBy::SourceAndSelection`]).
+    pub group: GroupKey,
+    pub tags: Vec<String>,
+}
+
+impl From<KeepRules> for KeepPolicy {
+    fn from(rules: KeepRules) -> KeepPolicy {
+        KeepPolicy {
+            rules,
+            ..KeepPolicy::default()
+        }
+    }
 }
 
 /// A snapshot as the policy sees it.
@@ -34,6 +50,10 @@ pub struct SnapshotInfo {
     pub tags: Vec<String>,
     /// The group whose rules decide for it.
     pub group: GroupKey,
+    /// Its source and selection, whatever the grouping ([`Scope`] compares it).
+    pub history: GroupKey,
+    /// Why something outside the rules holds it (an unfinished restore's pin).
+    pub pinned_by: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,28 +72,52 @@ impl Decision {
 
 impl KeepPolicy {
     pub fn is_empty(&self) -> bool {
-        self.last == 0
-            && self.hourly == 0
-            && self.daily == 0
-            && self.weekly == 0
-            && self.monthly == 0
-            && self.within_ms.is_none()
-            && self.tags.is_empty()
+        self.rules.is_empty()
     }
 
     /// Decides for every snapshot, group by group, newest first within a
     /// group. `now_ms` is the clock `--keep-within` measures from (fixed in tests).
-    pub(crate) fn apply(&self, snapshots: &[SnapshotInfo], now_ms: u64) -> Result<Vec<Decision>> {
+    pub fn apply(&self, snapshots: &[SnapshotInfo], now_ms: u64) -> Result<Vec<Decision>> {
         self.check()?;
         let mut groups: BTreeMap<&GroupKey, Vec<SnapshotInfo>> = BTreeMap::new();
+        let mut out = Vec::with_capacity(snapshots.len());
         for s in snapshots {
+            if let Some(why) = self.out_of_scope(s) {
+                out.push(Decision {
+                    id: s.id,
+                    group: s.group.clone(),
+                    reasons: vec![why],
+                });
+                continue;
+            }
             groups.entry(&s.group).or_default().push(s.clone());
         }
-        let mut out = Vec::with_capacity(snapshots.len());
         for members in groups.into_values() {
             out.extend(self.apply_to_group(members, now_ms));
         }
+        let pinned: BTreeMap<ObjectId, &Vec<String>> = snapshots
+            .iter()
+            .filter(|s| !s.pinned_by.is_empty())
+            .map(|s| (s.id, &s.pinned_by))
+            .collect();
+        for d in &mut out {
+            if let Some(why) = pinned.get(&d.id) {
+                d.reasons.extend(why.iter().cloned());
+            }
+        }
         Ok(out)
+    }
+
+    /// Why the scope keeps `s` out of the rules' reach, if it does.
+    fn out_of_scope(&self, s: &SnapshotInfo) -> Option<String> {
+        let scope = self.scope.as_ref()?;
+        if s.history != scope.group {
+            return Some("another source or selection".into());
+        }
+        s.tags
+            .iter()
+            .find(|t| !scope.tags.contains(t))
+            .map(|t| format!("tagged {t} by another command"))
     }
 
     /// Refuses a policy with no rule: it would forget every snapshot.
@@ -81,7 +125,8 @@ impl KeepPolicy {
         if self.is_empty() {
             return Err(Error::Usage(
                 "gc needs at least one keep rule (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, \
-                 --keep-monthly, --keep-within or --keep-tag); without one it would forget every snapshot"
+                 --keep-monthly, --keep-within or --keep-tag, or a keep block in the profile); without one \
+                 it would forget every snapshot"
                     .into(),
             ));
         }
@@ -89,26 +134,25 @@ impl KeepPolicy {
     }
 
     fn apply_to_group(&self, mut sorted: Vec<SnapshotInfo>, now_ms: u64) -> Vec<Decision> {
+        let r = &self.rules;
         sorted.sort_by_key(|s| std::cmp::Reverse((s.time_ms, s.id)));
         let buckets: [(&str, usize, Bucket); 4] = [
-            ("hourly", self.hourly, |t| {
+            ("hourly", r.hourly, |t| {
                 crate::time::signed_ms(t / 3_600_000)
             }),
-            ("daily", self.daily, |t| {
-                crate::time::signed_ms(t / 86_400_000)
-            }),
+            ("daily", r.daily, |t| crate::time::signed_ms(t / 86_400_000)),
             // Weeks start on Monday; 1970-01-01 was a Thursday.
-            ("weekly", self.weekly, |t| {
+            ("weekly", r.weekly, |t| {
                 (crate::time::signed_ms(t / 86_400_000) + 3).div_euclid(7)
             }),
-            ("monthly", self.monthly, month_of),
+            ("monthly", r.monthly, month_of),
         ];
         let mut seen: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); buckets.len()];
         let mut out = Vec::with_capacity(sorted.len());
         for (i, s) in sorted.iter().enumerate() {
             let mut reasons = Vec::new();
-            if i < self.last {
-                reasons.push(format!("last {}", self.last));
+            if i < r.last {
+                reasons.push(format!("last {}", r.last));
             }
             for (b, (name, n, bucket)) in buckets.iter().enumerate() {
                 let key = bucket(s.time_ms);
@@ -117,13 +161,13 @@ impl KeepPolicy {
                     reasons.push(format!("{name} {n}"));
                 }
             }
-            if let Some(w) = self.within_ms
+            if let Some(w) = r.within_ms
                 && s.time_ms.saturating_add(w) >= now_ms
             {
                 reasons.push("within".to_string());
             }
             for t in &s.tags {
-                if self.tags.contains(t) {
+                if r.tags.contains(t) {
                     reasons.push(format!("tag {t}"));
                 }
             }
@@ -161,6 +205,8 @@ mod tests {
             .map(|(i, t)| SnapshotInfo {
                 id: ObjectId([i as u8; 32]),
                 group: GroupKey::default(),
+                history: GroupKey::default(),
+                pinned_by: Vec::new(),
                 time_ms: *t,
                 tags: if i == 0 {
                     vec!["release".into()]
@@ -196,15 +242,15 @@ mod tests {
     #[test]
     fn keep_last_and_daily() {
         let h = history();
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             last: 3,
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         assert_eq!(kept(&p, &h), vec![NOW - 12 * HOUR, NOW - 6 * HOUR, NOW]);
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             daily: 3,
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         // The newest snapshot of each of the three most recent days (UTC).
         assert_eq!(
             kept(&p, &h),
@@ -215,30 +261,30 @@ mod tests {
     #[test]
     fn weekly_monthly_within_and_tags() {
         let h = history();
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             weekly: 2,
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         // NOW is a Sunday: this week (Mon 16th..) and the week before.
         assert_eq!(kept(&p, &h), vec![NOW - 7 * DAY + 6 * HOUR, NOW]);
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             monthly: 3,
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         // November, October and September 2026 (history reaches back to 23 Sept).
         let k = kept(&p, &h);
         assert_eq!(k.len(), 3);
         assert_eq!(k[2], NOW);
         assert_eq!(k[1], 1_793_491_200_000 - 6 * HOUR, "31 October 18:00");
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             within_ms: Some(crate::time::parse_duration("2d").unwrap()),
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         assert_eq!(kept(&p, &h).len(), 9);
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             tags: vec!["release".into()],
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         assert_eq!(kept(&p, &h), vec![NOW]);
     }
 
@@ -257,13 +303,15 @@ mod tests {
                     time_ms: NOW - 12 * HOUR - day * DAY + hour * HOUR,
                     tags: vec![],
                     group: group(src),
+                    history: group(src),
+                    pinned_by: Vec::new(),
                 });
             }
         }
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             daily: 7,
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         let d = p.apply(&all, NOW).unwrap();
         for src in ["A", "B"] {
             let kept = d
@@ -291,10 +339,10 @@ mod tests {
 
     #[test]
     fn a_huge_keep_within_keeps_everything() {
-        let p = KeepPolicy {
+        let p = KeepPolicy::from(KeepRules {
             within_ms: Some(u64::MAX),
-            ..KeepPolicy::default()
-        };
+            ..KeepRules::default()
+        });
         assert_eq!(kept(&p, &history()).len(), 240);
     }
 }

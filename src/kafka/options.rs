@@ -172,7 +172,7 @@ impl KafkaOptions {
         c
     }
 
-    pub(super) fn kafka_err(&self, context: &str, e: impl std::fmt::Display) -> Error {
+    pub(crate) fn kafka_err(&self, context: &str, e: impl std::fmt::Display) -> Error {
         Error::Kafka {
             context: format!("{context} (brokers {})", self.brokers),
             message: format!("{e}; check --brokers and that the cluster is reachable"),

@@ -25,18 +25,24 @@ use crate::error::{Error, Result};
 use crate::storage::{ObjectName, Storage};
 use crate::{now_ms, random_bytes};
 
+mod boot_clock;
 mod info;
 mod watch;
+
+use boot_clock::BootInstant;
 
 pub(crate) use info::decode;
 use info::write_lock;
 pub use info::{DEFAULT_WAIT, Holder, LockInfo, LockKind, LockTimes, encode};
-pub(crate) use watch::{Conflict, LockWatch};
+pub(crate) use watch::Conflict;
+pub use watch::LockWatch;
 
 struct Held {
     name: ObjectName,
     info: LockInfo,
-    last_refresh: Instant,
+    /// When the lock object now listed began to be written, on a clock
+    /// that counts a suspend (see [`boot_clock`]).
+    last_refresh: BootInstant,
 }
 
 /// A held lock; dropping it releases the lock.
@@ -77,15 +83,34 @@ impl VaultLock {
         wait: Duration,
         times: LockTimes,
     ) -> Result<VaultLock> {
+        let mut watch = LockWatch::new(times);
+        let taken =
+            VaultLock::acquire_watching(storage, kind, command, wait, &mut watch, &|| false)?;
+        Ok(taken.expect("never cancelled"))
+    }
+
+    /// [`acquire_with`](Self::acquire_with) for a long-running process:
+    /// `watch` is kept between calls, so a dead holder's lock that this
+    /// process keeps meeting goes stale even when each call waits briefly;
+    /// and the wait ends at once, with `None`, when `cancelled` says so
+    /// (a signal).
+    pub fn acquire_watching(
+        storage: Arc<dyn Storage>,
+        kind: LockKind,
+        command: &str,
+        wait: Duration,
+        watch: &mut LockWatch,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<VaultLock>> {
+        let times = watch.times();
         let deadline = Instant::now()
             .checked_add(wait)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
-        let mut watch = LockWatch::new(times);
         let mut announced = false;
         let lock_id = vault_format::id::hex_encode(&random_bytes::<8>());
         loop {
             // Before the write: the lock may be visible from any moment of it.
-            let written_from = Instant::now();
+            let written_from = BootInstant::now();
             let info = LockInfo {
                 kind,
                 command: command.to_string(),
@@ -116,16 +141,19 @@ impl VaultLock {
                 }]
             };
             if found.is_empty() {
-                return Ok(VaultLock::hold(
+                return Ok(Some(VaultLock::hold(
                     storage,
                     name,
                     info,
                     times,
-                    watch,
+                    watch.clone(),
                     written_from,
-                ));
+                )));
             }
             storage.delete(&name)?;
+            if cancelled() {
+                return Ok(None);
+            }
             if Instant::now() >= deadline {
                 let c = &found[0];
                 return Err(Error::Locked(format!(
@@ -146,6 +174,9 @@ impl VaultLock {
             let pause = Duration::from_millis(250 + jitter)
                 .min(deadline.saturating_duration_since(Instant::now()));
             std::thread::sleep(pause);
+            if cancelled() {
+                return Ok(None);
+            }
         }
     }
 
@@ -155,7 +186,7 @@ impl VaultLock {
         info: LockInfo,
         times: LockTimes,
         watch: LockWatch,
-        written_from: Instant,
+        written_from: BootInstant,
     ) -> VaultLock {
         let held = Arc::new(Mutex::new(Held {
             name,
@@ -286,7 +317,7 @@ fn refresh_loop(
         info.refresh += 1;
         info.time_ms = now_ms();
         // New lock first, then the old one goes: never unlocked in between.
-        let written_from = Instant::now();
+        let written_from = BootInstant::now();
         match write_lock(storage, &info) {
             // A write that returned too late proves nothing: while it hung,
             // a reader may have watched the old lock for the whole stale

@@ -12,8 +12,8 @@ use super::info::{Holder, LockInfo, LockKind, LockTimes, decode};
 
 /// What one process has seen of the other locks: each lock object's name
 /// and when this process first saw it. Staleness is judged from this alone.
-#[derive(Debug)]
-pub(crate) struct LockWatch {
+#[derive(Clone, Debug)]
+pub struct LockWatch {
     pub(super) me: Holder,
     times: LockTimes,
     first_seen: HashMap<String, Instant>,
@@ -34,6 +34,10 @@ impl LockWatch {
             times,
             first_seen: HashMap::new(),
         }
+    }
+
+    pub(crate) fn times(&self) -> LockTimes {
+        self.times
     }
 
     /// The locks other than the one with `own_id` that conflict with

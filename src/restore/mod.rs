@@ -10,6 +10,7 @@
 pub mod data;
 pub mod decode;
 pub mod distributed;
+pub mod pin;
 pub mod plan;
 pub mod produce;
 pub mod progress;
@@ -93,21 +94,39 @@ pub fn execute(
 ) -> Result<RestoreOutcome> {
     let started = Instant::now();
     let kafka = &opts.kafka;
+    let mut warnings = Vec::new();
     for old in &plan.abandon {
         progress::abandon(kafka, old)?;
+        warnings.extend(pin::unpin(repo, &old.restore_id));
     }
-    // The producer's transactional start needs no topic: overlap the two.
-    let (created, producer) = std::thread::scope(|s| {
+    // The producer's transactional start needs no topic, and the pin
+    // neither: overlap the three. The pin is durable before the first
+    // progress record can make this restore one a rerun must resume.
+    let (created, producer, pinned) = std::thread::scope(|s| {
         let starting = s.spawn(|| TxnProducer::start(kafka, &plan.restore_id));
+        let pinning = s.spawn(|| pin_snapshot(repo, plan, kafka));
         let created = create_topics(kafka, plan);
         let producer = starting.join().expect("producer start panicked");
-        (created, producer)
+        (
+            created,
+            producer,
+            pinning.join().expect("pin write panicked"),
+        )
     });
+    warnings.extend(pinned?);
+    let mut pin_guard = PinUntilRecorded {
+        repo,
+        restore_id: &plan.restore_id,
+        recorded: false,
+    };
     let (created, producer) = (created?, producer?);
-    crate::timings::mark("topics created, producer started");
+    crate::timings::mark("topics created, producer started, snapshot pinned");
     let target_ids = target_topic_ids(kafka, plan)?;
-    let mut warnings = Vec::new();
-    let loaded = match progress::load(kafka, &plan.restore_id)? {
+    let recorded = progress::load(kafka, &plan.restore_id)?;
+    // A record of this restore on the target, of any phase: the pins of
+    // that id are not this run's alone to take back.
+    pin_guard.recorded = recorded.is_some();
+    let loaded = match recorded {
         // The records it counts went with a target topic deleted since.
         Some(old) if old.is_stale(&target_ids) => {
             warnings.push(format!(
@@ -161,6 +180,7 @@ pub fn execute(
             };
             producer.begin()?;
             producer.commit(&fresh)?;
+            pin_guard.recorded = true;
             // Workers of a distributed restore of the same request that
             // began at the same moment: theirs is the restore.
             let now = progress::load_all_after(kafka, &plan.restore_id, fresh.started_ms)?;
@@ -207,6 +227,7 @@ pub fn execute(
     if let Some(pb) = &opts.progress {
         pb.finish_and_clear();
     }
+    warnings.extend(pin::unpin(repo, &plan.restore_id));
     let records: u64 = state.partitions.values().map(|p| p.records).sum();
     Ok(RestoreOutcome {
         restore_id: plan.restore_id.clone(),
@@ -221,6 +242,40 @@ pub fn execute(
         duration: started.elapsed(),
         warnings,
     })
+}
+
+/// Takes a restore's pin back if the restore fails before its first
+/// progress record (the target unreachable, a topic that cannot be
+/// created): no rerun has to resume a restore that never began.
+struct PinUntilRecorded<'a> {
+    repo: &'a Repository<Indexed>,
+    restore_id: &'a str,
+    recorded: bool,
+}
+
+impl Drop for PinUntilRecorded<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let _ = pin::unpin(self.repo, self.restore_id);
+        }
+    }
+}
+
+/// Pins the plan's snapshot for its restore (see [`pin`]); a warning when
+/// the vault could not be written.
+pub(crate) fn pin_snapshot(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    kafka: &KafkaOptions,
+) -> Result<Option<String>> {
+    let cluster = kafka.current_cluster_id().ok().flatten();
+    pin::pin(
+        repo,
+        &plan.restore_id,
+        plan.snapshot_id,
+        cluster.as_deref(),
+        plan.topics.iter().map(|t| t.target.clone()).collect(),
+    )
 }
 
 /// Commits every selected group's translated positions on the target.
@@ -332,7 +387,7 @@ pub(crate) fn create_topics_and(
         name: PROGRESS_TOPIC.into(),
         partitions: 1,
         replication_factor: plan.target_brokers.min(3),
-        configs: vec![("cleanup.policy".into(), "compact".into())],
+        configs: progress::progress_topic_configs(),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

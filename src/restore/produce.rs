@@ -125,6 +125,9 @@ pub(crate) struct TxnProducer {
     progress_at: (String, i32),
     timeout: Duration,
     budget: QueueBudget,
+    /// A record did not fit the queue at all: the caller may start again
+    /// with a larger budget (the open transaction is then aborted).
+    too_small: std::sync::atomic::AtomicBool,
 }
 
 impl TxnProducer {
@@ -182,7 +185,15 @@ impl TxnProducer {
             progress_at: (topic.to_string(), partition),
             timeout,
             budget,
+            too_small: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether a record was refused for being bigger than this producer's
+    /// whole queue ([`QueueBudget::PER_PARTITION`]); [`QueueBudget::WHOLE`]
+    /// holds every record vault produces.
+    pub fn queue_too_small(&self) -> bool {
+        self.too_small.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn begin(&self) -> Result<()> {
@@ -225,9 +236,11 @@ impl TxnProducer {
                 // An empty queue that has no room: the record is bigger
                 // than the whole queue and would wait forever.
                 Err(RDKafkaErrorCode::QueueFull) if self.producer.in_flight_count() == 0 => {
+                    self.too_small
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     return Err(Error::Usage(format!(
                         "{topic}/{partition} offset {}: a record of {} bytes does not fit the producer's queue \
-                         ({} MiB); restore it without --workers, which allows records up to 64 MiB",
+                         ({} MiB); vault produces records up to 64 MiB",
                         r.offset,
                         r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len),
                         self.budget.kib / 1024

@@ -20,6 +20,24 @@ use crate::kafka::{Detached, Edge, KafkaOptions, SettlePause, TopicInfo, partiti
 /// The compacted topic that holds every restore's progress on a target cluster.
 pub(crate) const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
 
+/// `max.message.bytes` of the progress topics vault creates. A restore's
+/// record holds every partition and every group translation: at 10,000
+/// partitions and 50 groups it is about 15 MB of JSON (a unit test below
+/// measures it), far over the broker's 1 MiB default. 64 MiB is the most
+/// vault's restore producer sends (`message.max.bytes`).
+pub(crate) const PROGRESS_MAX_MESSAGE_BYTES: &str = "67108864";
+
+/// The configs of a progress topic at creation.
+pub(crate) fn progress_topic_configs() -> Vec<(String, String)> {
+    vec![
+        ("cleanup.policy".into(), "compact".into()),
+        (
+            "max.message.bytes".into(),
+            PROGRESS_MAX_MESSAGE_BYTES.into(),
+        ),
+    ]
+}
+
 /// The topic of a distributed restore's per-partition progress: one
 /// partition per restored partition, so each partition's transactions are
 /// the only ones that hold back its last stable offset.
@@ -436,5 +454,63 @@ fn kafka_err(kafka: &KafkaOptions, e: impl std::fmt::Display) -> Error {
             kafka.brokers
         ),
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest record a restore of a real estate writes: 10,000
+    /// partitions over 100 topics, 50 groups with a position in every one,
+    /// and large offsets. It must fit the progress topics' limit.
+    #[test]
+    fn a_ten_thousand_partition_record_fits_the_progress_topic() {
+        let mut state = ProgressState {
+            version: PROGRESS_VERSION,
+            restore_id: "0123456789abcdef0123456789abcdef".into(),
+            vault_id: "ab".repeat(32),
+            snapshot_id: "cd".repeat(32),
+            phase: Phase::Groups,
+            transactions: 123_456,
+            ..ProgressState::default()
+        };
+        for t in 0..100 {
+            let topic = format!("orders.region-{t:03}.events-v2");
+            state
+                .target_topic_ids
+                .insert(topic.clone(), "AAAAAAAAAAAAAAAAAAAAAA".into());
+            for p in 0..100u32 {
+                let key = partition_key(&topic, p);
+                let base = 9_000_000_000i64 + i64::from(p) * 1_000_003;
+                let translations = (0..50)
+                    .map(|g| (base + g * 7_919, base + g * 7_907))
+                    .collect();
+                state.partitions.insert(
+                    key.clone(),
+                    PartitionProgress {
+                        next_source_offset: base + 1_000_000,
+                        records: 987_654_321,
+                        bytes: 987_654_321_000,
+                        last_target_offset: Some(base + 999_999),
+                        translations,
+                    },
+                );
+                state.ends.insert(key, base + 1_000_000);
+            }
+        }
+        let bytes = state.encode().len();
+        let limit: usize = PROGRESS_MAX_MESSAGE_BYTES.parse().unwrap();
+        assert!(
+            bytes < limit / 2,
+            "{bytes} bytes against a limit of {limit}"
+        );
+        // Far over the broker's default of 1 MiB: why the topics set their own.
+        assert!(bytes > 1_048_588, "{bytes}");
+        assert!(
+            progress_topic_configs()
+                .iter()
+                .any(|(k, v)| k == "max.message.bytes" && v == PROGRESS_MAX_MESSAGE_BYTES)
+        );
     }
 }

@@ -189,11 +189,32 @@ pub(crate) fn resolve(
                 }
             }
             many => {
+                let in_vault = |u: &ProgressState| {
+                    ObjectId::from_hex(&u.snapshot_id)
+                        .ok()
+                        .and_then(|id| source_of(&id))
+                        .is_some()
+                };
+                // Its snapshot is gone (forgotten by hand, or by an older
+                // vault's gc, which kept no pins): running it again cannot
+                // finish it, so that is not the advice.
+                if let Some(u) = many.iter().find(|u| !in_vault(u)) {
+                    return Err(Error::Usage(format!(
+                        "{}, but its snapshot {} is no longer in this vault, so it cannot be finished. \
+                         Either delete the target topics it wrote to and restore again with \
+                         --abandon-unfinished, or restore into other topics (--rename); \
+                         --abandon-unfinished alone writes the records it committed a second time",
+                        describe(u),
+                        short(&u.snapshot_id)
+                    )));
+                }
                 let described: Vec<String> = many.iter().map(|u| describe(u)).collect();
                 return Err(Error::Usage(format!(
-                    "{}; run that restore again with the same options to finish it, or pass \
-                     --abandon-unfinished to leave it (the records it committed stay in the topics)",
-                    described.join("; ")
+                    "{}; to finish it, run it again as it was begun (--snapshot-id {} and the same topics, \
+                     renames, time window and groups), or pass --abandon-unfinished to leave it (the \
+                     records it committed stay in the topics)",
+                    described.join("; "),
+                    short(&many[0].snapshot_id)
                 )));
             }
         }

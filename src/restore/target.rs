@@ -181,9 +181,18 @@ pub fn topic_ids(
     kafka: &KafkaOptions,
     names: impl IntoIterator<Item = String>,
 ) -> Result<std::collections::BTreeMap<String, Option<String>>> {
-    let names: Vec<String> = names.into_iter().collect();
     let client = kafka.metadata_client(true)?;
-    let described = crate::kafka::describe_topics(kafka, &client, &names)?;
+    topic_ids_with(kafka, &client, names)
+}
+
+/// [`topic_ids`] through a client the caller keeps.
+pub(crate) fn topic_ids_with(
+    kafka: &KafkaOptions,
+    client: &crate::kafka::MetadataClient,
+    names: impl IntoIterator<Item = String>,
+) -> Result<std::collections::BTreeMap<String, Option<String>>> {
+    let names: Vec<String> = names.into_iter().collect();
+    let described = crate::kafka::describe_topics(kafka, client, &names)?;
     let mut out: std::collections::BTreeMap<String, Option<String>> =
         names.into_iter().map(|n| (n, None)).collect();
     for d in described {

@@ -87,7 +87,8 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// The plan, part and commit objects of a distributed snapshot: whatever decodes
+/// The plan, part and commit objects of a distributed snapshot, and the
+/// restore pins that share their folder: whatever decodes
 /// re-encodes to the same bytes.
 pub fn run_objects(data: &[u8]) {
     if let Ok(p) = RunPlan::decode(data) {
@@ -98,6 +99,9 @@ pub fn run_objects(data: &[u8]) {
     }
     if let Ok(c) = RunCommit::decode(data) {
         assert_eq!(c.encode(), data);
+    }
+    if let Ok(p) = crate::pin::RestorePin::decode(data) {
+        assert_eq!(p.encode(), data);
     }
 }
 

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod manifest;
 pub mod object;
 pub mod pack;
+pub mod pin;
 pub mod planes;
 pub mod record;
 pub mod run;

@@ -27,6 +27,8 @@ pub enum ObjectKind {
     RunPlan = 7,
     RunPart = 8,
     RunCommit = 9,
+    /// An unfinished restore's claim on its snapshot.
+    RestorePin = 10,
     /// Blob kinds, inside packs.
     DataChunk = 0x10,
     ValueChunk = 0x11,
@@ -48,6 +50,7 @@ impl ObjectKind {
             7 => RunPlan,
             8 => RunPart,
             9 => RunCommit,
+            10 => RestorePin,
             0x10 => DataChunk,
             0x11 => ValueChunk,
             0x12 => TreeNode,
@@ -68,6 +71,7 @@ impl ObjectKind {
             RunPlan => "run plan",
             RunPart => "run part",
             RunCommit => "run commit",
+            RestorePin => "restore pin",
             DataChunk => "data chunk",
             ValueChunk => "value chunk",
             TreeNode => "tree node",

@@ -74,6 +74,10 @@ pub struct RunPart {
     pub finished_ms: u64,
     /// Who wrote it: `host/pid`, for `vault status`.
     pub worker: String,
+    /// Set when the partition's topic was deleted (or deleted and created
+    /// again) while the run read it: the part then holds nothing, and the
+    /// committed snapshot leaves the whole topic out. Why, for the report.
+    pub topic_gone: Option<String>,
 }
 
 impl RunPlan {
@@ -167,6 +171,10 @@ impl RunPart {
             .u64(self.started_ms)
             .u64(self.finished_ms)
             .str(&self.worker);
+        // Only when set, so every part written before it existed reads the same.
+        if let Some(why) = &self.topic_gone {
+            w.u8(1).str(why);
+        }
         w.into_inner()
     }
 
@@ -182,7 +190,7 @@ impl RunPart {
         let deleted = (0..nd)
             .map(|_| Ok((r.zigzag()?, r.zigzag()?)))
             .collect::<Result<Vec<_>>>()?;
-        let part = RunPart {
+        let mut part = RunPart {
             plan_id,
             index,
             root,
@@ -195,7 +203,14 @@ impl RunPart {
             started_ms: r.u64()?,
             finished_ms: r.u64()?,
             worker: r.str()?.to_string(),
+            topic_gone: None,
         };
+        if !r.is_empty() {
+            if r.u8()? != 1 {
+                return Err(FormatError::malformed(WHAT, "topic-gone flag".to_string()));
+            }
+            part.topic_gone = Some(r.str()?.to_string());
+        }
         r.finish()?;
         Ok(part)
     }
@@ -282,11 +297,26 @@ mod tests {
             started_ms: 1,
             finished_ms: 2,
             worker: "host/42".into(),
+            topic_gone: None,
         };
         let bytes = part.encode();
         assert_eq!(RunPart::decode(&bytes).unwrap(), part);
         for n in 0..bytes.len() {
             assert!(RunPart::decode(&bytes[..n]).is_err());
         }
+        // A part of a topic deleted mid-run: the plain part and a trailer.
+        let gone = RunPart {
+            topic_gone: Some("deleted during the run".into()),
+            ..part
+        };
+        let long = gone.encode();
+        assert_eq!(&long[..bytes.len()], &bytes[..]);
+        assert_eq!(RunPart::decode(&long).unwrap(), gone);
+        for n in bytes.len() + 1..long.len() {
+            assert!(RunPart::decode(&long[..n]).is_err(), "cut at {n}");
+        }
+        let mut bad = long.clone();
+        bad[bytes.len()] = 2;
+        assert!(RunPart::decode(&bad).is_err(), "only flag 1 follows");
     }
 }

@@ -21,6 +21,7 @@ use vault_format::manifest::{
 };
 use vault_format::object::{ObjectKind, open_object, seal_object};
 use vault_format::pack::{PackBuilder, open_blob, open_pack};
+use vault_format::pin::RestorePin;
 use vault_format::planes::RecordPlanes;
 use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType, decode_records};
 use vault_format::run::{PlannedPartition, RunCommit, RunPart, RunPlan};
@@ -200,6 +201,34 @@ fn run_part() -> RunPart {
         started_ms: 1_700_000_000_100,
         finished_ms: 1_700_000_000_900,
         worker: "backup-host/4242".into(),
+        topic_gone: None,
+    }
+}
+
+/// A part of a partition whose topic was deleted while the run read it.
+fn run_part_gone() -> RunPart {
+    RunPart {
+        index: 1,
+        root: None,
+        records_read: 0,
+        bytes_read: 0,
+        bytes_added: 0,
+        chunks_added: 0,
+        deleted: vec![],
+        topic_gone: Some("topic orders was deleted during the run".into()),
+        ..run_part()
+    }
+}
+
+fn restore_pin() -> RestorePin {
+    RestorePin {
+        restore_id: "5d41402abc4b2a76b9719d911017c592".into(),
+        snapshot: ObjectId([0x99; 32]),
+        target_cluster: "dr-cluster-id".into(),
+        target_topics: vec!["orders".into()],
+        holder: "restore-host/77".into(),
+        written_ms: 1_700_000_000_000,
+        expires_ms: 1_701_209_600_000,
     }
 }
 
@@ -324,6 +353,8 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert("run.plan.body", hex_encode(&run_plan().encode()));
     v.insert("run.part.body", hex_encode(&run_part().encode()));
     v.insert("run.commit.body", hex_encode(&run_commit().encode()));
+    v.insert("run.part.gone.body", hex_encode(&run_part_gone().encode()));
+    v.insert("restore.pin.body", hex_encode(&restore_pin().encode()));
 
     // Chunk boundaries for a fixed record stream with small sizes.
     let gear = Gear::new(
@@ -418,6 +449,14 @@ fn golden_bytes_decode() {
     assert_eq!(
         RunCommit::decode(&bytes("run.commit.body")).unwrap(),
         run_commit()
+    );
+    assert_eq!(
+        RunPart::decode(&bytes("run.part.gone.body")).unwrap(),
+        run_part_gone()
+    );
+    assert_eq!(
+        RestorePin::decode(&bytes("restore.pin.body")).unwrap(),
+        restore_pin()
     );
 
     let frame = bytes("records.framed");

@@ -3,7 +3,7 @@
 //!
 //! Every worker plans the same restore (the same snapshot and selection
 //! give the same restore id), creates the missing topics, and joins the
-//! consumer group `kvault-restore-NAME` subscribed to the target topics;
+//! consumer group `kvault-restore-NAME-ID` (the restore's id) subscribed to the target topics;
 //! the group coordinator shares the target partitions out.
 //!
 //! Each partition is restored as its own small restore: its own
@@ -40,9 +40,15 @@ use crate::kafka::GroupMember;
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
 
-/// The consumer group the workers of run `name` share partitions through.
-pub fn group_name(name: &str) -> String {
-    format!("kvault-restore-{name}")
+/// The consumer group the workers of run `name` share partitions through,
+/// bound to the restore they restore (its id names the vault, the snapshot
+/// and the selection): workers of two restores under one NAME never split
+/// each other's partitions.
+pub fn group_name(name: &str, restore_id: &str) -> String {
+    format!(
+        "kvault-restore-{name}-{}",
+        &restore_id[..restore_id.len().min(16)]
+    )
 }
 
 pub struct WorkerOptions {
@@ -104,6 +110,9 @@ pub fn work(
             plan.topics.iter().map(|t| t.target.clone()),
         )?)
     {
+        // A worker killed between the last commit and its unpin left one.
+        let mut warnings = plan.warnings.clone();
+        warnings.extend(super::pin::unpin(repo, &plan.restore_id));
         return Ok(WorkerOutcome {
             restore_id: plan.restore_id.clone(),
             partitions_done_here: Vec::new(),
@@ -114,7 +123,7 @@ pub fn work(
             topics_created: Vec::new(),
             groups: translated_groups(plan, s),
             duration: started.elapsed(),
-            warnings: plan.warnings.clone(),
+            warnings,
         });
     }
     let begun = own
@@ -124,7 +133,9 @@ pub fn work(
         return Err(Error::Kafka {
             context: format!("resuming restore {}", plan.restore_id),
             message: format!(
-                "its partitions' progress topic {parts_topic} is gone from the target, so vault cannot tell                  which records are there; nothing was written. Delete the restored topics and run                  `vault restore ... --abandon-unfinished` to start over"
+                "its partitions' progress topic {parts_topic} is gone from the target, so vault cannot tell \
+                 which records are there; nothing was written. Delete the restored topics and run \
+                 `vault restore ... --abandon-unfinished` to start over"
             ),
         });
     }
@@ -136,7 +147,7 @@ pub fn work(
             name: parts_topic.clone(),
             partitions: u32::try_from(plan.partitions.len()).expect("partition counts fit a u32"),
             replication_factor: plan.target_brokers.min(3),
-            configs: vec![("cleanup.policy".into(), "compact".into())],
+            configs: progress::progress_topic_configs(),
         }],
     )?;
     let target_ids = super::target_topic_ids(kafka, plan)?;
@@ -175,6 +186,9 @@ pub fn work(
         warnings: plan.warnings.clone(),
     };
 
+    // Before the restore's own record can make this an unfinished restore
+    // that a rerun must resume: see `restore::pin`.
+    out.warnings.extend(super::pin_snapshot(repo, plan, kafka)?);
     // The restore's own record, committed before any record is written so
     // a single process never takes it for one of its own. `claimed` is its
     // start time: the restore this worker works on.
@@ -206,10 +220,11 @@ pub fn work(
     let targets: Vec<String> = plan.topics.iter().map(|t| t.target.clone()).collect();
     let member = GroupMember::join(
         kafka,
-        &group_name(&opts.name),
+        &group_name(&opts.name, &plan.restore_id),
         &targets,
         opts.session_timeout,
     )?;
+    let mut idle_since: Option<Instant> = None;
     loop {
         // Abandoned (`--abandon-unfinished`), or begun afresh by another
         // run since: this worker's restore is over, and its partitions' next
@@ -230,6 +245,10 @@ pub fn work(
         }
         let done = finished_partitions(kafka, plan, &parts_topic, &target_ids)?;
         if done.len() == plan.partitions.len() {
+            // Done by records that are still there: a target topic deleted
+            // or created again since this worker began holds none of them,
+            // and committing the groups would point past its empty log.
+            check_targets_unchanged(kafka, plan, &target_ids)?;
             let mut state = fresh(&plan.restore_id, None, None);
             for s in done.values() {
                 state.partitions.extend(s.partitions.clone());
@@ -251,13 +270,18 @@ pub fn work(
                 commit_own_record(kafka, &state)?;
             }
             out.records = state.partitions.values().map(|p| p.records).sum();
+            out.warnings
+                .extend(super::pin::unpin(repo, &plan.restore_id));
             out.duration = started.elapsed();
             return Ok(out);
         }
         if !member.settled(Duration::from_secs(3)) {
             if member.generation() == 0 && started.elapsed() > opts.join_timeout {
                 return Err(Error::Kafka {
-                    context: format!("joining the consumer group {}", group_name(&opts.name)),
+                    context: format!(
+                        "joining the consumer group {}",
+                        group_name(&opts.name, &plan.restore_id)
+                    ),
                     message: format!(
                         "no answer from the group coordinator in {} s ({}); check the brokers and that this \
                          client may join the group (a group ACL); the restore's committed partitions stay",
@@ -282,9 +306,17 @@ pub fn work(
             .take(opts.partitions_in_flight.max(1))
             .collect();
         if mine.is_empty() {
+            // Partitions of a deleted target topic are never assigned:
+            // waiting for them would never end.
+            let idle = *idle_since.get_or_insert_with(Instant::now);
+            if idle.elapsed() >= IDLE_CHECK {
+                idle_since = Some(Instant::now());
+                check_targets_unchanged(kafka, plan, &target_ids)?;
+            }
             std::thread::sleep(opts.poll_interval);
             continue;
         }
+        idle_since = None;
         crate::faults::pause_point("distributed-restore-batch");
         let results: Vec<Result<u64>> = std::thread::scope(|s| {
             let handles: Vec<_> = mine
@@ -335,6 +367,41 @@ fn is_fenced(e: &Error) -> bool {
 }
 
 /// The partitions whose own records say they are done, by partition key.
+/// How long a worker with nothing to do waits between looks at whether
+/// the target topics are still the ones it restores into.
+const IDLE_CHECK: Duration = Duration::from_secs(15);
+
+/// Fails, saying what to do, when a target topic was deleted or created
+/// again since `began` (the IDs this worker started with).
+fn check_targets_unchanged(
+    kafka: &crate::kafka::KafkaOptions,
+    plan: &RestorePlan,
+    began: &BTreeMap<String, Option<String>>,
+) -> Result<()> {
+    let now = super::target_topic_ids(kafka, plan)?;
+    for (topic, id) in began {
+        let current = now.get(topic).cloned().flatten();
+        if current != *id {
+            return Err(Error::Kafka {
+                context: format!("restore {} into {topic}", plan.restore_id),
+                message: format!(
+                    "target topic {topic} was {} while the restore ran, so the records restored into it \
+                     before then are gone; the restore stopped before committing any group offsets. Delete \
+                     topic {topic} on the target (it may hold records this restore wrote after it was \
+                     created again), then run the same command again: the partitions of the other topics \
+                     that are done stay done, and {topic} is restored from the start",
+                    if current.is_some() {
+                        "deleted and created again"
+                    } else {
+                        "deleted"
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn finished_partitions(
     kafka: &crate::kafka::KafkaOptions,
     plan: &RestorePlan,

@@ -42,6 +42,14 @@ pub(super) type FreshRecord<'a> =
 
 /// Restores one partition as its own small restore; returns the records
 /// written by this call.
+///
+/// A worker's producers share its memory, so each gets a 32 MiB queue
+/// ([`QueueBudget::PER_PARTITION`]). A record bigger than that (vault takes
+/// records up to 64 MiB) cannot be queued at all: the partition is then
+/// restored again by a producer with the single restore's 68 MiB queue.
+/// Its transactional id is the same, so starting it aborts the open
+/// transaction, and the partition resumes after its last commit: nothing
+/// is written twice.
 pub(super) fn restore_partition(
     repo: &Repository<Indexed>,
     plan: &RestorePlan,
@@ -51,6 +59,46 @@ pub(super) fn restore_partition(
     target_ids: &BTreeMap<String, Option<String>>,
     fresh: &FreshRecord<'_>,
 ) -> Result<u64> {
+    let mut too_small = false;
+    let first = restore_partition_with(
+        repo,
+        plan,
+        index,
+        (parts_topic, QueueBudget::PER_PARTITION),
+        ropts,
+        target_ids,
+        fresh,
+        &mut too_small,
+    );
+    match first {
+        Err(_) if too_small => {
+            let mut again = false;
+            restore_partition_with(
+                repo,
+                plan,
+                index,
+                (parts_topic, QueueBudget::WHOLE),
+                ropts,
+                target_ids,
+                fresh,
+                &mut again,
+            )
+        }
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_partition_with(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    index: usize,
+    (parts_topic, budget): (&str, QueueBudget),
+    ropts: &RestoreOptions,
+    target_ids: &BTreeMap<String, Option<String>>,
+    fresh: &FreshRecord<'_>,
+    too_small: &mut bool,
+) -> Result<u64> {
     let sub = partition_plan(plan, index);
     let kafka = &ropts.kafka;
     // Fences the worker that had this partition before (a dead one, or one
@@ -58,13 +106,7 @@ pub(super) fn restore_partition(
     // this partition's producers write its progress partition, so what is
     // read next is everything ever committed for it.
     let slot = i32::try_from(index).expect("partition counts fit an i32");
-    let producer = TxnProducer::start_at(
-        kafka,
-        &sub.restore_id,
-        parts_topic,
-        slot,
-        QueueBudget::PER_PARTITION,
-    )?;
+    let producer = TxnProducer::start_at(kafka, &sub.restore_id, parts_topic, slot, budget)?;
     let records = progress::read_records(kafka, parts_topic, &[slot])?;
     // Nothing read because the topic is missing is not "no progress".
     if records.partition_records.is_empty() && !progress::topic_exists(kafka, parts_topic)? {
@@ -114,7 +156,10 @@ pub(super) fn restore_partition(
         transaction_bytes: ropts.transaction_bytes,
         progress: None,
     };
-    restore_records(repo, &sub, &opts, &producer, &mut state)?;
+    if let Err(e) = restore_records(repo, &sub, &opts, &producer, &mut state) {
+        *too_small = producer.queue_too_small();
+        return Err(e);
+    }
     let key = partition_key(&sub.partitions[0].target_topic, sub.partitions[0].partition);
     let ends = super::super::target_ends(kafka, &sub, &state)?;
     state.ends = ends.into_iter().filter(|(k, _)| *k == key).collect();

@@ -3,7 +3,8 @@
 //!
 //! 1. The first worker takes the cut and writes it as the run's plan,
 //!    create-only, so racing workers agree on one plan ([`find_or_make_plan`]).
-//! 2. Every worker joins the consumer group `kvault-snapshot-NAME`; the
+//! 2. Every worker joins the consumer group `kvault-snapshot-NAME-HASH`
+//!    ([`group_name`]: the vault, the plan, its source and selection); the
 //!    group coordinator shares the partitions out ([`Assignment`]).
 //! 3. A worker reads its partitions up to the plan's cut through the same
 //!    pipeline as a single snapshot, a few partitions at a time, and writes a
@@ -15,6 +16,7 @@
 //! for it; the worker the group gives it to next starts it again from the
 //! plan, and the packs the first one wrote are adopted, not written twice.
 
+mod gone;
 pub mod objects;
 mod start;
 pub mod template;
@@ -26,6 +28,8 @@ use vault_format::ObjectId;
 use vault_format::manifest::SnapshotManifest;
 use vault_format::run::{RunPart, RunPlan};
 
+pub use gone::{KafkaTopicWatch, NoTopicWatch, TopicWatch};
+use gone::{mark_gone, note_gone_topics};
 pub use objects::{PlanInProgress, RunObjects, plans_in_progress, roots_in_use};
 pub use start::{Found, find_or_make_plan};
 
@@ -37,9 +41,24 @@ use crate::lock::VaultLock;
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
 
-/// The consumer group the workers of run `name` share partitions through.
-pub fn group_name(name: &str) -> String {
-    format!("kvault-snapshot-{name}")
+/// The consumer group the workers of `plan` share partitions through:
+/// `kvault-snapshot-NAME-HASH`, the hash naming the vault, the plan, and
+/// the source and selection it was cut from. Two vaults whose runs share a
+/// NAME on one cluster (a local vault and an S3 one, say) then never split
+/// the partitions between them, and neither does a plan made afresh with
+/// the workers of an older one.
+pub fn group_name(vault: &vault_format::VaultId, plan: &RunPlan) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"kvault snapshot group v1");
+    h.update(&vault.0);
+    h.update(&plan.plan_id);
+    h.update(plan.template.source.as_bytes()).update(&[0]);
+    h.update(plan.template.selection.to_string().as_bytes());
+    format!(
+        "kvault-snapshot-{}-{}",
+        plan.name,
+        &h.finalize().to_hex()[..16]
+    )
 }
 
 /// Which partitions a worker is to take: the group's answer in production,
@@ -76,6 +95,10 @@ impl Assignment for GroupMember {
         GroupMember::last_error(self)
     }
 }
+
+/// How long a worker with nothing to do waits between looks at whether
+/// the partitions still missing can be read at all (their topics exist).
+const IDLE_CHECK: Duration = Duration::from_secs(15);
 
 /// A fixed share of the partitions (tests, and one worker taking all).
 pub struct FixedAssignment(pub BTreeSet<(String, u32)>);
@@ -146,10 +169,17 @@ pub struct WorkerOutcome {
 /// Works on `plan` until it is committed: takes the partitions
 /// `assignment` gives this worker, writes their parts, and commits when
 /// every part is there. `source` makes a record source for each batch.
+///
+/// No wait is without an end: a worker with nothing assigned looks every
+/// [`IDLE_CHECK`] at whether the partitions still missing belong to topics
+/// `topics` says are gone (a topic deleted mid-run is dropped from the
+/// group and never assigned again), and marks those partitions
+/// `topic_gone`, so the run commits without that topic and says so.
 pub fn work(
     repo: &Repository<Indexed>,
     plan: &RunPlan,
     assignment: &dyn Assignment,
+    topics: &dyn TopicWatch,
     source: &mut dyn FnMut() -> Result<Box<dyn RecordSource + Send>>,
     opts: &WorkerOptions,
     lock: &VaultLock,
@@ -182,6 +212,10 @@ pub fn work(
         warnings: plan.warnings.clone(),
     };
     let mut adopted_at: Option<u64> = None;
+    let mut idle_since: Option<Instant> = None;
+    // A plan resumed after its topics changed: a topic deleted, or deleted
+    // and created again, cannot be read at the plan's offsets.
+    let mut looked_at_topics = false;
     loop {
         lock.check()?;
         crate::faults::pause_point("distributed-loop");
@@ -194,6 +228,11 @@ pub fn work(
         if listing.committed || !listing.plan_present || replaced {
             return finish_committed(repo, &run, plan, &mut out, started);
         }
+        // A part taken back since (its worker lost its lock) no longer
+        // counts: its partition is read again, and the commit is built
+        // from the parts that are there.
+        let listed: BTreeSet<u32> = listing.parts.iter().copied().collect();
+        parts.retain(|i, _| listed.contains(i));
         for i in listing.parts {
             if let std::collections::btree_map::Entry::Vacant(e) = parts.entry(i)
                 && let Some(p) = run.read_part(plan, i)?
@@ -201,7 +240,17 @@ pub fn work(
                 e.insert(p);
             }
         }
+        if !looked_at_topics {
+            looked_at_topics = true;
+            let missing: Vec<u32> = (0..plans.len() as u32)
+                .filter(|i| !parts.contains_key(i))
+                .collect();
+            for p in mark_gone(&run, plan, &plans, &missing, topics, lock)? {
+                parts.insert(p.index, p);
+            }
+        }
         if parts.len() == plans.len() {
+            note_gone_topics(&parts, &plans, &mut out);
             return commit(repo, &run, plan, &parts, lock, &mut out, started);
         }
         if !assignment.settled() {
@@ -209,7 +258,10 @@ pub fn work(
             // assignment is ordinary (more workers than partitions left).
             if assignment.generation() == 0 && started.elapsed() > opts.join_timeout {
                 return Err(Error::Kafka {
-                    context: format!("joining the consumer group {}", group_name(&opts.name)),
+                    context: format!(
+                        "joining the consumer group {}",
+                        group_name(&repo.vault_id(), plan)
+                    ),
                     message: format!(
                         "no assignment from the group coordinator in {} s ({}); check the brokers and that \
                          this client may join the group (a group ACL); the run's finished parts stay",
@@ -231,9 +283,22 @@ pub fn work(
             .take(opts.partitions_per_batch.max(1))
             .collect();
         if mine.is_empty() {
+            let idle = *idle_since.get_or_insert_with(Instant::now);
+            if idle.elapsed() >= IDLE_CHECK {
+                idle_since = Some(Instant::now());
+                let missing: Vec<u32> = (0..plans.len() as u32)
+                    .filter(|i| !parts.contains_key(i))
+                    .collect();
+                // A failed look is tried again at the next one.
+                for p in mark_gone(&run, plan, &plans, &missing, topics, lock).unwrap_or_default() {
+                    parts.insert(p.index, p);
+                }
+                continue;
+            }
             std::thread::sleep(opts.poll_interval);
             continue;
         }
+        idle_since = None;
         // Another worker may have read some of these partitions before it
         // died or lost them: its indexed packs are dedup'ed against, its
         // unindexed ones adopted, so nothing is uploaded twice. Only after a
@@ -244,9 +309,20 @@ pub fn work(
             repo.sync_index()?;
             out.packs_adopted += repo.adopt_orphan_packs()?;
         }
-        let written = read_batch(
-            repo, &run, plan, &plans, &mine, source, opts, lock, &mut out,
-        )?;
+        let written = match read_batch(
+            repo, &run, plan, &plans, &mine, source, topics, opts, lock, &mut out,
+        ) {
+            Ok(w) => w,
+            // A topic deleted while it was read stalls or fails the batch:
+            // if that is why, its partitions are marked and the rest of
+            // the batch is read again.
+            Err(e) => match mark_gone(&run, plan, &plans, &mine, topics, lock) {
+                Ok(gone) if !gone.is_empty() => gone,
+                // Not a topic gone (or the cluster cannot say): the read's
+                // own error is the one that explains.
+                _ => return Err(e),
+            },
+        };
         for p in written {
             parts.insert(p.index, p);
         }
@@ -263,6 +339,7 @@ fn read_batch(
     plans: &[super::PartitionPlan],
     batch: &[u32],
     source: &mut dyn FnMut() -> Result<Box<dyn RecordSource + Send>>,
+    topics: &dyn TopicWatch,
     opts: &WorkerOptions,
     lock: &VaultLock,
     out: &mut WorkerOutcome,
@@ -306,12 +383,21 @@ fn read_batch(
     let share = |total: u64, k: u64| total / n + u64::from(k < total % n);
     let bytes_added = piped.written.pack_bytes_written + horizon_bytes;
     let worker = format!("{}/{}", crate::hostname(), std::process::id());
-    let mut written = Vec::new();
+    // A topic deleted and created again while this batch read it gave
+    // records of the new topic at the old one's offsets: those partitions
+    // are marked gone instead. (Recreated after this look, the records
+    // read were the old topic's, as the plan wants.)
+    let gone = mark_gone(run, plan, plans, batch, topics, lock)?;
+    let gone_indices: BTreeSet<u32> = gone.iter().map(|p| p.index).collect();
+    let mut written: Vec<RunPart> = Vec::new();
     // Parts commit what the packs hold: a worker whose lock lapsed may have
     // had its packs removed by a gc meanwhile.
     lock.check()?;
     for (k, (i, root)) in batch.iter().zip(roots).enumerate() {
         let p = &batch_plans[k];
+        if gone_indices.contains(i) {
+            continue;
+        }
         let deleted: Vec<(i64, i64)> = piped
             .drained
             .deleted
@@ -335,6 +421,7 @@ fn read_batch(
             started_ms,
             finished_ms,
             worker: worker.clone(),
+            topic_gone: None,
         };
         if run.put_part(&part)? {
             out.partitions_done_here
@@ -350,6 +437,8 @@ fn read_batch(
         }
         return Err(e);
     }
+    // What this batch read of them counts for nothing: their topics are left out.
+    written.extend(gone);
     out.records_read += piped.drained.records;
     out.bytes_read += piped.drained.bytes;
     out.bytes_added += bytes_added;
@@ -408,6 +497,16 @@ fn finish_committed(
     run.clean_up(plan)?;
     out.snapshot = id;
     out.manifest = repo.read_snapshot(&id)?;
+    // The committing worker saw the parts; this one says the same.
+    for t in &plan.template.topics {
+        if out.manifest.topics.iter().all(|m| m.name != t.name) {
+            out.warnings.push(format!(
+                "topic {} was deleted (or deleted and created again) while the run read it; \
+                 the snapshot leaves topic {} out",
+                t.name, t.name
+            ));
+        }
+    }
     out.duration = started.elapsed();
     Ok(out.clone())
 }

@@ -44,7 +44,7 @@ pub fn find_or_make_plan(
             if let Some(id) = run.commit_of(&plan)? {
                 // Committed; its last worker was stopped before removing it.
                 run.clean_up(&plan)?;
-                if let Some(found) = recently_committed(repo, id, opts)? {
+                if let Some(found) = recently_committed(repo, id, request, cluster_id, opts)? {
                     return Ok(found);
                 }
                 continue;
@@ -56,7 +56,7 @@ pub fn find_or_make_plan(
             });
         }
         if let Some(id) = run.latest_commit()?
-            && let Some(found) = recently_committed(repo, id, opts)?
+            && let Some(found) = recently_committed(repo, id, request, cluster_id, opts)?
         {
             return Ok(found);
         }
@@ -83,10 +83,15 @@ pub fn find_or_make_plan(
 }
 
 /// The run's last snapshot, if it was committed within the rejoin window
-/// (by the committing worker's clock: the cut's time plus the run's duration).
+/// (by the committing worker's clock: the cut's time plus the run's
+/// duration) *and* was taken with this worker's options. A worker with
+/// other options (more topics, a tag) is another run under the same name,
+/// never a late member of that one: it starts a run of its own.
 fn recently_committed(
     repo: &Repository<Indexed>,
     id: ObjectId,
+    request: &SnapshotRequest,
+    cluster_id: Option<&str>,
     opts: &WorkerOptions,
 ) -> Result<Option<Found>> {
     let manifest = match repo.read_snapshot(&id) {
@@ -95,6 +100,9 @@ fn recently_committed(
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
+    if !differences(&manifest, None, request, cluster_id, opts).is_empty() {
+        return Ok(None);
+    }
     let committed_ms = manifest.time_ms + manifest.stats.duration_ms;
     let window = u64::try_from(opts.rejoin_window.as_millis()).unwrap_or(u64::MAX);
     Ok(
@@ -111,7 +119,35 @@ fn check_plan_fits(
     cluster_id: Option<&str>,
     opts: &WorkerOptions,
 ) -> Result<()> {
-    let t = &plan.template;
+    let differences = differences(
+        &plan.template,
+        Some(plan.data_horizon_ms),
+        request,
+        cluster_id,
+        opts,
+    );
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "run {} is in progress with {}; run every worker of it with the same options, \
+         or drop its plan with `vault forget --plan {}`",
+        opts.name,
+        differences.join(", "),
+        opts.name
+    )))
+}
+
+/// How a run's snapshot (its plan's template, or its committed manifest)
+/// differs from what this worker was asked for. `horizon` is the plan's
+/// data horizon, where known (a manifest does not record it).
+fn differences(
+    t: &SnapshotManifest,
+    horizon: Option<Option<u64>>,
+    request: &SnapshotRequest,
+    cluster_id: Option<&str>,
+    opts: &WorkerOptions,
+) -> Vec<String> {
     let mut differences = Vec::new();
     let selection = request.selection.record();
     if t.selection != selection {
@@ -137,6 +173,14 @@ fn check_plan_fits(
                 t.source_cluster_id
             ));
         }
+        // A named source is still one cluster: a worker pointed at another
+        // (the DR cluster) would find every topic "changed".
+        (Some(_), Some(c)) if !t.source_cluster_id.is_empty() && c != t.source_cluster_id => {
+            differences.push(format!(
+                "cluster {} (this worker's brokers: cluster {c})",
+                t.source_cluster_id
+            ));
+        }
         _ => {}
     }
     if t.tags != opts.tags {
@@ -146,17 +190,8 @@ fn check_plan_fits(
             opts.tags.join(",")
         ));
     }
-    if plan.data_horizon_ms != opts.data_horizon_ms {
+    if horizon.is_some_and(|h| h != opts.data_horizon_ms) {
         differences.push("another data horizon".to_string());
     }
-    if differences.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Usage(format!(
-        "run {} is in progress with {}; run every worker of it with the same options, \
-         or drop its plan with `vault forget --plan {}`",
-        opts.name,
-        differences.join(", "),
-        opts.name
-    )))
+    differences
 }

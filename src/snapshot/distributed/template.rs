@@ -93,7 +93,9 @@ pub fn partition_plans(plan: &RunPlan) -> Vec<PartitionPlan> {
         .collect()
 }
 
-/// The manifest of a run whose every partition has its part.
+/// The snapshot a plan commits as, given a part for each of its
+/// partitions: a pure function of the two. Topics with a part marked
+/// `topic_gone` are left out.
 pub fn manifest(plan: &RunPlan, parts: &[RunPart]) -> Result<SnapshotManifest> {
     let n = plan.partitions.len();
     if parts.len() != n || parts.iter().enumerate().any(|(i, p)| p.index as usize != i) {
@@ -104,12 +106,22 @@ pub fn manifest(plan: &RunPlan, parts: &[RunPart]) -> Result<SnapshotManifest> {
     }
     let mut m = plan.template.clone();
     let mut parts_iter = parts.iter();
+    let mut gone = Vec::new();
     for t in &mut m.topics {
         for p in &mut t.partitions {
             let part = parts_iter.next().expect("counted above");
             p.root = part.root;
             p.log_start_offset = part.log_start_offset;
+            if part.topic_gone.is_some() && !gone.contains(&t.name) {
+                gone.push(t.name.clone());
+            }
         }
+    }
+    // A topic deleted while the run read it is left out whole, with its
+    // group offsets: the snapshot holds what it could read to the cut.
+    m.topics.retain(|t| !gone.contains(&t.name));
+    for g in &mut m.groups {
+        g.offsets.retain(|o| !gone.contains(&o.topic));
     }
     let finished = parts
         .iter()
