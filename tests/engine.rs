@@ -459,6 +459,8 @@ fn snapshot_options() -> SnapshotOptions {
         stall_timeout: Duration::from_secs(10),
         progress: None,
         data_horizon_ms: None,
+        // One partition a pass: every snapshot here reads in several passes.
+        partitions_per_pass: Some(1),
     }
 }
 

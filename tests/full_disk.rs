@@ -94,6 +94,7 @@ async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {
         stall_timeout: Duration::from_secs(60),
         progress: None,
         data_horizon_ms: None,
+        partitions_per_pass: None,
     };
     // The lock lives beside the full disk, as another process's would.
     let lock = VaultLock::acquire(

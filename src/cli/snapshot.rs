@@ -199,8 +199,8 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
     Ok(())
 }
 
-/// A cut read while the vault opened is used only if the vault opened
-/// within this long; after a wait for the lock it is read again.
+/// A cut read while the vault opened is used only if the vault opened and
+/// locked within this long; after a wait for the lock it is read again.
 const CUT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The names of the vault's snapshot manifests.
@@ -229,11 +229,18 @@ fn take(
     // snapshots listed first tell whether one committed meanwhile.
     let listed = snapshot_names(a.vault.storage()?.as_ref())?;
     let started = std::time::Instant::now();
+    // How long the vault took to open and lock: a long wait (behind a gc)
+    // makes the cut old. The cut's own duration does not: at thousands of
+    // partitions it takes seconds, and reading it again would only double
+    // them.
+    let locked_after = std::sync::Mutex::new(None);
     let (tx, mut opened) = tokio::sync::oneshot::channel();
     let both = std::thread::scope(|s| {
         s.spawn(|| {
+            let o = a.vault.open_locked(LockKind::Shared, "snapshot");
+            *locked_after.lock().expect("lock time") = Some(started.elapsed());
             // The receiver waits for it on every path; a failed send is harmless.
-            let _ = tx.send(a.vault.open_locked(LockKind::Shared, "snapshot"));
+            let _ = tx.send(o);
         });
         rt.block_on(async {
             let cut = vault::snapshot::Cut::read(kafka, request);
@@ -266,8 +273,11 @@ fn take(
     // partitions. Or the lock was long in coming (behind a gc) and the cut
     // is old. Either way, under the lock a fresh cut is read, as it always
     // was before the overlap.
-    let stale =
-        started.elapsed() > CUT_MAX_AGE || snapshot_names(repo.storage().as_ref())? != listed;
+    let waited = locked_after
+        .into_inner()
+        .expect("lock time")
+        .unwrap_or_else(|| started.elapsed());
+    let stale = waited > CUT_MAX_AGE || snapshot_names(repo.storage().as_ref())? != listed;
     let cut = if stale {
         rt.block_on(vault::snapshot::Cut::read(kafka, request))?
     } else {
@@ -294,6 +304,7 @@ fn take(
         stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
         progress: progress_bar(plan.records_to_read(), !a.json),
         data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        partitions_per_pass: None,
     };
     let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;
     vault::timings::mark("snapshot committed");

@@ -371,6 +371,7 @@ fn snapshot_once(
         stall_timeout: Duration::from_secs(a.stall_timeout),
         progress: None,
         data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        partitions_per_pass: None,
     };
     let out = vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?;
     Ok(Some((out, previous_cut)))

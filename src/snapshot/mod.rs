@@ -37,6 +37,9 @@ pub struct SnapshotOptions {
     pub progress: Option<indicatif::ProgressBar>,
     /// Leave out records older than this (the data horizon); `None` keeps all.
     pub data_horizon_ms: Option<u64>,
+    /// Partitions read together in one pass; `None`: as many as
+    /// [`partitions_per_pass`] allows for the vault's chunk size.
+    pub partitions_per_pass: Option<usize>,
 }
 
 /// The result of a committed snapshot.
@@ -52,6 +55,69 @@ pub struct SnapshotOutcome {
     pub chunks_deduplicated: u64,
     pub duration: Duration,
     pub warnings: Vec<String>,
+}
+
+/// What the partitions read at once may hold in their chunkers: each
+/// holds its records until a chunk boundary, up to the largest chunk (1 MiB
+/// by default). Reading every partition of a 10,000-partition estate at
+/// once would hold gigabytes; passes of [`partitions_per_pass`] hold this.
+const PASS_BUFFER_BYTES: u64 = 96 << 20;
+
+/// How many partitions with records to read one pass reads together.
+pub fn partitions_per_pass(max_chunk: u32) -> usize {
+    usize::try_from(PASS_BUFFER_BYTES / u64::from(max_chunk.max(1)))
+        .unwrap_or(usize::MAX)
+        .clamp(8, 4096)
+}
+
+/// Runs the pipeline over `parts` in passes of at most
+/// [`partitions_per_pass`] partitions that have records to read, into one
+/// pack writer. Partitions with nothing to read keep their base tree and
+/// cost no pass. The output is as one pass over all of them would give.
+fn read_in_passes(
+    repo: &Repository<Indexed>,
+    source: &mut (dyn RecordSource + Send),
+    parts: &[PartitionPlan],
+    opts: &pipeline::PipelineOptions,
+    per_pass: usize,
+    lock: &VaultLock,
+) -> Result<pipeline::PipelineOutput> {
+    let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
+    let mut out = pipeline::PipelineOutput {
+        roots: parts.iter().map(|p| p.base_root).collect(),
+        drained: pipeline::DrainStats {
+            per_partition: vec![(0, 0); parts.len()],
+            ..Default::default()
+        },
+        written: Default::default(),
+    };
+    let to_read: Vec<usize> = (0..parts.len())
+        .filter(|i| parts[*i].records_to_read() > 0)
+        .collect();
+    for pass in to_read.chunks(per_pass) {
+        let pass_parts: Vec<PartitionPlan> = pass.iter().map(|i| parts[*i].clone()).collect();
+        let got = pipeline::run_into(repo, source, &pass_parts, opts, &mut writer)?;
+        for (k, root) in got.roots.into_iter().enumerate() {
+            out.roots[pass[k]] = root;
+            out.drained.per_partition[pass[k]] = got.drained.per_partition[k];
+        }
+        out.drained.records += got.drained.records;
+        out.drained.bytes += got.drained.bytes;
+        out.drained
+            .deleted
+            .extend(
+                got.drained
+                    .deleted
+                    .into_iter()
+                    .map(|d| pipeline::DeletedRange {
+                        part: pass[d.part],
+                        ..d
+                    }),
+            );
+    }
+    writer.flush()?;
+    out.written = writer.stats();
+    Ok(out)
 }
 
 /// Reads what `plan` says, then commits the snapshot, unless `lock` (the
@@ -77,7 +143,11 @@ pub fn execute(
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
     };
-    let out = pipeline::run(repo, source, &plan.partitions, &popts, lock)?;
+    let per_pass = opts
+        .partitions_per_pass
+        .unwrap_or_else(|| partitions_per_pass(repo.config().chunker.max))
+        .max(1);
+    let out = read_in_passes(repo, source, &plan.partitions, &popts, per_pass, lock)?;
     crate::timings::mark("records read and packed");
     if let Some(pb) = &opts.progress {
         pb.finish_and_clear();

@@ -66,6 +66,23 @@ pub fn run(
     opts: &PipelineOptions,
     lock: &VaultLock,
 ) -> Result<PipelineOutput> {
+    let mut writer = PackWriter::new(repo)?.guarded_by(lock);
+    let mut out = run_into(repo, source, parts, opts, &mut writer)?;
+    writer.flush()?;
+    out.written = writer.stats();
+    Ok(out)
+}
+
+/// [`run`] into a pack writer the caller keeps and flushes, so several
+/// passes over a plan's partitions fill the same packs. The output's
+/// `written` is the writer's stats so far.
+pub fn run_into(
+    repo: &Repository<Indexed>,
+    source: &mut (dyn RecordSource + Send),
+    parts: &[PartitionPlan],
+    opts: &PipelineOptions,
+    writer: &mut PackWriter<'_>,
+) -> Result<PipelineOutput> {
     let gear = Gear::new(&repo.keys().chunker, repo.config().chunker)
         .ctx(|| "setting up the chunker".into())?;
     let workers = opts.workers.max(1);
@@ -86,7 +103,7 @@ pub fn run(
         // full disk), they stop, the queue closes, and the reader's next
         // send fails instead of blocking forever.
         drop(job_rx);
-        let packed = pack(repo, parts, ready_rx, lock);
+        let packed = pack(repo, parts, ready_rx, writer);
         let drained = reader.join().expect("reader thread panicked");
         // The reader's error explains a packer that ran dry, and vice versa.
         match (drained, packed) {
@@ -154,9 +171,8 @@ fn pack(
     repo: &Repository<Indexed>,
     parts: &[PartitionPlan],
     rx: Receiver<Result<Ready>>,
-    lock: &VaultLock,
+    writer: &mut PackWriter<'_>,
 ) -> Result<(Vec<Option<TreeRoot>>, WriteStats)> {
-    let mut writer = PackWriter::new(repo)?.guarded_by(lock);
     let fanout = repo.config().tree_fanout as usize;
     let mut trees: HashMap<usize, TreeBuilder> = HashMap::new();
     let mut waiting: BTreeMap<u64, Ready> = BTreeMap::new();
@@ -177,10 +193,10 @@ fn pack(
                     match trees.entry(i) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                            TreeBuilder::reopen(parts[i].base_root.as_ref(), fanout, &mut writer)?,
+                            TreeBuilder::reopen(parts[i].base_root.as_ref(), fanout, writer)?,
                         ),
                     };
-                b.push_leaf(stats.into_entry(r.id), &mut writer)?;
+                b.push_leaf(stats.into_entry(r.id), writer)?;
             }
         }
     }
@@ -192,10 +208,9 @@ fn pack(
     let mut roots = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
         roots.push(match trees.remove(&i) {
-            Some(b) => b.finish(&mut writer)?,
+            Some(b) => b.finish(writer)?,
             None => p.base_root,
         });
     }
-    writer.flush()?;
     Ok((roots, writer.stats()))
 }
