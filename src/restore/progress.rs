@@ -22,7 +22,7 @@ pub(crate) const PROGRESS_TOPIC: &str = "_kvault_restore_progress";
 
 /// `max.message.bytes` of the progress topics vault creates. A restore's
 /// record holds every partition and every group translation: at 10,000
-/// partitions and 50 groups it is about 15 MB of JSON (a unit test below
+/// partitions and 50 groups it is about 14 MB of JSON (a unit test below
 /// measures it), far over the broker's 1 MiB default. 64 MiB is the most
 /// vault's restore producer sends (`message.max.bytes`).
 pub(crate) const PROGRESS_MAX_MESSAGE_BYTES: &str = "67108864";
