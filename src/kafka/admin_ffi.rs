@@ -43,7 +43,10 @@ pub(super) enum GroupOp {
 /// One request: a group and its partitions (with offsets, for an alter).
 pub(super) struct GroupRequest<'a> {
     pub group: &'a str,
-    pub partitions: &'a TopicPartitionList,
+    /// `None` lists every offset the group has committed (ListOffsets
+    /// only): one entry per commit, where a list of every selected
+    /// partition costs an entry per partition whether the group read it or not.
+    pub partitions: Option<&'a TopicPartitionList>,
 }
 
 /// Runs `op` for every request, at most `IN_FLIGHT` at a time, and returns
@@ -161,10 +164,12 @@ fn send(
     rk: *mut rd::rd_kafka_t,
     op: GroupOp,
     group: &CStr,
-    partitions: &TopicPartitionList,
+    partitions: Option<&TopicPartitionList>,
     options: &AdminOptions,
     queue: &Queue<'_>,
 ) {
+    // librdkafka takes a null list as "every committed offset".
+    let list = partitions.map_or(std::ptr::null_mut(), TopicPartitionList::ptr);
     // SAFETY: the request objects copy the group id and the partition list;
     // librdkafka copies the request and the options in the call, so both are
     // freed right after it. The result comes back as an event on `queue`.
@@ -172,13 +177,13 @@ fn send(
         match op {
             GroupOp::ListOffsets => {
                 let mut req =
-                    rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), partitions.ptr());
+                    rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), list);
                 rd::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.ptr);
                 rd::rd_kafka_ListConsumerGroupOffsets_destroy(req);
             }
             GroupOp::AlterOffsets => {
                 let mut req =
-                    rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), partitions.ptr());
+                    rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), list);
                 rd::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.ptr);
                 rd::rd_kafka_AlterConsumerGroupOffsets_destroy(req);
             }

@@ -24,11 +24,7 @@ pub fn group_offsets(
     if topics.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        tpl.add_partition_range(&t.name, 0, super::kafka_partition(t.partitions) - 1);
-    }
-    wait_for_group_coordinators(opts, client, md, &tpl)?;
+    wait_for_group_coordinators(opts, client, md)?;
     let list = retry_transient(opts, || client.fetch_group_list(None, opts.request_timeout))
         .map_err(|e| opts.kafka_err("listing consumer groups", e))?;
     let groups: Vec<_> = list
@@ -40,7 +36,32 @@ pub fn group_offsets(
         return Ok(Vec::new());
     }
     let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
-    let committed = committed_offsets(opts, client, &names, &tpl)?;
+    // Each group's own commits, filtered here: asking every group about
+    // every selected partition cost groups × partitions entries (300 groups
+    // of a 10,000-partition estate: 3 million), almost all of them empty.
+    // Topic → (its place in `topics`, its partition count): the offsets
+    // come in the order a list of the selected partitions gave them.
+    let selected: std::collections::HashMap<&str, (usize, u32)> = topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), (i, t.partitions)))
+        .collect();
+    let requests: Vec<(&str, Option<&TopicPartitionList>)> =
+        names.iter().map(|n| (*n, None)).collect();
+    let committed = committed_offsets(opts, client, &requests)?
+        .into_iter()
+        .map(|offsets| {
+            let mut offsets: Vec<GroupOffset> = offsets
+                .into_iter()
+                .filter(|o| {
+                    selected
+                        .get(o.topic.as_str())
+                        .is_some_and(|(_, n)| o.partition < *n)
+                })
+                .collect();
+            offsets.sort_by_key(|o| (selected[o.topic.as_str()].0, o.partition));
+            offsets
+        });
     let mut out: Vec<GroupSnapshot> = groups
         .iter()
         .zip(committed)
@@ -66,7 +87,6 @@ fn wait_for_group_coordinators(
     opts: &KafkaOptions,
     client: &crate::kafka::MetadataClient,
     md: &Metadata,
-    tpl: &TopicPartitionList,
 ) -> Result<()> {
     let partitions = md
         .topics()
@@ -78,8 +98,9 @@ fn wait_for_group_coordinators(
         return Ok(());
     }
     let probes = probe_group_ids(partitions);
-    let names: Vec<&str> = probes.iter().map(String::as_str).collect();
-    committed_offsets(opts, client, &names, tpl).map(|_| ())
+    let requests: Vec<(&str, Option<&TopicPartitionList>)> =
+        probes.iter().map(|n| (n.as_str(), None)).collect();
+    committed_offsets(opts, client, &requests).map(|_| ())
 }
 
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -119,14 +140,13 @@ fn offsets_partition(group: &str, partitions: usize) -> usize {
 fn committed_offsets(
     opts: &KafkaOptions,
     client: &crate::kafka::MetadataClient,
-    groups: &[&str],
-    tpl: &TopicPartitionList,
+    groups: &[(&str, Option<&TopicPartitionList>)],
 ) -> Result<Vec<Vec<GroupOffset>>> {
     let requests: Vec<GroupRequest<'_>> = groups
         .iter()
-        .map(|g| GroupRequest {
-            group: g,
-            partitions: tpl,
+        .map(|(group, partitions)| GroupRequest {
+            group,
+            partitions: *partitions,
         })
         .collect();
     // An unstable offset belongs to a transaction about to end.
@@ -204,7 +224,7 @@ pub(crate) fn commit_group_offsets(
         .zip(&lists)
         .map(|((group, _), tpl)| GroupRequest {
             group,
-            partitions: tpl,
+            partitions: Some(tpl),
         })
         .collect();
     let client = opts.metadata_client(true)?;
@@ -223,17 +243,13 @@ pub(crate) fn commit_group_offsets(
 
     // Read back: a commit the cluster acknowledged but does not hold would
     // make a consumer resume at the wrong record.
-    let names: Vec<&str> = commits.iter().map(|(g, _)| g.as_str()).collect();
-    let mut all = TopicPartitionList::new();
-    for (_, offsets) in commits {
-        for o in offsets {
-            let p = super::kafka_partition(o.partition);
-            if all.find_partition(&o.topic, p).is_none() {
-                all.add_partition(&o.topic, p);
-            }
-        }
-    }
-    let back = committed_offsets(opts, &client, &names, &all)?;
+    // Each group on its own partitions only (not the union of all groups').
+    let back_requests: Vec<(&str, Option<&TopicPartitionList>)> = commits
+        .iter()
+        .zip(&lists)
+        .map(|((g, _), tpl)| (g.as_str(), Some(tpl)))
+        .collect();
+    let back = committed_offsets(opts, &client, &back_requests)?;
     for ((group, offsets), got) in commits.iter().zip(back) {
         for o in offsets {
             let found = got
