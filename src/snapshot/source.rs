@@ -104,7 +104,14 @@ impl KafkaSource {
                 // librdkafka stops fetching for a whole second (the default) once its
                 // queue is full; the pipeline drains in bursts, so that second was
                 // two thirds of a snapshot's time. Resume fetching quickly instead.
-                .set("fetch.queue.backoff.ms", "20");
+                .set("fetch.queue.backoff.ms", "20")
+                // A snapshot reads in passes (a new assignment each), and the
+                // broker holds a fetch of partitions already read to their
+                // end for fetch.wait.max.ms (500 ms by default) before the
+                // next pass's partitions can be fetched: 1,000 partitions
+                // took 5.4 s with the default, 0.6 s with this. Nothing
+                // here waits for new records, so a short wait costs nothing.
+                .set("fetch.wait.max.ms", "20");
         });
         Ok(KafkaSource {
             consumer: None,
@@ -328,10 +335,17 @@ impl RecordSource for KafkaSource {
             return Ok(());
         }
         if self.consumer.is_none() {
-            let consumer = self.config.create().map_err(|e| Error::Kafka {
+            let consumer: BaseConsumer = self.config.create().map_err(|e| Error::Kafka {
                 context: format!("creating a consumer for {}", self.brokers),
                 message: crate::kafka::creation_error(&e),
             })?;
+            // The leaders of every topic, once: a snapshot reads in passes,
+            // and a pass whose topics the client has not met yet waits for
+            // a metadata round and a fetch backoff before its first fetch
+            // (1,000 partitions in 11 passes took 9.4 s without this look
+            // and 0.6 s with it, both with the short fetch.wait.max.ms of
+            // the config). A failed look only costs that wait.
+            let _ = consumer.fetch_metadata(None, self.request_timeout);
             self.consumer = Some(consumer);
         }
         self.consumer()
