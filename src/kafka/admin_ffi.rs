@@ -122,7 +122,10 @@ pub(super) fn run_per_group(
         };
         in_flight -= 1;
         let i = event.opaque();
-        match event.group_result(op) {
+        // A group asked for everything it committed answers for topics
+        // nobody selected too: an error there is not this read's to fail on.
+        let tolerate = requests[i].partitions.is_none();
+        match event.group_result(op, tolerate) {
             Ok(partitions) => {
                 results[i] = Some(partitions);
                 done += 1;
@@ -176,14 +179,12 @@ fn send(
     unsafe {
         match op {
             GroupOp::ListOffsets => {
-                let mut req =
-                    rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), list);
+                let mut req = rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), list);
                 rd::rd_kafka_ListConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.ptr);
                 rd::rd_kafka_ListConsumerGroupOffsets_destroy(req);
             }
             GroupOp::AlterOffsets => {
-                let mut req =
-                    rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), list);
+                let mut req = rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), list);
                 rd::rd_kafka_AlterConsumerGroupOffsets(rk, &mut req, 1, options.0, queue.ptr);
                 rd::rd_kafka_AlterConsumerGroupOffsets_destroy(req);
             }
@@ -310,7 +311,13 @@ impl Event {
 
     /// The one group's partitions, or the error code and message of the
     /// event, the group or the first failed partition.
-    fn group_result(&self, op: GroupOp) -> std::result::Result<Vec<PartitionResult>, RdError> {
+    /// `tolerate_partition_errors`: a partition's own error drops that
+    /// partition instead of failing the group (its offset comes back -1).
+    fn group_result(
+        &self,
+        op: GroupOp,
+        tolerate_partition_errors: bool,
+    ) -> std::result::Result<Vec<PartitionResult>, RdError> {
         // SAFETY: everything read here belongs to the live event and is
         // copied out before it is destroyed; counts bound every array read.
         unsafe {
@@ -365,7 +372,8 @@ impl Event {
             };
             let mut out = Vec::with_capacity(elems.len());
             for e in elems {
-                if e.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                let failed = e.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+                if failed && !tolerate_partition_errors {
                     let code: RDKafkaErrorCode = e.err.into();
                     return Err((code, format!("{}/{}: {code}", cstr(e.topic), e.partition)));
                 }
@@ -379,7 +387,8 @@ impl Event {
                 out.push(PartitionResult {
                     topic: cstr(e.topic),
                     partition: e.partition,
-                    offset: e.offset,
+                    // No offset to trust; the topic still shows the group uses it.
+                    offset: if failed { -1 } else { e.offset },
                     metadata,
                 });
             }

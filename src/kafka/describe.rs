@@ -38,6 +38,41 @@ pub(crate) struct PartitionDescription {
     pub replicas: u32,
 }
 
+/// What the cluster says of one topic now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Missing,
+    /// There, on a cluster that gives no topic IDs (before Kafka 2.8).
+    WithoutId,
+    With(String),
+}
+
+/// Whether each of `names` is there, and its topic ID. A topic's own
+/// error other than "unknown" is an error: the cluster could not say.
+pub(crate) fn topic_presence(
+    opts: &KafkaOptions,
+    client: &crate::kafka::MetadataClient,
+    names: &[String],
+) -> Result<std::collections::BTreeMap<String, Presence>> {
+    let described = describe_topics(opts, client, names)?;
+    let mut out: std::collections::BTreeMap<String, Presence> = names
+        .iter()
+        .map(|n| (n.clone(), Presence::Missing))
+        .collect();
+    for d in described {
+        let p = match (&d.error, d.error_code, d.id) {
+            (None, _, Some(id)) => Presence::With(id.to_kafka_string()),
+            (None, _, None) => Presence::WithoutId,
+            (Some(_), Some(RDKafkaErrorCode::UnknownTopicOrPartition), _) => Presence::Missing,
+            (Some(e), _, _) => {
+                return Err(opts.kafka_err(&format!("describing topic {}", d.name), e));
+            }
+        };
+        out.insert(d.name, p);
+    }
+    Ok(out)
+}
+
 /// Describes `names` on the cluster `client` talks to. A whole request
 /// that fails is retried while the cluster is getting ready; a topic's own
 /// error is returned in its description.

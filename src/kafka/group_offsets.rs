@@ -36,32 +36,55 @@ pub fn group_offsets(
         return Ok(Vec::new());
     }
     let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
-    // Each group's own commits, filtered here: asking every group about
-    // every selected partition cost groups × partitions entries (300 groups
-    // of a 10,000-partition estate: 3 million), almost all of them empty.
-    // Topic → (its place in `topics`, its partition count): the offsets
-    // come in the order a list of the selected partitions gave them.
-    let selected: std::collections::HashMap<&str, (usize, u32)> = topics
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), (i, t.partitions)))
-        .collect();
-    let requests: Vec<(&str, Option<&TopicPartitionList>)> =
+    // Asking every group about every selected partition cost groups ×
+    // partitions entries (900 groups of a 10,000-partition estate: 9
+    // million, almost all empty). So, in two rounds:
+    // 1. each group's own commits (no partition list): which selected
+    //    topics it uses at all;
+    // 2. for each group, every partition of those topics, as before: with
+    //    require_stable, so a commit inside an open transaction (even the
+    //    first on a partition) is waited for, never left out.
+    // A group whose very first commit on a selected topic is still inside
+    // an open transaction is not seen by round 1 (Kafka lists no offset
+    // for it yet): that window is one transaction long.
+    let discovery: Vec<(&str, Option<&TopicPartitionList>)> =
         names.iter().map(|n| (*n, None)).collect();
-    let committed = committed_offsets(opts, client, &requests)?
+    let used: Vec<Vec<&TopicInfo>> = committed_offsets_raw(opts, client, &discovery)?
         .into_iter()
-        .map(|offsets| {
-            let mut offsets: Vec<GroupOffset> = offsets
-                .into_iter()
-                .filter(|o| {
-                    selected
-                        .get(o.topic.as_str())
-                        .is_some_and(|(_, n)| o.partition < *n)
-                })
-                .collect();
-            offsets.sort_by_key(|o| (selected[o.topic.as_str()].0, o.partition));
-            offsets
-        });
+        .map(|parts| {
+            topics
+                .iter()
+                .filter(|t| parts.iter().any(|p| p.topic == t.name))
+                .collect()
+        })
+        .collect();
+    let lists: Vec<TopicPartitionList> = used
+        .iter()
+        .map(|ts| {
+            let mut tpl = TopicPartitionList::new();
+            for t in ts {
+                tpl.add_partition_range(&t.name, 0, super::kafka_partition(t.partitions) - 1);
+            }
+            tpl
+        })
+        .collect();
+    let asked: Vec<(&str, Option<&TopicPartitionList>)> = names
+        .iter()
+        .zip(&lists)
+        .filter(|(_, l)| l.count() > 0)
+        .map(|(n, l)| (*n, Some(l)))
+        .collect();
+    let mut answers = committed_offsets(opts, client, &asked)?.into_iter();
+    let committed: Vec<Vec<GroupOffset>> = lists
+        .iter()
+        .map(|l| {
+            if l.count() > 0 {
+                answers.next().expect("one answer per group asked")
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
     let mut out: Vec<GroupSnapshot> = groups
         .iter()
         .zip(committed)
@@ -142,34 +165,15 @@ fn committed_offsets(
     client: &crate::kafka::MetadataClient,
     groups: &[(&str, Option<&TopicPartitionList>)],
 ) -> Result<Vec<Vec<GroupOffset>>> {
-    let requests: Vec<GroupRequest<'_>> = groups
-        .iter()
-        .map(|(group, partitions)| GroupRequest {
-            group,
-            partitions: *partitions,
-        })
-        .collect();
-    // An unstable offset belongs to a transaction about to end.
-    let retryable = |c| is_getting_ready(c) || c == RDKafkaErrorCode::UnstableOffsetCommit;
-    let answers = run_per_group(
-        opts,
-        client,
-        GroupOp::ListOffsets,
-        &requests,
-        retryable,
-        |_| {},
-        (
-            "reading the offsets",
-            "check --brokers and that the cluster is reachable",
-        ),
-    )?;
-    Ok(answers
+    Ok(committed_offsets_raw(opts, client, groups)?
         .into_iter()
         .map(|partitions| {
             partitions
                 .into_iter()
-                // No commit comes back as an invalid offset (-1001) or -1.
-                .filter(|p| p.offset >= 0)
+                // No commit comes back as an invalid offset (-1001) or -1;
+                // a partition number no topic has (a client's bad commit)
+                // is no position either.
+                .filter(|p| p.offset >= 0 && p.partition >= 0)
                 .map(|p| GroupOffset {
                     topic: p.topic,
                     partition: super::vault_partition(p.partition),
@@ -180,6 +184,37 @@ fn committed_offsets(
                 .collect()
         })
         .collect())
+}
+
+/// Each group's answer as librdkafka gives it, partitions without an
+/// offset included (with `None` for the list, errors on single partitions
+/// are dropped rather than failing the read).
+fn committed_offsets_raw(
+    opts: &KafkaOptions,
+    client: &crate::kafka::MetadataClient,
+    groups: &[(&str, Option<&TopicPartitionList>)],
+) -> Result<Vec<Vec<super::admin_ffi::PartitionResult>>> {
+    let requests: Vec<GroupRequest<'_>> = groups
+        .iter()
+        .map(|(group, partitions)| GroupRequest {
+            group,
+            partitions: *partitions,
+        })
+        .collect();
+    // An unstable offset belongs to a transaction about to end.
+    let retryable = |c| is_getting_ready(c) || c == RDKafkaErrorCode::UnstableOffsetCommit;
+    run_per_group(
+        opts,
+        client,
+        GroupOp::ListOffsets,
+        &requests,
+        retryable,
+        |_| {},
+        (
+            "reading the offsets",
+            "check --brokers and that the cluster is reachable",
+        ),
+    )
 }
 
 /// One offset to commit for a group.

@@ -317,22 +317,35 @@ pub(crate) fn target_topic_ids(
 ) -> Result<BTreeMap<String, Option<String>>> {
     let deadline = Instant::now() + kafka.request_timeout;
     let mut pause = SettlePause::new();
+    let names: Vec<String> = plan.topics.iter().map(|t| t.target.clone()).collect();
     loop {
-        let ids = target::topic_ids(kafka, plan.topics.iter().map(|t| t.target.clone()))?;
-        // A cluster without topic IDs (before Kafka 2.8) has none at all.
-        if ids.values().all(Option::is_some) || ids.values().all(Option::is_none) {
-            return Ok(ids);
+        let client = kafka.metadata_client(true)?;
+        let now = crate::kafka::topic_presence(kafka, &client, &names)?;
+        use crate::kafka::Presence;
+        // Just created, a topic may be unknown to the broker answering for
+        // a moment: that is not a cluster without topic IDs (before Kafka
+        // 2.8, where every topic is there with none). Wait for all of them.
+        let settled = now.values().all(|p| matches!(p, Presence::With(_)))
+            || now.values().all(|p| *p == Presence::WithoutId);
+        if settled {
+            return Ok(now
+                .into_iter()
+                .map(|(t, p)| match p {
+                    Presence::With(id) => (t, Some(id)),
+                    _ => (t, None),
+                })
+                .collect());
         }
         if Instant::now() > deadline {
-            let missing: Vec<&str> = ids
+            let missing: Vec<&str> = now
                 .iter()
-                .filter(|(_, id)| id.is_none())
+                .filter(|(_, p)| !matches!(p, Presence::With(_)))
                 .map(|(t, _)| t.as_str())
                 .collect();
             return Err(Error::Kafka {
                 context: format!("describing the target topics (brokers {})", kafka.brokers),
                 message: format!(
-                    "the cluster gives no topic ID for {} although it has them; nothing was restored, \
+                    "the cluster does not list {} with a topic ID yet although it has topic IDs; nothing was restored, \
                      run the same command again",
                     missing.join(", ")
                 ),

@@ -66,7 +66,8 @@ pub(super) struct Drain<'a> {
     /// Values longer than this go to value chunks of their own.
     external_threshold: usize,
     stats: DrainStats,
-    progress: Option<ProgressBar>,
+    /// The bar, and what earlier passes read (records, bytes).
+    progress: Option<(ProgressBar, (u64, u64))>,
     last_event: Instant,
 }
 
@@ -76,7 +77,7 @@ impl<'a> Drain<'a> {
         gear: &'a Gear,
         keys: &'a SubKeys,
         tx: SyncSender<Job>,
-        progress: Option<ProgressBar>,
+        progress: Option<(ProgressBar, (u64, u64))>,
     ) -> Drain<'a> {
         let done: Vec<bool> = parts.iter().map(|p| p.read_from >= p.end).collect();
         Drain {
@@ -196,17 +197,18 @@ impl<'a> Drain<'a> {
             .push(&record, offset, &mut self.cut)
             .ctx(|| format!("framing {}/{}", p.topic, p.partition))?;
         self.send_cut(part)?;
-        if let Some(pb) = self
+        if let Some((pb, (records, bytes))) = self
             .progress
             .as_ref()
             .filter(|_| self.stats.records.is_multiple_of(4096))
         {
-            pb.set_position(self.stats.records);
+            let bytes = bytes + self.stats.bytes;
+            pb.set_position(records + self.stats.records);
             let secs = pb.elapsed().as_secs_f64().max(0.001);
             pb.set_message(format!(
                 "{} MiB, {:.0} MiB/s",
-                self.stats.bytes >> 20,
-                self.stats.bytes as f64 / 1_048_576.0 / secs
+                bytes >> 20,
+                bytes as f64 / 1_048_576.0 / secs
             ));
         }
         Ok(())

@@ -96,7 +96,13 @@ fn read_in_passes(
         .collect();
     for pass in to_read.chunks(per_pass) {
         let pass_parts: Vec<PartitionPlan> = pass.iter().map(|i| parts[*i].clone()).collect();
-        let got = pipeline::run_into(repo, source, &pass_parts, opts, &mut writer)?;
+        let opts = pipeline::PipelineOptions {
+            workers: opts.workers,
+            stall_timeout: opts.stall_timeout,
+            progress: opts.progress.clone(),
+            progress_base: (out.drained.records, out.drained.bytes),
+        };
+        let got = pipeline::run_into(repo, source, &pass_parts, &opts, &mut writer)?;
         for (k, root) in got.roots.into_iter().enumerate() {
             out.roots[pass[k]] = root;
             out.drained.per_partition[pass[k]] = got.drained.per_partition[k];
@@ -142,6 +148,7 @@ pub fn execute(
         workers: opts.workers,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
+        progress_base: (0, 0),
     };
     let per_pass = opts
         .partitions_per_pass

@@ -55,6 +55,8 @@ pub struct PipelineOptions {
     /// Give up when no record arrives for this long while partitions remain.
     pub stall_timeout: Duration,
     pub progress: Option<ProgressBar>,
+    /// Records and bytes earlier passes read, so the progress bar counts on.
+    pub progress_base: (u64, u64),
 }
 
 /// Runs the pipeline over `parts`, reading from `source` (not yet
@@ -91,7 +93,13 @@ pub fn run_into(
     let job_rx = Arc::new(Mutex::new(job_rx));
 
     std::thread::scope(|s| {
-        let drain = Drain::new(parts, &gear, repo.keys(), job_tx, opts.progress.clone());
+        let drain = Drain::new(
+            parts,
+            &gear,
+            repo.keys(),
+            job_tx,
+            opts.progress.clone().map(|pb| (pb, opts.progress_base)),
+        );
         let reader = s.spawn(|| drain.run(source, opts.stall_timeout));
         for _ in 0..workers {
             let (rx, tx) = (Arc::clone(&job_rx), ready_tx.clone());

@@ -305,6 +305,8 @@ fn record_of<'m>(m: &'m rdkafka::message::BorrowedMessage<'m>) -> Record<'m> {
 
 impl RecordSource for KafkaSource {
     fn start(&mut self, parts: &[PartitionPlan]) -> Result<()> {
+        // An error of an earlier pass explains nothing about this one.
+        self.last_error = None;
         self.parts = parts
             .iter()
             .map(|p| Followed {

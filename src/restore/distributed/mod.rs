@@ -385,7 +385,8 @@ fn check_targets_unchanged(
             return Err(Error::Kafka {
                 context: format!("restore {} into {topic}", plan.restore_id),
                 message: format!(
-                    "target topic {topic} was {} while the restore ran, so the records restored into it \
+                    "target topic {topic} was {} while the restore ran (topic ID {} then, {} now), so \
+                     the records restored into it \
                      before then are gone; the restore stopped before committing any group offsets. Delete \
                      topic {topic} on the target (it may hold records this restore wrote after it was \
                      created again), then run the same command again: the partitions of the other topics \
@@ -394,7 +395,9 @@ fn check_targets_unchanged(
                         "deleted and created again"
                     } else {
                         "deleted"
-                    }
+                    },
+                    id.as_deref().unwrap_or("none"),
+                    current.as_deref().unwrap_or("none")
                 ),
             });
         }

@@ -33,14 +33,7 @@ impl TopicWatch for NoTopicWatch {
     }
 }
 
-/// What the cluster says of one topic now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Presence {
-    Missing,
-    /// There, on a cluster that gives no topic IDs (before Kafka 2.8).
-    WithoutId,
-    With(String),
-}
+pub use crate::kafka::Presence;
 
 /// Whether a topic planned with `planned_id` is gone, given what the
 /// cluster says now. Only what is certain counts: a missing topic, or two
@@ -71,27 +64,7 @@ impl<'a> KafkaTopicWatch<'a> {
     }
 
     fn presence(&self, names: &[String]) -> Result<BTreeMap<String, Presence>> {
-        let described = crate::kafka::describe_topics(self.kafka, &self.client, names)?;
-        let mut out: BTreeMap<String, Presence> = names
-            .iter()
-            .map(|n| (n.clone(), Presence::Missing))
-            .collect();
-        for d in described {
-            let p = match (&d.error, d.error_code, d.id) {
-                (None, _, Some(id)) => Presence::With(id.to_kafka_string()),
-                (None, _, None) => Presence::WithoutId,
-                (Some(_), Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition), _) => {
-                    Presence::Missing
-                }
-                (Some(e), _, _) => {
-                    return Err(self
-                        .kafka
-                        .kafka_err(&format!("describing topic {}", d.name), e));
-                }
-            };
-            out.insert(d.name, p);
-        }
-        Ok(out)
+        crate::kafka::topic_presence(self.kafka, &self.client, names)
     }
 }
 

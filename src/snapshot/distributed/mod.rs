@@ -360,6 +360,7 @@ fn read_batch(
         workers: opts.threads,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress.clone(),
+        progress_base: (0, 0),
     };
     let mut src = source()?;
     let piped = pipeline::run(repo, src.as_mut(), &batch_plans, &popts, lock)?;
