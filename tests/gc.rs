@@ -137,7 +137,18 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
     ];
     // --repack-below 100 repacks every pack with anything dead in it, so
     // each step has work to be killed in.
+    //
+    // Whether the repack step has one pack or several to do depends on how
+    // the two topics' chunks interleaved into packs (fetch timing): with
+    // one, the run killed at gc-repack:2 finishes everything, and nothing
+    // is left for gc-index:1. So each of the kills that must happen starts
+    // from a copy of the vault as the snapshots left it; the others go on
+    // from wherever the previous kill left the vault.
+    let pristine = v.copy();
+    let must_reach = ["gc-forget:1", "gc-repack:1", "gc-index:1"];
     for point in points {
+        let fresh = must_reach.contains(&point).then(|| pristine.copy());
+        let v = fresh.as_ref().unwrap_or(&v);
         let o = v
             .command(&[
                 "gc",
@@ -152,7 +163,7 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
             .output()
             .unwrap();
         let reached = !o.status.success();
-        check_ok(&v, point);
+        check_ok(v, point);
         assert_eq!(v.records("latest", &b), want, "after a kill at {point}");
         eprintln!(
             "{point}: {}",
@@ -161,7 +172,7 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
         // The first kill of the forget, repack and index steps must happen,
         // or the test proves nothing about them. (A later pass can finish
         // all remaining work, so the pack step is not always reached.)
-        if ["gc-forget:1", "gc-repack:1", "gc-index:1"].contains(&point) {
+        if must_reach.contains(&point) {
             assert!(
                 reached,
                 "gc never reached {point}: {}",
