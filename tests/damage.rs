@@ -17,7 +17,9 @@ fn stderr(o: &std::process::Output) -> String {
 async fn one_damaged_index_object_blocks_nothing_else() {
     let topic = unique_topic("damaged-index");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
-    produce_bulk(Cluster::Source, &topic, 2, 8000, 1024, 51).await;
+    // Enough records for several index objects (one per 4 packs of 1 MiB),
+    // whatever sizes the vault's random chunker key gives its chunks.
+    produce_bulk(Cluster::Source, &topic, 2, 24000, 1024, 51).await;
     let v = TestVault::init_with(&["--pack-size-mib", "1"]);
     v.snapshot(&[&topic]);
     let want = consume_all(Cluster::Source, &topic, 2);
