@@ -104,7 +104,7 @@ pub fn execute(
     // progress record can make this restore one a rerun must resume.
     let (created, producer, pinned) = std::thread::scope(|s| {
         let starting = s.spawn(|| TxnProducer::start(kafka, &plan.restore_id));
-        let pinning = s.spawn(|| pin_snapshot(repo, plan, kafka));
+        let pinning = s.spawn(|| pin::pin_snapshot(repo, plan, kafka));
         let created = create_topics(kafka, plan);
         let producer = starting.join().expect("producer start panicked");
         (
@@ -114,7 +114,7 @@ pub fn execute(
         )
     });
     warnings.extend(pinned?);
-    let mut pin_guard = PinUntilRecorded {
+    let mut pin_guard = pin::PinUntilRecorded {
         repo,
         restore_id: &plan.restore_id,
         recorded: false,
@@ -242,40 +242,6 @@ pub fn execute(
         duration: started.elapsed(),
         warnings,
     })
-}
-
-/// Takes a restore's pin back if the restore fails before its first
-/// progress record (the target unreachable, a topic that cannot be
-/// created): no rerun has to resume a restore that never began.
-struct PinUntilRecorded<'a> {
-    repo: &'a Repository<Indexed>,
-    restore_id: &'a str,
-    recorded: bool,
-}
-
-impl Drop for PinUntilRecorded<'_> {
-    fn drop(&mut self) {
-        if !self.recorded {
-            let _ = pin::unpin(self.repo, self.restore_id);
-        }
-    }
-}
-
-/// Pins the plan's snapshot for its restore (see [`pin`]); a warning when
-/// the vault could not be written.
-pub(crate) fn pin_snapshot(
-    repo: &Repository<Indexed>,
-    plan: &RestorePlan,
-    kafka: &KafkaOptions,
-) -> Result<Option<String>> {
-    let cluster = kafka.current_cluster_id().ok().flatten();
-    pin::pin(
-        repo,
-        &plan.restore_id,
-        plan.snapshot_id,
-        cluster.as_deref(),
-        plan.topics.iter().map(|t| t.target.clone()).collect(),
-    )
 }
 
 /// Commits every selected group's translated positions on the target.

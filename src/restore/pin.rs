@@ -17,8 +17,10 @@ use vault_format::ObjectId;
 use vault_format::object::ObjectKind;
 use vault_format::pin::RestorePin;
 
+use super::RestorePlan;
 use crate::error::{Error, FormatContext, Result};
-use crate::repository::{Repository, Unlocked};
+use crate::kafka::KafkaOptions;
+use crate::repository::{Indexed, Repository, Unlocked};
 use crate::storage::{Kind, ObjectName};
 
 /// How long a pin keeps its snapshot after the last run of its restore.
@@ -164,4 +166,38 @@ pub fn remove_stale<S: Unlocked>(repo: &Repository<S>, pins: &Pins) -> Result<us
         repo.storage().delete(&ObjectName::new(Kind::Runs, name))?;
     }
     Ok(pins.stale.len())
+}
+
+/// Takes a restore's pin back if the restore fails before its first
+/// progress record (the target unreachable, a topic that cannot be
+/// created): no rerun has to resume a restore that never began.
+pub(crate) struct PinUntilRecorded<'a> {
+    pub repo: &'a Repository<Indexed>,
+    pub restore_id: &'a str,
+    pub recorded: bool,
+}
+
+impl Drop for PinUntilRecorded<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let _ = unpin(self.repo, self.restore_id);
+        }
+    }
+}
+
+/// Pins the plan's snapshot for its restore; a warning when
+/// the vault could not be written.
+pub(crate) fn pin_snapshot(
+    repo: &Repository<Indexed>,
+    plan: &RestorePlan,
+    kafka: &KafkaOptions,
+) -> Result<Option<String>> {
+    let cluster = kafka.current_cluster_id().ok().flatten();
+    pin(
+        repo,
+        &plan.restore_id,
+        plan.snapshot_id,
+        cluster.as_deref(),
+        plan.topics.iter().map(|t| t.target.clone()).collect(),
+    )
 }

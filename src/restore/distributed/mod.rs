@@ -188,7 +188,8 @@ pub fn work(
 
     // Before the restore's own record can make this an unfinished restore
     // that a rerun must resume: see `restore::pin`.
-    out.warnings.extend(super::pin_snapshot(repo, plan, kafka)?);
+    out.warnings
+        .extend(super::pin::pin_snapshot(repo, plan, kafka)?);
     // The restore's own record, committed before any record is written so
     // a single process never takes it for one of its own. `claimed` is its
     // start time: the restore this worker works on.
