@@ -110,7 +110,7 @@ impl IndexCache {
                 let private = cache_root.join(vault.to_hex()).join(format!(
                     "private-{}-{:x}",
                     std::process::id(),
-                    u32::from_le_bytes(crate::random_bytes())
+                    u32::from_le_bytes(crate::host::random_bytes())
                 ));
                 IndexCache::open_at(&private, Some(PrivateDir(private.clone())))
             }

@@ -17,7 +17,7 @@ use vault_format::tree::{NodeStore, TreeNode};
 use vault_format::{ChunkId, PackId};
 
 use crate::error::{Error, FormatContext, Result};
-use crate::random_bytes;
+use crate::host::random_bytes;
 use crate::repository::{Indexed, Repository};
 use crate::storage::{Kind, ObjectName, Storage};
 

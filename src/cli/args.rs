@@ -94,7 +94,7 @@ impl VaultArgs {
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir
             .clone()
-            .unwrap_or_else(vault::default_cache_dir)
+            .unwrap_or_else(vault::host::default_cache_dir)
     }
 }
 

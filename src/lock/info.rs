@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::host::Holder;
+
 use crate::error::Result;
-use crate::random_bytes;
+use crate::host::random_bytes;
 use crate::storage::{Kind, ObjectName, Storage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,49 +49,6 @@ impl LockTimes {
     /// How soon a failed refresh is tried again.
     pub(super) fn retry(&self) -> Duration {
         (self.refresh / 12).max(Duration::from_millis(10))
-    }
-}
-
-/// Who holds a lock: enough to tell whether it is this process's own
-/// machine and namespace, where a dead pid can be trusted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub host: String,
-    /// `/proc/sys/kernel/random/boot_id`: a pid from another boot means nothing.
-    #[serde(default)]
-    pub boot_id: String,
-    /// `/proc/self/ns/pid`: two containers may share a host name, not a pid namespace.
-    #[serde(default)]
-    pub pid_namespace: String,
-    pub pid: u32,
-}
-
-impl Holder {
-    pub fn this_process() -> Holder {
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
-        Holder {
-            host: crate::hostname(),
-            boot_id: read("/proc/sys/kernel/random/boot_id"),
-            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            pid: std::process::id(),
-        }
-    }
-
-    /// Whether this holder is certainly dead: same host, boot and pid
-    /// namespace as `me`, and no such process.
-    pub(super) fn is_dead_here(&self, me: &Holder) -> bool {
-        !me.boot_id.is_empty()
-            && !me.pid_namespace.is_empty()
-            && self.host == me.host
-            && self.boot_id == me.boot_id
-            && self.pid_namespace == me.pid_namespace
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 

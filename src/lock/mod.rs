@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::storage::{ObjectName, Storage};
-use crate::{now_ms, random_bytes};
+use crate::host::random_bytes;
+use crate::now_ms;
 
 mod boot_clock;
 mod info;

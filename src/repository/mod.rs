@@ -21,7 +21,8 @@ use vault_format::{FormatError, ObjectId, VaultId};
 use crate::error::{Error, FormatContext, Result};
 use crate::index_cache::IndexCache;
 use crate::storage::{Kind, ObjectName, Storage};
-use crate::{now_ms, random_bytes};
+use crate::host::random_bytes;
+use crate::now_ms;
 
 /// Storage found, version checked, nothing decrypted.
 #[derive(Debug)]

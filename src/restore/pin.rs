@@ -49,14 +49,14 @@ pub fn pin<S: Unlocked>(
         snapshot,
         target_cluster: target_cluster.unwrap_or_default().to_string(),
         target_topics,
-        holder: format!("{}/{}", crate::hostname(), std::process::id()),
+        holder: format!("{}/{}", crate::host::hostname(), std::process::id()),
         written_ms: now,
         expires_ms: now.saturating_add(u64::try_from(PIN_LIFETIME.as_millis()).unwrap_or(u64::MAX)),
     };
     let name = format!(
         "{}{}",
         prefix(restore_id),
-        vault_format::id::hex_encode(&crate::random_bytes::<8>())
+        vault_format::id::hex_encode(&crate::host::random_bytes::<8>())
     );
     match repo.put_run_object(ObjectKind::RestorePin, &name, &pin.encode()) {
         Ok(_) => Ok(None),

@@ -233,7 +233,7 @@ pub fn execute(
         source: plan.source.clone(),
         source_cluster_id: plan.cluster_id.clone(),
         selection: plan.selection.clone(),
-        hostname: crate::hostname(),
+        hostname: crate::host::hostname(),
         tags: opts.tags.clone(),
         read_committed: plan.read_committed,
         topics,

@@ -158,7 +158,7 @@ pub fn honours_conditional_writes(storage: &dyn Storage) -> Result<bool> {
         Kind::Config,
         format!(
             "probe-{}",
-            vault_format::id::hex_encode(&crate::random_bytes::<8>())
+            vault_format::id::hex_encode(&crate::host::random_bytes::<8>())
         ),
     );
     let first = storage.put_if_absent(&name, b"conditional write probe: first")?;

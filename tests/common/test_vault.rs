@@ -342,7 +342,7 @@ pub fn unindexed_pack(
     use vault_format::compress::{Compression, Compressor};
     use vault_format::object::ObjectKind;
     use vault_format::pack::PackBuilder;
-    let id = vault_format::PackId(vault::random_bytes());
+    let id = vault_format::PackId(vault::host::random_bytes());
     let mut b = PackBuilder::new(repo.keys(), repo.vault_id(), id, 1 << 20);
     let chunk = b"records of a snapshot still running";
     b.add(

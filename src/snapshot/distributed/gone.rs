@@ -139,7 +139,7 @@ pub(super) fn mark_gone(
             chunks_added: 0,
             started_ms: now,
             finished_ms: now,
-            worker: format!("{}/{}", crate::hostname(), std::process::id()),
+            worker: format!("{}/{}", crate::host::hostname(), std::process::id()),
             topic_gone: Some(format!(
                 "topic {} was deleted (or deleted and created again) while the run read it",
                 p.topic

@@ -385,7 +385,7 @@ fn read_batch(
     let n = batch.len() as u64;
     let share = |total: u64, k: u64| total / n + u64::from(k < total % n);
     let bytes_added = piped.written.pack_bytes_written + horizon_bytes;
-    let worker = format!("{}/{}", crate::hostname(), std::process::id());
+    let worker = format!("{}/{}", crate::host::hostname(), std::process::id());
     // A topic deleted and created again while this batch read it gave
     // records of the new topic at the old one's offsets: those partitions
     // are marked gone instead. (Recreated after this look, the records

@@ -46,7 +46,7 @@ pub fn run_plan(
         .collect();
     RunPlan {
         name: name.to_string(),
-        plan_id: crate::random_bytes(),
+        plan_id: crate::host::random_bytes(),
         created_ms: now_ms,
         template: SnapshotManifest {
             time_ms: now_ms,
@@ -54,7 +54,7 @@ pub fn run_plan(
             source: plan.source.clone(),
             source_cluster_id: plan.cluster_id.clone(),
             selection: plan.selection.clone(),
-            hostname: crate::hostname(),
+            hostname: crate::host::hostname(),
             tags: tags.to_vec(),
             read_committed: plan.read_committed,
             topics,

@@ -50,6 +50,6 @@ pub(super) fn interrupted_in_transit(e: &object_store::Error) -> bool {
 /// Exponential backoff with jitter: about 100 ms, 200 ms... up to 5 s.
 pub(super) fn backoff(attempt: usize) -> Duration {
     let base = (100u64 << attempt.min(6)).min(5_000);
-    let jitter = u64::from(crate::random_bytes::<2>()[0]) * base / 512;
+    let jitter = u64::from(crate::host::random_bytes::<2>()[0]) * base / 512;
     Duration::from_millis(base / 2 + jitter)
 }
