@@ -215,6 +215,30 @@ fn not_found(entries: &[CatalogEntry], topics: &[String], source: Option<&str>) 
     }
 }
 
+impl<S: Unlocked> Repository<S> {
+    /// Resolves `latest` (which must then be unambiguous: one source in
+    /// the vault), a full id, or a unique prefix of one. Commands that know
+    /// their topics or source use [`resolve`].
+    pub fn resolve_snapshot(&self, wanted: &str) -> Result<ObjectId> {
+        let entries = if wanted == "latest" {
+            list(self)?
+        } else {
+            // An id needs no manifest read.
+            let mut matching = Vec::new();
+            for id in self.snapshot_ids()? {
+                if id.to_hex().starts_with(&wanted.to_ascii_lowercase()) {
+                    matching.push(CatalogEntry {
+                        id,
+                        manifest: self.read_snapshot(&id)?,
+                    });
+                }
+            }
+            matching
+        };
+        resolve(&entries, wanted, &[], None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@ use vault_format::record::{
 use vault_format::tree::{Entry, Summary, TreeRoot, walk_leaves};
 
 use crate::error::{Error, FormatContext, Result};
-use crate::repository::{Indexed, Repository, TreeReader};
+use crate::repository::indexed::TreeReader;
+use crate::repository::{Indexed, Repository};
 
 /// A record as restore produces it: owned, with its source offset.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -120,7 +120,7 @@ fn read_all(storage: &Arc<dyn Storage>) -> vault::Result<Vec<Vec<u8>>> {
     for id in repo.snapshot_ids()? {
         let m = repo.read_snapshot(&id)?;
         let root = m.topics[0].partitions[0].root.expect("root");
-        let mut reader = vault::repository::TreeReader { repo: &repo };
+        let mut reader = vault::repository::indexed::TreeReader { repo: &repo };
         let mut chunks = Vec::new();
         walk_leaves(&root, &mut reader, &mut |_| true, &mut |e| {
             chunks.push(e.clone());

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use vault::{Error, Result};
 
 #[derive(Args, Debug)]
@@ -22,16 +22,17 @@ pub struct ManArgs {
     dir: Option<PathBuf>,
 }
 
-pub fn completions(a: &CompletionsArgs) -> Result<()> {
-    let mut cmd = super::Cli::command();
+/// `cli` is the whole command line's definition (`Cli::command()`), passed
+/// in so this module needs nothing from its parent.
+pub fn completions(a: &CompletionsArgs, mut cli: clap::Command) -> Result<()> {
+    let cmd = &mut cli;
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(a.shell, &mut cmd, "vault", &mut out);
+    clap_complete::generate(a.shell, cmd, "vault", &mut out);
     out.flush()
         .map_err(|e| Error::io("writing completions", "standard output", e))
 }
 
-pub fn man(a: &ManArgs) -> Result<()> {
-    let cmd = super::Cli::command();
+pub fn man(a: &ManArgs, cmd: clap::Command) -> Result<()> {
     match &a.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)

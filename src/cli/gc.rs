@@ -99,7 +99,7 @@ struct QuietGroup {
 }
 
 pub fn run(a: &GcArgs) -> Result<()> {
-    let policy = vault::gc::rules::gc_policy(
+    let policy = vault::gc::policy::gc_policy(
         super::config::profile_keep_rules(),
         a.keep.rules()?,
         GroupBy::parse(&a.group_by)?,

@@ -25,7 +25,7 @@ mod snapshots;
 mod stats;
 mod status;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use vault::Result;
 
 #[derive(Parser, Debug)]
@@ -106,8 +106,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(&a),
         Command::Ls(a) => ls::run(&a),
         Command::Stats(a) => stats::run(&a),
-        Command::Completions(a) => completions::completions(&a),
-        Command::Man(a) => completions::man(&a),
+        Command::Completions(a) => completions::completions(&a, Cli::command()),
+        Command::Man(a) => completions::man(&a, Cli::command()),
         Command::Cat(a) => cat::run(&a),
         Command::Diff(a) => diff::run(&a),
         Command::Key(c) => key::run(c),

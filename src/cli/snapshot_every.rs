@@ -94,7 +94,7 @@ impl KeepArgs {
                 )));
             }
         };
-        vault::gc::rules::every_policy(super::config::profile_keep_rules(), flags, scope)
+        vault::gc::policy::every_policy(super::config::profile_keep_rules(), flags, scope)
     }
 }
 

@@ -37,7 +37,7 @@ struct StatsReport {
 }
 
 pub fn run(a: &StatsArgs) -> Result<()> {
-    let mut policy = vault::gc::rules::gc_policy(
+    let mut policy = vault::gc::policy::gc_policy(
         super::config::profile_keep_rules(),
         a.keep.rules()?,
         vault::catalog::GroupBy::default(),

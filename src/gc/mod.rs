@@ -29,8 +29,8 @@ use std::collections::{HashMap, HashSet};
 use vault_format::index::IndexObject;
 use vault_format::{ObjectId, PackId};
 
-pub use policy::{Decision, KeepPolicy, Scope, SnapshotInfo};
-pub use rules::{EveryScope, KeepRules, Origin};
+pub use policy::{Decision, EveryScope, KeepPolicy, Scope, SnapshotInfo};
+pub use rules::{KeepRules, Origin};
 
 use crate::error::{Error, Result};
 use crate::faults::crash_point;

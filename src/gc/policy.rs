@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vault_format::ObjectId;
 
-use super::rules::KeepRules;
+use super::rules::{KeepRules, Origin};
 use crate::catalog::{GroupBy, GroupKey};
 use crate::error::{Error, Result};
 
@@ -187,6 +187,72 @@ type Bucket = fn(u64) -> i64;
 fn month_of(t: u64) -> i64 {
     let (y, m, _) = crate::time::civil_from_days(crate::time::signed_ms(t / 86_400_000));
     y * 12 + m - 1
+}
+
+/// The policy `vault gc` (and `vault stats`) applies: the profile's rules
+/// and the command's flags together, over every group of the vault.
+pub fn gc_policy(
+    profile: Option<(Origin, KeepRules)>,
+    flags: KeepRules,
+    group_by: GroupBy,
+) -> Result<KeepPolicy> {
+    let mut layers: Vec<(Origin, KeepRules)> = profile.into_iter().collect();
+    layers.push((Origin::Flags, flags));
+    Ok(KeepPolicy {
+        rules: KeepRules::merge(&layers)?,
+        group_by,
+        scope: None,
+    })
+}
+
+/// Which snapshots continuous mode (`snapshot --every`) prunes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EveryScope {
+    /// Only its own group: the same source and selection, and no tag but
+    /// the ones it sets itself (the default).
+    Own { group: GroupKey, tags: Vec<String> },
+    /// Every group of the vault, each counted on its own, as `vault gc`.
+    Vault,
+}
+
+/// The policy `snapshot --every` applies after each snapshot, or `None`
+/// when no origin gives it a rule (it then prunes nothing).
+pub fn every_policy(
+    profile: Option<(Origin, KeepRules)>,
+    flags: KeepRules,
+    scope: EveryScope,
+) -> Result<Option<KeepPolicy>> {
+    let mut layers: Vec<(Origin, KeepRules)> = profile.into_iter().collect();
+    layers.push((Origin::Flags, flags));
+    let rules = KeepRules::merge(&layers)?;
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    // Tag rules alone keep nothing continuous mode takes (its snapshots
+    // carry its own tags at most): it would forget each snapshot right
+    // after taking it.
+    let counts = rules.last + rules.hourly + rules.daily + rules.weekly + rules.monthly;
+    if counts == 0 && rules.within_ms.is_none() {
+        return Err(Error::Usage(format!(
+            "snapshot --every with only tag rules ({}) would forget every snapshot it takes as soon as it \
+             took it; add --keep-last N or --keep-within DURATION (or a count rule in the profile's keep block)",
+            rules
+                .tags
+                .iter()
+                .map(|t| format!("--keep-tag {t}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )));
+    }
+    let scope = match scope {
+        EveryScope::Own { group, tags } => Some(Scope { group, tags }),
+        EveryScope::Vault => None,
+    };
+    Ok(Some(KeepPolicy {
+        rules,
+        group_by: GroupBy::default(),
+        scope,
+    }))
 }
 
 #[cfg(test)]

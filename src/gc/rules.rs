@@ -14,10 +14,8 @@
 //! time, fewer", which merging cannot do without forgetting what the
 //! profile keeps; it is refused with a message that says so.
 
-use crate::catalog::{GroupBy, GroupKey};
 use crate::error::{Error, Result};
 
-use super::policy::{KeepPolicy, Scope};
 
 /// What one origin says to keep. Zero (or `None`) is "no such rule".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -120,72 +118,6 @@ fn ambiguous(rule: &str, earlier: &str, later: &str) -> Error {
          up (a snapshot any rule keeps is kept), so the smaller number would keep nothing more; vault \
          will not guess whether you meant to keep fewer. Drop one of them, or give the larger number"
     ))
-}
-
-/// The policy `vault gc` (and `vault stats`) applies: the profile's rules
-/// and the command's flags together, over every group of the vault.
-pub fn gc_policy(
-    profile: Option<(Origin, KeepRules)>,
-    flags: KeepRules,
-    group_by: GroupBy,
-) -> Result<KeepPolicy> {
-    let mut layers: Vec<(Origin, KeepRules)> = profile.into_iter().collect();
-    layers.push((Origin::Flags, flags));
-    Ok(KeepPolicy {
-        rules: KeepRules::merge(&layers)?,
-        group_by,
-        scope: None,
-    })
-}
-
-/// Which snapshots continuous mode (`snapshot --every`) prunes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EveryScope {
-    /// Only its own group: the same source and selection, and no tag but
-    /// the ones it sets itself (the default).
-    Own { group: GroupKey, tags: Vec<String> },
-    /// Every group of the vault, each counted on its own, as `vault gc`.
-    Vault,
-}
-
-/// The policy `snapshot --every` applies after each snapshot, or `None`
-/// when no origin gives it a rule (it then prunes nothing).
-pub fn every_policy(
-    profile: Option<(Origin, KeepRules)>,
-    flags: KeepRules,
-    scope: EveryScope,
-) -> Result<Option<KeepPolicy>> {
-    let mut layers: Vec<(Origin, KeepRules)> = profile.into_iter().collect();
-    layers.push((Origin::Flags, flags));
-    let rules = KeepRules::merge(&layers)?;
-    if rules.is_empty() {
-        return Ok(None);
-    }
-    // Tag rules alone keep nothing continuous mode takes (its snapshots
-    // carry its own tags at most): it would forget each snapshot right
-    // after taking it.
-    let counts = rules.last + rules.hourly + rules.daily + rules.weekly + rules.monthly;
-    if counts == 0 && rules.within_ms.is_none() {
-        return Err(Error::Usage(format!(
-            "snapshot --every with only tag rules ({}) would forget every snapshot it takes as soon as it \
-             took it; add --keep-last N or --keep-within DURATION (or a count rule in the profile's keep block)",
-            rules
-                .tags
-                .iter()
-                .map(|t| format!("--keep-tag {t}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )));
-    }
-    let scope = match scope {
-        EveryScope::Own { group, tags } => Some(Scope { group, tags }),
-        EveryScope::Vault => None,
-    };
-    Ok(Some(KeepPolicy {
-        rules,
-        group_by: GroupBy::default(),
-        scope,
-    }))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use vault_format::manifest::Selection;
 
 use super::*;
 use crate::catalog::{GroupBy, GroupKey};
+use crate::gc::policy::{EveryScope, every_policy, gc_policy};
 use crate::gc::{KeepPolicy, SnapshotInfo};
 
 const HOUR: u64 = 3_600_000;

@@ -20,7 +20,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{KafkaOptions, RETRY_PAUSE};
+use super::options::KafkaOptions;
+use super::retry::RETRY_PAUSE;
 use crate::error::{Error, Result};
 
 /// Requests in flight at once: enough to hide round trips, few enough not

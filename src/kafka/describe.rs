@@ -14,7 +14,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use vault_format::TopicId;
 
 use super::admin_ffi::{AdminOptions, Queue, cstr};
-use super::{KafkaOptions, RETRY_PAUSE, is_getting_ready};
+use super::options::KafkaOptions;
+use super::retry::{RETRY_PAUSE, is_getting_ready};
 use crate::error::{Error, Result};
 
 /// One topic as DescribeTopics tells it.

@@ -9,7 +9,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use vault_format::manifest::{GroupOffset, GroupSnapshot};
 
 use super::admin_ffi::{GroupOp, GroupRequest, run_per_group};
-use super::{KafkaOptions, TopicInfo, is_getting_ready, retry_transient};
+use super::options::KafkaOptions;
+use super::retry::{is_getting_ready, retry_transient};
+use super::selection::TopicInfo;
 use crate::error::Result;
 
 /// Every consumer group with an offset committed on one of `topics`, with

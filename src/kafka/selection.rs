@@ -5,7 +5,9 @@ use rdkafka::metadata::Metadata;
 use regex::Regex;
 
 use super::describe::{TopicDescription, describe_topics};
-use super::{KafkaOptions, MetadataClient, RETRY_PAUSE, is_getting_ready};
+use super::context::MetadataClient;
+use super::options::KafkaOptions;
+use super::retry::{RETRY_PAUSE, is_getting_ready};
 use crate::error::{Error, Result};
 
 /// A topic as the cluster describes it.

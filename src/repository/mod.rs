@@ -410,29 +410,6 @@ impl<S: Unlocked> Repository<S> {
             })
             .collect()
     }
-
-    /// Resolves `latest` (which must then be unambiguous: one source in
-    /// the vault), a full id, or a unique prefix of one. Commands that know
-    /// their topics or source use [`crate::catalog::resolve`].
-    pub fn resolve_snapshot(&self, wanted: &str) -> Result<ObjectId> {
-        let entries = if wanted == "latest" {
-            crate::catalog::list(self)?
-        } else {
-            // An id needs no manifest read.
-            let mut matching = Vec::new();
-            for id in self.snapshot_ids()? {
-                if id.to_hex().starts_with(&wanted.to_ascii_lowercase()) {
-                    matching.push(crate::catalog::CatalogEntry {
-                        id,
-                        manifest: self.read_snapshot(&id)?,
-                    });
-                }
-            }
-            matching
-        };
-        crate::catalog::resolve(&entries, wanted, &[], None)
-    }
 }
 
-mod indexed;
-pub use indexed::TreeReader;
+pub mod indexed;

@@ -2,7 +2,7 @@
 //! incompressible data can be stored as is and still decode on its own.
 
 use crate::error::{FormatError, Result};
-use crate::object::ObjectKind;
+use crate::header::ObjectKind;
 use crate::wire::{Reader, Writer};
 
 /// Largest plaintext a single chunk or object may decompress to. Authentic

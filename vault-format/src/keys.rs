@@ -6,7 +6,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 
 use crate::error::{FormatError, Result};
 use crate::id::{ObjectId, VaultId};
-use crate::object::{Header, ObjectKind};
+use crate::header::{Header, ObjectKind};
 use crate::wire::{Reader, Writer};
 
 /// BLAKE3 `derive_key` contexts. Changing one changes every id or key of that

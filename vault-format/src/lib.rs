@@ -16,6 +16,7 @@ pub mod compress;
 pub mod config;
 pub mod error;
 pub mod fuzzing;
+pub mod header;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -1,7 +1,7 @@
 //! Building a tree from leaves, and appending to one: only the right
 //! spine is rewritten, every full subtree is shared.
 
-use super::{Entry, NodeStore, TreeNode, TreeRoot};
+use super::node::{Entry, NodeStore, TreeNode, TreeRoot};
 use crate::error::FormatError;
 
 /// Builds a tree from leaves, or appends to an existing one.

@@ -1,4 +1,6 @@
 use super::*;
+use crate::error::{FormatError, Result};
+use crate::id::ChunkId;
 use std::collections::HashMap;
 
 /// Nodes in memory, named by the BLAKE3 of their encoding.

@@ -1,7 +1,7 @@
 //! Reading a tree: every leaf in offset order, or the leaf holding an offset,
 //! skipping subtrees by their summaries.
 
-use super::{Entry, NodeStore, Summary, TreeRoot};
+use super::node::{Entry, NodeStore, Summary, TreeRoot};
 use crate::error::FormatError;
 use crate::id::ChunkId;
 
