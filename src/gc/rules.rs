@@ -16,7 +16,6 @@
 
 use crate::error::{Error, Result};
 
-
 /// What one origin says to keep. Zero (or `None`) is "no such rule".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeepRules {

@@ -19,10 +19,10 @@ pub use describe::Presence;
 pub(crate) use describe::{describe_topics, topic_presence};
 pub use group_offsets::group_offsets;
 pub(crate) use group_offsets::{OffsetCommit, commit_group_offsets};
-pub use options::KafkaOptions;
-pub(crate) use selection::ListedTopic;
-pub use selection::{TopicInfo, TopicSelection};
 pub(crate) use offsets::{
     Edge, dynamic_topic_configs, kafka_partition, partition_offsets, vault_partition,
 };
+pub use options::KafkaOptions;
 pub(crate) use retry::{SettlePause, retry_transient};
+pub(crate) use selection::ListedTopic;
+pub use selection::{TopicInfo, TopicSelection};

@@ -4,8 +4,8 @@
 use rdkafka::metadata::Metadata;
 use regex::Regex;
 
-use super::describe::{TopicDescription, describe_topics};
 use super::context::MetadataClient;
+use super::describe::{TopicDescription, describe_topics};
 use super::options::KafkaOptions;
 use super::retry::{RETRY_PAUSE, is_getting_ready};
 use crate::error::{Error, Result};

@@ -19,10 +19,10 @@ use vault_format::wire::Reader;
 use vault_format::{FormatError, ObjectId, VaultId};
 
 use crate::error::{Error, FormatContext, Result};
-use crate::index_cache::IndexCache;
-use crate::storage::{Kind, ObjectName, Storage};
 use crate::host::random_bytes;
+use crate::index_cache::IndexCache;
 use crate::now_ms;
+use crate::storage::{Kind, ObjectName, Storage};
 
 /// Storage found, version checked, nothing decrypted.
 #[derive(Debug)]

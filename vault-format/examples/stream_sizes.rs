@@ -16,9 +16,9 @@
 
 use std::io::BufRead;
 
-use vault_format::columns::{RecordStreams, split};
 use vault_format::compress::{Compression, Compressor};
 use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType};
+use vault_format::streams::{RecordStreams, split};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -11,7 +11,7 @@ pub const MAX_PLAINTEXT: usize = 256 << 20;
 
 const TAG_RAW: u8 = 0;
 const TAG_ZSTD: u8 = 1;
-/// zstd over a data chunk's record streams (`columns.rs`), one block per
+/// zstd over a data chunk's record streams (`streams.rs`), one block per
 /// stream. Read, no longer written: tag 3 replaced it.
 const TAG_ZSTD_RECORDS: u8 = 2;
 /// zstd over a data chunk's record planes (`planes.rs`), one block per plane.
@@ -59,7 +59,7 @@ pub fn decompress_framed(data: &[u8], what: &'static str) -> Result<Vec<u8>> {
         return if tag == TAG_ZSTD_PLANES {
             crate::planes::join(&streams, len)
         } else {
-            crate::columns::join(&streams, len)
+            crate::streams::join(&streams, len)
         };
     }
     let payload = r.raw(r.remaining())?;

@@ -108,7 +108,7 @@ pub fn run_objects(data: &[u8]) {
 /// Record streams (tag 2, the filter data chunks were compressed through
 /// before the planes): see [`filter_round_trips`].
 pub fn record_streams(data: &[u8]) {
-    use crate::columns::{RecordStreams, join, split};
+    use crate::streams::{RecordStreams, join, split};
     filter_round_trips(data, split, join, RecordStreams::to_bytes);
 }
 

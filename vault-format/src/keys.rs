@@ -5,8 +5,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
 use crate::error::{FormatError, Result};
-use crate::id::{ObjectId, VaultId};
 use crate::header::{Header, ObjectKind};
+use crate::id::{ObjectId, VaultId};
 use crate::wire::{Reader, Writer};
 
 /// BLAKE3 `derive_key` contexts. Changing one changes every id or key of that

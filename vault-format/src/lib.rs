@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod chunker;
-pub mod columns;
 pub mod compress;
 pub mod config;
 pub mod error;
@@ -27,6 +26,7 @@ pub mod pin;
 pub mod planes;
 pub mod record;
 pub mod run;
+pub mod streams;
 pub mod tree;
 pub mod wire;
 

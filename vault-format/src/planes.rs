@@ -1,5 +1,5 @@
 //! The record planes of a data chunk (compression tag 3): the record
-//! streams of `columns.rs`, with the meta stream taken apart field by
+//! streams of `streams.rs`, with the meta stream taken apart field by
 //! field. A compression filter, not a new plaintext: the chunk id stays the
 //! keyed hash of the record framing.
 //!

@@ -1,14 +1,14 @@
 use super::*;
-use crate::columns::tests::rows;
 use crate::record::TimestampType;
 use crate::record::tests::owned_record;
+use crate::streams::tests::rows;
 use proptest::prelude::*;
 
 /// The record streams' sample (every field kind, nulls and empties,
 /// extreme timestamps, an external value), and a value of 300 bytes, whose
 /// length takes two varint bytes.
 fn sample() -> Vec<Record<'static>> {
-    let mut records = crate::columns::tests::sample();
+    let mut records = crate::streams::tests::sample();
     records.push(Record {
         timestamp: 0,
         timestamp_type: TimestampType::CreateTime,

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use vault_format::chunker::{ChunkerParams, Gear, RecordChunker};
-use vault_format::columns::{RecordStreams, join, split};
 use vault_format::compress::{Compression, Compressor, decompress_framed};
 use vault_format::config::VaultConfig;
 use vault_format::id::hex_encode;
@@ -25,6 +24,7 @@ use vault_format::pin::RestorePin;
 use vault_format::planes::RecordPlanes;
 use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType, decode_records};
 use vault_format::run::{PlannedPartition, RunCommit, RunPart, RunPlan};
+use vault_format::streams::{RecordStreams, join, split};
 use vault_format::tree::{Gap, Summary, TreeNode, TreeRoot};
 use vault_format::{ChunkId, ObjectId, PackId, TopicId, VaultId};
 

@@ -10,8 +10,8 @@
 //! appending rewrites only the right spine, and every full subtree is shared
 //! with earlier snapshots. See `docs/format.md` § Trees.
 
-mod node;
 mod builder;
+mod node;
 mod walk;
 
 pub use builder::TreeBuilder;
