@@ -1,7 +1,9 @@
 //! The `vault` command line: a thin layer over the `vault` library. Each
-//! command is a file of its own, holding its arguments, its call into the
+//! command is a file of its own (a folder for one with several modes:
+//! `snapshot/`, `restore/`), holding its arguments, its calls into the
 //! library and its output (a table for people, a typed `--json` report
-//! for scripts). Commands share only `args` and `output`.
+//! for scripts). Commands share only `args`, `output` and `config` (the
+//! profile file), never each other.
 
 mod args;
 mod cat;

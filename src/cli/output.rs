@@ -1,7 +1,11 @@
 //! How commands talk to people and scripts: warnings on standard error,
 //! progress on terminals only, sizes and times in one style, JSON reports.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
+
+use serde::Serialize;
+use vault::snapshot::distributed::PlanInProgress;
 
 use vault::{Error, Result};
 
@@ -134,5 +138,54 @@ mod tests {
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}
+
+/// A distributed snapshot in progress, as `vault status` and
+/// `vault snapshots --in-progress` report it.
+#[derive(Serialize)]
+pub struct RunStatus {
+    /// The run's name (`--workers NAME`).
+    pub run: String,
+    pub started: String,
+    pub started_ms: u64,
+    /// Who took the cut.
+    pub planned_by: String,
+    pub topics: Vec<String>,
+    pub partitions: usize,
+    pub partitions_done: usize,
+    /// Workers that have finished partitions (`host/pid`).
+    pub workers: Vec<String>,
+    /// Read so far by the finished partitions, and the rate since the cut.
+    pub records_read: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    pub bytes_per_second: f64,
+}
+
+impl RunStatus {
+    pub fn of(p: &PlanInProgress) -> RunStatus {
+        let t = &p.plan.template;
+        let bytes_read: u64 = p.parts.values().map(|x| x.bytes_read).sum();
+        let elapsed_s = vault::now_ms().saturating_sub(p.plan.created_ms) as f64 / 1000.0;
+        let workers: BTreeSet<String> = p.parts.values().map(|x| x.worker.clone()).collect();
+        RunStatus {
+            run: p.plan.name.clone(),
+            started: format_time(p.plan.created_ms),
+            started_ms: p.plan.created_ms,
+            planned_by: t.hostname.clone(),
+            topics: t.topics.iter().map(|t| t.name.clone()).collect(),
+            partitions: p.total_partitions(),
+            partitions_done: p.parts.len(),
+            workers: workers.into_iter().collect(),
+            records_read: p.parts.values().map(|x| x.records_read).sum(),
+            bytes_read,
+            bytes_added: p.parts.values().map(|x| x.bytes_added).sum(),
+            bytes_per_second: if elapsed_s > 0.0 {
+                bytes_read as f64 / elapsed_s
+            } else {
+                0.0
+            },
+        }
     }
 }

@@ -48,10 +48,10 @@ struct SnapshotItem {
 pub fn run(a: &SnapshotsArgs) -> Result<()> {
     let repo = a.vault.unlock()?;
     if a.in_progress {
-        let runs: Vec<super::status::RunStatus> =
+        let runs: Vec<super::output::RunStatus> =
             vault::snapshot::distributed::plans_in_progress(&repo)?
                 .iter()
-                .map(super::status::RunStatus::of)
+                .map(super::output::RunStatus::of)
                 .collect();
         if a.json {
             print_json(&runs);

@@ -3,17 +3,15 @@
 //! the distributed restores from this vault running on that target. It
 //! takes no lock and changes nothing, so it can watch a run from anywhere.
 
-use std::collections::BTreeSet;
-
 use clap::Args;
 use serde::Serialize;
 use vault::Result;
-use vault::snapshot::distributed::{PlanInProgress, plans_in_progress};
+use vault::snapshot::distributed::plans_in_progress;
 
 use vault::restore::distributed::{RestoreStatus, restores_in_progress};
 
 use super::args::{ClientSettings, VaultArgs};
-use super::output::{format_time, human_bytes, print_json};
+use super::output::{RunStatus, format_time, human_bytes, print_json};
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -47,52 +45,6 @@ struct RestoreRun {
     bytes_per_second: f64,
 }
 
-#[derive(Serialize)]
-pub(super) struct RunStatus {
-    /// The run's name (`--workers NAME`).
-    pub run: String,
-    pub started: String,
-    pub started_ms: u64,
-    /// Who took the cut.
-    pub planned_by: String,
-    pub topics: Vec<String>,
-    pub partitions: usize,
-    pub partitions_done: usize,
-    /// Workers that have finished partitions (`host/pid`).
-    pub workers: Vec<String>,
-    /// Read so far by the finished partitions, and the rate since the cut.
-    pub records_read: u64,
-    pub bytes_read: u64,
-    pub bytes_added: u64,
-    pub bytes_per_second: f64,
-}
-
-impl RunStatus {
-    pub(super) fn of(p: &PlanInProgress) -> RunStatus {
-        let t = &p.plan.template;
-        let bytes_read: u64 = p.parts.values().map(|x| x.bytes_read).sum();
-        let elapsed_s = vault::now_ms().saturating_sub(p.plan.created_ms) as f64 / 1000.0;
-        let workers: BTreeSet<String> = p.parts.values().map(|x| x.worker.clone()).collect();
-        RunStatus {
-            run: p.plan.name.clone(),
-            started: format_time(p.plan.created_ms),
-            started_ms: p.plan.created_ms,
-            planned_by: t.hostname.clone(),
-            topics: t.topics.iter().map(|t| t.name.clone()).collect(),
-            partitions: p.total_partitions(),
-            partitions_done: p.parts.len(),
-            workers: workers.into_iter().collect(),
-            records_read: p.parts.values().map(|x| x.records_read).sum(),
-            bytes_read,
-            bytes_added: p.parts.values().map(|x| x.bytes_added).sum(),
-            bytes_per_second: if elapsed_s > 0.0 {
-                bytes_read as f64 / elapsed_s
-            } else {
-                0.0
-            },
-        }
-    }
-}
 
 pub fn run(a: &StatusArgs) -> Result<()> {
     let repo = a.vault.unlock()?;
