@@ -16,6 +16,7 @@ pub mod produce;
 pub mod progress;
 pub mod resume;
 pub mod select;
+pub mod sink;
 pub mod target;
 pub mod translate;
 pub mod window;
