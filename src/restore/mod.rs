@@ -97,7 +97,7 @@ pub fn execute(
     let kafka = &opts.kafka;
     let mut warnings = Vec::new();
     for old in &plan.abandon {
-        progress::abandon(kafka, old)?;
+        resume::abandon(kafka, old)?;
         warnings.extend(pin::unpin(repo, &old.restore_id));
     }
     // The producer's transactional start needs no topic, and the pin
