@@ -24,8 +24,8 @@ pub mod window;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub use plan::{GroupSelection, RestorePlan, RestoreRequest};
-pub use select::RestoreSettings;
+pub use plan::RestorePlan;
+pub use select::{GroupSelection, RestoreRequest, RestoreSettings};
 pub use window::TimeWindow;
 
 use produce::TxnProducer;
