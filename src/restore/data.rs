@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use vault_format::record::{RecordIter, RecordValue};
 
-use super::RestoreOptions;
 use super::decode::{self, DecodeJob, DecodedChunk};
+use super::options::RestoreOptions;
 use super::plan::RestorePlan;
 use super::progress::{PartitionProgress, ProgressState, partition_key};
 use super::sink::{OutRecord, RecordSink};

@@ -32,9 +32,10 @@ pub use status::{RestoreStatus, restores_in_progress};
 use own_record::{claim, commit_own_record};
 use partition::restore_partition;
 
+use super::options::RestoreOptions;
 use super::plan::RestorePlan;
 use super::progress::{self, PROGRESS_VERSION, Phase, ProgressState, partition_key};
-use super::{GroupOutcome, RestoreOptions, translated_groups};
+use super::steps::{self, GroupOutcome, translated_groups};
 use crate::error::{Error, Result};
 use crate::kafka::GroupMember;
 use crate::now_ms;
@@ -140,7 +141,7 @@ pub fn work(
         });
     }
     // Each restored partition's progress has a partition of its own there.
-    let created = super::create_topics_and(
+    let created = steps::create_topics_and(
         kafka,
         plan,
         vec![super::target::NewTopicSpec {
@@ -150,7 +151,7 @@ pub fn work(
             configs: progress::progress_topic_configs(),
         }],
     )?;
-    let target_ids = super::target_topic_ids(kafka, plan)?;
+    let target_ids = steps::target_topic_ids(kafka, plan)?;
     let recorded_ids: BTreeMap<String, String> = target_ids
         .iter()
         .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
@@ -263,7 +264,7 @@ pub fn work(
             let finished =
                 progress::load(kafka, &plan.restore_id)?.is_some_and(|s| s.phase == Phase::Done);
             if !plan.groups.is_empty() && !finished {
-                super::commit_groups(kafka, plan, &out.groups)?;
+                steps::commit_groups(kafka, plan, &out.groups)?;
                 out.groups_committed_here = true;
             }
             state.phase = Phase::Done;
@@ -379,7 +380,7 @@ fn check_targets_unchanged(
     plan: &RestorePlan,
     began: &BTreeMap<String, Option<String>>,
 ) -> Result<()> {
-    let now = super::target_topic_ids(kafka, plan)?;
+    let now = steps::target_topic_ids(kafka, plan)?;
     for (topic, id) in began {
         let current = now.get(topic).cloned().flatten();
         if current != *id {

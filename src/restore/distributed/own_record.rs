@@ -29,7 +29,7 @@ pub(super) fn claim(
             plan.restore_id
         )));
     }
-    super::super::refuse_concurrent(plan, &now)?;
+    super::super::steps::refuse_concurrent(plan, &now)?;
     Ok(started)
 }
 
