@@ -25,9 +25,7 @@ use std::collections::BTreeMap;
 use vault_format::{ObjectId, VaultId};
 
 use super::produce::{QueueBudget, TxnProducer};
-use super::progress::{
-    self, PROGRESS_VERSION, Phase, ProgressState, RestoreSelection, Unreadable,
-};
+use super::progress::{self, PROGRESS_VERSION, Phase, ProgressState, RestoreSelection, Unreadable};
 use crate::catalog::CatalogEntry;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;

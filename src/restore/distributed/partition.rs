@@ -148,7 +148,11 @@ fn restore_partition_with(
         return Ok(0);
     }
     // Its commits from now on say who restores the partition (`vault status`).
-    state.worker = Some(format!("{}/{}", crate::host::hostname(), std::process::id()));
+    state.worker = Some(format!(
+        "{}/{}",
+        crate::host::hostname(),
+        std::process::id()
+    ));
     let before: u64 = state.partitions.values().map(|p| p.records).sum();
     let opts = RestoreOptions {
         kafka: kafka.clone(),
