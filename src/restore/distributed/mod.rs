@@ -56,7 +56,7 @@ pub fn work(
 ) -> Result<WorkerOutcome> {
     let started = Instant::now();
     let (worker, own, created) = match prepare(repo, plan, ropts, opts, started)? {
-        Prepared::Finished(out) => return Ok(*out),
+        Prepared::Finished(out) => return Ok(out),
         Prepared::Ready {
             worker,
             own,

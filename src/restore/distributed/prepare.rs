@@ -14,9 +14,11 @@ use crate::error::{Error, Result};
 use crate::repository::{Indexed, Repository};
 
 /// What [`prepare`] found.
+// Made once per worker and taken apart at once: boxing a variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Prepared<'a> {
     /// The restore was done before this worker started.
-    Finished(Box<WorkerOutcome>),
+    Finished(WorkerOutcome),
     /// The target is ready: `own` is the restore's own record as it was
     /// read before, `created` the topics this worker created.
     Ready {
@@ -61,7 +63,7 @@ pub(super) fn prepare<'a>(
         // A worker killed between the last commit and its unpin left one.
         let mut warnings = plan.warnings.clone();
         warnings.extend(super::super::pin::unpin(repo, &plan.restore_id));
-        return Ok(Prepared::Finished(Box::new(WorkerOutcome {
+        return Ok(Prepared::Finished(WorkerOutcome {
             restore_id: plan.restore_id.clone(),
             partitions_done_here: Vec::new(),
             records_here: 0,
@@ -72,7 +74,7 @@ pub(super) fn prepare<'a>(
             groups: translated_groups(plan, s),
             duration: started.elapsed(),
             warnings,
-        })));
+        }));
     }
     let begun = own
         .as_ref()
