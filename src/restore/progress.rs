@@ -1,10 +1,11 @@
 //! Restore progress, kept on the target cluster.
 //!
 //! Each restore transaction carries, next to its records, one record in the
-//! compacted topic [`PROGRESS_TOPIC`] keyed by the restore id: where every
-//! partition stands and the group translations found so far. Both commit or
-//! abort together, so after a crash the last committed progress record says
-//! exactly which records are on the target. See docs/design.md § Restore.
+//! compacted topic `_kvault_restore_progress` keyed by the restore id:
+//! where every partition stands and the group translations found so far.
+//! Both commit or abort together, so after a crash the last committed
+//! progress record says exactly which records are on the target. See
+//! docs/design.md § Restore: exactly once without tracking headers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -140,7 +141,8 @@ pub struct PartitionProgress {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressState {
-    /// [`PROGRESS_VERSION`]; 0 in records of vaults before it.
+    /// `PROGRESS_VERSION` when this vault wrote it; 0 in records of vaults
+    /// before it.
     #[serde(default)]
     pub version: u32,
     pub restore_id: String,
