@@ -16,10 +16,10 @@ use vault::kafka::{KafkaOptions, TopicInfo, TopicSelection};
 use vault::lock::{LockKind, LockTimes, VaultLock};
 use vault::reader::StoredRecord;
 use vault::repository::{Indexed, InitOptions, Repository};
-use vault::restore::data::{MemorySink, RecordSink, restore_records};
+use vault::restore::data::restore_records;
 use vault::restore::plan::{GroupPosition, GroupRestore, PartitionRestore, TopicRestore};
-use vault::restore::produce::OutRecord;
 use vault::restore::progress::{ProgressState, RestoreSelection};
+use vault::restore::sink::{MemorySink, OutRecord, RecordSink};
 use vault::restore::{RestoreOptions, RestorePlan, TimeWindow, translated_groups};
 use vault::snapshot::plan::{Cut, NoRecords};
 use vault::snapshot::{

@@ -19,7 +19,6 @@ mod ls;
 pub mod output;
 mod repair;
 mod restore;
-mod restore_workers;
 mod snapshot;
 mod snapshot_every;
 mod snapshot_workers;

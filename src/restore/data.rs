@@ -1,8 +1,8 @@
 //! Restore's data phase: every record of the plan, in transactions, each
 //! closed by a progress record. Records go to a [`RecordSink`]: the Kafka
-//! transactional producer in production, [`MemorySink`] in tests, which
-//! numbers records as a partition log would, so the offset translation
-//! can be tested without a broker.
+//! transactional producer in production, [`MemorySink`] in tests.
+//!
+//! [`MemorySink`]: super::sink::MemorySink
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use vault_format::record::{RecordIter, RecordValue};
 
-use super::RestoreOptions;
 use super::decode::{self, DecodeJob, DecodedChunk};
+use super::options::RestoreOptions;
 use super::plan::RestorePlan;
-use super::produce::OutRecord;
 use super::progress::{PartitionProgress, ProgressState, partition_key};
+use super::sink::{OutRecord, RecordSink};
 use super::translate::OffsetTranslator;
 use crate::error::{FormatContext, Result};
 use crate::reader::{LeafCursor, count_mismatch};
@@ -22,33 +22,6 @@ use crate::repository::{Indexed, Repository};
 
 /// A transaction commits after at most this long, whatever its size.
 const TRANSACTION_MAX_AGE: Duration = Duration::from_secs(10);
-
-/// Where restored records go: a transactional log per target partition.
-/// Records and the progress record of one transaction commit together.
-pub trait RecordSink {
-    fn begin(&self) -> Result<()>;
-    /// Queues one record of plan partition `part`. `mark` is 0, or a
-    /// translation slot + 1 whose target offset [`RecordSink::flush`] reports.
-    fn send(
-        &self,
-        part: usize,
-        topic: &str,
-        partition: u32,
-        record: &OutRecord<'_>,
-        mark: usize,
-    ) -> Result<()>;
-    /// Serves delivery reports without waiting.
-    fn poll(&self);
-    /// Waits until every queued record is acknowledged; returns the target
-    /// offsets of the marked records, `(slot, offset)`.
-    fn flush(&self) -> Result<Vec<(usize, i64)>>;
-    /// The highest acknowledged target offset of plan partition `part`.
-    fn last_offset(&self, part: usize) -> Option<i64>;
-    /// Adds the progress record to the open transaction and commits it.
-    fn commit(&self, state: &ProgressState) -> Result<()>;
-    /// Aborts the open transaction (best effort).
-    fn abort(&self);
-}
 
 /// Restores every record of `plan` that `state` does not count yet,
 /// committing progress into `state` as transactions close.
@@ -293,146 +266,5 @@ impl Iterator for Interleave<'_> {
             }
         }
         None
-    }
-}
-
-/// A restored record as [`MemorySink`] keeps it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SunkRecord {
-    /// Its offset in the target log.
-    pub target_offset: i64,
-    /// Its offset in the source (restore sends records in source order).
-    pub source_offset: i64,
-    pub timestamp: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-}
-
-/// Target partition logs in memory, numbered as Kafka numbers them: each
-/// record takes the next offset, and every transaction writes one control
-/// marker per partition it touched (commit or abort). Aborted records keep
-/// their offsets but are not visible.
-#[derive(Debug, Default)]
-pub struct MemorySink {
-    inner: std::sync::Mutex<SinkLogs>,
-}
-
-#[derive(Debug, Default)]
-struct SinkLogs {
-    /// Committed records per (topic, partition).
-    committed: BTreeMap<(String, u32), Vec<SunkRecord>>,
-    /// Next offset per (topic, partition).
-    next: BTreeMap<(String, u32), i64>,
-    /// The open transaction's records, and the partitions it touched.
-    open: Vec<((String, u32), SunkRecord)>,
-    marks: Vec<(usize, i64)>,
-    last: BTreeMap<usize, i64>,
-    /// Each committed progress record.
-    progress: Vec<ProgressState>,
-}
-
-impl MemorySink {
-    /// Gives a target partition `n` records restore did not write (a
-    /// non-empty target).
-    pub fn prefill(&self, topic: &str, partition: u32, n: i64) {
-        let mut l = self.inner.lock().expect("sink");
-        *l.next.entry((topic.to_string(), partition)).or_default() += n;
-    }
-
-    /// The committed records of a target partition, in offset order.
-    pub fn committed(&self, topic: &str, partition: u32) -> Vec<SunkRecord> {
-        let l = self.inner.lock().expect("sink");
-        l.committed
-            .get(&(topic.to_string(), partition))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// A partition's end for read_committed readers: after the last marker.
-    pub fn end(&self, topic: &str, partition: u32) -> i64 {
-        let l = self.inner.lock().expect("sink");
-        l.next
-            .get(&(topic.to_string(), partition))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// The progress records committed, oldest first.
-    pub fn progress(&self) -> Vec<ProgressState> {
-        self.inner.lock().expect("sink").progress.clone()
-    }
-
-    fn close(&self, commit: Option<&ProgressState>) {
-        let mut l = self.inner.lock().expect("sink");
-        let open = std::mem::take(&mut l.open);
-        let mut touched: Vec<(String, u32)> = open.iter().map(|(k, _)| k.clone()).collect();
-        touched.sort();
-        touched.dedup();
-        if let Some(state) = commit {
-            for (k, r) in open {
-                l.committed.entry(k).or_default().push(r);
-            }
-            l.progress.push(state.clone());
-        }
-        // One control marker per partition of the transaction.
-        for k in touched {
-            *l.next.entry(k).or_default() += 1;
-        }
-    }
-}
-
-impl RecordSink for MemorySink {
-    fn begin(&self) -> Result<()> {
-        Ok(())
-    }
-
-    fn send(
-        &self,
-        part: usize,
-        topic: &str,
-        partition: u32,
-        record: &OutRecord<'_>,
-        mark: usize,
-    ) -> Result<()> {
-        let mut l = self.inner.lock().expect("sink");
-        let key = (topic.to_string(), partition);
-        let next = l.next.entry(key.clone()).or_default();
-        let target_offset = *next;
-        *next += 1;
-        if mark > 0 {
-            l.marks.push((mark - 1, target_offset));
-        }
-        let last = l.last.entry(part).or_insert(target_offset);
-        *last = (*last).max(target_offset);
-        l.open.push((
-            key,
-            SunkRecord {
-                target_offset,
-                source_offset: record.offset,
-                timestamp: record.timestamp,
-                key: record.key.map(<[u8]>::to_vec),
-                value: record.value.map(<[u8]>::to_vec),
-            },
-        ));
-        Ok(())
-    }
-
-    fn poll(&self) {}
-
-    fn flush(&self) -> Result<Vec<(usize, i64)>> {
-        Ok(std::mem::take(&mut self.inner.lock().expect("sink").marks))
-    }
-
-    fn last_offset(&self, part: usize) -> Option<i64> {
-        self.inner.lock().expect("sink").last.get(&part).copied()
-    }
-
-    fn commit(&self, state: &ProgressState) -> Result<()> {
-        self.close(Some(state));
-        Ok(())
-    }
-
-    fn abort(&self) {
-        self.close(None);
     }
 }

@@ -9,8 +9,7 @@ use vault_format::tree::TreeRoot;
 
 use super::progress::{self, ProgressState, RestoreSelection};
 use super::resume;
-pub use super::select::GroupSelection;
-use super::select::selection_for;
+use super::select::{RestoreRequest, selection_for};
 use super::target::{
     NewTopicSpec, TargetCluster, default_retention_ms, effective_topic_configs, group_members,
 };
@@ -20,25 +19,6 @@ use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
-
-/// What the operator asked for.
-#[derive(Clone, Debug, Default)]
-pub struct RestoreRequest {
-    /// `latest`, an id, or a unique prefix.
-    pub snapshot: String,
-    /// Empty: every topic of the snapshot.
-    pub topics: Vec<String>,
-    /// Source topic → target topic.
-    pub renames: Vec<(String, String)>,
-    pub window: TimeWindow,
-    pub groups: GroupSelection,
-    /// Configs for the topics restore creates, over the backed-up ones.
-    pub topic_configs: Vec<(String, String)>,
-    /// `--source`: with `latest`, the source whose snapshot is meant.
-    pub source: Option<String>,
-    /// Leave unfinished restores into the same topics, instead of refusing.
-    pub abandon_unfinished: bool,
-}
 
 #[derive(Clone, Debug)]
 pub struct TopicRestore {

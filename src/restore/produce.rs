@@ -10,6 +10,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use super::progress::{PROGRESS_TOPIC, ProgressState};
+use super::sink::{OutRecord, RecordSink};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
 use crate::kafka::produce_ffi::{Produce, TopicHandle, flush_step, produce};
@@ -20,15 +21,6 @@ const REPORT_WAIT: Duration = Duration::from_micros(500);
 
 /// A flush takes a step every this many [`TxnProducer::serve_reports`].
 const FLUSH_STEP_EVERY: usize = 8;
-
-/// One record to send, borrowed from a decoded chunk.
-pub struct OutRecord<'a> {
-    pub offset: i64,
-    pub timestamp: i64,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    pub headers: &'a [vault_format::record::RecordHeader<'a>],
-}
 
 /// Collects what delivery reports say: the target offsets of marked
 /// records, and the first failure.
@@ -368,7 +360,7 @@ fn kerr(kafka: &KafkaOptions, context: &str, e: impl std::fmt::Display) -> Error
     }
 }
 
-impl super::data::RecordSink for TxnProducer {
+impl RecordSink for TxnProducer {
     fn begin(&self) -> Result<()> {
         TxnProducer::begin(self)
     }

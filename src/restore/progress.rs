@@ -1,10 +1,11 @@
 //! Restore progress, kept on the target cluster.
 //!
 //! Each restore transaction carries, next to its records, one record in the
-//! compacted topic [`PROGRESS_TOPIC`] keyed by the restore id: where every
-//! partition stands and the group translations found so far. Both commit or
-//! abort together, so after a crash the last committed progress record says
-//! exactly which records are on the target. See docs/design.md § Restore.
+//! compacted topic `_kvault_restore_progress` keyed by the restore id:
+//! where every partition stands and the group translations found so far.
+//! Both commit or abort together, so after a crash the last committed
+//! progress record says exactly which records are on the target. See
+//! docs/design.md § Restore: exactly once without tracking headers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -140,7 +141,8 @@ pub struct PartitionProgress {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressState {
-    /// [`PROGRESS_VERSION`]; 0 in records of vaults before it.
+    /// `PROGRESS_VERSION` when this vault wrote it; 0 in records of vaults
+    /// before it.
     #[serde(default)]
     pub version: u32,
     pub restore_id: String,
@@ -249,6 +251,13 @@ pub(crate) fn load_all_after(
     }
 }
 
+/// A progress record that could not be decoded: its key and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    pub key: String,
+    pub error: String,
+}
+
 /// Every restore's last committed progress record on a target, and the
 /// records that could not be read.
 #[derive(Clone, Debug, Default)]
@@ -257,7 +266,7 @@ pub(crate) struct ProgressRecords {
     pub records: Vec<ProgressState>,
     /// The per-partition records of distributed restores.
     pub partition_records: Vec<ProgressState>,
-    pub unreadable: Vec<super::resume::Unreadable>,
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl ProgressRecords {
@@ -385,7 +394,7 @@ pub(crate) fn read_records(
         match ProgressState::parse(&value) {
             Ok(state) if state.part_of.is_some() => out.partition_records.push(state),
             Ok(state) => out.records.push(state),
-            Err(error) => out.unreadable.push(super::resume::Unreadable {
+            Err(error) => out.unreadable.push(Unreadable {
                 key: String::from_utf8_lossy(&key).into_owned(),
                 error,
             }),
@@ -412,39 +421,6 @@ pub(crate) fn partition_count(kafka: &KafkaOptions, topic: &str) -> Result<i32> 
 /// Whether `topic` exists on the target.
 pub(crate) fn topic_exists(kafka: &KafkaOptions, topic: &str) -> Result<bool> {
     Ok(partition_count(kafka, topic)? > 0)
-}
-
-/// Leaves an unfinished restore for good: fences its producer (aborting
-/// an open transaction of a run still going) and commits its progress
-/// as abandoned, so no later run resumes it. What it committed stays.
-pub fn abandon(kafka: &KafkaOptions, old: &ProgressState) -> Result<()> {
-    if old.workers.is_some() {
-        // A distributed restore: every partition has a producer of its own,
-        // and workers still running must be stopped too.
-        let topic = partition_progress_topic(&old.restore_id);
-        for slot in 0..partition_count(kafka, &topic)? {
-            for part in read_records(kafka, &topic, &[slot])?.partition_records {
-                if part.phase.is_unfinished() {
-                    let producer = super::produce::TxnProducer::start_at(
-                        kafka,
-                        &part.restore_id,
-                        &topic,
-                        slot,
-                        super::produce::QueueBudget::PER_PARTITION,
-                    )?;
-                    let mut state = part.clone();
-                    state.phase = Phase::Abandoned;
-                    producer.begin()?;
-                    producer.commit(&state)?;
-                }
-            }
-        }
-    }
-    let producer = super::produce::TxnProducer::start(kafka, &old.restore_id)?;
-    let mut state = old.clone();
-    state.phase = Phase::Abandoned;
-    producer.begin()?;
-    producer.commit(&state)
 }
 
 fn kafka_err(kafka: &KafkaOptions, e: impl std::fmt::Display) -> Error {

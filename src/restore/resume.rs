@@ -16,14 +16,19 @@
 //! A record is stale, and ignored, when a target topic it wrote to was
 //! deleted or created again since (its topic ID changed): the records it
 //! counts are gone with the old topic.
+//!
+//! [`abandon`] is what `--abandon-unfinished` then does to the restores it
+//! leaves.
 
 use std::collections::BTreeMap;
 
 use vault_format::{ObjectId, VaultId};
 
-use super::progress::{PROGRESS_VERSION, Phase, ProgressState, RestoreSelection};
+use super::produce::{QueueBudget, TxnProducer};
+use super::progress::{self, PROGRESS_VERSION, Phase, ProgressState, RestoreSelection, Unreadable};
 use crate::catalog::CatalogEntry;
 use crate::error::{Error, Result};
+use crate::kafka::KafkaOptions;
 
 /// What the run does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,13 +43,6 @@ pub(crate) struct Resolution {
     /// Unfinished restores to mark abandoned before starting.
     pub abandon: Vec<ProgressState>,
     pub warnings: Vec<String>,
-}
-
-/// A progress record that could not be decoded: its key and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Unreadable {
-    pub key: String,
-    pub error: String,
 }
 
 /// The inputs of [`resolve`], gathered by the planner.
@@ -318,6 +316,39 @@ fn finished_or_new(
         abandon: Vec::new(),
         warnings,
     }
+}
+
+/// Leaves an unfinished restore for good: fences its producer (aborting
+/// an open transaction of a run still going) and commits its progress
+/// as abandoned, so no later run resumes it. What it committed stays.
+pub fn abandon(kafka: &KafkaOptions, old: &ProgressState) -> Result<()> {
+    if old.workers.is_some() {
+        // A distributed restore: every partition has a producer of its own,
+        // and workers still running must be stopped too.
+        let topic = progress::partition_progress_topic(&old.restore_id);
+        for slot in 0..progress::partition_count(kafka, &topic)? {
+            for part in progress::read_records(kafka, &topic, &[slot])?.partition_records {
+                if part.phase.is_unfinished() {
+                    let producer = TxnProducer::start_at(
+                        kafka,
+                        &part.restore_id,
+                        &topic,
+                        slot,
+                        QueueBudget::PER_PARTITION,
+                    )?;
+                    let mut state = part.clone();
+                    state.phase = Phase::Abandoned;
+                    producer.begin()?;
+                    producer.commit(&state)?;
+                }
+            }
+        }
+    }
+    let producer = TxnProducer::start(kafka, &old.restore_id)?;
+    let mut state = old.clone();
+    state.phase = Phase::Abandoned;
+    producer.begin()?;
+    producer.commit(&state)
 }
 
 fn short(hex: &str) -> &str {

@@ -1,11 +1,11 @@
-//! Resolving a restore's options against a snapshot: which topics go
-//! where (`--topics`, `--rename`) and which consumer groups are translated.
+//! What the operator asked a restore for ([`RestoreRequest`]), and that
+//! request resolved against a snapshot: which topics go where (`--topics`,
+//! `--rename`) and which consumer groups are translated.
 
 use std::collections::{BTreeSet, HashMap};
 
 use vault_format::manifest::{GroupSnapshot, SnapshotManifest, TopicSnapshot};
 
-use super::plan::RestoreRequest;
 use super::progress::RestoreSelection;
 use super::window::TimeWindow;
 use crate::error::{Error, Result};
@@ -24,6 +24,25 @@ pub struct RestoreSettings<'a> {
     /// `KEY=VALUE` each.
     pub topic_configs: &'a [String],
     pub source: Option<&'a str>,
+    pub abandon_unfinished: bool,
+}
+
+/// What the operator asked for.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreRequest {
+    /// `latest`, an id, or a unique prefix.
+    pub snapshot: String,
+    /// Empty: every topic of the snapshot.
+    pub topics: Vec<String>,
+    /// Source topic → target topic.
+    pub renames: Vec<(String, String)>,
+    pub window: TimeWindow,
+    pub groups: GroupSelection,
+    /// Configs for the topics restore creates, over the backed-up ones.
+    pub topic_configs: Vec<(String, String)>,
+    /// `--source`: with `latest`, the source whose snapshot is meant.
+    pub source: Option<String>,
+    /// Leave unfinished restores into the same topics, instead of refusing.
     pub abandon_unfinished: bool,
 }
 

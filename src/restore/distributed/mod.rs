@@ -1,5 +1,6 @@
 //! A restore done by several workers together (`vault restore --workers
-//! NAME`), see docs/design.md § Distributed restore.
+//! NAME`), see docs/design.md § Distributed snapshot and restore, its
+//! part **Restore**.
 //!
 //! Every worker plans the same restore (the same snapshot and selection
 //! give the same restore id), creates the missing topics, and joins the
@@ -25,59 +26,25 @@ use std::time::{Duration, Instant};
 
 mod own_record;
 mod partition;
+mod prepare;
 mod status;
+mod worker;
 
 pub use status::{RestoreStatus, restores_in_progress};
+pub use worker::{WorkerOptions, WorkerOutcome, group_name};
 
-use own_record::{claim, commit_own_record};
+use own_record::{claim_restore, commit_own_record};
 use partition::restore_partition;
+use prepare::{Prepared, prepare};
+use worker::Worker;
 
+use super::options::RestoreOptions;
 use super::plan::RestorePlan;
-use super::progress::{self, PROGRESS_VERSION, Phase, ProgressState, partition_key};
-use super::{GroupOutcome, RestoreOptions, translated_groups};
+use super::progress::{self, Phase, ProgressState, partition_key};
+use super::steps::{self, translated_groups};
 use crate::error::{Error, Result};
-use crate::kafka::GroupMember;
-use crate::now_ms;
+use crate::kafka::{GroupMember, KafkaOptions};
 use crate::repository::{Indexed, Repository};
-
-/// The consumer group the workers of run `name` share partitions through,
-/// bound to the restore they restore (its id names the vault, the snapshot
-/// and the selection): workers of two restores under one NAME never split
-/// each other's partitions.
-pub fn group_name(name: &str, restore_id: &str) -> String {
-    format!(
-        "kvault-restore-{name}-{}",
-        &restore_id[..restore_id.len().min(16)]
-    )
-}
-
-pub struct WorkerOptions {
-    pub name: String,
-    pub partitions_in_flight: usize,
-    pub session_timeout: Duration,
-    pub poll_interval: Duration,
-    /// A worker the group never answers for this long fails, saying why.
-    pub join_timeout: Duration,
-}
-
-#[derive(Clone, Debug)]
-pub struct WorkerOutcome {
-    pub restore_id: String,
-    /// Target partitions this worker finished (`topic/partition`).
-    pub partitions_done_here: Vec<String>,
-    /// Records this worker wrote, and those the whole restore holds.
-    pub records_here: u64,
-    pub records: u64,
-    /// This worker committed the group offsets (others may have committed
-    /// the same offsets too).
-    pub groups_committed_here: bool,
-    /// The restore had finished before this worker started.
-    pub already_complete: bool,
-    pub topics_created: Vec<String>,
-    pub groups: Vec<GroupOutcome>,
-    pub duration: Duration,
-    pub warnings: Vec<String>,
-}
 
 /// Works on the restore `plan` with the other workers of `opts.name`
 /// until every partition is restored and the group offsets are committed.
@@ -88,90 +55,13 @@ pub fn work(
     opts: &WorkerOptions,
 ) -> Result<WorkerOutcome> {
     let started = Instant::now();
-    let kafka = &ropts.kafka;
-    if !plan.abandon.is_empty() {
-        return Err(Error::Usage(
-            "--abandon-unfinished cannot be combined with --workers: abandon the unfinished restore \
-             with a single `vault restore ... --abandon-unfinished` first"
-                .into(),
-        ));
-    }
-    // The restore's own record says whether this is a new restore. A
-    // restore that has begun keeps its partitions' progress in the parts
-    // topic: if that topic is gone, the progress is lost, and restoring
-    // from the start would write every committed record again.
-    let parts_topic = progress::partition_progress_topic(&plan.restore_id);
-    let own = progress::load(kafka, &plan.restore_id)?;
-    // Done already (by workers or a single run): nothing to create or write.
-    if let Some(s) = &own
-        && s.phase == Phase::Done
-        && !s.is_stale(&super::target::topic_ids(
-            kafka,
-            plan.topics.iter().map(|t| t.target.clone()),
-        )?)
-    {
-        // A worker killed between the last commit and its unpin left one.
-        let mut warnings = plan.warnings.clone();
-        warnings.extend(super::pin::unpin(repo, &plan.restore_id));
-        return Ok(WorkerOutcome {
-            restore_id: plan.restore_id.clone(),
-            partitions_done_here: Vec::new(),
-            records_here: 0,
-            records: s.partitions.values().map(|p| p.records).sum(),
-            groups_committed_here: false,
-            already_complete: true,
-            topics_created: Vec::new(),
-            groups: translated_groups(plan, s),
-            duration: started.elapsed(),
-            warnings,
-        });
-    }
-    let begun = own
-        .as_ref()
-        .is_some_and(|s| s.phase.is_unfinished() && s.workers.is_some());
-    if begun && !progress::topic_exists(kafka, &parts_topic)? {
-        return Err(Error::Kafka {
-            context: format!("resuming restore {}", plan.restore_id),
-            message: format!(
-                "its partitions' progress topic {parts_topic} is gone from the target, so vault cannot tell \
-                 which records are there; nothing was written. Delete the restored topics and run \
-                 `vault restore ... --abandon-unfinished` to start over"
-            ),
-        });
-    }
-    // Each restored partition's progress has a partition of its own there.
-    let created = super::create_topics_and(
-        kafka,
-        plan,
-        vec![super::target::NewTopicSpec {
-            name: parts_topic.clone(),
-            partitions: u32::try_from(plan.partitions.len()).expect("partition counts fit a u32"),
-            replication_factor: plan.target_brokers.min(3),
-            configs: progress::progress_topic_configs(),
-        }],
-    )?;
-    let target_ids = super::target_topic_ids(kafka, plan)?;
-    let recorded_ids: BTreeMap<String, String> = target_ids
-        .iter()
-        .filter_map(|(t, id)| Some((t.clone(), id.clone()?)))
-        .collect();
-    let fresh = |restore_id: &str, part_of: Option<&str>, topic: Option<&str>| ProgressState {
-        version: PROGRESS_VERSION,
-        restore_id: restore_id.to_string(),
-        vault_id: plan.vault_id.clone(),
-        snapshot_id: plan.snapshot_id.to_hex(),
-        selection: Some(plan.selection.clone()),
-        // A partition's record names only its own topic: another topic
-        // recreated on the target does not make it stale.
-        target_topic_ids: recorded_ids
-            .iter()
-            .filter(|(t, _)| topic.is_none_or(|only| only == t.as_str()))
-            .map(|(t, id)| (t.clone(), id.clone()))
-            .collect(),
-        started_ms: now_ms(),
-        workers: Some(opts.name.clone()),
-        part_of: part_of.map(str::to_string),
-        ..ProgressState::default()
+    let (worker, own, created) = match prepare(repo, plan, ropts, opts, started)? {
+        Prepared::Finished(out) => return Ok(out),
+        Prepared::Ready {
+            worker,
+            own,
+            created,
+        } => (worker, own, created),
     };
     let mut out = WorkerOutcome {
         restore_id: plan.restore_id.clone(),
@@ -185,33 +75,19 @@ pub fn work(
         duration: Duration::ZERO,
         warnings: plan.warnings.clone(),
     };
+    let claimed = claim_restore(&worker, own, &mut out.warnings)?;
+    work_partitions(&worker, claimed, out)
+}
 
-    // Before the restore's own record can make this an unfinished restore
-    // that a rerun must resume: see `restore::pin`.
-    out.warnings
-        .extend(super::pin::pin_snapshot(repo, plan, kafka)?);
-    // The restore's own record, committed before any record is written so
-    // a single process never takes it for one of its own. `claimed` is its
-    // start time: the restore this worker works on.
-    let claimed = match own {
-        Some(s) if s.is_stale(&target_ids) || s.phase == Phase::Abandoned => {
-            claim(kafka, plan, &fresh(&plan.restore_id, None, None))?
-        }
-        Some(s) if s.workers.as_deref() != Some(opts.name.as_str()) => {
-            return Err(Error::Usage(format!(
-                "restore {} was begun by {}; finish it the same way (or pass --abandon-unfinished to a \
-                 single `vault restore` to start over)",
-                plan.restore_id,
-                match &s.workers {
-                    Some(w) => format!("the workers of run {w} (--workers {w})"),
-                    None => "a single process (without --workers)".to_string(),
-                }
-            )));
-        }
-        Some(s) => s.started_ms,
-        None => claim(kafka, plan, &fresh(&plan.restore_id, None, None))?,
-    };
-
+/// Joins the run's consumer group and restores the partitions it is given,
+/// a batch at a time, until every partition is done; then finishes the
+/// restore. `claimed` is the start time of the restore's own record.
+fn work_partitions(
+    worker: &Worker<'_>,
+    claimed: u64,
+    mut out: WorkerOutcome,
+) -> Result<WorkerOutcome> {
+    let (plan, opts, kafka) = (worker.plan, worker.opts, worker.kafka());
     let index: HashMap<(String, u32), usize> = plan
         .partitions
         .iter()
@@ -244,40 +120,12 @@ pub fn work(
                 }
             )));
         }
-        let done = finished_partitions(kafka, plan, &parts_topic, &target_ids)?;
+        let done = finished_partitions(kafka, plan, &worker.parts_topic, &worker.target_ids)?;
         if done.len() == plan.partitions.len() {
-            // Done by records that are still there: a target topic deleted
-            // or created again since this worker began holds none of them,
-            // and committing the groups would point past its empty log.
-            check_targets_unchanged(kafka, plan, &target_ids)?;
-            let mut state = fresh(&plan.restore_id, None, None);
-            for s in done.values() {
-                state.partitions.extend(s.partitions.clone());
-                state.ends.extend(s.ends.clone());
-                state.transactions += s.transactions;
-            }
-            out.groups = translated_groups(plan, &state);
-            // Once every partition is on the target, and never before; and
-            // never again once the restore is done (its consumers may have
-            // moved on since: committing again would rewind them).
-            let finished =
-                progress::load(kafka, &plan.restore_id)?.is_some_and(|s| s.phase == Phase::Done);
-            if !plan.groups.is_empty() && !finished {
-                super::commit_groups(kafka, plan, &out.groups)?;
-                out.groups_committed_here = true;
-            }
-            state.phase = Phase::Done;
-            if !finished {
-                commit_own_record(kafka, &state)?;
-            }
-            out.records = state.partitions.values().map(|p| p.records).sum();
-            out.warnings
-                .extend(super::pin::unpin(repo, &plan.restore_id));
-            out.duration = started.elapsed();
-            return Ok(out);
+            return finish(worker, &done, out);
         }
         if !member.settled(Duration::from_secs(3)) {
-            if member.generation() == 0 && started.elapsed() > opts.join_timeout {
+            if member.generation() == 0 && worker.started.elapsed() > opts.join_timeout {
                 return Err(Error::Kafka {
                     context: format!(
                         "joining the consumer group {}",
@@ -312,53 +160,110 @@ pub fn work(
             let idle = *idle_since.get_or_insert_with(Instant::now);
             if idle.elapsed() >= IDLE_CHECK {
                 idle_since = Some(Instant::now());
-                check_targets_unchanged(kafka, plan, &target_ids)?;
+                check_targets_unchanged(kafka, plan, &worker.target_ids)?;
             }
             std::thread::sleep(opts.poll_interval);
             continue;
         }
         idle_since = None;
-        crate::faults::pause_point("distributed-restore-batch");
-        let results: Vec<Result<u64>> = std::thread::scope(|s| {
-            let handles: Vec<_> = mine
-                .iter()
-                .map(|&i| {
-                    let fresh = &fresh;
-                    let ids = &target_ids;
-                    let topic = parts_topic.as_str();
-                    s.spawn(move || restore_partition(repo, plan, i, topic, ropts, ids, fresh))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("partition restore panicked"))
-                .collect()
-        });
-        for (i, r) in mine.iter().zip(results) {
-            let p = &plan.partitions[*i];
-            let key = partition_key(&p.target_topic, p.partition);
-            match r {
-                Ok(n) => {
-                    out.records_here += n;
-                    out.partitions_done_here.push(key);
-                }
-                // A rebalance gave the partition to another worker, whose
-                // producer fenced this one's: its transactions keep the
-                // partition exactly once, and it finishes the partition.
-                Err(e)
-                    if is_fenced(&e)
-                        || !member
-                            .assigned()
-                            .contains(&(p.target_topic.clone(), p.partition)) =>
-                {
-                    out.warnings.push(format!(
-                        "{key}: handed to another worker while this one restored it ({e}); that worker finishes it"
-                    ));
-                }
-                Err(e) => return Err(e),
+        restore_batch(worker, &member, &mine, &mut out)?;
+    }
+}
+
+/// Restores the plan partitions `mine` at once, each on a thread of its
+/// own, and counts what they wrote into `out`. A partition handed to
+/// another worker meanwhile is that worker's to finish.
+fn restore_batch(
+    worker: &Worker<'_>,
+    member: &GroupMember,
+    mine: &[usize],
+    out: &mut WorkerOutcome,
+) -> Result<()> {
+    let plan = worker.plan;
+    crate::faults::pause_point("distributed-restore-batch");
+    let fresh = |restore_id: &str, part_of: Option<&str>, topic: Option<&str>| {
+        worker.fresh(restore_id, part_of, topic)
+    };
+    let results: Vec<Result<u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = mine
+            .iter()
+            .map(|&i| {
+                let fresh = &fresh;
+                let ids = &worker.target_ids;
+                let topic = worker.parts_topic.as_str();
+                let (repo, ropts) = (worker.repo, worker.ropts);
+                s.spawn(move || restore_partition(repo, plan, i, topic, ropts, ids, fresh))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("partition restore panicked"))
+            .collect()
+    });
+    for (i, r) in mine.iter().zip(results) {
+        let p = &plan.partitions[*i];
+        let key = partition_key(&p.target_topic, p.partition);
+        match r {
+            Ok(n) => {
+                out.records_here += n;
+                out.partitions_done_here.push(key);
             }
+            // A rebalance gave the partition to another worker, whose
+            // producer fenced this one's: its transactions keep the
+            // partition exactly once, and it finishes the partition.
+            Err(e)
+                if is_fenced(&e)
+                    || !member
+                        .assigned()
+                        .contains(&(p.target_topic.clone(), p.partition)) =>
+            {
+                out.warnings.push(format!(
+                    "{key}: handed to another worker while this one restored it ({e}); that worker finishes it"
+                ));
+            }
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+/// Every partition is done (`done`, by partition key): commits the group
+/// offsets unless the restore is done already, marks it done and takes
+/// the pin back.
+fn finish(
+    worker: &Worker<'_>,
+    done: &BTreeMap<String, ProgressState>,
+    mut out: WorkerOutcome,
+) -> Result<WorkerOutcome> {
+    let (plan, kafka) = (worker.plan, worker.kafka());
+    // Done by records that are still there: a target topic deleted
+    // or created again since this worker began holds none of them,
+    // and committing the groups would point past its empty log.
+    check_targets_unchanged(kafka, plan, &worker.target_ids)?;
+    let mut state = worker.fresh(&plan.restore_id, None, None);
+    for s in done.values() {
+        state.partitions.extend(s.partitions.clone());
+        state.ends.extend(s.ends.clone());
+        state.transactions += s.transactions;
+    }
+    out.groups = translated_groups(plan, &state);
+    // Once every partition is on the target, and never before; and
+    // never again once the restore is done (its consumers may have
+    // moved on since: committing again would rewind them).
+    let finished = progress::load(kafka, &plan.restore_id)?.is_some_and(|s| s.phase == Phase::Done);
+    if !plan.groups.is_empty() && !finished {
+        steps::commit_groups(kafka, plan, &out.groups)?;
+        out.groups_committed_here = true;
+    }
+    state.phase = Phase::Done;
+    if !finished {
+        commit_own_record(kafka, &state)?;
+    }
+    out.records = state.partitions.values().map(|p| p.records).sum();
+    out.warnings
+        .extend(super::pin::unpin(worker.repo, &plan.restore_id));
+    out.duration = worker.started.elapsed();
+    Ok(out)
 }
 
 /// Whether a partition's producer was fenced: another worker's producer of
@@ -367,7 +272,6 @@ fn is_fenced(e: &Error) -> bool {
     e.to_string().to_ascii_lowercase().contains("fenced")
 }
 
-/// The partitions whose own records say they are done, by partition key.
 /// How long a worker with nothing to do waits between looks at whether
 /// the target topics are still the ones it restores into.
 const IDLE_CHECK: Duration = Duration::from_secs(15);
@@ -375,11 +279,11 @@ const IDLE_CHECK: Duration = Duration::from_secs(15);
 /// Fails, saying what to do, when a target topic was deleted or created
 /// again since `began` (the IDs this worker started with).
 fn check_targets_unchanged(
-    kafka: &crate::kafka::KafkaOptions,
+    kafka: &KafkaOptions,
     plan: &RestorePlan,
     began: &BTreeMap<String, Option<String>>,
 ) -> Result<()> {
-    let now = super::target_topic_ids(kafka, plan)?;
+    let now = steps::target_topic_ids(kafka, plan)?;
     for (topic, id) in began {
         let current = now.get(topic).cloned().flatten();
         if current != *id {
@@ -406,8 +310,9 @@ fn check_targets_unchanged(
     Ok(())
 }
 
+/// The partitions whose own records say they are done, by partition key.
 fn finished_partitions(
-    kafka: &crate::kafka::KafkaOptions,
+    kafka: &KafkaOptions,
     plan: &RestorePlan,
     parts_topic: &str,
     target_ids: &BTreeMap<String, Option<String>>,

@@ -6,13 +6,51 @@ use std::time::Duration;
 use super::super::plan::RestorePlan;
 use super::super::produce::TxnProducer;
 use super::super::progress::{self, Phase, ProgressState};
+use super::worker::Worker;
 use crate::error::{Error, Result};
+
+/// Pins the snapshot, then claims the restore for this run: commits its
+/// own record if it is new (or stale, or abandoned), or finds it is this
+/// run's already. Returns the start time of the record this worker works
+/// on.
+pub(super) fn claim_restore(
+    worker: &Worker<'_>,
+    own: Option<ProgressState>,
+    warnings: &mut Vec<String>,
+) -> Result<u64> {
+    let (plan, opts, kafka) = (worker.plan, worker.opts, worker.kafka());
+    // Before the restore's own record can make this an unfinished restore
+    // that a rerun must resume: see `restore::pin`.
+    warnings.extend(super::super::pin::pin_snapshot(worker.repo, plan, kafka)?);
+    // The restore's own record, committed before any record is written so
+    // a single process never takes it for one of its own. `claimed` is its
+    // start time: the restore this worker works on.
+    let claimed = match own {
+        Some(s) if s.is_stale(&worker.target_ids) || s.phase == Phase::Abandoned => {
+            claim(kafka, plan, &worker.fresh(&plan.restore_id, None, None))?
+        }
+        Some(s) if s.workers.as_deref() != Some(opts.name.as_str()) => {
+            return Err(Error::Usage(format!(
+                "restore {} was begun by {}; finish it the same way (or pass --abandon-unfinished to a \
+                 single `vault restore` to start over)",
+                plan.restore_id,
+                match &s.workers {
+                    Some(w) => format!("the workers of run {w} (--workers {w})"),
+                    None => "a single process (without --workers)".to_string(),
+                }
+            )));
+        }
+        Some(s) => s.started_ms,
+        None => claim(kafka, plan, &worker.fresh(&plan.restore_id, None, None))?,
+    };
+    Ok(claimed)
+}
 
 /// Commits a new restore's own record, then reads it back once it is
 /// visible: a single `vault restore` of the same restore that began at the
 /// same moment wrote its own record after this one, and this worker leaves
 /// it the restore. Returns the start time of the record that stands.
-pub(super) fn claim(
+fn claim(
     kafka: &crate::kafka::KafkaOptions,
     plan: &RestorePlan,
     state: &ProgressState,
@@ -29,7 +67,7 @@ pub(super) fn claim(
             plan.restore_id
         )));
     }
-    super::super::refuse_concurrent(plan, &now)?;
+    super::super::steps::refuse_concurrent(plan, &now)?;
     Ok(started)
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::super::RestoreOptions;
 use super::super::data::restore_records;
+use super::super::options::RestoreOptions;
 use super::super::plan::{RestorePlan, TopicRestore};
 use super::super::produce::{QueueBudget, TxnProducer};
 use super::super::progress::{self, Phase, ProgressState, partition_key};
@@ -165,7 +165,7 @@ fn restore_partition_with(
         return Err(e);
     }
     let key = partition_key(&sub.partitions[0].target_topic, sub.partitions[0].partition);
-    let ends = super::super::target_ends(kafka, &sub, &state)?;
+    let ends = super::super::steps::target_ends(kafka, &sub, &state)?;
     state.ends = ends.into_iter().filter(|(k, _)| *k == key).collect();
     state.phase = Phase::Done;
     producer.begin()?;

@@ -10,8 +10,8 @@ use vault::lock::LockKind;
 use vault::restore::distributed::{self, WorkerOptions};
 use vault::restore::{GroupOutcome, RestoreOptions, RestorePlan, RestoreRequest};
 
-use super::output::{print_json, runtime, warn};
-use super::restore::RestoreArgs;
+use super::super::output::{info, print_json, runtime, warn};
+use super::args::RestoreArgs;
 
 /// `vault restore --workers NAME --json`.
 #[derive(Serialize)]
@@ -33,7 +33,12 @@ struct WorkerReport<'a> {
     warnings: &'a [String],
 }
 
-pub fn run(a: &RestoreArgs, name: &str, kafka: KafkaOptions, req: &RestoreRequest) -> Result<()> {
+pub(super) fn run(
+    a: &RestoreArgs,
+    name: &str,
+    kafka: KafkaOptions,
+    req: &RestoreRequest,
+) -> Result<()> {
     vault::kafka::check_run_name(name)?;
     let (repo, _lock) = a
         .vault
@@ -80,7 +85,7 @@ pub fn run(a: &RestoreArgs, name: &str, kafka: KafkaOptions, req: &RestoreReques
             warnings: &out.warnings,
         });
     } else {
-        super::output::info(&format!(
+        info(&format!(
             "restore {} of run {name} is complete{}: this worker restored {} of {} partitions ({} records); \
              the restore holds {} records, {} consumer groups committed, {:.1} s",
             out.restore_id,
