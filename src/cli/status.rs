@@ -45,7 +45,6 @@ struct RestoreRun {
     bytes_per_second: f64,
 }
 
-
 pub fn run(a: &StatusArgs) -> Result<()> {
     let repo = a.vault.unlock()?;
     let runs: Vec<RunStatus> = plans_in_progress(&repo)?
