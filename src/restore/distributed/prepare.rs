@@ -1,6 +1,6 @@
 //! A worker's first step: whether it may work on the restore at all, and
 //! the target made ready for it (the missing topics and the partitions'
-//! progress topic). Nothing is recorded yet.
+//! progress topic). It creates topics, but records no progress yet.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
