@@ -28,14 +28,15 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 
 mod multipart;
 mod retry;
+mod uploads;
 
 pub(crate) use retry::Tuning;
 use retry::{backoff, interrupted_in_transit};
 
 use super::location::{Cloud, StorageOptions, VaultLocation};
-use super::uploads::{self, UploadRecord};
 use super::{Kind, Listed, ObjectName, Storage};
 use crate::error::{Error, Result};
+use crate::host::Holder;
 
 /// A vault in a bucket (or container) of an object store.
 pub struct ObjectStorage {
@@ -401,8 +402,8 @@ impl Storage for ObjectStorage {
     fn clean_up_uploads(
         &self,
         listed: &[Listed],
-        live: &dyn Fn(&UploadRecord) -> bool,
+        live: &dyn Fn(&Holder) -> bool,
     ) -> Result<usize> {
-        uploads::clean_up(self, listed, live)
+        self.abort_uploads_of_the_dead(listed, live)
     }
 }
