@@ -14,27 +14,10 @@ use std::sync::Arc;
 
 use super::Storage;
 use super::local::LocalDir;
+pub use super::object::Cloud;
 use super::object::ObjectStorage;
 pub use super::options::StorageOptions;
 use crate::error::{Error, Result};
-
-/// A cloud's object store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cloud {
-    S3,
-    Azure,
-    Gcs,
-}
-
-impl Cloud {
-    pub fn scheme(self) -> &'static str {
-        match self {
-            Cloud::S3 => "s3",
-            Cloud::Azure => "az",
-            Cloud::Gcs => "gs",
-        }
-    }
-}
 
 /// Where a vault lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,12 +92,7 @@ impl VaultLocation {
                 cloud,
                 bucket,
                 prefix,
-            } if prefix.is_empty() => format!("{}://{bucket}", cloud.scheme()),
-            VaultLocation::Object {
-                cloud,
-                bucket,
-                prefix,
-            } => format!("{}://{bucket}/{prefix}", cloud.scheme()),
+            } => cloud.url(bucket, prefix),
         }
     }
 
@@ -125,7 +103,13 @@ impl VaultLocation {
                 options.refuse_for_local(p)?;
                 Ok(Arc::new(LocalDir::open(p)))
             }
-            VaultLocation::Object { .. } => Ok(Arc::new(ObjectStorage::open(self, options)?)),
+            VaultLocation::Object {
+                cloud,
+                bucket,
+                prefix,
+            } => Ok(Arc::new(ObjectStorage::open(
+                *cloud, bucket, prefix, options,
+            )?)),
         }
     }
 }
@@ -158,7 +142,7 @@ impl NewVault {
                 })
             }
             VaultLocation::Object { .. } => {
-                let storage: Arc<dyn Storage> = Arc::new(ObjectStorage::open(location, options)?);
+                let storage = location.open(options)?;
                 if storage.exists(&super::ObjectName::config())? {
                     return Err(Error::Usage(format!(
                         "a vault already exists at {}",
@@ -244,5 +228,16 @@ mod tests {
         assert!(VaultLocation::parse("s3://b/a//c").is_err());
         assert!(VaultLocation::parse("s3://b/../c").is_err());
         assert!(VaultLocation::parse("file://relative").is_err());
+    }
+
+    #[test]
+    fn a_local_vault_refuses_storage_options_from_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = VaultLocation::Local(dir.path().join("v"));
+        let err = local
+            .open(&StorageOptions::from_pairs(&[("endpoint", "http://x")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("local directory"), "{err}");
+        assert!(local.open(&StorageOptions::default()).is_ok());
     }
 }
