@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host::Holder;
 
 /// The folders of a vault. Packs are fanned out by the first two hex digits
@@ -139,5 +139,39 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ) -> Result<usize> {
         let _ = (listed, live);
         Ok(0)
+    }
+
+    /// Readies the storage for a new vault, which `init` then writes: the
+    /// caller has seen no config, and this refuses storage that holds
+    /// anything else of a vault and makes what the backend needs before
+    /// the first write. The default, for a store without real folders
+    /// (object storage), only checks that the folders are empty.
+    fn prepare_new_vault(&self) -> Result<()> {
+        for kind in Kind::ALL_DIRS.into_iter().chain([Kind::Uploads]) {
+            if !self.list(kind)?.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{} already holds objects under {}/; choose a new prefix for the vault",
+                    self.location(),
+                    kind.dir()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what a failed `init` wrote after
+    /// [`prepare_new_vault`](Self::prepare_new_vault). Once the config is
+    /// there the vault is finished and nothing is removed; before, the
+    /// storage held no vault, so nothing in it is anyone's data. Best
+    /// effort: `init`'s own error is the one to report.
+    fn remove_unfinished_vault(&self) {
+        if self.exists(&ObjectName::config()).unwrap_or(true) {
+            return;
+        }
+        for kind in Kind::ALL_DIRS {
+            for l in self.list(kind).unwrap_or_default() {
+                let _ = self.delete(&ObjectName::new(kind, l.name));
+            }
+        }
     }
 }

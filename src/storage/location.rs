@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::Storage;
 use super::local::LocalDir;
+use super::{ObjectName, Storage};
 pub use super::object::Cloud;
 use super::object::ObjectStorage;
 pub use super::options::StorageOptions;
@@ -118,55 +118,21 @@ impl VaultLocation {
 /// config; a failed `init` removes what it made.
 pub struct NewVault {
     storage: Arc<dyn Storage>,
-    local: Option<(LocalDir, bool)>,
 }
 
 impl NewVault {
     /// Makes sure nothing is at `location` yet (an empty directory or an
     /// empty prefix) and readies it.
     pub fn prepare(location: &VaultLocation, options: &StorageOptions) -> Result<NewVault> {
-        match location {
-            VaultLocation::Local(p) => {
-                options.refuse_for_local(p)?;
-                if p.join("config").exists() {
-                    return Err(Error::Usage(format!(
-                        "a vault already exists at {}",
-                        p.display()
-                    )));
-                }
-                let existed = p.exists();
-                let dir = LocalDir::create(p)?;
-                Ok(NewVault {
-                    storage: Arc::new(dir.clone()),
-                    local: Some((dir, existed)),
-                })
-            }
-            VaultLocation::Object { .. } => {
-                let storage = location.open(options)?;
-                if storage.exists(&super::ObjectName::config())? {
-                    return Err(Error::Usage(format!(
-                        "a vault already exists at {}",
-                        location.display()
-                    )));
-                }
-                for kind in super::Kind::ALL_DIRS
-                    .into_iter()
-                    .chain([super::Kind::Uploads])
-                {
-                    if !storage.list(kind)?.is_empty() {
-                        return Err(Error::Usage(format!(
-                            "{} already holds objects under {}/; choose a new prefix for the vault",
-                            location.display(),
-                            kind.dir()
-                        )));
-                    }
-                }
-                Ok(NewVault {
-                    storage,
-                    local: None,
-                })
-            }
+        let storage = location.open(options)?;
+        if storage.exists(&ObjectName::config())? {
+            return Err(Error::Usage(format!(
+                "a vault already exists at {}",
+                location.display()
+            )));
         }
+        storage.prepare_new_vault()?;
+        Ok(NewVault { storage })
     }
 
     pub fn storage(&self) -> Arc<dyn Storage> {
@@ -176,22 +142,7 @@ impl NewVault {
     /// Removes what a failed `init` wrote. The location held no vault
     /// before (`prepare` checked), so nothing here is anyone's data.
     pub fn remove_unfinished(&self) {
-        if let Some((dir, existed)) = &self.local {
-            dir.remove_unfinished(*existed);
-            return;
-        }
-        if self
-            .storage
-            .exists(&super::ObjectName::config())
-            .unwrap_or(true)
-        {
-            return;
-        }
-        for kind in super::Kind::ALL_DIRS {
-            for l in self.storage.list(kind).unwrap_or_default() {
-                let _ = self.storage.delete(&super::ObjectName::new(kind, l.name));
-            }
-        }
+        self.storage.remove_unfinished_vault();
     }
 }
 
