@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::storage::{ObjectName, Storage};
 use crate::host::random_bytes;
 use crate::now_ms;
+use crate::storage::{ObjectName, Storage};
 
 mod boot_clock;
 mod dead_uploads;

@@ -132,11 +132,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Aborts the interrupted multipart uploads of the `listed` records
     /// whose holder `live` says is not running any more; returns how many.
     /// Only object storage has any.
-    fn clean_up_uploads(
-        &self,
-        listed: &[Listed],
-        live: &dyn Fn(&Holder) -> bool,
-    ) -> Result<usize> {
+    fn clean_up_uploads(&self, listed: &[Listed], live: &dyn Fn(&Holder) -> bool) -> Result<usize> {
         let _ = (listed, live);
         Ok(0)
     }

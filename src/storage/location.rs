@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::local::LocalDir;
-use super::{ObjectName, Storage};
 pub use super::object::Cloud;
 use super::object::ObjectStorage;
 pub use super::options::StorageOptions;
+use super::{ObjectName, Storage};
 use crate::error::{Error, Result};
 
 /// Where a vault lives.

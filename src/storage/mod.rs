@@ -4,14 +4,18 @@
 //! behind the small [`Storage`] trait: a local directory
 //! ([`local::LocalDir`]) and object storage ([`object::ObjectStorage`]:
 //! S3, Azure Blob, GCS). [`location::VaultLocation`] says which.
+//! Decorators such as [`Hooked`] wrap either one (docs/design.md §
+//! Storage: immutable named objects).
 
 mod api;
+mod hooked;
 pub mod local;
 pub mod location;
 pub mod object;
 pub mod options;
 
 pub use api::{Kind, Listed, ObjectName, Storage};
+pub use hooked::{Hook, Hooked, Op};
 
 use crate::error::Result;
 

@@ -6,12 +6,12 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use object_store::ObjectStore;
 use object_store::RetryConfig;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::multipart::MultipartStore;
-use object_store::ObjectStore;
 
 use super::cloud::Cloud;
 use crate::error::{Error, Result};

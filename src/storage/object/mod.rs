@@ -340,11 +340,7 @@ impl Storage for ObjectStorage {
         self.tuning.concurrency
     }
 
-    fn clean_up_uploads(
-        &self,
-        listed: &[Listed],
-        live: &dyn Fn(&Holder) -> bool,
-    ) -> Result<usize> {
+    fn clean_up_uploads(&self, listed: &[Listed], live: &dyn Fn(&Holder) -> bool) -> Result<usize> {
         self.abort_uploads_of_the_dead(listed, live)
     }
 }
