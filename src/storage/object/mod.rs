@@ -5,7 +5,8 @@
 //! * `put_if_absent` is a conditional write (`If-None-Match: *` on S3 and
 //!   Azure, a generation precondition on GCS): the store itself refuses a
 //!   second writer, which locks and manifests rely on. `vault init` checks
-//!   that the store honours it ([`probe_conditional_writes`]).
+//!   that the store honours it
+//!   ([`honours_conditional_writes`](crate::storage::honours_conditional_writes)).
 //! * Objects of `multipart_threshold` bytes or more go up as multipart
 //!   uploads, `concurrency` parts at a time. Each upload is recorded in
 //!   `uploads/` while it runs, so one a crash interrupted is aborted later
