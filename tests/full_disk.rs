@@ -16,60 +16,35 @@ use vault::lock::{LockKind, VaultLock};
 use vault::repository::Indexed;
 use vault::snapshot::{SnapshotOptions, SnapshotPlan, SnapshotRequest};
 use vault::storage::local::LocalDir;
-use vault::storage::{Kind, Listed, ObjectName, Storage};
+use vault::storage::{Hooked, Op};
 use vault::{Error, Repository, Result};
 
-/// A local vault directory on a disk with `left` bytes free.
-#[derive(Debug)]
-struct FullDisk {
-    inner: LocalDir,
-    left: AtomicU64,
-}
-
-impl Storage for FullDisk {
-    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
+/// A local vault directory on a disk with `free` bytes free: a write that
+/// does not fit fails as a full file system's does.
+fn full_disk(root: &std::path::Path, free: u64) -> Hooked<LocalDir> {
+    let left = AtomicU64::new(free);
+    let root = root.to_path_buf();
+    Hooked::new(Arc::new(LocalDir::open(&root)), move |op: &Op<'_>| {
+        let Op::PutIfAbsent { name, data } = *op else {
+            return Ok(());
+        };
         let need = data.len() as u64;
-        let ok = self
-            .left
+        let ok = left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(need))
             .is_ok();
         if !ok {
             return Err(Error::io(
                 format!("writing {name}"),
-                self.inner.root().join(name.path()),
+                root.join(name.path()),
                 std::io::Error::from_raw_os_error(28), // ENOSPC
             ));
         }
-        self.inner.put_if_absent(name, data)
-    }
-    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
-        self.inner.get(name)
-    }
-    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.inner.get_range(name, offset, len)
-    }
-    fn size(&self, name: &ObjectName) -> Result<u64> {
-        self.inner.size(name)
-    }
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, name: &ObjectName) -> Result<()> {
-        self.inner.delete(name)
-    }
-    fn exists(&self, name: &ObjectName) -> Result<bool> {
-        self.inner.exists(name)
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+        Ok(())
+    })
 }
 
 fn open_on(v: &TestVault, free: u64) -> Repository<Indexed> {
-    let disk = FullDisk {
-        inner: LocalDir::open(v.local_path()),
-        left: AtomicU64::new(free),
-    };
+    let disk = full_disk(&v.local_path(), free);
     let pass = vault::password::read_password_file(&v.password_file).unwrap();
     Repository::open(Arc::new(disk))
         .unwrap()

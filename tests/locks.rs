@@ -8,15 +8,15 @@ mod common;
 
 use common::{age_file, unindexed_pack};
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vault::Error;
 use vault::lock::{Holder, LockInfo, LockKind, LockTimes, VaultLock, encode};
 use vault::repository::{InitOptions, Repository};
 use vault::storage::local::LocalDir;
-use vault::storage::{Kind, Listed, ObjectName, Storage};
-use vault::{Error, Result};
+use vault::storage::{Hooked, Kind, ObjectName, Op, Storage};
 use vault_format::keys::KdfParams;
 
 /// A refresh every 30 ms, stale after 300 ms: the default rules, faster.
@@ -154,46 +154,22 @@ fn a_dead_pid_counts_only_in_the_same_pid_namespace() {
     assert_eq!(locks(storage.as_ref()), vec![lock.name().name]);
 }
 
-/// Storage whose lock writes start failing, as when the vault's storage
-/// becomes unreachable for the lock refresher.
-#[derive(Debug)]
-struct FailingLockWrites {
-    inner: Arc<dyn Storage>,
-    failing: AtomicBool,
-}
-
-impl Storage for FailingLockWrites {
-    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
-        if name.kind == Kind::Locks && self.failing.load(Ordering::SeqCst) {
+/// Storage whose lock writes fail while `failing` is set, as when the
+/// vault's storage becomes unreachable for the lock refresher.
+fn failing_lock_writes(inner: Arc<dyn Storage>, failing: Arc<AtomicBool>) -> Hooked {
+    Hooked::new(inner, move |op: &Op<'_>| {
+        if let Op::PutIfAbsent { name, .. } = op
+            && name.kind == Kind::Locks
+            && failing.load(Ordering::SeqCst)
+        {
             return Err(Error::io(
                 "writing a lock",
                 "locks",
                 std::io::Error::other("storage unreachable"),
             ));
         }
-        self.inner.put_if_absent(name, data)
-    }
-    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
-        self.inner.get(name)
-    }
-    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.inner.get_range(name, offset, len)
-    }
-    fn size(&self, name: &ObjectName) -> Result<u64> {
-        self.inner.size(name)
-    }
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, name: &ObjectName) -> Result<()> {
-        self.inner.delete(name)
-    }
-    fn exists(&self, name: &ObjectName) -> Result<bool> {
-        self.inner.exists(name)
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+        Ok(())
+    })
 }
 
 fn repo_on(
@@ -221,11 +197,12 @@ fn repo_on(
 fn a_holder_that_cannot_refresh_stops_before_deleting() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("v");
-    let storage = Arc::new(FailingLockWrites {
+    let failing = Arc::new(AtomicBool::new(false));
+    let storage = Arc::new(failing_lock_writes(
         // Local: the test ages a pack's file past gc's grace period.
-        inner: Arc::new(LocalDir::create(&root).unwrap()),
-        failing: AtomicBool::new(false),
-    });
+        Arc::new(LocalDir::create(&root).unwrap()),
+        failing.clone(),
+    ));
     let repo = repo_on(storage.clone(), &dir.path().join("cache"));
     let pack = unindexed_pack(&repo, storage.as_ref());
     common::age_object(&root, &pack, Duration::from_secs(2 * 3600));
@@ -251,7 +228,7 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
     );
 
     // The storage stops taking the refresher's writes.
-    storage.failing.store(true, Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
     std::thread::sleep(FAST.give_up_after() + Duration::from_millis(100));
     let e = lock.check().unwrap_err();
     assert!(e.to_string().contains("lost its vault lock"), "{e}");
@@ -260,48 +237,24 @@ fn a_holder_that_cannot_refresh_stops_before_deleting() {
     assert!(pack.exists(), "gc deleted nothing after losing its lock");
 
     // Writes work again, but a lost lock is never taken up again.
-    storage.failing.store(false, Ordering::SeqCst);
+    failing.store(false, Ordering::SeqCst);
     std::thread::sleep(FAST.refresh * 3);
     assert!(lock.check().is_err());
 }
 
 /// Storage that stalls the first read of a lock object, as a slow network
 /// would stall gc between listing the locks and reading them.
-#[derive(Debug)]
-struct StallingLockReads {
-    inner: Arc<dyn Storage>,
-    armed: AtomicBool,
-    stall: Duration,
-}
-
-impl Storage for StallingLockReads {
-    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
-        self.inner.put_if_absent(name, data)
-    }
-    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
-        if name.kind == Kind::Locks && self.armed.swap(false, Ordering::SeqCst) {
-            std::thread::sleep(self.stall);
+fn stalling_lock_reads(inner: Arc<dyn Storage>, stall: Duration) -> Hooked {
+    let armed = AtomicBool::new(true);
+    Hooked::new(inner, move |op: &Op<'_>| {
+        if let Op::Get { name } = op
+            && name.kind == Kind::Locks
+            && armed.swap(false, Ordering::SeqCst)
+        {
+            std::thread::sleep(stall);
         }
-        self.inner.get(name)
-    }
-    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.inner.get_range(name, offset, len)
-    }
-    fn size(&self, name: &ObjectName) -> Result<u64> {
-        self.inner.size(name)
-    }
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, name: &ObjectName) -> Result<()> {
-        self.inner.delete(name)
-    }
-    fn exists(&self, name: &ObjectName) -> Result<bool> {
-        self.inner.exists(name)
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+        Ok(())
+    })
 }
 
 #[test]
@@ -323,11 +276,10 @@ fn gc_racing_a_lock_refresh_still_sees_the_holder() {
     for _ in 0..5 {
         // gc lists, stalls long enough for the snapshot to refresh (write a
         // new lock, delete the listed one), then reads.
-        let stalling = Arc::new(StallingLockReads {
-            inner: storage.clone(),
-            armed: AtomicBool::new(true),
-            stall: Duration::from_millis(150),
-        });
+        let stalling = Arc::new(stalling_lock_reads(
+            storage.clone(),
+            Duration::from_millis(150),
+        ));
         let e = VaultLock::acquire_with(
             stalling,
             LockKind::Exclusive,
@@ -401,52 +353,28 @@ fn unindexed_packs_are_deleted_only_once_old() {
     assert!(junk.exists());
 }
 
-/// Storage whose lock writes hang once armed, as a stalled network would.
-#[derive(Debug)]
-struct SlowLockWrites {
-    inner: Arc<dyn Storage>,
-    stall: std::sync::Mutex<Option<Duration>>,
-}
-
-impl Storage for SlowLockWrites {
-    fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
-        if name.kind == Kind::Locks
-            && let Some(d) = *self.stall.lock().unwrap()
+/// Storage whose lock writes hang for as long as `stall` says, once set,
+/// as a stalled network would.
+fn slow_lock_writes(inner: Arc<dyn Storage>, stall: Arc<Mutex<Option<Duration>>>) -> Hooked {
+    Hooked::new(inner, move |op: &Op<'_>| {
+        if let Op::PutIfAbsent { name, .. } = op
+            && name.kind == Kind::Locks
+            && let Some(d) = *stall.lock().unwrap()
         {
             std::thread::sleep(d);
         }
-        self.inner.put_if_absent(name, data)
-    }
-    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
-        self.inner.get(name)
-    }
-    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.inner.get_range(name, offset, len)
-    }
-    fn size(&self, name: &ObjectName) -> Result<u64> {
-        self.inner.size(name)
-    }
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, name: &ObjectName) -> Result<()> {
-        self.inner.delete(name)
-    }
-    fn exists(&self, name: &ObjectName) -> Result<bool> {
-        self.inner.exists(name)
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+        Ok(())
+    })
 }
 
 #[test]
 fn a_refresh_that_returns_too_late_does_not_bring_the_lock_back() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(SlowLockWrites {
-        inner: common::Backend::current().create_storage(dir.path()),
-        stall: std::sync::Mutex::new(None),
-    });
+    let stall = Arc::new(Mutex::new(None));
+    let storage = Arc::new(slow_lock_writes(
+        common::Backend::current().create_storage(dir.path()),
+        stall.clone(),
+    ));
     let lock = VaultLock::acquire_with(
         storage.clone(),
         LockKind::Shared,
@@ -456,9 +384,9 @@ fn a_refresh_that_returns_too_late_does_not_bring_the_lock_back() {
     )
     .unwrap();
     // The next refresh hangs past half the stale period, then succeeds.
-    *storage.stall.lock().unwrap() = Some(FAST.give_up_after() + Duration::from_millis(100));
+    *stall.lock().unwrap() = Some(FAST.give_up_after() + Duration::from_millis(100));
     std::thread::sleep(FAST.refresh + FAST.give_up_after() + Duration::from_millis(300));
-    *storage.stall.lock().unwrap() = None;
+    *stall.lock().unwrap() = None;
     let e = lock.check().unwrap_err();
     assert!(e.to_string().contains("lost its vault lock"), "{e}");
     assert_eq!(

@@ -454,7 +454,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
     }
     // gc holds the vault alone: an upload still recorded is a dead one's.
     lock.check()?;
-    out.uploads_aborted = crate::storage::uploads::abort_dead_uploads(repo.storage().as_ref())?;
+    out.uploads_aborted = crate::lock::abort_dead_uploads(repo.storage().as_ref())?;
     repo.index_cache().clear_marks()?;
     repo.sync_index()?;
     out.bytes_freed = crate::time::signed_ms(deleted_bytes) - crate::time::signed_ms(written);

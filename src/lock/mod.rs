@@ -27,12 +27,13 @@ use crate::now_ms;
 use crate::storage::{ObjectName, Storage};
 
 mod boot_clock;
+mod dead_uploads;
 mod info;
 mod watch;
 
 use boot_clock::BootInstant;
 
-pub(crate) use info::decode;
+pub use dead_uploads::abort_dead_uploads;
 use info::write_lock;
 pub use info::{DEFAULT_WAIT, Holder, LockInfo, LockKind, LockTimes, encode};
 pub(crate) use watch::Conflict;

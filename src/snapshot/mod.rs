@@ -142,7 +142,7 @@ pub fn execute(
     // the parts of its unfinished uploads are thrown away.
     repo.adopt_orphan_packs()?;
     // Housekeeping: a failure here must not cost the backup.
-    let uploads_aborted = crate::storage::uploads::abort_dead_uploads(repo.storage().as_ref());
+    let uploads_aborted = crate::lock::abort_dead_uploads(repo.storage().as_ref());
     crate::timings::mark("orphan packs adopted, dead uploads aborted");
     let popts = pipeline::PipelineOptions {
         workers: opts.workers,

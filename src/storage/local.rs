@@ -13,6 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::{Kind, Listed, ObjectName, Storage};
 use crate::error::{Error, Result};
@@ -20,86 +21,27 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct LocalDir {
     root: PathBuf,
+    /// Whether [`Storage::prepare_new_vault`] made the root directory
+    /// itself (rather than being given an empty one): then a failed
+    /// `init` removes the directory whole. Unset until then.
+    made_root: OnceLock<bool>,
 }
 
 impl LocalDir {
     /// Opens an existing vault directory (no check of its contents).
     pub fn open(root: impl Into<PathBuf>) -> LocalDir {
-        LocalDir { root: root.into() }
+        LocalDir {
+            root: root.into(),
+            made_root: OnceLock::new(),
+        }
     }
 
     /// Creates the directory layout for a new vault. The directory may exist
     /// but must be empty, so `init` never mixes two vaults.
     pub fn create(root: impl Into<PathBuf>) -> Result<LocalDir> {
-        let root = root.into();
-        let mut created = false;
-        match fs::read_dir(&root) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(Error::Usage(format!(
-                        "{} exists and is not empty; choose a new path for the vault",
-                        root.display()
-                    )));
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                fs::create_dir_all(&root)
-                    .map_err(|e| Error::io("creating the vault directory", &root, e))?;
-                created = true;
-                // `backups` has the parent "" (the working directory).
-                let parent = match root.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p,
-                    _ => Path::new("."),
-                };
-                sync_dir(parent)?;
-            }
-            Err(e) => return Err(Error::io("opening the vault directory", &root, e)),
-        }
-        let layout = (|| {
-            private_dir(&root)?;
-            for k in Kind::ALL_DIRS {
-                let d = root.join(k.dir());
-                fs::create_dir(&d).map_err(|e| Error::io("creating the vault layout", &d, e))?;
-                private_dir(&d)?;
-            }
-            sync_dir(&root)
-        })();
-        if let Err(e) = layout {
-            // Nothing half-made stays behind: a second `init` must not find
-            // a directory that is "not empty".
-            if created {
-                let _ = fs::remove_dir_all(&root);
-            } else {
-                for k in Kind::ALL_DIRS {
-                    let _ = fs::remove_dir(root.join(k.dir()));
-                }
-            }
-            return Err(e);
-        }
-        Ok(LocalDir { root })
-    }
-
-    /// Removes a vault whose `init` failed (it has no config, so nothing
-    /// in it is anyone's data): the whole directory if `init` created it,
-    /// else what `init` put into the empty directory it was given.
-    pub fn remove_unfinished(&self, dir_existed: bool) {
-        if self.root.join("config").exists() {
-            return;
-        }
-        if !dir_existed {
-            let _ = fs::remove_dir_all(&self.root);
-            return;
-        }
-        if let Ok(rd) = fs::read_dir(&self.root) {
-            for e in rd.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
-            }
-        }
+        let dir = LocalDir::open(root);
+        dir.prepare_new_vault()?;
+        Ok(dir)
     }
 
     pub fn root(&self) -> &Path {
@@ -125,6 +67,56 @@ impl LocalDir {
             _ => Error::io("opening", &p, e),
         })
     }
+}
+
+/// Makes the directory layout of a new vault at `root`, which may exist
+/// but must be empty, so `init` never mixes two vaults. Returns whether
+/// `root` itself was made. On failure nothing half-made stays behind: a
+/// second `init` must not find a directory that is "not empty".
+fn make_layout(root: &Path) -> Result<bool> {
+    let mut created = false;
+    match fs::read_dir(root) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::Usage(format!(
+                    "{} exists and is not empty; choose a new path for the vault",
+                    root.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fs::create_dir_all(root)
+                .map_err(|e| Error::io("creating the vault directory", root, e))?;
+            created = true;
+            // `backups` has the parent "" (the working directory).
+            let parent = match root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            sync_dir(parent)?;
+        }
+        Err(e) => return Err(Error::io("opening the vault directory", root, e)),
+    }
+    let layout = (|| {
+        private_dir(root)?;
+        for k in Kind::ALL_DIRS {
+            let d = root.join(k.dir());
+            fs::create_dir(&d).map_err(|e| Error::io("creating the vault layout", &d, e))?;
+            private_dir(&d)?;
+        }
+        sync_dir(root)
+    })();
+    if let Err(e) = layout {
+        if created {
+            let _ = fs::remove_dir_all(root);
+        } else {
+            for k in Kind::ALL_DIRS {
+                let _ = fs::remove_dir(root.join(k.dir()));
+            }
+        }
+        return Err(e);
+    }
+    Ok(created)
 }
 
 /// Makes `dir` readable by its owner only.
@@ -367,6 +359,35 @@ impl Storage for LocalDir {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
+
+    fn prepare_new_vault(&self) -> Result<()> {
+        let made = make_layout(&self.root)?;
+        let _ = self.made_root.set(made);
+        Ok(())
+    }
+
+    /// The whole directory if `init` made it, else what `init` put into
+    /// the empty directory it was given (or, for a directory this handle
+    /// did not prepare, whatever is in it).
+    fn remove_unfinished_vault(&self) {
+        if self.root.join("config").exists() {
+            return;
+        }
+        if self.made_root.get() == Some(&true) {
+            let _ = fs::remove_dir_all(&self.root);
+            return;
+        }
+        if let Ok(rd) = fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +456,26 @@ mod tests {
         s.delete(&n).unwrap();
         s.delete(&n).unwrap();
         assert!(matches!(s.get(&n), Err(Error::NotFound(_))));
+    }
+
+    /// A failed `init` takes away the directory it made, but only the
+    /// contents of an empty one it was given; a finished vault stays.
+    #[test]
+    fn an_unfinished_vault_is_removed_as_far_as_init_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = LocalDir::open(dir.path().join("new"));
+        made.prepare_new_vault().unwrap();
+        made.remove_unfinished_vault();
+        assert!(!dir.path().join("new").exists());
+        let given = LocalDir::open(dir.path());
+        given.prepare_new_vault().unwrap();
+        given.remove_unfinished_vault();
+        assert!(dir.path().exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let done = LocalDir::create(dir.path().join("done")).unwrap();
+        assert!(done.put_if_absent(&ObjectName::config(), b"c").unwrap());
+        done.remove_unfinished_vault();
+        assert!(done.exists(&ObjectName::config()).unwrap());
     }
 
     #[test]

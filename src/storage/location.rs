@@ -12,29 +12,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::Storage;
 use super::local::LocalDir;
+pub use super::object::Cloud;
 use super::object::ObjectStorage;
 pub use super::options::StorageOptions;
+use super::{ObjectName, Storage};
 use crate::error::{Error, Result};
-
-/// A cloud's object store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cloud {
-    S3,
-    Azure,
-    Gcs,
-}
-
-impl Cloud {
-    pub fn scheme(self) -> &'static str {
-        match self {
-            Cloud::S3 => "s3",
-            Cloud::Azure => "az",
-            Cloud::Gcs => "gs",
-        }
-    }
-}
 
 /// Where a vault lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,12 +92,7 @@ impl VaultLocation {
                 cloud,
                 bucket,
                 prefix,
-            } if prefix.is_empty() => format!("{}://{bucket}", cloud.scheme()),
-            VaultLocation::Object {
-                cloud,
-                bucket,
-                prefix,
-            } => format!("{}://{bucket}/{prefix}", cloud.scheme()),
+            } => cloud.url(bucket, prefix),
         }
     }
 
@@ -125,7 +103,13 @@ impl VaultLocation {
                 options.refuse_for_local(p)?;
                 Ok(Arc::new(LocalDir::open(p)))
             }
-            VaultLocation::Object { .. } => Ok(Arc::new(ObjectStorage::open(self, options)?)),
+            VaultLocation::Object {
+                cloud,
+                bucket,
+                prefix,
+            } => Ok(Arc::new(ObjectStorage::open(
+                *cloud, bucket, prefix, options,
+            )?)),
         }
     }
 }
@@ -134,55 +118,21 @@ impl VaultLocation {
 /// config; a failed `init` removes what it made.
 pub struct NewVault {
     storage: Arc<dyn Storage>,
-    local: Option<(LocalDir, bool)>,
 }
 
 impl NewVault {
     /// Makes sure nothing is at `location` yet (an empty directory or an
     /// empty prefix) and readies it.
     pub fn prepare(location: &VaultLocation, options: &StorageOptions) -> Result<NewVault> {
-        match location {
-            VaultLocation::Local(p) => {
-                options.refuse_for_local(p)?;
-                if p.join("config").exists() {
-                    return Err(Error::Usage(format!(
-                        "a vault already exists at {}",
-                        p.display()
-                    )));
-                }
-                let existed = p.exists();
-                let dir = LocalDir::create(p)?;
-                Ok(NewVault {
-                    storage: Arc::new(dir.clone()),
-                    local: Some((dir, existed)),
-                })
-            }
-            VaultLocation::Object { .. } => {
-                let storage: Arc<dyn Storage> = Arc::new(ObjectStorage::open(location, options)?);
-                if storage.exists(&super::ObjectName::config())? {
-                    return Err(Error::Usage(format!(
-                        "a vault already exists at {}",
-                        location.display()
-                    )));
-                }
-                for kind in super::Kind::ALL_DIRS
-                    .into_iter()
-                    .chain([super::Kind::Uploads])
-                {
-                    if !storage.list(kind)?.is_empty() {
-                        return Err(Error::Usage(format!(
-                            "{} already holds objects under {}/; choose a new prefix for the vault",
-                            location.display(),
-                            kind.dir()
-                        )));
-                    }
-                }
-                Ok(NewVault {
-                    storage,
-                    local: None,
-                })
-            }
+        let storage = location.open(options)?;
+        if storage.exists(&ObjectName::config())? {
+            return Err(Error::Usage(format!(
+                "a vault already exists at {}",
+                location.display()
+            )));
         }
+        storage.prepare_new_vault()?;
+        Ok(NewVault { storage })
     }
 
     pub fn storage(&self) -> Arc<dyn Storage> {
@@ -192,22 +142,7 @@ impl NewVault {
     /// Removes what a failed `init` wrote. The location held no vault
     /// before (`prepare` checked), so nothing here is anyone's data.
     pub fn remove_unfinished(&self) {
-        if let Some((dir, existed)) = &self.local {
-            dir.remove_unfinished(*existed);
-            return;
-        }
-        if self
-            .storage
-            .exists(&super::ObjectName::config())
-            .unwrap_or(true)
-        {
-            return;
-        }
-        for kind in super::Kind::ALL_DIRS {
-            for l in self.storage.list(kind).unwrap_or_default() {
-                let _ = self.storage.delete(&super::ObjectName::new(kind, l.name));
-            }
-        }
+        self.storage.remove_unfinished_vault();
     }
 }
 
@@ -244,5 +179,16 @@ mod tests {
         assert!(VaultLocation::parse("s3://b/a//c").is_err());
         assert!(VaultLocation::parse("s3://b/../c").is_err());
         assert!(VaultLocation::parse("file://relative").is_err());
+    }
+
+    #[test]
+    fn a_local_vault_refuses_storage_options_from_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = VaultLocation::Local(dir.path().join("v"));
+        let err = local
+            .open(&StorageOptions::from_pairs(&[("endpoint", "http://x")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("local directory"), "{err}");
+        assert!(local.open(&StorageOptions::default()).is_ok());
     }
 }

@@ -5,7 +5,8 @@
 //! * `put_if_absent` is a conditional write (`If-None-Match: *` on S3 and
 //!   Azure, a generation precondition on GCS): the store itself refuses a
 //!   second writer, which locks and manifests rely on. `vault init` checks
-//!   that the store honours it ([`probe_conditional_writes`]).
+//!   that the store honours it
+//!   ([`honours_conditional_writes`](crate::storage::honours_conditional_writes)).
 //! * Objects of `multipart_threshold` bytes or more go up as multipart
 //!   uploads, `concurrency` parts at a time. Each upload is recorded in
 //!   `uploads/` while it runs, so one a crash interrupted is aborted later
@@ -26,16 +27,20 @@ use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 
+mod cloud;
+mod connect;
 mod multipart;
 mod retry;
+mod uploads;
 
+pub use cloud::Cloud;
 pub(crate) use retry::Tuning;
 use retry::{backoff, interrupted_in_transit};
 
-use super::location::{Cloud, StorageOptions, VaultLocation};
-use super::uploads::{self, UploadRecord};
+use super::options::StorageOptions;
 use super::{Kind, Listed, ObjectName, Storage};
 use crate::error::{Error, Result};
+use crate::host::Holder;
 
 /// A vault in a bucket (or container) of an object store.
 pub struct ObjectStorage {
@@ -65,85 +70,23 @@ impl Drop for ObjectStorage {
 }
 
 impl ObjectStorage {
-    /// Connects to the store `location` names (no request is made yet).
-    pub fn open(location: &VaultLocation, options: &StorageOptions) -> Result<ObjectStorage> {
-        let VaultLocation::Object {
-            cloud,
-            bucket,
-            prefix,
-        } = location
-        else {
-            return Err(Error::Internal(
-                "ObjectStorage::open on a local path".into(),
-            ));
-        };
-        let url = location.display();
+    /// Connects to the vault in `bucket` of `cloud`, under `prefix` (no
+    /// leading or trailing `/`; "" for the bucket's root). No request is
+    /// made yet.
+    pub fn open(
+        cloud: Cloud,
+        bucket: &str,
+        prefix: &str,
+        options: &StorageOptions,
+    ) -> Result<ObjectStorage> {
+        let url = cloud.url(bucket, prefix);
         let tuning = options.tuning()?;
         let retry = RetryConfig {
             max_retries: tuning.max_retries,
             retry_timeout: tuning.retry_timeout,
             ..RetryConfig::default()
         };
-        let bad_key = |k: &str| {
-            Error::Usage(format!(
-                "storage option {k:?} is not a setting of {}:// stores; see docs/operator-guide.md § Object storage",
-                cloud.scheme()
-            ))
-        };
-        let built = match cloud {
-            Cloud::S3 => {
-                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-                let mut b = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry);
-                for (k, v) in options.client_pairs() {
-                    let key: AmazonS3ConfigKey = k.parse().map_err(|_| bad_key(k))?;
-                    b = b.with_config(key, v);
-                }
-                b.build().map(|s| {
-                    let s = Arc::new(s);
-                    (
-                        s.clone() as Arc<dyn ObjectStore>,
-                        s as Arc<dyn MultipartStore>,
-                    )
-                })
-            }
-            Cloud::Azure => {
-                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-                let mut b = MicrosoftAzureBuilder::from_env()
-                    .with_container_name(bucket)
-                    .with_retry(retry);
-                for (k, v) in options.client_pairs() {
-                    let key: AzureConfigKey = k.parse().map_err(|_| bad_key(k))?;
-                    b = b.with_config(key, v);
-                }
-                b.build().map(|s| {
-                    let s = Arc::new(s);
-                    (
-                        s.clone() as Arc<dyn ObjectStore>,
-                        s as Arc<dyn MultipartStore>,
-                    )
-                })
-            }
-            Cloud::Gcs => {
-                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-                let mut b = GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry);
-                for (k, v) in options.client_pairs() {
-                    let key: GoogleConfigKey = k.parse().map_err(|_| bad_key(k))?;
-                    b = b.with_config(key, v);
-                }
-                b.build().map(|s| {
-                    let s = Arc::new(s);
-                    (
-                        s.clone() as Arc<dyn ObjectStore>,
-                        s as Arc<dyn MultipartStore>,
-                    )
-                })
-            }
-        };
-        let (store, multipart) = built.map_err(|e| Error::Usage(format!("{url}: {e}")))?;
+        let (store, multipart) = connect::connect(cloud, bucket, retry, options, &url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vault-storage")
@@ -154,7 +97,7 @@ impl ObjectStorage {
             url,
             store,
             multipart,
-            prefix: prefix.clone(),
+            prefix: prefix.to_string(),
             tuning,
             runtime: Some(runtime),
         })
@@ -398,11 +341,7 @@ impl Storage for ObjectStorage {
         self.tuning.concurrency
     }
 
-    fn clean_up_uploads(
-        &self,
-        listed: &[Listed],
-        live: &dyn Fn(&UploadRecord) -> bool,
-    ) -> Result<usize> {
-        uploads::clean_up(self, listed, live)
+    fn clean_up_uploads(&self, listed: &[Listed], live: &dyn Fn(&Holder) -> bool) -> Result<usize> {
+        self.abort_uploads_of_the_dead(listed, live)
     }
 }

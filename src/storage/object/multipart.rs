@@ -6,10 +6,10 @@ use std::sync::Arc;
 use object_store::PutPayload;
 
 use super::ObjectStorage;
+use super::uploads::UploadRecord;
 use crate::error::Result;
 use crate::storage::ObjectName;
 use crate::storage::Storage;
-use crate::storage::uploads::{self, UploadRecord};
 
 impl ObjectStorage {
     /// Uploads `data` in parts, several at a time, recorded in `uploads/`
@@ -22,7 +22,7 @@ impl ObjectStorage {
             .run(async move { mp.create_multipart(&p).await })?
             .map_err(|e| self.err(&format!("starting the upload of {name}"), &e))?;
         let record = UploadRecord::new(name, &id);
-        if let Err(e) = uploads::record(self, &record) {
+        if let Err(e) = self.record_upload(&record) {
             // Unrecorded, it could never be cleaned up later: abort it now.
             let (mp, p, uid) = (Arc::clone(&self.multipart), path.clone(), id.clone());
             let _ = self.run(async move { mp.abort_multipart(&p, &uid).await });
@@ -65,13 +65,13 @@ impl ObjectStorage {
         })?;
         match uploaded {
             Ok(_) => {
-                uploads::forget(self, &record);
+                self.forget_upload(&record);
                 Ok(())
             }
             // A completion whose reply was lost is retried and then finds
             // no upload: the object is there, whole, and the write is done.
             Err(_) if self.size(name).is_ok_and(|size| size == data.len() as u64) => {
-                uploads::forget(self, &record);
+                self.forget_upload(&record);
                 Ok(())
             }
             Err(e) => {
@@ -79,7 +79,7 @@ impl ObjectStorage {
                 // a later run if even that fails.
                 let (mp, p) = (Arc::clone(&self.multipart), path);
                 if let Ok(Ok(())) = self.run(async move { mp.abort_multipart(&p, &id).await }) {
-                    uploads::forget(self, &record);
+                    self.forget_upload(&record);
                 }
                 Err(self.err(&format!("uploading {name}"), &e))
             }
@@ -87,7 +87,7 @@ impl ObjectStorage {
     }
 
     /// Aborts an upload a record names (it was interrupted).
-    pub(crate) fn abort_upload(&self, record: &UploadRecord) -> Result<()> {
+    pub(super) fn abort_upload(&self, record: &UploadRecord) -> Result<()> {
         let path = self.path_of(&record.path);
         let id = record.upload_id.clone();
         let mp = Arc::clone(&self.multipart);
