@@ -5,7 +5,8 @@ use vault_format::ObjectId;
 use vault_format::manifest::SnapshotManifest;
 use vault_format::run::RunPlan;
 
-use super::{RunObjects, WorkerOptions, template};
+use super::worker::WorkerOptions;
+use super::{RunObjects, template};
 use crate::error::{Error, Result};
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
