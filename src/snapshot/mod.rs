@@ -6,6 +6,7 @@
 //! refers to the new data, so an interrupted snapshot commits nothing and
 //! the next run dedups against the chunks that were already written.
 
+mod consumer;
 pub mod distributed;
 mod drain;
 pub mod history;

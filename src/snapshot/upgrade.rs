@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Timestamp};
+use rdkafka::message::Headers;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::history::PartitionBase;
@@ -184,21 +184,9 @@ fn fetch_records(
         ),
         message: e.to_string(),
     };
-    let consumer: BaseConsumer = kafka
-        .client_config_with(|c| {
-            c.set("group.id", "kvault-snapshot")
-                .set("enable.auto.commit", "false")
-                .set("enable.partition.eof", "true")
-                .set("auto.offset.reset", "error")
-                .set(
-                    "isolation.level",
-                    if read_committed {
-                        "read_committed"
-                    } else {
-                        "read_uncommitted"
-                    },
-                );
-        })
+    // The shared settings and nothing of the source's tuning for reading
+    // whole logs: this reads one record a partition, one topic at a time.
+    let consumer: BaseConsumer = super::consumer::consumer_config(kafka, read_committed, |_| {})
         .create()
         .map_err(|e| {
             kerr(rdkafka::error::KafkaError::ClientCreation(
@@ -242,11 +230,7 @@ fn fetch_records(
 }
 
 fn stored(m: &rdkafka::message::BorrowedMessage<'_>) -> StoredRecord {
-    let (timestamp, timestamp_type) = match m.timestamp() {
-        Timestamp::NotAvailable => (-1, vault_format::record::TimestampType::NotAvailable),
-        Timestamp::CreateTime(t) => (t, vault_format::record::TimestampType::CreateTime),
-        Timestamp::LogAppendTime(t) => (t, vault_format::record::TimestampType::LogAppendTime),
-    };
+    let (timestamp, timestamp_type) = super::consumer::timestamp_of(m);
     StoredRecord {
         offset: m.offset(),
         timestamp,
