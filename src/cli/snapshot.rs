@@ -5,7 +5,9 @@ use serde::Serialize;
 use vault::Result;
 use vault::kafka::TopicSelection;
 use vault::lock::LockKind;
-use vault::snapshot::{KafkaSource, SnapshotOptions, SnapshotPlan, SnapshotRequest};
+use vault::snapshot::{
+    HorizonOverride, KafkaSource, SnapshotOptions, SnapshotPlan, SnapshotRequest,
+};
 
 use super::args::{ClientSettings, VaultArgs};
 use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
@@ -123,11 +125,7 @@ pub fn run(a: &SnapshotArgs) -> Result<()> {
         read_committed: !a.read_uncommitted,
         source: a.source.clone(),
     };
-    let data_horizon = match a.data_horizon.as_deref() {
-        Some("none") => Some(None),
-        Some(d) => Some(Some(vault::time::parse_duration(d)?)),
-        None => None,
-    };
+    let data_horizon = HorizonOverride::from_flag(a.data_horizon.as_deref())?;
     if let Some(every) = &a.every {
         return super::snapshot_every::run(a, every, &kafka, &request, data_horizon);
     }
@@ -220,7 +218,7 @@ fn take(
     a: &SnapshotArgs,
     kafka: &vault::kafka::KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
 ) -> Result<(vault::snapshot::SnapshotOutcome, usize, usize)> {
     let rt = runtime()?;
     // The key derivation is CPU and the cut is round trips to the cluster:
@@ -303,7 +301,7 @@ fn take(
         workers,
         stall_timeout: std::time::Duration::from_secs(a.stall_timeout),
         progress: progress_bar(plan.records_to_read(), !a.json),
-        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        data_horizon_ms: data_horizon.resolve(repo.config()),
         partitions_per_pass: None,
     };
     let out = vault::snapshot::execute(&repo, &plan, &opts, &lock, &mut source)?;

@@ -25,7 +25,7 @@ use vault::kafka::KafkaOptions;
 use vault::lock::{LockKind, LockTimes, LockWatch, VaultLock};
 use vault::metrics::SnapshotMetrics;
 use vault::snapshot::{
-    KafkaSource, SnapshotOptions, SnapshotOutcome, SnapshotPlan, SnapshotRequest,
+    HorizonOverride, KafkaSource, SnapshotOptions, SnapshotOutcome, SnapshotPlan, SnapshotRequest,
 };
 use vault::time::parse_duration;
 use vault::{Error, Result};
@@ -146,7 +146,7 @@ pub fn run(
     every: &str,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
 ) -> Result<()> {
     let interval = Duration::from_millis(parse_duration(every)?);
     if interval < Duration::from_secs(1) {
@@ -339,7 +339,7 @@ fn snapshot_once(
     repo: &vault::Repository<vault::repository::Indexed>,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
     (lock_wait, watch, stopping): (Duration, &mut LockWatch, &dyn Fn() -> bool),
     rt: &tokio::runtime::Runtime,
 ) -> Result<Option<(SnapshotOutcome, Option<u64>)>> {
@@ -370,7 +370,7 @@ fn snapshot_once(
             .unwrap_or(2),
         stall_timeout: Duration::from_secs(a.stall_timeout),
         progress: None,
-        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        data_horizon_ms: data_horizon.resolve(repo.config()),
         partitions_per_pass: None,
     };
     let out = vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?;

@@ -8,7 +8,7 @@ use vault::Result;
 use vault::kafka::{GroupMember, KafkaOptions};
 use vault::lock::LockKind;
 use vault::snapshot::distributed::{self, Found, WorkerOptions};
-use vault::snapshot::{KafkaSource, RecordSource, SnapshotPlan, SnapshotRequest};
+use vault::snapshot::{HorizonOverride, KafkaSource, RecordSource, SnapshotPlan, SnapshotRequest};
 use vault_format::ObjectId;
 use vault_format::manifest::SnapshotManifest;
 
@@ -49,7 +49,7 @@ pub fn run(
     name: &str,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
 ) -> Result<()> {
     vault::kafka::check_run_name(name)?;
     let (repo, lock) = a
@@ -59,7 +59,7 @@ pub fn run(
     let opts = WorkerOptions {
         name: name.to_string(),
         tags: a.tags.clone(),
-        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
+        data_horizon_ms: data_horizon.resolve(repo.config()),
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2),

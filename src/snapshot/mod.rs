@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use vault_format::ObjectId;
 use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
 
+pub use horizon::HorizonOverride;
 pub use memory_source::MemorySource;
 pub use plan::{Cut, PartitionPlan, SnapshotPlan, SnapshotRequest};
 pub use source::{KafkaSource, RecordSource, SourceEvent};
@@ -163,18 +164,8 @@ pub fn execute(
 
     // The data horizon drops whole leading chunks older than the cutoff.
     let mut roots = out.roots;
-    let mut horizon_bytes = 0;
-    if let Some(h) = opts.data_horizon_ms {
-        let cutoff = crate::time::signed_ms(time_ms.saturating_sub(h));
-        let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
-        for root in &mut roots {
-            if let Some(r) = root {
-                *root = horizon::apply(repo, r, cutoff, &mut writer)?;
-            }
-        }
-        writer.flush()?;
-        horizon_bytes = writer.stats().pack_bytes_written;
-    }
+    let horizon_bytes =
+        horizon::apply_to_roots(repo, &mut roots, time_ms, opts.data_horizon_ms, lock)?;
     let mut topics = Vec::new();
     let mut roots = roots.into_iter();
     let mut parts = plan.partitions.iter().enumerate();

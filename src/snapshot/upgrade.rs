@@ -70,10 +70,7 @@ impl RecordLookup for KafkaRecords<'_> {
 pub struct NoRecords;
 
 impl RecordLookup for NoRecords {
-    fn records_at(
-        &self,
-        _: &[(String, u32, i64)],
-    ) -> Result<HashMap<(String, u32), StoredRecord>> {
+    fn records_at(&self, _: &[(String, u32, i64)]) -> Result<HashMap<(String, u32), StoredRecord>> {
         Ok(HashMap::new())
     }
 }

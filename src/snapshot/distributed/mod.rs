@@ -323,18 +323,13 @@ fn read_batch(
     let mut src = source()?;
     let piped = pipeline::run(repo, src.as_mut(), &batch_plans, &popts, lock)?;
     let mut roots = piped.roots;
-    let mut horizon_bytes = 0;
-    if let Some(h) = plan.data_horizon_ms {
-        let cutoff = crate::time::signed_ms(plan.template.time_ms.saturating_sub(h));
-        let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
-        for root in &mut roots {
-            if let Some(r) = root {
-                *root = super::horizon::apply(repo, r, cutoff, &mut writer)?;
-            }
-        }
-        writer.flush()?;
-        horizon_bytes = writer.stats().pack_bytes_written;
-    }
+    let horizon_bytes = super::horizon::apply_to_roots(
+        repo,
+        &mut roots,
+        plan.template.time_ms,
+        plan.data_horizon_ms,
+        lock,
+    )?;
     crate::faults::pause_point("distributed-parts-ready");
     let finished_ms = now_ms();
     // Shares of the batch's totals, so the manifest's sums come out whole.
