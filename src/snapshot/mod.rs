@@ -1,10 +1,11 @@
 //! `vault snapshot`: a consistent, incremental, deduplicated backup.
 //!
-//! [`SnapshotPlan::make`] takes the cut and works out what to read;
-//! [`execute`] reads it through the pipeline, writes packs and index
-//! objects, and commits by writing the manifest last. Until then nothing
-//! refers to the new data, so an interrupted snapshot commits nothing and
-//! the next run dedups against the chunks that were already written.
+//! [`prepare`] opens the vault while it takes the cut, and
+//! [`EarlyCut::plan`] works out what to read; [`execute`] reads it through
+//! the pipeline, writes packs and index objects, and commits by writing the
+//! manifest last. Until then nothing refers to the new data, so an
+//! interrupted snapshot commits nothing and the next run dedups against
+//! the chunks that were already written.
 
 mod consumer;
 pub mod distributed;
@@ -14,6 +15,7 @@ pub mod horizon;
 mod memory_source;
 pub mod pipeline;
 pub mod plan;
+mod prepare;
 pub mod source;
 pub mod upgrade;
 
@@ -25,6 +27,7 @@ use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats,
 pub use horizon::HorizonOverride;
 pub use memory_source::MemorySource;
 pub use plan::{Cut, PartitionPlan, SnapshotPlan, SnapshotRequest};
+pub use prepare::{CUT_MAX_AGE, Cluster, EarlyCut, prepare};
 pub use source::{KafkaSource, RecordSource, SourceEvent};
 
 use crate::error::Result;
