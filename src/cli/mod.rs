@@ -19,8 +19,6 @@ mod repair;
 mod restore;
 mod restore_workers;
 mod snapshot;
-mod snapshot_every;
-mod snapshot_workers;
 mod snapshots;
 mod stats;
 mod status;
