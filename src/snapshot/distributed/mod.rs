@@ -129,7 +129,7 @@ impl Assignment for FixedAssignment {
 /// every part is there. `source` makes a record source for each batch.
 ///
 /// No wait is without an end: a worker with nothing assigned looks every
-/// [`IDLE_CHECK`] at whether the partitions still missing belong to topics
+/// `IDLE_CHECK` (15 s) at whether the partitions still missing belong to topics
 /// `topics` says are gone (a topic deleted mid-run is dropped from the
 /// group and never assigned again), and marks those partitions
 /// `topic_gone`, so the run commits without that topic and says so.
