@@ -693,3 +693,322 @@ fn a_cut_read_before_a_newer_snapshot_is_behind_its_base() {
     assert!(!fresh.behind_base, "{:?}", fresh.warnings);
     assert_eq!(fresh.records_to_read(), 0);
 }
+
+// ---------------------------------------------------------------------
+// The start of a snapshot (`vault::snapshot::prepare`): the cut is read
+// while the vault opens, and read again under the lock when it went stale
+// meanwhile. Each mode opens the vault its own way: one snapshot unlocks
+// and locks it, `--every` only locks the vault it keeps open, a `--workers`
+// worker unlocks and locks it and then plans only if no plan exists.
+
+mod prepare {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use vault::lock::LockWatch;
+    use vault::snapshot::distributed::{
+        FixedAssignment, Found, NoTopicWatch, WorkerOptions, find_or_make_plan, work,
+    };
+    use vault::snapshot::plan::RecordLookup;
+    use vault::snapshot::{Cluster, prepare};
+
+    use super::*;
+
+    /// MemVault's passphrase, for the modes that open the vault themselves.
+    const PASSPHRASE: &[u8] = b"engine test passphrase";
+
+    /// How old a cut may grow while the vault opens, here: short, so that
+    /// a slow open takes a fraction of a second, not the CLI's seconds.
+    const CUT_AGE: Duration = Duration::from_millis(100);
+
+    /// A cluster for `prepare`: each cut is the model as it stands when
+    /// the cut is asked for, and the cuts asked for are counted, so a test
+    /// sees whether the cut read while the vault opened was read again.
+    struct ModelCluster {
+        model: Mutex<Model>,
+        reads: AtomicUsize,
+    }
+
+    impl ModelCluster {
+        fn new(model: Model) -> ModelCluster {
+            ModelCluster {
+                model: Mutex::new(model),
+                reads: AtomicUsize::new(0),
+            }
+        }
+
+        fn append(&self, p: u32, n: usize) {
+            self.model.lock().unwrap().append(p, n, &[0]);
+        }
+
+        fn model(&self) -> Model {
+            self.model.lock().unwrap().clone()
+        }
+
+        fn reads(&self) -> usize {
+            self.reads.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Cluster for ModelCluster {
+        fn read_cut(
+            &self,
+            _: &SnapshotRequest,
+        ) -> impl Future<Output = vault::Result<Cut>> + Send + 'static {
+            // Read at once, as the call is made: the test knows which
+            // records the cut read while the vault opens holds.
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok(self.model.lock().unwrap().cut()))
+        }
+
+        fn records(&self, _: bool) -> impl RecordLookup {
+            NoRecords
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The end of each partition in a committed snapshot.
+    fn ends(repo: &Repository<Indexed>, id: &ObjectId) -> Vec<i64> {
+        let m = repo.read_snapshot(id).unwrap();
+        m.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.end_offset)
+            .collect()
+    }
+
+    /// The one-shot mode's opener: the vault unlocked (the key derivation
+    /// the cut overlaps), locked, and its index loaded. `meanwhile` runs
+    /// while it unlocks.
+    fn open_locked(
+        storage: &Arc<dyn vault::storage::Storage>,
+        cache: &std::path::Path,
+        meanwhile: impl FnOnce(),
+    ) -> vault::Result<Option<(Repository<Indexed>, VaultLock)>> {
+        let repo = Repository::open(Arc::clone(storage))?.unlock(PASSPHRASE)?;
+        meanwhile();
+        let lock = VaultLock::acquire(
+            Arc::clone(repo.storage()),
+            LockKind::Shared,
+            "snapshot",
+            Duration::from_secs(5),
+        )?;
+        Ok(Some((repo.index(cache)?, lock)))
+    }
+
+    #[test]
+    fn a_cut_read_while_the_vault_opened_is_used_when_it_is_still_good() {
+        let vault = MemVault::new();
+        let mut model = Model::default();
+        model.append(0, 40, &[0]);
+        let cluster = ModelCluster::new(model);
+        let rt = runtime();
+        let req = request();
+        let storage = vault.repo.storage();
+        let (lock, mut cut) = prepare(
+            &rt,
+            &cluster,
+            &req,
+            storage.as_ref(),
+            Duration::from_secs(60),
+            || Ok(Some(vault.lock(LockKind::Shared))),
+        )
+        .unwrap()
+        .unwrap();
+        let plan = cut.plan(&vault.repo).unwrap();
+        assert_eq!(cluster.reads(), 1, "no second cut");
+        assert_eq!(plan.records_to_read(), 40);
+        drop(lock);
+    }
+
+    /// One snapshot whose vault took longer to open than a cut may age
+    /// (here while the records kept coming) reads the cut again under the
+    /// lock, and the snapshot holds what the cluster had then.
+    #[test]
+    fn one_shot_reads_the_cut_again_after_a_slow_open() {
+        let vault = MemVault::new();
+        let mut model = Model::default();
+        model.append(0, 40, &[0]);
+        model.append(1, 10, &[0]);
+        let cluster = ModelCluster::new(model);
+        vault.snapshot(&cluster.model());
+        cluster.append(0, 30);
+        let rt = runtime();
+        let req = request();
+        let cache = tempfile::tempdir().unwrap();
+        let storage = Arc::clone(vault.repo.storage());
+        let ((repo, lock), mut cut) =
+            prepare(&rt, &cluster, &req, storage.as_ref(), CUT_AGE, || {
+                open_locked(&storage, cache.path(), || {
+                    cluster.append(0, 25);
+                    cluster.append(1, 5);
+                    std::thread::sleep(CUT_AGE * 2);
+                })
+            })
+            .unwrap()
+            .unwrap();
+        let plan = cut.plan(&repo).unwrap();
+        assert_eq!(cluster.reads(), 2, "the cut is read again under the lock");
+        assert!(!plan.behind_base);
+        let mut source = cluster.model().source();
+        let out = vault::snapshot::execute(&repo, &plan, &snapshot_options(), &lock, &mut source)
+            .unwrap();
+        assert_eq!(ends(&repo, &out.id), vec![95, 15]);
+        assert_eq!(out.records_read, 55 + 5);
+    }
+
+    /// An interval of `--every` that waited for the lock behind a gc while
+    /// records kept coming reads the cut again once it holds the lock.
+    #[test]
+    fn every_interval_reads_the_cut_again_after_waiting_behind_a_gc() {
+        let vault = MemVault::new();
+        let mut model = Model::default();
+        model.append(0, 40, &[0]);
+        model.append(1, 10, &[0]);
+        let cluster = ModelCluster::new(model);
+        // The interval before.
+        vault.snapshot(&cluster.model());
+        cluster.append(0, 30);
+        let rt = runtime();
+        let req = request();
+        let gc = vault.lock(LockKind::Exclusive);
+        let (waiting, told) = std::sync::mpsc::channel::<()>();
+        let mut watch = LockWatch::new(LockTimes::default());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                // The gc ends well after the interval began to wait for it.
+                told.recv().unwrap();
+                std::thread::sleep(CUT_AGE * 2);
+                drop(gc);
+            });
+            // The --every mode's opener: the lock on the vault it keeps
+            // open, then the index brought up to date.
+            let (lock, mut cut) = prepare(
+                &rt,
+                &cluster,
+                &req,
+                vault.repo.storage().as_ref(),
+                CUT_AGE,
+                || {
+                    cluster.append(1, 20);
+                    waiting.send(()).unwrap();
+                    let Some(lock) = VaultLock::acquire_watching(
+                        Arc::clone(vault.repo.storage()),
+                        LockKind::Shared,
+                        "snapshot --every",
+                        Duration::from_secs(30),
+                        &mut watch,
+                        &|| false,
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    vault.repo.sync_index()?;
+                    Ok(Some(lock))
+                },
+            )
+            .unwrap()
+            .unwrap();
+            let plan = cut.plan(&vault.repo).unwrap();
+            assert_eq!(cluster.reads(), 2, "the cut is read again under the lock");
+            let mut source = cluster.model().source();
+            let out = vault::snapshot::execute(
+                &vault.repo,
+                &plan,
+                &snapshot_options(),
+                &lock,
+                &mut source,
+            )
+            .unwrap();
+            assert_eq!(ends(&vault.repo, &out.id), vec![70, 30]);
+            let held = vault.read(&out.id);
+            assert_eq!((held[&0].len(), held[&1].len()), (70, 30));
+        });
+    }
+
+    /// A `--workers` worker that finds no plan makes it from a fresh cut
+    /// when a snapshot committed while it opened the vault: the early cut
+    /// is older than that snapshot.
+    #[test]
+    fn a_worker_plans_from_a_fresh_cut_after_a_snapshot_committed_meanwhile() {
+        let vault = MemVault::new();
+        let mut model = Model::default();
+        model.append(0, 40, &[0]);
+        model.append(1, 10, &[0]);
+        let cluster = ModelCluster::new(model);
+        let rt = runtime();
+        let req = request();
+        let cache = tempfile::tempdir().unwrap();
+        let storage = Arc::clone(vault.repo.storage());
+        let mut meanwhile = None;
+        // An age no open reaches: only the snapshot committed meanwhile
+        // makes the early cut stale.
+        let ((repo, lock), mut cut) = prepare(
+            &rt,
+            &cluster,
+            &req,
+            storage.as_ref(),
+            Duration::from_secs(600),
+            || {
+                open_locked(&storage, cache.path(), || {
+                    // Another process snapshots newer records.
+                    cluster.append(0, 30);
+                    cluster.append(1, 5);
+                    meanwhile = Some(vault.snapshot(&cluster.model()));
+                })
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let opts = WorkerOptions {
+            name: "prepare".into(),
+            tags: vec![],
+            data_horizon_ms: None,
+            threads: 1,
+            stall_timeout: Duration::from_secs(10),
+            partitions_per_batch: 1,
+            poll_interval: Duration::from_millis(20),
+            progress: None,
+            rejoin_window: Duration::from_secs(60),
+            join_timeout: Duration::from_secs(60),
+        };
+        let found = find_or_make_plan(&repo, &req, Some("memory-cluster"), &opts, &mut || {
+            cut.plan(&repo)
+        })
+        .unwrap();
+        let Found::Plan {
+            plan,
+            planned_here: true,
+        } = found
+        else {
+            panic!("this worker makes the plan");
+        };
+        assert_eq!(cluster.reads(), 2, "the cut is read again under the lock");
+        let all: BTreeSet<(String, u32)> =
+            (0..PARTITIONS).map(|p| (TOPIC.to_string(), p)).collect();
+        let model = cluster.model();
+        let mut source =
+            || -> vault::Result<Box<dyn RecordSource + Send>> { Ok(Box::new(model.source())) };
+        let out = work(
+            &repo,
+            &plan,
+            &FixedAssignment(all),
+            &NoTopicWatch,
+            &mut source,
+            &opts,
+            &lock,
+        )
+        .unwrap();
+        assert_eq!(out.manifest.parent, meanwhile, "it continues that snapshot");
+        assert_eq!(ends(&repo, &out.snapshot), vec![70, 15]);
+        assert_eq!(out.records_read, 0, "that snapshot holds every record");
+    }
+}

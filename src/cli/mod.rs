@@ -20,8 +20,6 @@ pub mod output;
 mod repair;
 mod restore;
 mod snapshot;
-mod snapshot_every;
-mod snapshot_workers;
 mod snapshots;
 mod stats;
 mod status;

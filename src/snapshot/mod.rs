@@ -1,11 +1,13 @@
 //! `vault snapshot`: a consistent, incremental, deduplicated backup.
 //!
-//! [`SnapshotPlan::make`] takes the cut and works out what to read;
-//! [`execute`] reads it through the pipeline, writes packs and index
-//! objects, and commits by writing the manifest last. Until then nothing
-//! refers to the new data, so an interrupted snapshot commits nothing and
-//! the next run dedups against the chunks that were already written.
+//! [`prepare`] opens the vault while it takes the cut, and
+//! [`EarlyCut::plan`] works out what to read; [`execute`] reads it through
+//! the pipeline, writes packs and index objects, and commits by writing the
+//! manifest last. Until then nothing refers to the new data, so an
+//! interrupted snapshot commits nothing and the next run dedups against
+//! the chunks that were already written.
 
+mod consumer;
 pub mod distributed;
 mod drain;
 pub mod history;
@@ -13,6 +15,7 @@ pub mod horizon;
 mod memory_source;
 pub mod pipeline;
 pub mod plan;
+mod prepare;
 pub mod source;
 pub mod upgrade;
 
@@ -21,8 +24,10 @@ use std::time::{Duration, Instant};
 use vault_format::ObjectId;
 use vault_format::manifest::{PartitionSnapshot, SnapshotManifest, SnapshotStats, TopicSnapshot};
 
+pub use horizon::HorizonOverride;
 pub use memory_source::MemorySource;
 pub use plan::{Cut, PartitionPlan, SnapshotPlan, SnapshotRequest};
+pub use prepare::{CUT_MAX_AGE, Cluster, EarlyCut, prepare};
 pub use source::{KafkaSource, RecordSource, SourceEvent};
 
 use crate::error::Result;
@@ -162,18 +167,8 @@ pub fn execute(
 
     // The data horizon drops whole leading chunks older than the cutoff.
     let mut roots = out.roots;
-    let mut horizon_bytes = 0;
-    if let Some(h) = opts.data_horizon_ms {
-        let cutoff = crate::time::signed_ms(time_ms.saturating_sub(h));
-        let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
-        for root in &mut roots {
-            if let Some(r) = root {
-                *root = horizon::apply(repo, r, cutoff, &mut writer)?;
-            }
-        }
-        writer.flush()?;
-        horizon_bytes = writer.stats().pack_bytes_written;
-    }
+    let horizon_bytes =
+        horizon::apply_to_roots(repo, &mut roots, time_ms, opts.data_horizon_ms, lock)?;
     let mut topics = Vec::new();
     let mut roots = roots.into_iter();
     let mut parts = plan.partitions.iter().enumerate();

@@ -12,6 +12,8 @@ use vault_format::manifest::{GroupSnapshot, Selection};
 use vault_format::tree::TreeRoot;
 
 use super::history::{CutIdentity, find_bases};
+use super::upgrade::KafkaRecords;
+pub use super::upgrade::{NoRecords, RecordLookup};
 use crate::error::{Error, Result};
 use crate::kafka::{
     Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, dynamic_topic_configs,
@@ -93,44 +95,6 @@ impl Cut {
             end,
             groups,
         })
-    }
-}
-
-/// Records at given offsets, as the cluster has them now (for the proof
-/// that a format 1 history continues; see [`super::upgrade`]).
-pub trait RecordLookup {
-    /// The record at each (topic, partition, offset) the cluster still has.
-    fn records_at(
-        &self,
-        wanted: &[(String, u32, i64)],
-    ) -> Result<HashMap<(String, u32), crate::reader::StoredRecord>>;
-}
-
-/// [`RecordLookup`] on a Kafka cluster.
-pub(crate) struct KafkaRecords<'a> {
-    pub kafka: &'a KafkaOptions,
-    pub read_committed: bool,
-}
-
-impl RecordLookup for KafkaRecords<'_> {
-    fn records_at(
-        &self,
-        wanted: &[(String, u32, i64)],
-    ) -> Result<HashMap<(String, u32), crate::reader::StoredRecord>> {
-        super::upgrade::fetch_records(self.kafka, self.read_committed, wanted)
-    }
-}
-
-/// No record can be looked up (a plan for records that never came from a
-/// cluster, as in tests): a format 1 history is never proven.
-pub struct NoRecords;
-
-impl RecordLookup for NoRecords {
-    fn records_at(
-        &self,
-        _: &[(String, u32, i64)],
-    ) -> Result<HashMap<(String, u32), crate::reader::StoredRecord>> {
-        Ok(HashMap::new())
     }
 }
 

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Timestamp};
+use rdkafka::message::Headers;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
-use vault_format::record::{Record, RecordHeader, RecordValue, TimestampType};
+use vault_format::record::{Record, RecordHeader, RecordValue};
 
 use super::plan::PartitionPlan;
 use crate::error::{Error, Result};
@@ -81,22 +81,9 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     pub fn new(kafka: &KafkaOptions, read_committed: bool) -> Result<KafkaSource> {
-        let c = kafka.client_config_with(|c| {
-            c.set("group.id", "kvault-snapshot")
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                .set("enable.partition.eof", "true")
-                // Retention may delete records between the cut and the read;
-                // the source must hear of it to say so, not jump ahead in silence.
-                .set("auto.offset.reset", "error")
-                .set(
-                    "isolation.level",
-                    if read_committed {
-                        "read_committed"
-                    } else {
-                        "read_uncommitted"
-                    },
-                )
+        let c = super::consumer::consumer_config(kafka, read_committed, |c| {
+            // Beyond the shared settings: this consumer reads whole logs fast.
+            c.set("enable.auto.offset.store", "false")
                 // Bounds librdkafka's prefetch queue (the pipeline bounds the rest).
                 .set("queued.max.messages.kbytes", "32768")
                 .set("max.partition.fetch.bytes", "4194304")
@@ -277,11 +264,7 @@ fn kafka_err(context: &str) -> impl Fn(KafkaError) -> Error + '_ {
 }
 
 fn record_of<'m>(m: &'m rdkafka::message::BorrowedMessage<'m>) -> Record<'m> {
-    let (timestamp, timestamp_type) = match m.timestamp() {
-        Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
-        Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
-        Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
-    };
+    let (timestamp, timestamp_type) = super::consumer::timestamp_of(m);
     let headers = m
         .headers()
         .map(|h| {

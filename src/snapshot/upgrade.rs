@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Timestamp};
+use rdkafka::message::Headers;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::history::PartitionBase;
@@ -40,10 +40,45 @@ enum Proof {
 /// Partition bases by (topic, partition).
 pub(crate) type Adopted = HashMap<(String, u32), PartitionBase>;
 
+/// Records at given offsets, as the cluster has them now (for the proof
+/// that a format 1 history continues).
+pub trait RecordLookup {
+    /// The record at each (topic, partition, offset) the cluster still has.
+    fn records_at(
+        &self,
+        wanted: &[(String, u32, i64)],
+    ) -> Result<HashMap<(String, u32), StoredRecord>>;
+}
+
+/// [`RecordLookup`] on a Kafka cluster.
+pub(crate) struct KafkaRecords<'a> {
+    pub kafka: &'a KafkaOptions,
+    pub read_committed: bool,
+}
+
+impl RecordLookup for KafkaRecords<'_> {
+    fn records_at(
+        &self,
+        wanted: &[(String, u32, i64)],
+    ) -> Result<HashMap<(String, u32), StoredRecord>> {
+        fetch_records(self.kafka, self.read_committed, wanted)
+    }
+}
+
+/// No record can be looked up (a plan for records that never came from a
+/// cluster, as in tests): a format 1 history is never proven.
+pub struct NoRecords;
+
+impl RecordLookup for NoRecords {
+    fn records_at(&self, _: &[(String, u32, i64)]) -> Result<HashMap<(String, u32), StoredRecord>> {
+        Ok(HashMap::new())
+    }
+}
+
 /// The format 1 bases that the records prove, and a warning per topic.
 pub(crate) fn adopt(
     repo: &Repository<Indexed>,
-    records: &dyn super::plan::RecordLookup,
+    records: &dyn RecordLookup,
     candidates: &HashMap<String, Vec<(u32, PartitionBase)>>,
     log_start: &HashMap<(String, u32), i64>,
     end: &HashMap<(String, u32), i64>,
@@ -130,7 +165,7 @@ fn last_record(
 /// The record at each (topic, partition, offset), where Kafka has one.
 /// One topic at a time, so the end-of-partition events (which name only a
 /// partition number) are unambiguous.
-pub(super) fn fetch_records(
+fn fetch_records(
     kafka: &KafkaOptions,
     read_committed: bool,
     wanted: &[(String, u32, i64)],
@@ -146,21 +181,9 @@ pub(super) fn fetch_records(
         ),
         message: e.to_string(),
     };
-    let consumer: BaseConsumer = kafka
-        .client_config_with(|c| {
-            c.set("group.id", "kvault-snapshot")
-                .set("enable.auto.commit", "false")
-                .set("enable.partition.eof", "true")
-                .set("auto.offset.reset", "error")
-                .set(
-                    "isolation.level",
-                    if read_committed {
-                        "read_committed"
-                    } else {
-                        "read_uncommitted"
-                    },
-                );
-        })
+    // The shared settings and nothing of the source's tuning for reading
+    // whole logs: this reads one record a partition, one topic at a time.
+    let consumer: BaseConsumer = super::consumer::consumer_config(kafka, read_committed, |_| {})
         .create()
         .map_err(|e| {
             kerr(rdkafka::error::KafkaError::ClientCreation(
@@ -204,11 +227,7 @@ pub(super) fn fetch_records(
 }
 
 fn stored(m: &rdkafka::message::BorrowedMessage<'_>) -> StoredRecord {
-    let (timestamp, timestamp_type) = match m.timestamp() {
-        Timestamp::NotAvailable => (-1, vault_format::record::TimestampType::NotAvailable),
-        Timestamp::CreateTime(t) => (t, vault_format::record::TimestampType::CreateTime),
-        Timestamp::LogAppendTime(t) => (t, vault_format::record::TimestampType::LogAppendTime),
-    };
+    let (timestamp, timestamp_type) = super::consumer::timestamp_of(m);
     StoredRecord {
         offset: m.offset(),
         timestamp,

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use vault_format::run::{RunPart, RunPlan};
 
-use super::{RunObjects, WorkerOutcome, template};
+use super::worker::WorkerOutcome;
+use super::{RunObjects, template};
 use crate::error::{Error, Result};
 use crate::lock::VaultLock;
 use crate::repository::{Indexed, Repository};

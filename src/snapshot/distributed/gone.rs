@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vault_format::run::{RunPart, RunPlan};
 
-use super::{RunObjects, WorkerOutcome};
+use super::RunObjects;
+use super::worker::WorkerOutcome;
 use crate::error::Result;
 use crate::kafka::{KafkaOptions, MetadataClient};
 use crate::lock::VaultLock;

@@ -21,12 +21,12 @@ mod gone;
 pub mod objects;
 mod start;
 pub mod template;
+mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use vault_format::ObjectId;
-use vault_format::manifest::SnapshotManifest;
 use vault_format::run::{RunPart, RunPlan};
 
 use commit::{commit, finish_committed};
@@ -34,6 +34,7 @@ pub use gone::{KafkaTopicWatch, NoTopicWatch, TopicWatch};
 use gone::{mark_gone, note_gone_topics};
 pub use objects::{PlanInProgress, RunObjects, plans_in_progress, roots_in_use};
 pub use start::{Found, find_or_make_plan};
+pub use worker::{WorkerOptions, WorkerOutcome};
 
 use super::pipeline;
 use super::source::RecordSource;
@@ -123,57 +124,12 @@ impl Assignment for FixedAssignment {
     }
 }
 
-/// What a worker was asked to do, beyond the snapshot request.
-pub struct WorkerOptions {
-    /// The run's name (`--workers NAME`).
-    pub name: String,
-    pub tags: Vec<String>,
-    pub data_horizon_ms: Option<u64>,
-    /// Pipeline threads.
-    pub threads: usize,
-    pub stall_timeout: Duration,
-    /// Partitions read together in one pass of the pipeline.
-    pub partitions_per_batch: usize,
-    /// How often a worker with nothing to do looks at the run again.
-    pub poll_interval: Duration,
-    pub progress: Option<indicatif::ProgressBar>,
-    /// A worker that starts this soon after its run was committed (a pod
-    /// scheduled late, a retried one) reports that snapshot instead of
-    /// starting the next run alone.
-    pub rejoin_window: Duration,
-    /// A worker the group gives no assignment for this long fails, saying
-    /// why (a missing group ACL, an unreachable coordinator).
-    pub join_timeout: Duration,
-}
-
-/// What one worker did.
-#[derive(Clone, Debug)]
-pub struct WorkerOutcome {
-    pub snapshot: ObjectId,
-    pub manifest: SnapshotManifest,
-    /// This worker wrote the manifest (others may have written the same).
-    pub committed_here: bool,
-    /// The partitions whose parts this worker wrote.
-    pub partitions_done_here: Vec<(String, u32)>,
-    /// Partitions this worker read but another finished first.
-    pub partitions_duplicated: usize,
-    pub records_read: u64,
-    pub bytes_read: u64,
-    pub bytes_added: u64,
-    /// Packs no index object listed that this worker indexed: a dead
-    /// worker's last ones (or a live one's not yet indexed; listing a pack
-    /// twice is harmless).
-    pub packs_adopted: usize,
-    pub duration: Duration,
-    pub warnings: Vec<String>,
-}
-
 /// Works on `plan` until it is committed: takes the partitions
 /// `assignment` gives this worker, writes their parts, and commits when
 /// every part is there. `source` makes a record source for each batch.
 ///
 /// No wait is without an end: a worker with nothing assigned looks every
-/// [`IDLE_CHECK`] at whether the partitions still missing belong to topics
+/// `IDLE_CHECK` (15 s) at whether the partitions still missing belong to topics
 /// `topics` says are gone (a topic deleted mid-run is dropped from the
 /// group and never assigned again), and marks those partitions
 /// `topic_gone`, so the run commits without that topic and says so.
@@ -367,18 +323,13 @@ fn read_batch(
     let mut src = source()?;
     let piped = pipeline::run(repo, src.as_mut(), &batch_plans, &popts, lock)?;
     let mut roots = piped.roots;
-    let mut horizon_bytes = 0;
-    if let Some(h) = plan.data_horizon_ms {
-        let cutoff = crate::time::signed_ms(plan.template.time_ms.saturating_sub(h));
-        let mut writer = crate::pack_writer::PackWriter::new(repo)?.guarded_by(lock);
-        for root in &mut roots {
-            if let Some(r) = root {
-                *root = super::horizon::apply(repo, r, cutoff, &mut writer)?;
-            }
-        }
-        writer.flush()?;
-        horizon_bytes = writer.stats().pack_bytes_written;
-    }
+    let horizon_bytes = super::horizon::apply_to_roots(
+        repo,
+        &mut roots,
+        plan.template.time_ms,
+        plan.data_horizon_ms,
+        lock,
+    )?;
     crate::faults::pause_point("distributed-parts-ready");
     let finished_ms = now_ms();
     // Shares of the batch's totals, so the manifest's sums come out whole.

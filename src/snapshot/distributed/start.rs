@@ -5,7 +5,8 @@ use vault_format::ObjectId;
 use vault_format::manifest::SnapshotManifest;
 use vault_format::run::RunPlan;
 
-use super::{RunObjects, WorkerOptions, template};
+use super::worker::WorkerOptions;
+use super::{RunObjects, template};
 use crate::error::{Error, Result};
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
@@ -100,7 +101,7 @@ fn recently_committed(
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    if !differences(&manifest, None, request, cluster_id, opts).is_empty() {
+    if !differences(&manifest, request, cluster_id, opts).is_empty() {
         return Ok(None);
     }
     let committed_ms = manifest.time_ms + manifest.stats.duration_ms;
@@ -119,13 +120,11 @@ fn check_plan_fits(
     cluster_id: Option<&str>,
     opts: &WorkerOptions,
 ) -> Result<()> {
-    let differences = differences(
-        &plan.template,
-        Some(plan.data_horizon_ms),
-        request,
-        cluster_id,
-        opts,
-    );
+    let mut differences = differences(&plan.template, request, cluster_id, opts);
+    // A manifest does not record its horizon; a plan does.
+    if plan.data_horizon_ms != opts.data_horizon_ms {
+        differences.push("another data horizon".to_string());
+    }
     if differences.is_empty() {
         return Ok(());
     }
@@ -139,11 +138,10 @@ fn check_plan_fits(
 }
 
 /// How a run's snapshot (its plan's template, or its committed manifest)
-/// differs from what this worker was asked for. `horizon` is the plan's
-/// data horizon, where known (a manifest does not record it).
+/// differs from what this worker was asked for, but for the data horizon
+/// (which only a plan records).
 fn differences(
     t: &SnapshotManifest,
-    horizon: Option<Option<u64>>,
     request: &SnapshotRequest,
     cluster_id: Option<&str>,
     opts: &WorkerOptions,
@@ -189,9 +187,6 @@ fn differences(
             t.tags.join(","),
             opts.tags.join(",")
         ));
-    }
-    if horizon.is_some_and(|h| h != opts.data_horizon_ms) {
-        differences.push("another data horizon".to_string());
     }
     differences
 }

@@ -8,12 +8,12 @@ use vault::Result;
 use vault::kafka::{GroupMember, KafkaOptions};
 use vault::lock::LockKind;
 use vault::snapshot::distributed::{self, Found, WorkerOptions};
-use vault::snapshot::{KafkaSource, RecordSource, SnapshotPlan, SnapshotRequest};
+use vault::snapshot::{CUT_MAX_AGE, HorizonOverride, KafkaSource, RecordSource, SnapshotRequest};
 use vault_format::ObjectId;
 use vault_format::manifest::SnapshotManifest;
 
-use super::output::{human_bytes, print_json, progress_bar, runtime, warn};
-use super::snapshot::SnapshotArgs;
+use super::args::{SnapshotArgs, pipeline_threads};
+use crate::cli::output::{human_bytes, print_json, progress_bar, runtime, warn};
 
 /// `vault snapshot --workers NAME --json`.
 #[derive(Serialize)]
@@ -44,25 +44,36 @@ struct WorkerReport {
     warnings: Vec<String>,
 }
 
-pub fn run(
+pub(super) fn run(
     a: &SnapshotArgs,
     name: &str,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
 ) -> Result<()> {
     vault::kafka::check_run_name(name)?;
-    let (repo, lock) = a
-        .vault
-        .open_locked(LockKind::Shared, &format!("snapshot --workers {name}"))?;
     let rt = runtime()?;
+    let storage = a.vault.storage()?;
+    let command = format!("snapshot --workers {name}");
+    // The cut is read while the vault opens, as for one snapshot; only the
+    // worker that finds no plan uses it, the others leave it unread.
+    let prepared =
+        vault::snapshot::prepare(&rt, kafka, request, storage.as_ref(), CUT_MAX_AGE, || {
+            a.vault.open_locked(LockKind::Shared, &command).map(Some)
+        });
+    let ((repo, lock), mut cut) = match prepared {
+        Ok(p) => p.expect("opening the vault gives up only with an error"),
+        Err(e) => {
+            // Do not wait for cluster requests nobody needs any more.
+            rt.shutdown_background();
+            return Err(e);
+        }
+    };
     let opts = WorkerOptions {
         name: name.to_string(),
         tags: a.tags.clone(),
-        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
+        data_horizon_ms: data_horizon.resolve(repo.config()),
+        threads: pipeline_threads(),
         stall_timeout: Duration::from_secs(a.stall_timeout),
         partitions_per_batch: a.partitions_per_batch,
         poll_interval: Duration::from_secs(1),
@@ -73,7 +84,7 @@ pub fn run(
     let cluster_id = kafka.current_cluster_id()?;
     let found =
         distributed::find_or_make_plan(&repo, request, cluster_id.as_deref(), &opts, &mut || {
-            rt.block_on(SnapshotPlan::make(&repo, kafka, request))
+            cut.plan(&repo)
         })?;
     let (plan, planned_here) = match &found {
         Found::Plan { plan, planned_here } => (plan, *planned_here),
@@ -139,7 +150,7 @@ pub fn run(
         });
     } else {
         println!("{}", out.snapshot);
-        super::output::info(&format!(
+        crate::cli::output::info(&format!(
             "snapshot {} of run {name} committed{}: this worker read {} of {} partitions, {} records ({}), added {}; \
              the snapshot read {} records in {:.1} s",
             &out.snapshot.to_hex()[..16],
@@ -186,7 +197,7 @@ fn report_late(a: &SnapshotArgs, name: &str, id: ObjectId, m: &SnapshotManifest)
         });
     } else {
         println!("{id}");
-        super::output::info(&format!(
+        crate::cli::output::info(&format!(
             "run {name} was committed as snapshot {} moments before this worker started (--rejoin-window); nothing to do",
             &id.to_hex()[..16]
         ));

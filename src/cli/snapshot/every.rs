@@ -17,86 +17,20 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use serde::Serialize;
 use vault::catalog::GroupKey;
-use vault::gc::{EveryScope, GcOptions, GcPlan, KeepPolicy};
+use vault::gc::{GcOptions, GcPlan, KeepPolicy};
 use vault::kafka::KafkaOptions;
 use vault::lock::{LockKind, LockTimes, LockWatch, VaultLock};
 use vault::metrics::SnapshotMetrics;
 use vault::snapshot::{
-    KafkaSource, SnapshotOptions, SnapshotOutcome, SnapshotPlan, SnapshotRequest,
+    CUT_MAX_AGE, HorizonOverride, KafkaSource, SnapshotOutcome, SnapshotRequest,
 };
 use vault::time::parse_duration;
 use vault::{Error, Result};
 
-use super::output::{print_json, warn};
-use super::snapshot::SnapshotArgs;
-
-/// gc's keep rules, on `vault snapshot --every`. They add to the
-/// profile's keep block (`vault::gc::rules`).
-#[derive(Args, Debug)]
-pub struct KeepArgs {
-    /// With --every: after each snapshot keep this many newest snapshots of
-    /// this process's source and selection, and free the rest (as `vault gc`).
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_last: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_hourly: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_daily: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_weekly: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_monthly: usize,
-    #[arg(long, value_name = "DURATION", requires = "every")]
-    keep_within: Option<String>,
-    /// With --every: keep every snapshot with this tag (repeatable).
-    #[arg(long = "keep-tag", value_name = "T", requires = "every")]
-    keep_tags: Vec<String>,
-    /// With --every: whose snapshots the keep rules prune. `own` (the
-    /// default): this process's source and selection, and only snapshots
-    /// with no tag but its own --tag. `all`: every group in the vault,
-    /// each counted on its own, as `vault gc` does.
-    #[arg(
-        long,
-        default_value = "own",
-        value_name = "own|all",
-        requires = "every"
-    )]
-    prune_groups: String,
-}
-
-impl KeepArgs {
-    /// The policy for the snapshots of `group` (a source-and-selection key)
-    /// taken with `own_tags`, or `None` if no rule is given anywhere.
-    fn policy(&self, group: GroupKey, own_tags: &[String]) -> Result<Option<KeepPolicy>> {
-        let flags = super::args::keep_rules(
-            [
-                self.keep_last,
-                self.keep_hourly,
-                self.keep_daily,
-                self.keep_weekly,
-                self.keep_monthly,
-            ],
-            self.keep_within.as_deref(),
-            &self.keep_tags,
-        )?;
-        let scope = match self.prune_groups.as_str() {
-            "own" => EveryScope::Own {
-                group,
-                tags: own_tags.to_vec(),
-            },
-            "all" => EveryScope::Vault,
-            other => {
-                return Err(Error::Usage(format!(
-                    "--prune-groups {other:?}: expected own (this process's source and selection) or all"
-                )));
-            }
-        };
-        vault::gc::policy::every_policy(super::config::profile_keep_rules(), flags, scope)
-    }
-}
+use super::args::SnapshotArgs;
+use crate::cli::output::{print_json, warn};
 
 /// One line of `vault snapshot --every --json`.
 #[derive(Serialize)]
@@ -120,33 +54,12 @@ struct IntervalReport {
     warnings: Vec<String>,
 }
 
-/// The metrics of a single `vault snapshot --metrics-file`, added to those
-/// the file holds from earlier runs (so counters count across runs, and a
-/// failed run keeps the last success time).
-pub fn one_shot_metrics(previous: Option<&str>, out: Option<&SnapshotOutcome>) -> SnapshotMetrics {
-    let mut m = previous.map(SnapshotMetrics::parse).unwrap_or_default();
-    match out {
-        Some(o) => {
-            m.snapshots += 1;
-            m.records_read += o.records_read;
-            m.bytes_read += o.bytes_read;
-            m.bytes_stored += o.bytes_added;
-            m.last_duration_s = o.duration.as_secs_f64();
-            let now = vault::now_ms();
-            m.last_success_s = now as f64 / 1000.0;
-            m.last_rpo_s = now.saturating_sub(o.manifest.time_ms) as f64 / 1000.0;
-        }
-        None => m.errors += 1,
-    }
-    m
-}
-
-pub fn run(
+pub(super) fn run(
     a: &SnapshotArgs,
     every: &str,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
 ) -> Result<()> {
     let interval = Duration::from_millis(parse_duration(every)?);
     if interval < Duration::from_secs(1) {
@@ -157,7 +70,7 @@ pub fn run(
     // The rules are checked now, so a typo or an ambiguous combination
     // fails before the first snapshot; the scope is each snapshot's group.
     a.keep.policy(GroupKey::default(), &a.tags)?;
-    let rt = super::output::runtime()?;
+    let rt = crate::cli::output::runtime()?;
 
     // Signals: the first asks to stop after the current snapshot, the
     // second stops at once.
@@ -179,7 +92,7 @@ pub fn run(
                     _ = int.recv() => {}
                 }
                 if signals.fetch_add(1, Ordering::SeqCst) >= 1 {
-                    super::output::info(
+                    crate::cli::output::info(
                         "vault: stopping at once; the snapshot in progress commits nothing",
                     );
                     std::process::exit(130);
@@ -193,7 +106,7 @@ pub fn run(
     let served = Arc::new(Mutex::new(SnapshotMetrics::default().render()));
     if let Some(addr) = &a.metrics_addr {
         let local = vault::metrics::serve(addr, Arc::clone(&served))?;
-        super::output::info(&format!("vault: metrics on http://{local}/metrics"));
+        crate::cli::output::info(&format!("vault: metrics on http://{local}/metrics"));
     }
     let repo = a.vault.unlock()?.index(&a.vault.cache_dir())?;
     let lock_wait = Duration::from_secs(a.vault.lock_wait);
@@ -216,9 +129,11 @@ pub fn run(
         let mut m = metrics.lock().expect("metrics");
         match result {
             Ok(None) => {
-                super::output::info(
+                crate::cli::output::info(
                     "vault: stopped by a signal while waiting for the vault lock; no snapshot was started",
                 );
+                // The cut read meanwhile is not waited for.
+                rt.shutdown_background();
                 return Ok(());
             }
             Ok(Some((out, previous_cut))) => {
@@ -278,7 +193,7 @@ pub fn run(
                         warnings: out.warnings.clone(),
                     });
                 } else {
-                    super::output::info(&format!(
+                    crate::cli::output::info(&format!(
                         "snapshot {} committed: {} records read, recovery point {:.1} s{}",
                         &out.id.to_hex()[..16],
                         out.records_read,
@@ -292,7 +207,10 @@ pub fn run(
                 }
             }
             // Bad options or a vault vault cannot use will not heal by waiting.
-            Err(e @ (Error::Usage(_) | Error::Damaged(_))) => return Err(e),
+            Err(e @ (Error::Usage(_) | Error::Damaged(_))) => {
+                rt.shutdown_background();
+                return Err(e);
+            }
             // A cluster or store away for a while: the next interval tries again.
             Err(e) => {
                 m.errors += 1;
@@ -310,7 +228,7 @@ pub fn run(
             warn(&e.to_string());
         }
         if signals.load(Ordering::SeqCst) > 0 {
-            super::output::info("vault: stopped by a signal between snapshots");
+            crate::cli::output::info("vault: stopped by a signal between snapshots");
             return Ok(());
         }
         next += interval;
@@ -321,7 +239,7 @@ pub fn run(
         }
         match woken.recv_timeout(next - now) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                super::output::info("vault: stopped by a signal between snapshots");
+                crate::cli::output::info("vault: stopped by a signal between snapshots");
                 return Ok(());
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -339,40 +257,46 @@ fn snapshot_once(
     repo: &vault::Repository<vault::repository::Indexed>,
     kafka: &KafkaOptions,
     request: &SnapshotRequest,
-    data_horizon: Option<Option<u64>>,
+    data_horizon: HorizonOverride,
     (lock_wait, watch, stopping): (Duration, &mut LockWatch, &dyn Fn() -> bool),
     rt: &tokio::runtime::Runtime,
 ) -> Result<Option<(SnapshotOutcome, Option<u64>)>> {
-    let Some(lock) = VaultLock::acquire_watching(
-        Arc::clone(repo.storage()),
-        LockKind::Shared,
-        "snapshot --every",
-        lock_wait,
-        watch,
-        stopping,
-    )?
-    else {
+    // The cut is read while the lock is taken; a long wait for it (behind
+    // a gc) or a snapshot committed meanwhile has it read again.
+    let prepared = vault::snapshot::prepare(
+        rt,
+        kafka,
+        request,
+        repo.storage().as_ref(),
+        CUT_MAX_AGE,
+        || {
+            let Some(lock) = VaultLock::acquire_watching(
+                Arc::clone(repo.storage()),
+                LockKind::Shared,
+                "snapshot --every",
+                lock_wait,
+                watch,
+                stopping,
+            )?
+            else {
+                return Ok(None);
+            };
+            // What other processes (a gc, another snapshot) changed since.
+            repo.sync_index()?;
+            Ok(Some(lock))
+        },
+    )?;
+    let Some((lock, mut cut)) = prepared else {
         return Ok(None);
     };
-    // What other processes (a gc, another snapshot) changed since.
-    repo.sync_index()?;
-    let plan = rt.block_on(SnapshotPlan::make(repo, kafka, request))?;
+    let plan = cut.plan(repo)?;
     let previous_cut = vault::catalog::list(repo)?
         .iter()
         .filter(|e| e.manifest.source == plan.source && e.manifest.selection == plan.selection)
         .map(|e| e.manifest.time_ms)
         .max();
     let mut source = KafkaSource::new(kafka, plan.read_committed)?;
-    let opts = SnapshotOptions {
-        tags: a.tags.clone(),
-        workers: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-        stall_timeout: Duration::from_secs(a.stall_timeout),
-        progress: None,
-        data_horizon_ms: data_horizon.unwrap_or(repo.config().data_horizon_ms),
-        partitions_per_pass: None,
-    };
+    let opts = a.snapshot_options(data_horizon.resolve(repo.config()), None);
     let out = vault::snapshot::execute(repo, &plan, &opts, &lock, &mut source)?;
     Ok(Some((out, previous_cut)))
 }
@@ -396,7 +320,7 @@ fn gc_once(
     ) {
         Ok(l) => l.expect("never cancelled"),
         Err(Error::Locked(why)) => {
-            super::output::info(&format!(
+            crate::cli::output::info(&format!(
                 "vault: gc skipped this interval, the next one tries again: {}",
                 why.split(';').next().unwrap_or(&why)
             ));
