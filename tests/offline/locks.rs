@@ -4,7 +4,7 @@
 //! Kafka needed: the storage is the backend under test
 //! (`KVAULT_TEST_BACKEND`), wrapped where a test needs it to fail or stall.
 
-mod common;
+use crate::common;
 
 use common::{age_file, unindexed_pack};
 

@@ -3,7 +3,7 @@
 //! (No Kafka needed: the vault is filled through the engine, on the
 //! backend under test, `KVAULT_TEST_BACKEND`.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -4,26 +4,18 @@
 //! and a kill -9 in the middle of a multipart upload. After each, `check
 //! --read-data` is clean and no record is lost.
 //!
-//! These tests change the one shared server, so they take turns, and the
-//! README's test command runs this file once, whatever the backend.
+//! These tests change the one shared server, so they take turns (with
+//! the rest of `tests/outages`), and the README's test command runs them
+//! once, whatever the backend.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::serial;
 use common::{Backend, Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
 use vault::storage::Kind;
-
-/// One fault at a time on the shared server.
-static SERVER: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERVER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn endpoint() -> String {
     std::env::var("KVAULT_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
@@ -267,6 +259,7 @@ async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
 
 #[test]
 fn a_missing_bucket_a_wrong_key_and_a_used_prefix_are_refused_clearly() {
+    let _turn = serial();
     // A bucket that does not exist: said so, and nothing is created.
     let v = TestVault::uninitialised(Backend::S3);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
@@ -322,6 +315,7 @@ fn a_missing_bucket_a_wrong_key_and_a_used_prefix_are_refused_clearly() {
 /// holds reads back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vault_copied_from_a_local_directory_to_s3_is_the_same_vault() {
+    let _turn = serial();
     let topic = unique_topic("moved");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
     produce_bulk(Cluster::Source, &topic, 2, 3_000, 512, 64).await;

@@ -1,7 +1,7 @@
 //! Damage that cannot spread: one bad index object, pack or key file makes
 //! `check` say so, and blocks nothing that does not need it.
 
-mod common;
+use crate::common;
 
 use common::{
     Cluster, TestVault, consume_all, content, create_topic, flip_byte, overwrite, produce_bulk,

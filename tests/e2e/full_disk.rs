@@ -4,7 +4,7 @@
 //! The disk is a storage wrapper that refuses writes past a byte budget, as
 //! a full file system would (no root or tmpfs needed).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
