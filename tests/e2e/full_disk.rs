@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
+use common::{
+    Cluster, TestVault, consume_all, create_topic, open_repo, produce_bulk, unique_topic,
+};
 use vault::kafka::{KafkaOptions, TopicSelection};
 use vault::lock::{LockKind, VaultLock};
 use vault::repository::Indexed;
@@ -71,12 +73,7 @@ fn open_on(v: &TestVault, free: u64) -> Repository<Indexed> {
         left: AtomicU64::new(free),
     };
     let pass = vault::password::read_password_file(&v.password_file).unwrap();
-    Repository::open(Arc::new(disk))
-        .unwrap()
-        .unlock(&pass)
-        .unwrap()
-        .index(&v.cache.join("full-disk"))
-        .unwrap()
+    open_repo(Arc::new(disk), &pass, &v.cache.join("full-disk")).unwrap()
 }
 
 async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {

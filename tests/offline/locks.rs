@@ -6,18 +6,17 @@
 
 use crate::common;
 
-use common::{age_file, unindexed_pack};
+use common::{age_file, init_repo, unindexed_pack};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vault::lock::{Holder, LockInfo, LockKind, LockTimes, VaultLock, encode};
-use vault::repository::{InitOptions, Repository};
+use vault::repository::Repository;
 use vault::storage::local::LocalDir;
 use vault::storage::{Kind, Listed, ObjectName, Storage};
 use vault::{Error, Result};
-use vault_format::keys::KdfParams;
 
 /// A refresh every 30 ms, stale after 300 ms: the default rules, faster.
 const FAST: LockTimes = LockTimes {
@@ -200,21 +199,7 @@ fn repo_on(
     storage: Arc<dyn Storage>,
     cache: &std::path::Path,
 ) -> Repository<vault::repository::Indexed> {
-    Repository::init(
-        storage,
-        b"lock test passphrase",
-        InitOptions {
-            kdf: KdfParams {
-                m_cost: 64,
-                t_cost: 1,
-                p_cost: 1,
-            },
-            config: None,
-        },
-    )
-    .unwrap()
-    .index(cache)
-    .unwrap()
+    init_repo(storage, b"lock test passphrase", None, cache)
 }
 
 #[test]

@@ -14,7 +14,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use crate::serial;
-use common::{Backend, Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
+use common::{
+    Backend, Cluster, TestVault, consume_all, create_topic, produce_bulk, stderr, unique_topic,
+};
 use vault::storage::Kind;
 
 fn endpoint() -> String {
@@ -72,10 +74,6 @@ impl Drop for Restore {
         storage_script("s3-up");
         faults("count=0&ignore_conditions=0");
     }
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// `check --read-data` passes and the latest snapshot holds exactly the
