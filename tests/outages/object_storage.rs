@@ -123,10 +123,10 @@ fn a_store_that_ignores_conditional_writes_is_refused_at_init() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_mid_snapshot_fails_clearly_and_the_rerun_reuses_the_packs() {
+    let _turn = serial();
     let topic = unique_topic("s3-outage");
     create_topic(Cluster::Source, &topic, 4, &[]).await;
     produce_bulk(Cluster::Source, &topic, 4, 30_000, 2048, 61).await;
-    let _turn = serial();
     let _restore = Restore;
     let v = TestVault::init_on(Backend::S3, &["--pack-size-mib", "1"]);
 
@@ -160,10 +160,10 @@ async fn an_outage_mid_snapshot_fails_clearly_and_the_rerun_reuses_the_packs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_503s_and_throttling_are_retried() {
+    let _turn = serial();
     let topic = unique_topic("s3-503");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
     produce_bulk(Cluster::Source, &topic, 2, 8_000, 1024, 62).await;
-    let _turn = serial();
     let _restore = Restore;
     let v = TestVault::init_on(Backend::S3, &["--pack-size-mib", "1"]);
 
@@ -190,10 +190,10 @@ async fn injected_503s_and_throttling_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
+    let _turn = serial();
     let topic = unique_topic("s3-kill");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
     produce_bulk(Cluster::Source, &topic, 2, 20_000, 2048, 63).await;
-    let _turn = serial();
     let _restore = Restore;
     // Packs of 12 MiB go up in parts of 5 MiB (S3's smallest).
     let v = TestVault::init_on(Backend::S3, &["--pack-size-mib", "12"]);
