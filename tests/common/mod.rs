@@ -1,5 +1,7 @@
-//! Shared helpers for the end-to-end tests: they run against the real Kafka
-//! clusters that `scripts/kafka start` (or the README's test command) starts.
+//! Shared helpers of the integration tests. Each test binary (`offline`,
+//! `e2e`, `outages`) includes this module once, as `crate::common`. The
+//! Kafka helpers here run against the real clusters that `scripts/kafka
+//! start` (or the README's test command) starts.
 #![allow(dead_code)]
 // Test data is made in small, known ranges (partitions, counts, offsets),
 // where Kafka's i32 and Rust's usize meet without a check.
@@ -9,6 +11,7 @@ mod backend;
 mod compaction;
 mod groups;
 mod records;
+mod repository;
 mod test_vault;
 
 #[allow(unused_imports)]
@@ -19,6 +22,8 @@ pub use compaction::*;
 pub use groups::*;
 #[allow(unused_imports)]
 pub use records::*;
+#[allow(unused_imports)]
+pub use repository::*;
 #[allow(unused_imports)]
 pub use test_vault::*;
 

@@ -9,6 +9,11 @@ use vault::storage::{Kind, ObjectName, Storage};
 
 use super::*;
 
+/// A `vault` run's standard error, as text for an assertion's message.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// A vault on the backend under test ([`Backend::current`]), driven
 /// through the real binary. Its passphrase and cache live in a temporary
 /// directory.
@@ -170,12 +175,7 @@ impl TestVault {
 
     pub fn open(&self) -> vault::Repository<vault::repository::Indexed> {
         let pass = vault::password::read_password_file(&self.password_file).unwrap();
-        vault::Repository::open(self.storage())
-            .unwrap()
-            .unlock(&pass)
-            .unwrap()
-            .index(&self.cache.join("inspect"))
-            .unwrap()
+        open_repo(self.storage(), &pass, &self.cache.join("inspect")).unwrap()
     }
 
     /// The records a snapshot holds for a topic, as `TestRecord`s.

@@ -1,20 +1,22 @@
 //! A broker restart in the middle of `vault snapshot`: the snapshot waits
 //! for the broker to come back and completes with every record; and a
 //! snapshot right after a restart still finds every consumer group. This
-//! test restarts the shared source cluster, so it lives in a test binary of
-//! its own (cargo runs test binaries one after another, never side by side).
+//! test restarts the shared source cluster, so it lives in `tests/outages`
+//! and takes its turn there.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
+use crate::serial;
 use common::{
     Cluster, TestVault, commit_group, consume_all, create_topic, produce_bulk, unique_topic,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_survives_a_broker_restart() {
+    let _turn = serial();
     let topic = unique_topic("restart");
     create_topic(Cluster::Source, &topic, 8, &[]).await;
     produce_bulk(Cluster::Source, &topic, 8, 150_000, 2048, 5).await;

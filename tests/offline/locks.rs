@@ -4,9 +4,9 @@
 //! Kafka needed: the storage is the backend under test
 //! (`KVAULT_TEST_BACKEND`), wrapped where a test needs it to fail or stall.
 
-mod common;
+use crate::common;
 
-use common::{age_file, unindexed_pack};
+use common::{age_file, init_repo, unindexed_pack};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use vault::Error;
 use vault::lock::{Holder, LockInfo, LockKind, LockTimes, VaultLock, encode};
-use vault::repository::{InitOptions, Repository};
+use vault::repository::Repository;
 use vault::storage::local::LocalDir;
 use vault::storage::{Hooked, Kind, ObjectName, Op, Storage};
-use vault_format::keys::KdfParams;
 
 /// A refresh every 30 ms, stale after 300 ms: the default rules, faster.
 const FAST: LockTimes = LockTimes {
@@ -176,21 +175,7 @@ fn repo_on(
     storage: Arc<dyn Storage>,
     cache: &std::path::Path,
 ) -> Repository<vault::repository::Indexed> {
-    Repository::init(
-        storage,
-        b"lock test passphrase",
-        InitOptions {
-            kdf: KdfParams {
-                m_cost: 64,
-                t_cost: 1,
-                p_cost: 1,
-            },
-            config: None,
-        },
-    )
-    .unwrap()
-    .index(cache)
-    .unwrap()
+    init_repo(storage, b"lock test passphrase", None, cache)
 }
 
 #[test]

@@ -3,17 +3,16 @@
 //! (No Kafka needed: the vault is filled through the engine, on the
 //! backend under test, `KVAULT_TEST_BACKEND`.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
-use common::{Backend, all_objects, overwrite};
+use common::{Backend, all_objects, init_repo, open_repo, overwrite};
 
 use vault::pack_writer::PackWriter;
-use vault::repository::{InitOptions, Repository};
+use vault::repository::Repository;
 use vault::storage::{Kind, Storage};
 use vault_format::chunker::{Gear, RecordChunker};
-use vault_format::keys::KdfParams;
 use vault_format::manifest::{
     PartitionSnapshot, Selection, SnapshotManifest, SnapshotStats, TopicSnapshot,
 };
@@ -22,11 +21,6 @@ use vault_format::record::{Record, RecordValue, TimestampType, decode_records};
 use vault_format::tree::{TreeBuilder, walk_leaves};
 
 const PASS: &[u8] = b"tamper test passphrase";
-const FAST_KDF: KdfParams = KdfParams {
-    m_cost: 64,
-    t_cost: 1,
-    p_cost: 1,
-};
 
 fn values() -> Vec<Vec<u8>> {
     (0..3000u32)
@@ -48,17 +42,8 @@ fn fill(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
     // Small enough for several packs: record streams compress these to
     // about a fifth.
     cfg.pack_target_size = 6 << 10;
-    let repo = Repository::init(
-        storage.clone(),
-        PASS,
-        InitOptions {
-            kdf: FAST_KDF,
-            config: Some(cfg),
-        },
-    )
-    .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let repo = repo.index(cache.path()).unwrap();
+    let repo = init_repo(storage.clone(), PASS, Some(cfg), cache.path());
     let gear = Gear::new(&repo.keys().chunker, repo.config().chunker).unwrap();
     let mut w = PackWriter::new(&repo).unwrap();
     let mut tree = TreeBuilder::new(repo.config().tree_fanout as usize);
@@ -113,9 +98,7 @@ fn fill(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
 /// Reads everything back through a fresh index cache.
 fn read_all(storage: &Arc<dyn Storage>) -> vault::Result<Vec<Vec<u8>>> {
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(Arc::clone(storage))?
-        .unlock(PASS)?
-        .index(cache.path())?;
+    let repo = open_repo(Arc::clone(storage), PASS, cache.path())?;
     let mut out = Vec::new();
     for id in repo.snapshot_ids()? {
         let m = repo.read_snapshot(&id)?;
@@ -156,12 +139,7 @@ fn the_leaf_cursor_walks_like_the_tree_walk() {
     let dir = tempfile::tempdir().unwrap();
     let storage = fill(&dir);
     let cache = tempfile::tempdir().unwrap();
-    let repo = Repository::open(storage)
-        .unwrap()
-        .unlock(PASS)
-        .unwrap()
-        .index(cache.path())
-        .unwrap();
+    let repo = open_repo(storage, PASS, cache.path()).unwrap();
     let id = repo.snapshot_ids().unwrap()[0];
     let root = repo.read_snapshot(&id).unwrap().topics[0].partitions[0]
         .root

@@ -1,7 +1,7 @@
 //! The documented exit codes (README): 0 success, 1 failure, 2 bad usage,
 //! 3 damaged vault data. Each from the real binary, no Kafka needed.
 
-mod common;
+use crate::common;
 
 use common::TestVault;
 

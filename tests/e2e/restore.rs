@@ -2,7 +2,7 @@
 //! cluster: records match, consumer groups resume at the right record,
 //! other targets work, and bad input writes nothing.
 
-mod common;
+use crate::common;
 
 use common::{
     Cluster, TestRecord, TestVault, commit_group, commit_group_with_metadata, committed,

@@ -2,7 +2,7 @@
 //! round-trips, snapshots are incremental and deduplicated, and a killed
 //! snapshot commits nothing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! gc on the keep rules, a recovery point per snapshot, Prometheus metrics
 //! in a file and over HTTP, and a clean stop on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;

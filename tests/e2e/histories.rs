@@ -4,7 +4,7 @@
 //! strikes while a snapshot runs. (A restore resumed after a newer
 //! snapshot is in `restore_crash.rs`.)
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 use vault::storage::{Kind, ObjectName};

@@ -1,7 +1,7 @@
 //! `vault gc`, `vault forget`, `vault check` and `vault snapshots` on vaults
 //! filled from the real source cluster.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! that rdkafka can produce to and consume from, and that kcat (a client vault
 //! did not write) sees the same records.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,17 +1,13 @@
 //! Damage that cannot spread: one bad index object, pack or key file makes
 //! `check` say so, and blocks nothing that does not need it.
 
-mod common;
+use crate::common;
 
 use common::{
     Cluster, TestVault, consume_all, content, create_topic, flip_byte, overwrite, produce_bulk,
-    unique_topic,
+    stderr, unique_topic,
 };
 use vault::storage::{Kind, ObjectName};
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_damaged_index_object_blocks_nothing_else() {

@@ -4,26 +4,20 @@
 //! and a kill -9 in the middle of a multipart upload. After each, `check
 //! --read-data` is clean and no record is lost.
 //!
-//! These tests change the one shared server, so they take turns, and the
-//! README's test command runs this file once, whatever the backend.
+//! These tests change the one shared server, so they take turns (with
+//! the rest of `tests/outages`), and the README's test command runs them
+//! once, whatever the backend.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{Backend, Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
+use crate::serial;
+use common::{
+    Backend, Cluster, TestVault, consume_all, create_topic, produce_bulk, stderr, unique_topic,
+};
 use vault::storage::Kind;
-
-/// One fault at a time on the shared server.
-static SERVER: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERVER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn endpoint() -> String {
     std::env::var("KVAULT_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
@@ -82,10 +76,6 @@ impl Drop for Restore {
     }
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// `check --read-data` passes and the latest snapshot holds exactly the
 /// topic's records.
 fn assert_whole(v: &TestVault, topic: &str, partitions: i32) {
@@ -133,10 +123,10 @@ fn a_store_that_ignores_conditional_writes_is_refused_at_init() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_mid_snapshot_fails_clearly_and_the_rerun_reuses_the_packs() {
+    let _turn = serial();
     let topic = unique_topic("s3-outage");
     create_topic(Cluster::Source, &topic, 4, &[]).await;
     produce_bulk(Cluster::Source, &topic, 4, 30_000, 2048, 61).await;
-    let _turn = serial();
     let _restore = Restore;
     let v = TestVault::init_on(Backend::S3, &["--pack-size-mib", "1"]);
 
@@ -170,10 +160,10 @@ async fn an_outage_mid_snapshot_fails_clearly_and_the_rerun_reuses_the_packs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_503s_and_throttling_are_retried() {
+    let _turn = serial();
     let topic = unique_topic("s3-503");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
     produce_bulk(Cluster::Source, &topic, 2, 8_000, 1024, 62).await;
-    let _turn = serial();
     let _restore = Restore;
     let v = TestVault::init_on(Backend::S3, &["--pack-size-mib", "1"]);
 
@@ -200,10 +190,10 @@ async fn injected_503s_and_throttling_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
+    let _turn = serial();
     let topic = unique_topic("s3-kill");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
     produce_bulk(Cluster::Source, &topic, 2, 20_000, 2048, 63).await;
-    let _turn = serial();
     let _restore = Restore;
     // Packs of 12 MiB go up in parts of 5 MiB (S3's smallest).
     let v = TestVault::init_on(Backend::S3, &["--pack-size-mib", "12"]);
@@ -267,6 +257,7 @@ async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
 
 #[test]
 fn a_missing_bucket_a_wrong_key_and_a_used_prefix_are_refused_clearly() {
+    let _turn = serial();
     // A bucket that does not exist: said so, and nothing is created.
     let v = TestVault::uninitialised(Backend::S3);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_vault"))
@@ -322,6 +313,7 @@ fn a_missing_bucket_a_wrong_key_and_a_used_prefix_are_refused_clearly() {
 /// holds reads back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vault_copied_from_a_local_directory_to_s3_is_the_same_vault() {
+    let _turn = serial();
     let topic = unique_topic("moved");
     create_topic(Cluster::Source, &topic, 2, &[]).await;
     produce_bulk(Cluster::Source, &topic, 2, 3_000, 512, 64).await;

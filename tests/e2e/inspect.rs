@@ -2,7 +2,7 @@
 //! (every field kind, bytes that are not UTF-8, offset and time seeks, a
 //! key, kcat's format tokens) and `vault diff`.
 
-mod common;
+use crate::common;
 
 use common::{
     Cluster, TestRecord, TestVault, commit_group, create_topic, field_kind_records, produce,

@@ -3,7 +3,7 @@
 //! group commits) and started again: every record lands exactly once and
 //! the groups resume at the right record.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::stderr;
+
 fn vault(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vault"))
         .args(args)
@@ -13,10 +15,6 @@ fn vault(args: &[&str], cache: &Path) -> Output {
         .env_remove("KVAULT_REPO")
         .output()
         .expect("run vault")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! password in a file, and the password never in any output, file, lock
 //! or manifest vault writes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -27,8 +27,9 @@ use vault::snapshot::{
 };
 use vault::storage::local::LocalDir;
 use vault_format::ObjectId;
-use vault_format::keys::KdfParams;
 use vault_format::record::TimestampType;
+
+use crate::common::init_repo;
 
 const TOPIC: &str = "events";
 const PARTITIONS: u32 = 2;
@@ -45,11 +46,6 @@ impl MemVault {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
         let mut opts = InitOptions::from_settings(1, 1, 1, None, 8).unwrap();
-        opts.kdf = KdfParams {
-            m_cost: 64,
-            t_cost: 1,
-            p_cost: 1,
-        };
         if let Some(c) = opts.config.as_mut() {
             c.tree_fanout = 4;
             c.pack_target_size = 8 << 10;
@@ -59,10 +55,12 @@ impl MemVault {
                 max: 4096,
             };
         }
-        let repo = Repository::init(storage, b"engine test passphrase", opts)
-            .unwrap()
-            .index(&dir.path().join("cache"))
-            .unwrap();
+        let repo = init_repo(
+            storage,
+            b"engine test passphrase",
+            opts.config,
+            &dir.path().join("cache"),
+        );
         MemVault { _dir: dir, repo }
     }
 

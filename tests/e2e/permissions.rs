@@ -1,7 +1,7 @@
 //! A vault and its index cache are private to their owner, whatever the
 //! umask of the process that writes them.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

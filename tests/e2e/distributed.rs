@@ -3,7 +3,7 @@
 //! snapshot one process takes of the same cut, a killed worker's partitions
 //! are finished by the others, and a late worker gets a share.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Output, Stdio};

@@ -4,13 +4,15 @@
 //! The disk is a storage wrapper that refuses writes past a byte budget, as
 //! a full file system would (no root or tmpfs needed).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Cluster, TestVault, consume_all, create_topic, produce_bulk, unique_topic};
+use common::{
+    Cluster, TestVault, consume_all, create_topic, open_repo, produce_bulk, unique_topic,
+};
 use vault::kafka::{KafkaOptions, TopicSelection};
 use vault::lock::{LockKind, VaultLock};
 use vault::repository::Indexed;
@@ -46,12 +48,7 @@ fn full_disk(root: &std::path::Path, free: u64) -> Hooked<LocalDir> {
 fn open_on(v: &TestVault, free: u64) -> Repository<Indexed> {
     let disk = full_disk(&v.local_path(), free);
     let pass = vault::password::read_password_file(&v.password_file).unwrap();
-    Repository::open(Arc::new(disk))
-        .unwrap()
-        .unlock(&pass)
-        .unwrap()
-        .index(&v.cache.join("full-disk"))
-        .unwrap()
+    open_repo(Arc::new(disk), &pass, &v.cache.join("full-disk")).unwrap()
 }
 
 async fn snapshot(repo: &Repository<Indexed>, topic: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The configuration file: a profile's defaults, the environment over the
 //! profile, flags over both, and secrets only as files.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 
