@@ -12,7 +12,7 @@ use vault_format::ObjectId;
 use vault_format::manifest::{Selection, SnapshotManifest};
 
 use crate::error::{Error, Result};
-use crate::repository::{Repository, Unlocked};
+use crate::repository::{HoldsKeys, Repository};
 
 /// A committed snapshot and its manifest.
 #[derive(Clone, Debug)]
@@ -28,7 +28,7 @@ impl CatalogEntry {
 }
 
 /// Every committed snapshot, oldest first.
-pub fn list<S: Unlocked>(repo: &Repository<S>) -> Result<Vec<CatalogEntry>> {
+pub fn list<S: HoldsKeys>(repo: &Repository<S>) -> Result<Vec<CatalogEntry>> {
     let mut out = Vec::new();
     for id in repo.snapshot_ids()? {
         out.push(CatalogEntry {
@@ -215,7 +215,7 @@ fn not_found(entries: &[CatalogEntry], topics: &[String], source: Option<&str>) 
     }
 }
 
-impl<S: Unlocked> Repository<S> {
+impl<S: HoldsKeys> Repository<S> {
     /// Resolves `latest` (which must then be unambiguous: one source in
     /// the vault), a full id, or a unique prefix of one. Commands that know
     /// their topics or source use [`resolve`].

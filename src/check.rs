@@ -13,7 +13,7 @@ use vault_format::{ChunkId, ObjectId};
 use crate::error::Result;
 use crate::gc::mark::value_chunks;
 use crate::repository::{Indexed, Repository};
-use crate::storage::Kind;
+use crate::storage::Dir;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -79,7 +79,7 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
     let cache = repo.index_cache();
     cache.clear()?;
     cache.clear_marks()?;
-    for l in repo.storage().list(Kind::Index)? {
+    for l in repo.storage().list(Dir::Index)? {
         let Ok(id) = ObjectId::from_hex(&l.name) else {
             continue;
         };
@@ -93,7 +93,7 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
     }
     c.pack_sizes = repo
         .storage()
-        .list(Kind::Packs)?
+        .list(Dir::Packs)?
         .into_iter()
         .map(|l| (l.name, l.size))
         .collect();
@@ -114,8 +114,8 @@ pub fn run(repo: &Repository<Indexed>, opts: CheckOptions) -> Result<CheckReport
     }
     // Every key file must decode; one that does not is damage even while
     // another passphrase still opens the vault.
-    for k in repo.storage().list(Kind::Keys)? {
-        let name = crate::storage::ObjectName::new(Kind::Keys, &k.name);
+    for k in repo.storage().list(Dir::Keys)? {
+        let name = crate::storage::ObjectName::new(Dir::Keys, &k.name);
         let bad = match repo.storage().get(&name) {
             Ok(bytes) => vault_format::keys::KeyFile::decode(&bytes)
                 .err()

@@ -19,7 +19,7 @@ use vault_format::{ChunkId, PackId};
 use crate::error::{Error, FormatContext, Result};
 use crate::host::random_bytes;
 use crate::repository::{Indexed, Repository};
-use crate::storage::{Kind, ObjectName, Storage};
+use crate::storage::{Dir, ObjectName, Storage};
 
 /// How many packs are written before their index object is; bounds the
 /// memory of ids that are written but not yet in the index cache.
@@ -204,7 +204,7 @@ impl<'r> PackWriter<'r> {
         let thread = std::thread::Builder::new()
             .name("vault-pack-upload".into())
             .spawn(move || {
-                storage.put_if_absent(&ObjectName::new(Kind::Packs, pack.to_hex()), &bytes)?;
+                storage.put_if_absent(&ObjectName::new(Dir::Packs, pack.to_hex()), &bytes)?;
                 Ok(())
             })
             .map_err(|e| Error::Internal(format!("starting a pack upload: {e}")))?;

@@ -14,7 +14,7 @@ use vault_format::index::IndexObject;
 use crate::error::{Error, Result};
 use crate::lock::VaultLock;
 use crate::repository::{Indexed, Repository};
-use crate::storage::{Kind, ObjectName};
+use crate::storage::{Dir, ObjectName};
 
 /// What `vault repair index` did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -71,7 +71,7 @@ pub fn repair_index(repo: &Repository<Indexed>, lock: &VaultLock) -> Result<Repa
         lock.check()?;
         if !written.contains(id) {
             repo.storage()
-                .delete(&ObjectName::new(Kind::Index, id.to_hex()))?;
+                .delete(&ObjectName::new(Dir::Index, id.to_hex()))?;
         }
         out.damaged_index_objects.push(format!("{id}: {e}"));
     }

@@ -167,7 +167,7 @@ pub fn measure(repo: &Repository<Indexed>) -> Result<VaultStats> {
     let logical: u64 = per_snapshot.iter().map(|s| s.logical_bytes).sum();
     let pack_bytes = repo
         .storage()
-        .list(crate::storage::Kind::Packs)?
+        .list(crate::storage::Dir::Packs)?
         .iter()
         .map(|l| l.size)
         .sum();

@@ -37,7 +37,7 @@ use crate::faults::crash_point;
 use crate::lock::VaultLock;
 use crate::pack_writer::PackWriter;
 use crate::repository::{Indexed, Repository};
-use crate::storage::{Kind, ObjectName};
+use crate::storage::{Dir, ObjectName};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PackUse {
@@ -174,14 +174,14 @@ impl GcPlan {
             ));
         }
         // Measure each pack from the index objects, one object at a time.
-        let listed_packs = repo.storage().list(Kind::Packs)?;
+        let listed_packs = repo.storage().list(Dir::Packs)?;
         let sizes: HashMap<String, u64> = listed_packs
             .iter()
             .map(|l| (l.name.clone(), l.size))
             .collect();
         let mut index_objects: Vec<(ObjectId, Vec<PackId>)> = repo
             .storage()
-            .list(Kind::Index)?
+            .list(Dir::Index)?
             .into_iter()
             .filter_map(|l| ObjectId::from_hex(&l.name).ok())
             .map(|id| (id, Vec::new()))
@@ -284,7 +284,7 @@ fn storage_time_of(
     // A refresh between reading the name and listing renames it: once more.
     for _ in 0..2 {
         let name = lock.name();
-        let listed = repo.storage().list(Kind::Locks)?;
+        let listed = repo.storage().list(Dir::Locks)?;
         if let Some(l) = listed.iter().find(|l| l.name == name.name) {
             return Ok(l.modified);
         }
@@ -358,7 +358,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
     for id in &plan.forget {
         lock.check()?;
         repo.storage()
-            .delete(&ObjectName::new(Kind::Snapshots, id.to_hex()))?;
+            .delete(&ObjectName::new(Dir::Snapshots, id.to_hex()))?;
         out.snapshots_forgotten += 1;
         crash_point("gc-forget", out.snapshots_forgotten as u64);
     }
@@ -423,7 +423,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
             repo.write_index(&kept)?;
         }
         repo.storage()
-            .delete(&ObjectName::new(Kind::Index, oid.to_hex()))?;
+            .delete(&ObjectName::new(Dir::Index, oid.to_hex()))?;
         out.index_objects_rewritten += 1;
         crash_point("gc-index", out.index_objects_rewritten as u64);
     }
@@ -437,7 +437,7 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
         }
         lock.check()?;
         repo.storage()
-            .delete(&ObjectName::new(Kind::Packs, pack.to_hex()))?;
+            .delete(&ObjectName::new(Dir::Packs, pack.to_hex()))?;
         deleted_bytes += plan.pack_use.get(pack).map_or(0, |u| u.size);
         out.packs_deleted += 1;
         crash_point("gc-pack", out.packs_deleted as u64);
@@ -446,9 +446,9 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
         lock.check()?;
         let size = repo
             .storage()
-            .size(&ObjectName::new(Kind::Packs, name))
+            .size(&ObjectName::new(Dir::Packs, name))
             .unwrap_or(0);
-        repo.storage().delete(&ObjectName::new(Kind::Packs, name))?;
+        repo.storage().delete(&ObjectName::new(Dir::Packs, name))?;
         deleted_bytes += size;
         out.packs_deleted += 1;
     }
@@ -465,6 +465,6 @@ pub fn execute(repo: &Repository<Indexed>, plan: &GcPlan, lock: &VaultLock) -> R
 pub fn forget(repo: &Repository<Indexed>, wanted: &str) -> Result<ObjectId> {
     let id = repo.resolve_snapshot(wanted)?;
     repo.storage()
-        .delete(&ObjectName::new(Kind::Snapshots, id.to_hex()))?;
+        .delete(&ObjectName::new(Dir::Snapshots, id.to_hex()))?;
     Ok(id)
 }

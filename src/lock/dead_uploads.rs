@@ -6,13 +6,13 @@
 use super::info::decode;
 use crate::error::{Error, Result};
 use crate::host::Holder;
-use crate::storage::{Kind, Listed, ObjectName, Storage};
+use crate::storage::{Dir, Listed, ObjectName, Storage};
 
 /// The upload records in `uploads/`: only names and sizes of vault's own
 /// (32 hex digits, a few hundred bytes) count.
 fn listed_records(storage: &dyn Storage) -> Result<Vec<Listed>> {
     Ok(storage
-        .list(Kind::Uploads)?
+        .list(Dir::Uploads)?
         .into_iter()
         .filter(|l| {
             l.name.len() == 32 && l.name.bytes().all(|b| b.is_ascii_hexdigit()) && l.size <= 4096
@@ -37,8 +37,8 @@ pub fn abort_dead_uploads(storage: &dyn Storage) -> Result<usize> {
     }
     'list: for _ in 0..20 {
         let mut holders = Vec::new();
-        for l in storage.list(Kind::Locks)? {
-            match storage.get(&ObjectName::new(Kind::Locks, &l.name)) {
+        for l in storage.list(Dir::Locks)? {
+            match storage.get(&ObjectName::new(Dir::Locks, &l.name)) {
                 Ok(body) => match decode(&body) {
                     Some(info) => holders.push(info.holder),
                     None => return Ok(0),

@@ -9,7 +9,7 @@ pub use crate::host::Holder;
 
 use crate::error::Result;
 use crate::host::random_bytes;
-use crate::storage::{Kind, ObjectName, Storage};
+use crate::storage::{Dir, ObjectName, Storage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,7 +109,7 @@ fn kind_name(kind: LockKind) -> &'static str {
 
 pub(super) fn write_lock(storage: &dyn Storage, info: &LockInfo) -> Result<ObjectName> {
     let name = ObjectName::new(
-        Kind::Locks,
+        Dir::Locks,
         format!(
             "{}-{}",
             kind_name(info.kind),

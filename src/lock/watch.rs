@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::storage::{Kind, ObjectName, Storage};
+use crate::storage::{Dir, ObjectName, Storage};
 
 use super::info::{Holder, LockInfo, LockKind, LockTimes, decode};
 
@@ -52,7 +52,7 @@ impl LockWatch {
         kind: LockKind,
     ) -> Result<Sighting> {
         'list: for _ in 0..20 {
-            let listed = storage.list(Kind::Locks)?;
+            let listed = storage.list(Dir::Locks)?;
             // After the listing: a slow listing must not count as watching.
             let now = Instant::now();
             // Forget what is gone, so a name is never judged on an old sighting.
@@ -60,7 +60,7 @@ impl LockWatch {
                 .retain(|n, _| listed.iter().any(|l| &l.name == n));
             let mut sighting = Sighting::default();
             for l in &listed {
-                let name = ObjectName::new(Kind::Locks, &l.name);
+                let name = ObjectName::new(Dir::Locks, &l.name);
                 let bytes = match storage.get(&name) {
                     Ok(b) => b,
                     Err(Error::NotFound(_)) => continue 'list,

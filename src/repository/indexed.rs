@@ -12,7 +12,7 @@ use vault_format::{ChunkId, FormatError, ObjectId};
 use super::{Indexed, Repository};
 use crate::error::{Error, FormatContext, Result};
 use crate::index_cache::{IndexCache, Location};
-use crate::storage::{Kind, ObjectName};
+use crate::storage::{Dir, ObjectName};
 
 impl Repository<Indexed> {
     pub fn index_cache(&self) -> &IndexCache {
@@ -30,7 +30,7 @@ impl Repository<Indexed> {
 
     /// The entries of `pack` as its encrypted trailer lists them.
     pub(crate) fn read_pack_trailer(&self, pack: &PackId, size: u64) -> Result<Vec<BlobEntry>> {
-        let name = ObjectName::new(Kind::Packs, pack.to_hex());
+        let name = ObjectName::new(Dir::Packs, pack.to_hex());
         let footer_at = size.saturating_sub(vault_format::pack::PACK_FOOTER_LEN as u64);
         let footer =
             self.storage
@@ -57,7 +57,7 @@ impl Repository<Indexed> {
         let known = self.state.index.known_packs()?;
         Ok(self
             .storage
-            .list(Kind::Packs)?
+            .list(Dir::Packs)?
             .into_iter()
             .filter_map(|l| Some((PackId::from_hex(&l.name).ok()?, l.size)))
             .filter(|(p, _)| !known.contains(p))
@@ -101,7 +101,7 @@ impl Repository<Indexed> {
     pub fn sync_index(&self) -> Result<Vec<(ObjectId, String)>> {
         let listed: std::collections::HashSet<ObjectId> = self
             .storage
-            .list(Kind::Index)?
+            .list(Dir::Index)?
             .into_iter()
             .filter_map(|l| ObjectId::from_hex(&l.name).ok())
             .collect();
@@ -200,7 +200,7 @@ impl Repository<Indexed> {
 
     /// Reads, decrypts and verifies the chunk `entry` describes in `pack`.
     pub(crate) fn read_chunk_at(&self, pack: &PackId, entry: &BlobEntry) -> Result<Vec<u8>> {
-        let name = ObjectName::new(Kind::Packs, pack.to_hex());
+        let name = ObjectName::new(Dir::Packs, pack.to_hex());
         let sealed = self
             .storage
             .get_range(&name, entry.offset, u64::from(entry.sealed_len))?;
@@ -211,7 +211,7 @@ impl Repository<Indexed> {
     /// (one request instead of one per chunk); short if the pack is.
     pub(crate) fn read_pack_span(&self, pack: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.storage
-            .get_range(&ObjectName::new(Kind::Packs, pack.to_hex()), offset, len)
+            .get_range(&ObjectName::new(Dir::Packs, pack.to_hex()), offset, len)
     }
 
     /// Decrypts and verifies a chunk's sealed bytes read from `pack`.

@@ -22,7 +22,7 @@ use crate::error::{Error, FormatContext, Result};
 use crate::host::random_bytes;
 use crate::index_cache::IndexCache;
 use crate::now_ms;
-use crate::storage::{Kind, ObjectName, Storage};
+use crate::storage::{Dir, ObjectName, Storage};
 
 /// Storage found, version checked, nothing decrypted.
 #[derive(Debug)]
@@ -44,17 +44,17 @@ pub struct Indexed {
 }
 
 /// States that hold the keys.
-pub trait Unlocked {
+pub trait HoldsKeys {
     fn open_state(&self) -> &Open;
 }
 
-impl Unlocked for Open {
+impl HoldsKeys for Open {
     fn open_state(&self) -> &Open {
         self
     }
 }
 
-impl Unlocked for Indexed {
+impl HoldsKeys for Indexed {
     fn open_state(&self) -> &Open {
         &self.open
     }
@@ -140,7 +140,7 @@ impl Repository<Closed> {
 
     /// Unlocks with a passphrase: the first key file it opens wins.
     pub fn unlock(self, passphrase: &[u8]) -> Result<Repository<Open>> {
-        let keys = self.storage.list(Kind::Keys)?;
+        let keys = self.storage.list(Dir::Keys)?;
         if keys.is_empty() {
             return Err(Error::NotFound(format!(
                 "the vault at {} has no key files",
@@ -151,7 +151,7 @@ impl Repository<Closed> {
         // passphrases of the others.
         let mut damaged = Vec::new();
         for k in keys {
-            let bytes = match self.storage.get(&ObjectName::new(Kind::Keys, &k.name)) {
+            let bytes = match self.storage.get(&ObjectName::new(Dir::Keys, &k.name)) {
                 Ok(b) => b,
                 Err(Error::NotFound(_)) => continue,
                 Err(e) => return Err(e),
@@ -276,7 +276,7 @@ impl Repository<Open> {
     }
 }
 
-impl<S: Unlocked> Repository<S> {
+impl<S: HoldsKeys> Repository<S> {
     pub fn config(&self) -> &VaultConfig {
         &self.state.open_state().config
     }
@@ -304,7 +304,7 @@ impl<S: Unlocked> Repository<S> {
         let bytes = kf.encode();
         let name = vault_format::id::hex_encode(&blake3::hash(&bytes).as_bytes()[..16]);
         self.storage
-            .put_if_absent(&ObjectName::new(Kind::Keys, &name), &bytes)?;
+            .put_if_absent(&ObjectName::new(Dir::Keys, &name), &bytes)?;
         Ok(name)
     }
 
@@ -312,7 +312,7 @@ impl<S: Unlocked> Repository<S> {
     /// An object of that name already there holds the same body (the name
     /// is its keyed hash), unless it is damaged: then it is replaced, so a
     /// damaged object is never taken for the one being written.
-    fn write_sealed(&self, kind: ObjectKind, dir: Kind, body: &[u8]) -> Result<ObjectId> {
+    fn write_sealed(&self, kind: ObjectKind, dir: Dir, body: &[u8]) -> Result<ObjectId> {
         let id = self.keys().object_id(body);
         let sealed = self.seal(kind, &id, body)?;
         let name = ObjectName::new(dir, id.to_hex());
@@ -343,7 +343,7 @@ impl<S: Unlocked> Repository<S> {
     }
 
     /// The body of a sealed object and its header version.
-    fn open_sealed(&self, kind: ObjectKind, dir: Kind, name: &ObjectId) -> Result<(u8, Vec<u8>)> {
+    fn open_sealed(&self, kind: ObjectKind, dir: Dir, name: &ObjectId) -> Result<(u8, Vec<u8>)> {
         let bytes = self.storage.get(&ObjectName::new(dir, name.to_hex()))?;
         open_object_versioned(self.keys(), &self.vault_id(), kind, &name.0, &bytes)
             .ctx(|| format!("reading {} {name}", kind.name()))
@@ -351,11 +351,11 @@ impl<S: Unlocked> Repository<S> {
 
     /// Writes an index object; its name is the keyed hash of its content.
     pub(crate) fn write_index(&self, index: &IndexObject) -> Result<ObjectId> {
-        self.write_sealed(ObjectKind::Index, Kind::Index, &index.encode())
+        self.write_sealed(ObjectKind::Index, Dir::Index, &index.encode())
     }
 
     pub(crate) fn read_index(&self, id: &ObjectId) -> Result<IndexObject> {
-        let (_, body) = self.open_sealed(ObjectKind::Index, Kind::Index, id)?;
+        let (_, body) = self.open_sealed(ObjectKind::Index, Dir::Index, id)?;
         IndexObject::decode(&body).ctx(|| format!("decoding index object {id}"))
     }
 
@@ -363,7 +363,7 @@ impl<S: Unlocked> Repository<S> {
     /// (then returns false). Its authenticated name is the keyed hash of its
     /// path, so one run object cannot stand in for another.
     pub(crate) fn put_run_object(&self, kind: ObjectKind, name: &str, body: &[u8]) -> Result<bool> {
-        let object = ObjectName::new(Kind::Runs, name);
+        let object = ObjectName::new(Dir::Runs, name);
         let aad = self.keys().object_id(object.path().as_bytes());
         let sealed = self.seal(kind, &aad, body)?;
         self.storage.put_if_absent(&object, &sealed)
@@ -371,7 +371,7 @@ impl<S: Unlocked> Repository<S> {
 
     /// The body of the run object `runs/NAME`; `None` if there is none.
     pub(crate) fn get_run_object(&self, kind: ObjectKind, name: &str) -> Result<Option<Vec<u8>>> {
-        let object = ObjectName::new(Kind::Runs, name);
+        let object = ObjectName::new(Dir::Runs, name);
         let bytes = match self.storage.get(&object) {
             Ok(b) => b,
             Err(Error::NotFound(_)) => return Ok(None),
@@ -385,18 +385,18 @@ impl<S: Unlocked> Repository<S> {
 
     /// Commits a snapshot: writing its manifest is the commit point.
     pub fn write_snapshot(&self, manifest: &SnapshotManifest) -> Result<ObjectId> {
-        self.write_sealed(ObjectKind::Snapshot, Kind::Snapshots, &manifest.encode())
+        self.write_sealed(ObjectKind::Snapshot, Dir::Snapshots, &manifest.encode())
     }
 
     pub fn read_snapshot(&self, id: &ObjectId) -> Result<SnapshotManifest> {
-        let (version, body) = self.open_sealed(ObjectKind::Snapshot, Kind::Snapshots, id)?;
+        let (version, body) = self.open_sealed(ObjectKind::Snapshot, Dir::Snapshots, id)?;
         SnapshotManifest::decode_version(version, &body).ctx(|| format!("decoding snapshot {id}"))
     }
 
     /// Ids of all committed snapshots.
     pub fn snapshot_ids(&self) -> Result<Vec<ObjectId>> {
         self.storage
-            .list(Kind::Snapshots)?
+            .list(Dir::Snapshots)?
             .into_iter()
             .map(|l| {
                 ObjectId::from_hex(&l.name).map_err(|_| {

@@ -20,8 +20,8 @@ use vault_format::pin::RestorePin;
 use super::RestorePlan;
 use crate::error::{Error, FormatContext, Result};
 use crate::kafka::KafkaOptions;
-use crate::repository::{Indexed, Repository, Unlocked};
-use crate::storage::{Kind, ObjectName};
+use crate::repository::{HoldsKeys, Indexed, Repository};
+use crate::storage::{Dir, ObjectName};
 
 /// How long a pin keeps its snapshot after the last run of its restore.
 pub const PIN_LIFETIME: Duration = Duration::from_secs(14 * 86_400);
@@ -36,7 +36,7 @@ fn prefix(restore_id: &str) -> String {
 /// ([`unpin`]), or when they expire. A vault this host may not write
 /// (credentials that cannot write `runs/`) is no reason to refuse the
 /// restore: the warning returned says what keeps the snapshot then.
-pub fn pin<S: Unlocked>(
+pub fn pin<S: HoldsKeys>(
     repo: &Repository<S>,
     restore_id: &str,
     snapshot: ObjectId,
@@ -73,14 +73,14 @@ pub fn pin<S: Unlocked>(
 
 /// Removes the restore's pins: it is done or abandoned. Returns a warning
 /// when they could not be removed (they expire by themselves).
-pub fn unpin<S: Unlocked>(repo: &Repository<S>, restore_id: &str) -> Option<String> {
-    let listed = match repo.storage().list(Kind::Runs) {
+pub fn unpin<S: HoldsKeys>(repo: &Repository<S>, restore_id: &str) -> Option<String> {
+    let listed = match repo.storage().list(Dir::Runs) {
         Ok(l) => l,
         Err(e) => return Some(unpin_failed(restore_id, &e)),
     };
     for l in listed {
         if l.name.starts_with(&prefix(restore_id))
-            && let Err(e) = repo.storage().delete(&ObjectName::new(Kind::Runs, &l.name))
+            && let Err(e) = repo.storage().delete(&ObjectName::new(Dir::Runs, &l.name))
         {
             return Some(unpin_failed(restore_id, &e));
         }
@@ -125,13 +125,13 @@ impl Pins {
 
 /// Reads every pin. `snapshots` are the ids in the vault: a pin of a
 /// snapshot that is gone (forgotten by hand with `vault forget`) holds nothing.
-pub fn read_pins<S: Unlocked>(
+pub fn read_pins<S: HoldsKeys>(
     repo: &Repository<S>,
     now_ms: u64,
     snapshots: &[ObjectId],
 ) -> Result<Pins> {
     let mut out = Pins::default();
-    for l in repo.storage().list(Kind::Runs)? {
+    for l in repo.storage().list(Dir::Runs)? {
         if !l.name.starts_with("pin.") {
             continue;
         }
@@ -161,9 +161,9 @@ pub fn read_pins<S: Unlocked>(
 }
 
 /// Removes the pins [`read_pins`] found stale (gc, under its exclusive lock).
-pub fn remove_stale<S: Unlocked>(repo: &Repository<S>, pins: &Pins) -> Result<usize> {
+pub fn remove_stale<S: HoldsKeys>(repo: &Repository<S>, pins: &Pins) -> Result<usize> {
     for name in &pins.stale {
-        repo.storage().delete(&ObjectName::new(Kind::Runs, name))?;
+        repo.storage().delete(&ObjectName::new(Dir::Runs, name))?;
     }
     Ok(pins.stale.len())
 }

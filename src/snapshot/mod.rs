@@ -249,7 +249,7 @@ pub fn execute(
     // take the commit back rather than leave a snapshot gc may have gutted.
     if let Err(e) = lock.check() {
         let _ = repo.storage().delete(&crate::storage::ObjectName::new(
-            crate::storage::Kind::Snapshots,
+            crate::storage::Dir::Snapshots,
             id.to_hex(),
         ));
         return Err(e);

@@ -157,7 +157,7 @@ impl<C: Cluster> EarlyCut<'_, C> {
 /// The names of the vault's snapshot manifests.
 fn snapshot_names(storage: &dyn Storage) -> Result<BTreeSet<String>> {
     Ok(storage
-        .list(crate::storage::Kind::Snapshots)?
+        .list(crate::storage::Dir::Snapshots)?
         .into_iter()
         .map(|l| l.name)
         .collect())

@@ -8,10 +8,11 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::host::Holder;
 
-/// The folders of a vault. Packs are fanned out by the first two hex digits
+/// The folders of a vault (what an object is lives in its header, as
+/// `vault_format::header::ObjectKind`). Packs are fanned out by the first two hex digits
 /// of their name so no directory grows huge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum Dir {
     /// `config` only.
     Config,
     Keys,
@@ -25,38 +26,41 @@ pub enum Kind {
     Runs,
 }
 
-impl Kind {
+impl Dir {
     pub fn dir(self) -> &'static str {
         match self {
-            Kind::Config => "",
-            Kind::Keys => "keys",
-            Kind::Packs => "packs",
-            Kind::Index => "index",
-            Kind::Snapshots => "snapshots",
-            Kind::Locks => "locks",
-            Kind::Uploads => "uploads",
-            Kind::Runs => "runs",
+            Dir::Config => "",
+            Dir::Keys => "keys",
+            Dir::Packs => "packs",
+            Dir::Index => "index",
+            Dir::Snapshots => "snapshots",
+            Dir::Locks => "locks",
+            Dir::Uploads => "uploads",
+            Dir::Runs => "runs",
         }
     }
 
-    pub(crate) const ALL_DIRS: [Kind; 5] = [
-        Kind::Keys,
-        Kind::Packs,
-        Kind::Index,
-        Kind::Snapshots,
-        Kind::Locks,
+    /// The folders `init` makes (a local vault creates them up front); the
+    /// others appear when first written: the config, multipart uploads and
+    /// the runs of distributed snapshots.
+    pub(crate) const MADE_BY_INIT: [Dir; 5] = [
+        Dir::Keys,
+        Dir::Packs,
+        Dir::Index,
+        Dir::Snapshots,
+        Dir::Locks,
     ];
 }
 
 /// A named object: its kind and its name (lowercase hex, or `config`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectName {
-    pub kind: Kind,
+    pub kind: Dir,
     pub name: String,
 }
 
 impl ObjectName {
-    pub fn new(kind: Kind, name: impl Into<String>) -> ObjectName {
+    pub fn new(kind: Dir, name: impl Into<String>) -> ObjectName {
         ObjectName {
             kind,
             name: name.into(),
@@ -64,14 +68,14 @@ impl ObjectName {
     }
 
     pub fn config() -> ObjectName {
-        ObjectName::new(Kind::Config, "config")
+        ObjectName::new(Dir::Config, "config")
     }
 
     /// The path below the vault root, `/`-separated.
     pub fn path(&self) -> String {
         match self.kind {
-            Kind::Config => self.name.clone(),
-            Kind::Packs => format!(
+            Dir::Config => self.name.clone(),
+            Dir::Packs => format!(
                 "packs/{}/{}",
                 &self.name[..2.min(self.name.len())],
                 self.name
@@ -112,7 +116,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn size(&self, name: &ObjectName) -> Result<u64>;
 
     /// All objects of a kind (temporary files of interrupted writes excluded).
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>>;
+    fn list(&self, kind: Dir) -> Result<Vec<Listed>>;
 
     /// Removes an object; removing a missing one is not an error.
     fn delete(&self, name: &ObjectName) -> Result<()>;
@@ -143,7 +147,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// the first write. The default, for a store without real folders
     /// (object storage), only checks that the folders are empty.
     fn prepare_new_vault(&self) -> Result<()> {
-        for kind in Kind::ALL_DIRS.into_iter().chain([Kind::Uploads]) {
+        for kind in Dir::MADE_BY_INIT.into_iter().chain([Dir::Uploads]) {
             if !self.list(kind)?.is_empty() {
                 return Err(Error::Usage(format!(
                     "{} already holds objects under {}/; choose a new prefix for the vault",
@@ -164,7 +168,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
         if self.exists(&ObjectName::config()).unwrap_or(true) {
             return;
         }
-        for kind in Kind::ALL_DIRS {
+        for kind in Dir::MADE_BY_INIT {
             for l in self.list(kind).unwrap_or_default() {
                 let _ = self.delete(&ObjectName::new(kind, l.name));
             }

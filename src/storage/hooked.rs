@@ -19,7 +19,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::api::{Kind, Listed, ObjectName, Storage};
+use super::api::{Dir, Listed, ObjectName, Storage};
 use crate::error::Result;
 use crate::host::Holder;
 
@@ -42,7 +42,7 @@ pub enum Op<'a> {
         name: &'a ObjectName,
     },
     List {
-        kind: Kind,
+        kind: Dir,
     },
     Delete {
         name: &'a ObjectName,
@@ -93,10 +93,10 @@ impl Op<'_> {
 
     /// The folder the call touches: its object's, the one listed, or
     /// `uploads/` for the clean-up of uploads.
-    pub fn kind(&self) -> Option<Kind> {
+    pub fn kind(&self) -> Option<Dir> {
         match self {
             Op::List { kind } => Some(*kind),
-            Op::CleanUpUploads { .. } => Some(Kind::Uploads),
+            Op::CleanUpUploads { .. } => Some(Dir::Uploads),
             _ => self.name().map(|n| n.kind),
         }
     }
@@ -115,9 +115,10 @@ impl Op<'_> {
 }
 
 /// What runs before each call: `Err` fails the call without it reaching
-/// the inner storage; sleeping or blocking delays it. The three methods
-/// that cannot fail (`location`, `concurrency`, `remove_unfinished_vault`)
-/// ignore an error, but are delayed like the rest.
+/// the inner storage; sleeping or blocking delays it. `location` and
+/// `concurrency` cannot fail and ignore an error (they are delayed like
+/// the rest); `remove_unfinished_vault` cannot fail either, and an error
+/// skips the removal.
 pub type Hook = dyn Fn(&Op<'_>) -> Result<()> + Send + Sync;
 
 /// A storage that runs a [`Hook`] before forwarding each call to `inner`.
@@ -169,7 +170,7 @@ impl<S: Storage + ?Sized> Storage for Hooked<S> {
         self.inner.size(name)
     }
 
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+    fn list(&self, kind: Dir) -> Result<Vec<Listed>> {
         (self.hook)(&Op::List { kind })?;
         self.inner.list(kind)
     }
@@ -204,9 +205,12 @@ impl<S: Storage + ?Sized> Storage for Hooked<S> {
         self.inner.prepare_new_vault()
     }
 
+    /// A failing hook skips the removal: best effort means "maybe not",
+    /// and a store the hook calls unreachable must not be cleaned.
     fn remove_unfinished_vault(&self) {
-        let _ = (self.hook)(&Op::RemoveUnfinishedVault);
-        self.inner.remove_unfinished_vault();
+        if (self.hook)(&Op::RemoveUnfinishedVault).is_ok() {
+            self.inner.remove_unfinished_vault();
+        }
     }
 }
 
@@ -247,7 +251,7 @@ mod tests {
             self.saw("size");
             Ok(41)
         }
-        fn list(&self, _: Kind) -> Result<Vec<Listed>> {
+        fn list(&self, _: Dir) -> Result<Vec<Listed>> {
             self.saw("list");
             Ok(vec![Listed {
                 name: "listed".into(),
@@ -305,17 +309,17 @@ mod tests {
 
     /// Calls every method of the trait once, in [`EVERY_METHOD`]'s order.
     fn call_every_method(s: &dyn Storage) {
-        let n = ObjectName::new(Kind::Packs, "abcd");
+        let n = ObjectName::new(Dir::Packs, "abcd");
         assert!(!s.put_if_absent(&n, b"data").unwrap());
         assert_eq!(s.get(&n).unwrap(), b"got");
         assert_eq!(s.get_range(&n, 2, 3).unwrap(), [5]);
         assert_eq!(s.size(&n).unwrap(), 41);
-        assert_eq!(s.list(Kind::Index).unwrap()[0].name, "listed");
+        assert_eq!(s.list(Dir::Index).unwrap()[0].name, "listed");
         s.delete(&n).unwrap();
         assert!(s.exists(&n).unwrap());
         assert_eq!(s.location(), "recorder");
         assert_eq!(s.concurrency(), 17);
-        let listed = s.list(Kind::Uploads).unwrap();
+        let listed = s.list(Dir::Uploads).unwrap();
         assert_eq!(s.clean_up_uploads(&listed, &|_| true).unwrap(), 11);
         s.prepare_new_vault().unwrap();
         s.remove_unfinished_vault();
@@ -352,12 +356,12 @@ mod tests {
     fn a_failing_hook_stops_the_call_before_the_inner_storage() {
         let inner = Arc::new(Recorder::default());
         let hooked = Hooked::new(Arc::clone(&inner), |op: &Op<'_>| {
-            if op.kind() == Some(Kind::Locks) && op.writes() {
+            if op.kind() == Some(Dir::Locks) && op.writes() {
                 return Err(Error::Internal(format!("injected: {}", op.method())));
             }
             Ok(())
         });
-        let lock = ObjectName::new(Kind::Locks, "shared-1");
+        let lock = ObjectName::new(Dir::Locks, "shared-1");
         let e = hooked.put_if_absent(&lock, b"lock").unwrap_err();
         assert!(e.to_string().contains("injected: put_if_absent"), "{e}");
         assert!(hooked.delete(&lock).is_err());
@@ -368,24 +372,24 @@ mod tests {
 
     #[test]
     fn the_hook_sees_what_each_call_is_about() {
-        let n = ObjectName::new(Kind::Snapshots, "ff");
+        let n = ObjectName::new(Dir::Snapshots, "ff");
         let put = Op::PutIfAbsent {
             name: &n,
             data: b"12345",
         };
         assert_eq!(
             (put.kind(), put.name(), put.writes()),
-            (Some(Kind::Snapshots), Some(&n), true)
+            (Some(Dir::Snapshots), Some(&n), true)
         );
         assert!(matches!(put, Op::PutIfAbsent { data, .. } if data.len() == 5));
-        let list = Op::List { kind: Kind::Packs };
+        let list = Op::List { kind: Dir::Packs };
         assert_eq!(
             (list.kind(), list.name(), list.writes()),
-            (Some(Kind::Packs), None, false)
+            (Some(Dir::Packs), None, false)
         );
         assert_eq!(
             Op::CleanUpUploads { listed: &[] }.kind(),
-            Some(Kind::Uploads)
+            Some(Dir::Uploads)
         );
         assert_eq!(Op::Concurrency.kind(), None);
     }

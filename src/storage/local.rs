@@ -15,7 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::{Kind, Listed, ObjectName, Storage};
+use super::{Dir, Listed, ObjectName, Storage};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ fn make_layout(root: &Path) -> Result<bool> {
     }
     let layout = (|| {
         private_dir(root)?;
-        for k in Kind::ALL_DIRS {
+        for k in Dir::MADE_BY_INIT {
             let d = root.join(k.dir());
             fs::create_dir(&d).map_err(|e| Error::io("creating the vault layout", &d, e))?;
             private_dir(&d)?;
@@ -110,7 +110,7 @@ fn make_layout(root: &Path) -> Result<bool> {
         if created {
             let _ = fs::remove_dir_all(root);
         } else {
-            for k in Kind::ALL_DIRS {
+            for k in Dir::MADE_BY_INIT {
                 let _ = fs::remove_dir(root.join(k.dir()));
             }
         }
@@ -291,7 +291,7 @@ impl Storage for LocalDir {
             })
     }
 
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
+    fn list(&self, kind: Dir) -> Result<Vec<Listed>> {
         let base = self.root.join(kind.dir());
         let mut out = Vec::new();
         let mut dirs = vec![base.clone()];
@@ -306,7 +306,7 @@ impl Storage for LocalDir {
                 Err(e)
                     if e.kind() == ErrorKind::NotFound
                         && dir == base
-                        && kind != Kind::Config
+                        && kind != Dir::Config
                         && self.root.join("config").is_file() =>
                 {
                     break;
@@ -322,9 +322,9 @@ impl Storage for LocalDir {
                 let ft = entry
                     .file_type()
                     .map_err(|e| Error::io("listing", entry.path(), e))?;
-                if ft.is_dir() && kind == Kind::Packs && dir == base {
+                if ft.is_dir() && kind == Dir::Packs && dir == base {
                     dirs.push(entry.path());
-                } else if ft.is_file() && kind != Kind::Config {
+                } else if ft.is_file() && kind != Dir::Config {
                     let meta = match entry.metadata() {
                         Ok(m) => m,
                         // Deleted since the directory was read.
@@ -367,15 +367,20 @@ impl Storage for LocalDir {
     }
 
     /// The whole directory if `init` made it, else what `init` put into
-    /// the empty directory it was given (or, for a directory this handle
-    /// did not prepare, whatever is in it).
+    /// the empty directory it was given. A handle that did not prepare a
+    /// new vault removes nothing: its folder may be anyone's (a vault that
+    /// lost its config is still someone's data).
     fn remove_unfinished_vault(&self) {
         if self.root.join("config").exists() {
             return;
         }
-        if self.made_root.get() == Some(&true) {
-            let _ = fs::remove_dir_all(&self.root);
-            return;
+        match self.made_root.get() {
+            None => return,
+            Some(true) => {
+                let _ = fs::remove_dir_all(&self.root);
+                return;
+            }
+            Some(false) => {}
         }
         if let Ok(rd) = fs::read_dir(&self.root) {
             for e in rd.flatten() {
@@ -400,7 +405,7 @@ mod tests {
         let store = LocalDir::create(dir.path().join("v")).unwrap();
         for len in [DIRECT_MIN, DIRECT_MIN + 1, 5 * DIRECT_MIN + 4095, 9 << 20] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let name = ObjectName::new(Kind::Packs, format!("{len:064x}"));
+            let name = ObjectName::new(Dir::Packs, format!("{len:064x}"));
             assert!(store.put_if_absent(&name, &data).unwrap());
             assert_eq!(store.get(&name).unwrap(), data);
             let mode = fs::metadata(store.path(&name))
@@ -440,19 +445,19 @@ mod tests {
     fn put_is_once_only_and_listed() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalDir::create(dir.path().join("v")).unwrap();
-        let n = ObjectName::new(Kind::Packs, "abcdef");
+        let n = ObjectName::new(Dir::Packs, "abcdef");
         assert!(s.put_if_absent(&n, b"one").unwrap());
         assert!(!s.put_if_absent(&n, b"two").unwrap());
         assert_eq!(s.get(&n).unwrap(), b"one");
         assert_eq!(s.get_range(&n, 1, 5).unwrap(), b"ne");
         assert_eq!(s.size(&n).unwrap(), 3);
-        let listed = s.list(Kind::Packs).unwrap();
+        let listed = s.list(Dir::Packs).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!((listed[0].name.as_str(), listed[0].size), ("abcdef", 3));
         assert!(listed[0].modified.is_some());
         // A leftover temporary file from a crash is not listed.
         std::fs::write(dir.path().join("v/packs/ab/.tmp-123"), b"x").unwrap();
-        assert_eq!(s.list(Kind::Packs).unwrap().len(), 1);
+        assert_eq!(s.list(Dir::Packs).unwrap().len(), 1);
         s.delete(&n).unwrap();
         s.delete(&n).unwrap();
         assert!(matches!(s.get(&n), Err(Error::NotFound(_))));
@@ -476,6 +481,14 @@ mod tests {
         assert!(done.put_if_absent(&ObjectName::config(), b"c").unwrap());
         done.remove_unfinished_vault();
         assert!(done.exists(&ObjectName::config()).unwrap());
+        // A vault that lost its config, opened by a handle that prepared
+        // nothing, is someone's data: nothing is removed.
+        let lost = dir.path().join("lost");
+        let writer = LocalDir::create(&lost).unwrap();
+        let pack = ObjectName::new(Dir::Packs, "ab".repeat(32));
+        assert!(writer.put_if_absent(&pack, b"p").unwrap());
+        LocalDir::open(&lost).remove_unfinished_vault();
+        assert!(writer.exists(&pack).unwrap());
     }
 
     #[test]

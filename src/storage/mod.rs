@@ -14,7 +14,7 @@ pub mod location;
 pub mod object;
 pub mod options;
 
-pub use api::{Kind, Listed, ObjectName, Storage};
+pub use api::{Dir, Listed, ObjectName, Storage};
 pub use hooked::{Hook, Hooked, Op};
 
 use crate::error::Result;
@@ -25,7 +25,7 @@ use crate::error::Result;
 pub fn honours_conditional_writes(storage: &dyn Storage) -> Result<bool> {
     // At the vault's root, where nothing is listed.
     let name = ObjectName::new(
-        Kind::Config,
+        Dir::Config,
         format!(
             "probe-{}",
             vault_format::id::hex_encode(&crate::host::random_bytes::<8>())

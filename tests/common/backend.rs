@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use vault::storage::location::{StorageOptions, VaultLocation};
-use vault::storage::{Kind, ObjectName, Storage};
+use vault::storage::{Dir, ObjectName, Storage};
 
 /// The bucket (S3) and container (Azure) `scripts/storage start` creates.
 pub const TEST_BUCKET: &str = "vault-tests";
@@ -143,13 +143,13 @@ pub fn all_objects(storage: &dyn Storage) -> Vec<ObjectName> {
         out.push(ObjectName::config());
     }
     for kind in [
-        Kind::Keys,
-        Kind::Packs,
-        Kind::Index,
-        Kind::Snapshots,
-        Kind::Locks,
-        Kind::Uploads,
-        Kind::Runs,
+        Dir::Keys,
+        Dir::Packs,
+        Dir::Index,
+        Dir::Snapshots,
+        Dir::Locks,
+        Dir::Uploads,
+        Dir::Runs,
     ] {
         for l in storage.list(kind).unwrap() {
             out.push(ObjectName::new(kind, l.name));

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vault::storage::{Kind, ObjectName, Storage};
+use vault::storage::{Dir, ObjectName, Storage};
 
 use super::*;
 
@@ -226,7 +226,7 @@ impl TestVault {
         let storage = self.storage();
         let pack_size = || -> u64 {
             storage
-                .list(Kind::Packs)
+                .list(Dir::Packs)
                 .unwrap()
                 .iter()
                 .map(|l| l.size)
@@ -295,7 +295,7 @@ impl TestVault {
     }
 
     /// The objects of one kind (packs, index, snapshots...), sorted.
-    pub fn objects(&self, kind: Kind) -> Vec<ObjectName> {
+    pub fn objects(&self, kind: Dir) -> Vec<ObjectName> {
         let mut out: Vec<ObjectName> = self
             .storage()
             .list(kind)
@@ -353,7 +353,7 @@ pub fn unindexed_pack(
     )
     .unwrap();
     let (_, bytes, _) = b.finish().unwrap();
-    let name = ObjectName::new(Kind::Packs, id.to_hex());
+    let name = ObjectName::new(Dir::Packs, id.to_hex());
     assert!(storage.put_if_absent(&name, &bytes).unwrap());
     name
 }

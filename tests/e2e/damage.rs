@@ -7,7 +7,7 @@ use common::{
     Cluster, TestVault, consume_all, content, create_topic, flip_byte, overwrite, produce_bulk,
     stderr, unique_topic,
 };
-use vault::storage::{Kind, ObjectName};
+use vault::storage::{Dir, ObjectName};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_damaged_index_object_blocks_nothing_else() {
@@ -22,8 +22,8 @@ async fn one_damaged_index_object_blocks_nothing_else() {
 
     // A copy with a fresh cache, as on a new host, and one flipped byte.
     let d = v.copy();
-    assert!(d.objects(Kind::Index).len() > 1);
-    flip_byte(d.storage().as_ref(), &d.objects(Kind::Index)[0]);
+    assert!(d.objects(Dir::Index).len() > 1);
+    flip_byte(d.storage().as_ref(), &d.objects(Dir::Index)[0]);
 
     // Restore still works: the packs' trailers stand in for the bad object.
     let target = unique_topic("damaged-index-dr");
@@ -74,7 +74,7 @@ async fn one_damaged_index_object_blocks_nothing_else() {
 
     // A junk file where a pack should be: reported and left alone.
     let storage = d.storage();
-    let junk_pack = ObjectName::new(Kind::Packs, "ee".repeat(16));
+    let junk_pack = ObjectName::new(Dir::Packs, "ee".repeat(16));
     assert!(storage.put_if_absent(&junk_pack, b"not a pack").unwrap());
     let s = d.run(&[
         "snapshot",
@@ -104,7 +104,7 @@ async fn one_damaged_index_object_blocks_nothing_else() {
 #[test]
 fn a_junk_key_file_locks_nobody_out() {
     let v = TestVault::init();
-    let junk = ObjectName::new(Kind::Keys, "0000junk");
+    let junk = ObjectName::new(Dir::Keys, "0000junk");
     assert!(
         v.storage()
             .put_if_absent(&junk, b"KVLT\x02\x01garbage")
@@ -139,7 +139,7 @@ fn chunks_read_from_trailers_are_never_deduplicated_against() {
     );
 
     // A damaged index object: its packs are read from their trailers.
-    let junk = ObjectName::new(Kind::Index, "ab".repeat(32));
+    let junk = ObjectName::new(Dir::Index, "ab".repeat(32));
     overwrite(storage.as_ref(), &junk, b"junk");
     let damaged = repo.sync_index().unwrap();
     assert_eq!(damaged.len(), 1);

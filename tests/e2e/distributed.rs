@@ -10,7 +10,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::FutureRecord;
-use vault::storage::Kind;
+use vault::storage::Dir;
 
 use common::{
     Cluster, TestRecord, TestVault, commit_group, consume_all, create_topic, producer, unique_topic,
@@ -141,7 +141,7 @@ fn same_records<'a>(
 
 /// Parts written so far by the run in progress.
 fn parts_written(v: &TestVault) -> usize {
-    v.objects(Kind::Runs)
+    v.objects(Dir::Runs)
         .iter()
         .filter(|o| o.name.contains(".part."))
         .count()
@@ -206,7 +206,7 @@ async fn three_workers_take_the_snapshot_one_process_takes() {
     assert!(!mb.groups.is_empty());
     assert_eq!(mb.stats.records_read, records.len() as u64);
     assert!(
-        many.objects(Kind::Runs)
+        many.objects(Dir::Runs)
             .iter()
             .all(|o| o.name.ends_with(".commit")),
         "the run's plan and parts are gone"

@@ -104,7 +104,7 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     assert!(no_space(&e), "not the disk's error: {e}");
     assert!(e.to_string().contains("No space left on device"), "{e}");
     assert!(
-        v.objects(vault::storage::Kind::Snapshots).is_empty(),
+        v.objects(vault::storage::Dir::Snapshots).is_empty(),
         "a snapshot was committed"
     );
     let o = v.run(&["check", "--read-data"]);

@@ -9,7 +9,7 @@ use common::{
     Cluster, TestRecord, TestVault, consume_all, content, create_topic, overwrite, produce,
     produce_bulk, unique_topic,
 };
-use vault::storage::{Kind, ObjectName};
+use vault::storage::{Dir, ObjectName};
 
 /// A vault with two snapshots of different topics: `a` (only in the
 /// first) and `b` (in both).
@@ -275,7 +275,7 @@ async fn snapshot_and_gc_at_the_same_time_lose_nothing() {
 
     // And a snapshot that starts while gc holds the vault waits for it.
     let storage = v.storage();
-    let lock = ObjectName::new(Kind::Locks, "exclusive-test");
+    let lock = ObjectName::new(Dir::Locks, "exclusive-test");
     let body = format!(
         r#"{{"kind":"exclusive","command":"gc","host":"{}","pid":{},"time_ms":{}}}"#,
         std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -337,14 +337,14 @@ async fn check_finds_each_kind_of_damage() {
     let cases: Vec<(&str, Damage, bool, &str)> = vec![
         (
             "a deleted pack",
-            |d| d.storage().delete(&d.objects(Kind::Packs)[0]).unwrap(),
+            |d| d.storage().delete(&d.objects(Dir::Packs)[0]).unwrap(),
             false,
             "is missing",
         ),
         (
             "a truncated pack",
             |d| {
-                let (s, p) = (d.storage(), &d.objects(Kind::Packs)[0]);
+                let (s, p) = (d.storage(), &d.objects(Dir::Packs)[0]);
                 let bytes = s.get(p).unwrap();
                 overwrite(s.as_ref(), p, &bytes[..bytes.len() / 2]);
             },
@@ -354,7 +354,7 @@ async fn check_finds_each_kind_of_damage() {
         (
             "a flipped byte",
             |d| {
-                let (s, p) = (d.storage(), &d.objects(Kind::Packs)[0]);
+                let (s, p) = (d.storage(), &d.objects(Dir::Packs)[0]);
                 let mut bytes = s.get(p).unwrap();
                 let i = bytes.len() / 3;
                 bytes[i] ^= 0x01;
@@ -365,7 +365,7 @@ async fn check_finds_each_kind_of_damage() {
         ),
         (
             "a missing index object",
-            |d| d.storage().delete(&d.objects(Kind::Index)[0]).unwrap(),
+            |d| d.storage().delete(&d.objects(Dir::Index)[0]).unwrap(),
             false,
             "repair index",
         ),

@@ -7,7 +7,7 @@
 use crate::common;
 
 use std::time::{Duration, Instant};
-use vault::storage::{Kind, ObjectName};
+use vault::storage::{Dir, ObjectName};
 
 use common::{
     Cluster, TestRecord, TestVault, consume_all, content, create_topic, delete_records,
@@ -242,7 +242,7 @@ async fn a_selected_topic_the_cluster_cannot_describe_fails_the_snapshot() {
             break o;
         }
         // The denial had not reached the broker: that snapshot was fine, drop it.
-        for f in v.objects(Kind::Snapshots) {
+        for f in v.objects(Dir::Snapshots) {
             v.storage().delete(&f).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -251,7 +251,7 @@ async fn a_selected_topic_the_cluster_cannot_describe_fails_the_snapshot() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&denied) && err.contains("uthoriz"), "{err}");
     assert!(err.contains("--exclude"), "says how to go on: {err}");
-    assert!(v.objects(Kind::Snapshots).is_empty(), "nothing committed");
+    assert!(v.objects(Dir::Snapshots).is_empty(), "nothing committed");
 
     // Left out on purpose, the rest is backed up.
     let out = v.json(&[
@@ -394,11 +394,11 @@ fn downgrade_to_format_1(v: &TestVault, id: &str) -> String {
     .unwrap();
     let storage = v.storage();
     storage
-        .delete(&ObjectName::new(Kind::Snapshots, id))
+        .delete(&ObjectName::new(Dir::Snapshots, id))
         .unwrap();
     assert!(
         storage
-            .put_if_absent(&ObjectName::new(Kind::Snapshots, new.to_hex()), &sealed)
+            .put_if_absent(&ObjectName::new(Dir::Snapshots, new.to_hex()), &sealed)
             .unwrap()
     );
     let back = repo.read_snapshot(&new).unwrap();

@@ -75,8 +75,8 @@ async fn the_vault_and_its_cache_have_no_group_or_other_bits() {
         String::from_utf8_lossy(&snap.stderr)
     );
     assert!(
-        !v.objects(vault::storage::Kind::Packs).is_empty()
-            && !v.objects(vault::storage::Kind::Snapshots).is_empty()
+        !v.objects(vault::storage::Dir::Packs).is_empty()
+            && !v.objects(vault::storage::Dir::Snapshots).is_empty()
     );
 
     assert_eq!(

@@ -377,7 +377,7 @@ async fn a_killed_restore_keeps_its_snapshot_through_gc() {
     assert_eq!(gc["forgotten"], serde_json::json!([first]), "{gc}");
     assert_eq!(v.json(&["snapshots"])[0]["id"], second.as_str());
     assert!(
-        v.objects(vault::storage::Kind::Runs).is_empty(),
+        v.objects(vault::storage::Dir::Runs).is_empty(),
         "no pin is left behind"
     );
 }

@@ -227,11 +227,11 @@ async fn a_killed_snapshot_commits_nothing_and_the_next_one_works() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
-        v.objects(vault::storage::Kind::Snapshots).is_empty(),
+        v.objects(vault::storage::Dir::Snapshots).is_empty(),
         "a killed snapshot left a manifest"
     );
 
-    let packs_before = v.objects(vault::storage::Kind::Packs).len();
+    let packs_before = v.objects(vault::storage::Dir::Packs).len();
     assert!(packs_before > 0);
     let s = v.snapshot(&[&topic]);
     assert_eq!(s["records_read"], 60_000);
@@ -243,7 +243,7 @@ async fn a_killed_snapshot_commits_nothing_and_the_next_one_works() {
     {
         let repo = v.open();
         let known = repo.index_cache().known_packs().unwrap();
-        let on_disk = repo.storage().list(vault::storage::Kind::Packs).unwrap();
+        let on_disk = repo.storage().list(vault::storage::Dir::Packs).unwrap();
         assert!(
             on_disk
                 .iter()
@@ -274,7 +274,7 @@ fn an_unreachable_broker_fails_clearly_and_commits_nothing() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("127.0.0.1:1"), "{err}");
-    assert!(v.objects(vault::storage::Kind::Snapshots).is_empty());
+    assert!(v.objects(vault::storage::Dir::Snapshots).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

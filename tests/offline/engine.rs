@@ -664,7 +664,7 @@ fn workers_sharing_partitions_commit_the_snapshot_one_process_takes() {
         vault
             .repo
             .storage()
-            .list(vault::storage::Kind::Runs)
+            .list(vault::storage::Dir::Runs)
             .unwrap()
             .iter()
             .all(|l| l.name.ends_with(".commit")),

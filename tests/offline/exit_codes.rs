@@ -55,7 +55,7 @@ fn each_exit_code_means_what_the_readme_says() {
         "no snapshot to restore"
     );
     // 3: the vault holds damage.
-    let junk = vault::storage::ObjectName::new(vault::storage::Kind::Keys, "junk");
+    let junk = vault::storage::ObjectName::new(vault::storage::Dir::Keys, "junk");
     assert!(v.storage().put_if_absent(&junk, b"not a key file").unwrap());
     assert_eq!(code(&v, &["check"]), Some(3));
 }

@@ -16,7 +16,7 @@ use vault::Error;
 use vault::lock::{Holder, LockInfo, LockKind, LockTimes, VaultLock, encode};
 use vault::repository::Repository;
 use vault::storage::local::LocalDir;
-use vault::storage::{Hooked, Kind, ObjectName, Op, Storage};
+use vault::storage::{Dir, Hooked, ObjectName, Op, Storage};
 
 /// A refresh every 30 ms, stale after 300 ms: the default rules, faster.
 const FAST: LockTimes = LockTimes {
@@ -43,7 +43,7 @@ fn foreign_lock(storage: &dyn Storage, name: &str, kind: LockKind, holder: Holde
     };
     assert!(
         storage
-            .put_if_absent(&ObjectName::new(Kind::Locks, name), &encode(&info))
+            .put_if_absent(&ObjectName::new(Dir::Locks, name), &encode(&info))
             .unwrap()
     );
 }
@@ -59,7 +59,7 @@ fn other_host() -> Holder {
 
 fn locks(storage: &dyn Storage) -> Vec<String> {
     storage
-        .list(Kind::Locks)
+        .list(Dir::Locks)
         .unwrap()
         .into_iter()
         .map(|l| l.name)
@@ -131,7 +131,7 @@ fn a_dead_pid_counts_only_in_the_same_pid_namespace() {
 
     // The same namespace and boot: a missing pid is a dead holder.
     storage
-        .delete(&ObjectName::new(Kind::Locks, "shared-container"))
+        .delete(&ObjectName::new(Dir::Locks, "shared-container"))
         .unwrap();
     foreign_lock(
         storage.as_ref(),
@@ -158,7 +158,7 @@ fn a_dead_pid_counts_only_in_the_same_pid_namespace() {
 fn failing_lock_writes(inner: Arc<dyn Storage>, failing: Arc<AtomicBool>) -> Hooked {
     Hooked::new(inner, move |op: &Op<'_>| {
         if let Op::PutIfAbsent { name, .. } = op
-            && name.kind == Kind::Locks
+            && name.kind == Dir::Locks
             && failing.load(Ordering::SeqCst)
         {
             return Err(Error::io(
@@ -233,7 +233,7 @@ fn stalling_lock_reads(inner: Arc<dyn Storage>, stall: Duration) -> Hooked {
     let armed = AtomicBool::new(true);
     Hooked::new(inner, move |op: &Op<'_>| {
         if let Op::Get { name } = op
-            && name.kind == Kind::Locks
+            && name.kind == Dir::Locks
             && armed.swap(false, Ordering::SeqCst)
         {
             std::thread::sleep(stall);
@@ -294,7 +294,7 @@ fn gc_stops_when_a_shared_lock_appears_or_its_own_is_gone() {
     let e = gc.recheck().unwrap_err();
     assert!(e.to_string().contains("appeared"), "{e}");
     storage
-        .delete(&ObjectName::new(Kind::Locks, "shared-late"))
+        .delete(&ObjectName::new(Dir::Locks, "shared-late"))
         .unwrap();
     gc.recheck().unwrap();
     storage.delete(&gc.name()).unwrap();
@@ -343,7 +343,7 @@ fn unindexed_packs_are_deleted_only_once_old() {
 fn slow_lock_writes(inner: Arc<dyn Storage>, stall: Arc<Mutex<Option<Duration>>>) -> Hooked {
     Hooked::new(inner, move |op: &Op<'_>| {
         if let Op::PutIfAbsent { name, .. } = op
-            && name.kind == Kind::Locks
+            && name.kind == Dir::Locks
             && let Some(d) = *stall.lock().unwrap()
         {
             std::thread::sleep(d);

@@ -11,7 +11,7 @@ use common::{Backend, all_objects, init_repo, open_repo, overwrite};
 
 use vault::pack_writer::PackWriter;
 use vault::repository::Repository;
-use vault::storage::{Kind, Storage};
+use vault::storage::{Dir, Storage};
 use vault_format::chunker::{Gear, RecordChunker};
 use vault_format::manifest::{
     PartitionSnapshot, Selection, SnapshotManifest, SnapshotStats, TopicSnapshot,
@@ -128,7 +128,7 @@ fn the_vault_reads_back_what_was_written() {
     let storage = fill(&dir);
     assert_eq!(read_all(&storage).unwrap(), values());
     // Several packs, index objects and tree levels, or the test proves little.
-    let packs = storage.list(Kind::Packs).unwrap().len();
+    let packs = storage.list(Dir::Packs).unwrap().len();
     assert!(packs >= 3, "only {packs} packs");
 }
 
@@ -202,10 +202,10 @@ fn a_swapped_or_truncated_pack_is_refused() {
     let storage = fill(&dir);
     let s = storage.as_ref();
     let packs: Vec<_> = s
-        .list(Kind::Packs)
+        .list(Dir::Packs)
         .unwrap()
         .into_iter()
-        .map(|l| vault::storage::ObjectName::new(Kind::Packs, l.name))
+        .map(|l| vault::storage::ObjectName::new(Dir::Packs, l.name))
         .collect();
     let (a, b) = (&packs[0], &packs[1]);
     let (ba, bb) = (s.get(a).unwrap(), s.get(b).unwrap());

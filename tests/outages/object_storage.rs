@@ -17,7 +17,7 @@ use crate::serial;
 use common::{
     Backend, Cluster, TestVault, consume_all, create_topic, produce_bulk, stderr, unique_topic,
 };
-use vault::storage::Kind;
+use vault::storage::Dir;
 
 fn endpoint() -> String {
     std::env::var("KVAULT_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
@@ -144,10 +144,10 @@ async fn an_outage_mid_snapshot_fails_clearly_and_the_rerun_reuses_the_packs() {
     assert!(err.contains("s3://vault-tests/"), "names the store: {err}");
     storage_script("s3-up");
     assert!(
-        v.objects(Kind::Snapshots).is_empty(),
+        v.objects(Dir::Snapshots).is_empty(),
         "a snapshot was committed without all its data"
     );
-    assert!(!v.objects(Kind::Packs).is_empty());
+    assert!(!v.objects(Dir::Packs).is_empty());
 
     let s = v.snapshot(&[&topic]);
     assert_eq!(s["records_read"], 30_000);
@@ -215,15 +215,15 @@ async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
         .unwrap();
     assert!(!o.status.success(), "the crash point was never reached");
     assert!(stderr(&o).contains("crash point"), "{}", stderr(&o));
-    assert!(v.objects(Kind::Snapshots).is_empty());
+    assert!(v.objects(Dir::Snapshots).is_empty());
     // Every pack is 12 MiB, so every one went up in parts, and the first
     // to complete was the last act of the process: none is visible, and
     // each one started (several run at once) is recorded and pending.
     assert!(
-        v.objects(Kind::Packs).is_empty(),
+        v.objects(Dir::Packs).is_empty(),
         "an unfinished upload became visible"
     );
-    let recorded = v.objects(Kind::Uploads).len();
+    let recorded = v.objects(Dir::Uploads).len();
     assert!(recorded >= 1, "the upload was not recorded");
     let prefix = v.location.trim_start_matches("s3://vault-tests/");
     let pending = http_get(&format!("/vault-tests?uploads&prefix={prefix}/"));
@@ -232,7 +232,7 @@ async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
     // gc aborts the dead uploads and forgets their records.
     let g = v.json(&["gc", "--keep-last", "1"]);
     assert_eq!(g["uploads_aborted"], recorded, "{g}");
-    assert!(v.objects(Kind::Uploads).is_empty());
+    assert!(v.objects(Dir::Uploads).is_empty());
     let pending = http_get(&format!("/vault-tests?uploads&prefix={prefix}/"));
     assert_eq!(pending.matches("<UploadId>").count(), 0, "{pending}");
 
@@ -249,7 +249,7 @@ async fn a_multipart_upload_killed_midway_is_aborted_and_nothing_is_lost() {
     let o = v.run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        v.objects(Kind::Uploads).is_empty(),
+        v.objects(Dir::Uploads).is_empty(),
         "an upload record was left"
     );
     assert_whole(&v, &topic, 2);
@@ -295,7 +295,7 @@ fn a_missing_bucket_a_wrong_key_and_a_used_prefix_are_refused_clearly() {
     // taken over, and what is there stays.
     let v = TestVault::uninitialised(Backend::S3);
     let storage = v.storage();
-    let theirs = vault::storage::ObjectName::new(Kind::Uploads, "someone-elses-file");
+    let theirs = vault::storage::ObjectName::new(Dir::Uploads, "someone-elses-file");
     assert!(storage.put_if_absent(&theirs, b"not vault's").unwrap());
     let o = v.run(&["init", "--kdf-memory-mib", "8"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

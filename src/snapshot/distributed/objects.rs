@@ -20,11 +20,11 @@ use vault_format::run::{RunCommit, RunPart, RunPlan};
 use vault_format::tree::TreeRoot;
 
 use crate::error::{Error, FormatContext, Result};
-use crate::repository::{Repository, Unlocked};
-use crate::storage::{Kind, ObjectName};
+use crate::repository::{HoldsKeys, Repository};
+use crate::storage::{Dir, ObjectName};
 
 /// The run objects of one run name.
-pub struct RunObjects<'r, S: Unlocked> {
+pub struct RunObjects<'r, S: HoldsKeys> {
     repo: &'r Repository<S>,
     key: String,
 }
@@ -38,7 +38,7 @@ pub struct PlanListing {
     pub parts: Vec<u32>,
 }
 
-impl<'r, S: Unlocked> RunObjects<'r, S> {
+impl<'r, S: HoldsKeys> RunObjects<'r, S> {
     pub fn new(repo: &'r Repository<S>, name: &str) -> RunObjects<'r, S> {
         let id = repo
             .keys()
@@ -86,7 +86,7 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
         }
         let ours = self.prefix(&plan.plan_id);
         let mut commits = Vec::new();
-        for l in self.repo.storage().list(Kind::Runs)? {
+        for l in self.repo.storage().list(Dir::Runs)? {
             if !l.name.starts_with(&format!("{}.", self.key))
                 || l.name == self.plan_name()
                 || l.name.starts_with(&ours)
@@ -98,7 +98,7 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
             } else {
                 self.repo
                     .storage()
-                    .delete(&ObjectName::new(Kind::Runs, &l.name))?;
+                    .delete(&ObjectName::new(Dir::Runs, &l.name))?;
             }
         }
         commits.sort_by_key(|l| l.modified);
@@ -106,7 +106,7 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
         for l in commits {
             self.repo
                 .storage()
-                .delete(&ObjectName::new(Kind::Runs, &l.name))?;
+                .delete(&ObjectName::new(Dir::Runs, &l.name))?;
         }
         Ok(true)
     }
@@ -116,7 +116,7 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
         let mut commits: Vec<_> = self
             .repo
             .storage()
-            .list(Kind::Runs)?
+            .list(Dir::Runs)?
             .into_iter()
             .filter(|l| {
                 l.name.starts_with(&format!("{}.", self.key)) && l.name.ends_with(".commit")
@@ -140,7 +140,7 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
     pub fn list(&self, plan: &RunPlan) -> Result<PlanListing> {
         let prefix = self.prefix(&plan.plan_id);
         let mut out = PlanListing::default();
-        for l in self.repo.storage().list(Kind::Runs)? {
+        for l in self.repo.storage().list(Dir::Runs)? {
             if l.name == self.plan_name() {
                 out.plan_present = true;
             } else if let Some(rest) = l.name.strip_prefix(&prefix) {
@@ -181,7 +181,7 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
     /// Takes a part back (its writer lost its lock while writing it).
     pub fn delete_part(&self, plan: &RunPlan, index: u32) -> Result<()> {
         self.repo.storage().delete(&ObjectName::new(
-            Kind::Runs,
+            Dir::Runs,
             self.part_name(&plan.plan_id, index),
         ))
     }
@@ -220,12 +220,12 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
         let storage = self.repo.storage();
         // The plan goes first: once it is gone, nobody starts work for it.
         if self.load_plan()?.is_some_and(|p| p.plan_id == plan.plan_id) {
-            storage.delete(&ObjectName::new(Kind::Runs, self.plan_name()))?;
+            storage.delete(&ObjectName::new(Dir::Runs, self.plan_name()))?;
         }
         let prefix = self.prefix(&plan.plan_id);
-        for l in storage.list(Kind::Runs)? {
+        for l in storage.list(Dir::Runs)? {
             if l.name.starts_with(&prefix) && !l.name.ends_with(".commit") {
-                storage.delete(&ObjectName::new(Kind::Runs, &l.name))?;
+                storage.delete(&ObjectName::new(Dir::Runs, &l.name))?;
             }
         }
         Ok(())
@@ -236,12 +236,12 @@ impl<'r, S: Unlocked> RunObjects<'r, S> {
     pub fn drop_plan(&self) -> Result<Option<RunPlan>> {
         let plan = self.load_plan()?;
         let storage = self.repo.storage();
-        for l in storage.list(Kind::Runs)? {
+        for l in storage.list(Dir::Runs)? {
             if l.name.starts_with(&format!("{}.", self.key)) && l.name != self.plan_name() {
-                storage.delete(&ObjectName::new(Kind::Runs, &l.name))?;
+                storage.delete(&ObjectName::new(Dir::Runs, &l.name))?;
             }
         }
-        storage.delete(&ObjectName::new(Kind::Runs, self.plan_name()))?;
+        storage.delete(&ObjectName::new(Dir::Runs, self.plan_name()))?;
         Ok(plan)
     }
 }
@@ -261,8 +261,8 @@ impl PlanInProgress {
 
 /// Every plan in progress in the vault, with its parts (`vault status`,
 /// `vault snapshots --in-progress`, and gc, which keeps what they use).
-pub fn plans_in_progress<S: Unlocked>(repo: &Repository<S>) -> Result<Vec<PlanInProgress>> {
-    let listed = repo.storage().list(Kind::Runs)?;
+pub fn plans_in_progress<S: HoldsKeys>(repo: &Repository<S>) -> Result<Vec<PlanInProgress>> {
+    let listed = repo.storage().list(Dir::Runs)?;
     let mut out = Vec::new();
     for l in listed.iter().filter(|l| l.name.ends_with(".plan")) {
         let Some(body) = repo.get_run_object(ObjectKind::RunPlan, &l.name)? else {
@@ -284,7 +284,7 @@ pub fn plans_in_progress<S: Unlocked>(repo: &Repository<S>) -> Result<Vec<PlanIn
 /// The trees plans in progress use: the roots they continue and the roots
 /// of their finished parts. gc keeps them, so a run resumed after a gc
 /// finds every chunk its plan and parts refer to.
-pub fn roots_in_use<S: Unlocked>(repo: &Repository<S>) -> Result<Vec<TreeRoot>> {
+pub fn roots_in_use<S: HoldsKeys>(repo: &Repository<S>) -> Result<Vec<TreeRoot>> {
     let mut roots = Vec::new();
     for p in plans_in_progress(repo)? {
         roots.extend(

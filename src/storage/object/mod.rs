@@ -38,7 +38,7 @@ pub(crate) use retry::Tuning;
 use retry::{backoff, interrupted_in_transit};
 
 use super::options::StorageOptions;
-use super::{Kind, Listed, ObjectName, Storage};
+use super::{Dir, Listed, ObjectName, Storage};
 use crate::error::{Error, Result};
 use crate::host::Holder;
 
@@ -223,7 +223,7 @@ impl ObjectStorage {
 
 impl Storage for ObjectStorage {
     fn put_if_absent(&self, name: &ObjectName, data: &[u8]) -> Result<bool> {
-        if name.kind == Kind::Packs {
+        if name.kind == Dir::Packs {
             // Packs are named at random: nobody else ever writes the name,
             // so they need no condition, and a plain PUT is one object_store
             // retries even after a timeout or a cut connection.
@@ -275,8 +275,8 @@ impl Storage for ObjectStorage {
             .map_err(|e| self.err(&format!("reading the size of {name}"), &e))
     }
 
-    fn list(&self, kind: Kind) -> Result<Vec<Listed>> {
-        if kind == Kind::Config {
+    fn list(&self, kind: Dir) -> Result<Vec<Listed>> {
+        if kind == Dir::Config {
             return Ok(Vec::new());
         }
         let dir = self.path_of(kind.dir());
@@ -298,8 +298,8 @@ impl Storage for ObjectStorage {
                     .map(|p| p.as_ref().to_string())
                     .collect();
                 let name = match (kind, parts.as_slice()) {
-                    (Kind::Packs, [fan, name]) if name.get(..2) == Some(fan.as_str()) => name,
-                    (Kind::Packs, _) => return None,
+                    (Dir::Packs, [fan, name]) if name.get(..2) == Some(fan.as_str()) => name,
+                    (Dir::Packs, _) => return None,
                     (_, [name]) => name,
                     _ => return None,
                 };

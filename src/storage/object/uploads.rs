@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::ObjectStorage;
 use crate::error::{Error, Result};
 use crate::host::Holder;
-use crate::storage::{Kind, Listed, ObjectName, Storage};
+use crate::storage::{Dir, Listed, ObjectName, Storage};
 
 /// What `uploads/<name>` says (JSON; docs/format.md § Uploads).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ impl UploadRecord {
     /// The record's own name: one per upload.
     fn object_name(&self) -> ObjectName {
         let digest = blake3::hash(format!("{}\n{}", self.path, self.upload_id).as_bytes());
-        ObjectName::new(Kind::Uploads, digest.to_hex()[..32].to_string())
+        ObjectName::new(Dir::Uploads, digest.to_hex()[..32].to_string())
     }
 }
 
@@ -76,7 +76,7 @@ impl ObjectStorage {
     ) -> Result<usize> {
         let mut aborted = 0;
         for l in listed {
-            let name = ObjectName::new(Kind::Uploads, &l.name);
+            let name = ObjectName::new(Dir::Uploads, &l.name);
             let body = match self.get(&name) {
                 Ok(b) => b,
                 // Finished and forgotten since the listing.
