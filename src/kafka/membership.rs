@@ -22,6 +22,44 @@ use rdkafka::error::KafkaError;
 use super::{KafkaOptions, creation_error};
 use crate::error::{Error, Result};
 
+/// A worker's wait for its group's coordinator to answer at all. After a
+/// rebalance an empty assignment is ordinary (more workers than partitions
+/// left); a group that never answered (generation 0) for `timeout` is a
+/// broker or an ACL problem, and the worker fails saying so.
+pub struct JoinWait {
+    pub group: String,
+    pub started: Instant,
+    pub timeout: Duration,
+}
+
+impl JoinWait {
+    /// Called while the member is not settled: fails if the group never
+    /// answered within the timeout, else pauses before the next look.
+    /// `waited_for` names what did not come ("assignment", "answer") and
+    /// `kept` what the failure leaves in place.
+    pub fn pause_unsettled(
+        &self,
+        generation: u64,
+        last_error: Option<String>,
+        waited_for: &str,
+        kept: &str,
+    ) -> Result<()> {
+        if generation == 0 && self.started.elapsed() > self.timeout {
+            return Err(Error::Kafka {
+                context: format!("joining the consumer group {}", self.group),
+                message: format!(
+                    "no {waited_for} from the group coordinator in {} s ({}); check the brokers and that \
+                     this client may join the group (a group ACL); {kept}",
+                    self.timeout.as_secs(),
+                    last_error.unwrap_or_else(|| "the client reported no error".into())
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(())
+    }
+}
+
 /// A run name (`--workers NAME`) becomes part of a consumer group id and of
 /// messages: letters, digits, '.', '_' and '-' only.
 pub fn check_run_name(name: &str) -> Result<()> {

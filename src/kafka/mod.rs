@@ -10,7 +10,7 @@ pub use context::{ClientLog, wait_for_closing_clients};
 pub(crate) use context::{Detached, MetadataClient, creation_error};
 mod group_offsets;
 mod membership;
-pub use membership::{GroupMember, check_run_name};
+pub use membership::{GroupMember, JoinWait, check_run_name};
 mod offsets;
 mod options;
 mod retry;

@@ -43,7 +43,7 @@ use super::plan::RestorePlan;
 use super::progress::{self, Phase, ProgressState, partition_key};
 use super::steps::{self, translated_groups};
 use crate::error::{Error, Result};
-use crate::kafka::{GroupMember, KafkaOptions};
+use crate::kafka::{GroupMember, JoinWait, KafkaOptions};
 use crate::repository::{Indexed, Repository};
 
 /// Works on the restore `plan` with the other workers of `opts.name`
@@ -125,23 +125,17 @@ fn work_partitions(
             return finish(worker, &done, out);
         }
         if !member.settled(Duration::from_secs(3)) {
-            if member.generation() == 0 && worker.started.elapsed() > opts.join_timeout {
-                return Err(Error::Kafka {
-                    context: format!(
-                        "joining the consumer group {}",
-                        group_name(&opts.name, &plan.restore_id)
-                    ),
-                    message: format!(
-                        "no answer from the group coordinator in {} s ({}); check the brokers and that this \
-                         client may join the group (a group ACL); the restore's committed partitions stay",
-                        opts.join_timeout.as_secs(),
-                        member
-                            .last_error()
-                            .unwrap_or_else(|| "the client reported no error".into())
-                    ),
-                });
+            JoinWait {
+                group: group_name(&opts.name, &plan.restore_id),
+                started: worker.started,
+                timeout: opts.join_timeout,
             }
-            std::thread::sleep(Duration::from_millis(200));
+            .pause_unsettled(
+                member.generation(),
+                member.last_error(),
+                "answer",
+                "the restore's committed partitions stay",
+            )?;
             continue;
         }
         let mine: Vec<usize> = member

@@ -38,8 +38,8 @@ pub use worker::{WorkerOptions, WorkerOutcome};
 
 use super::pipeline;
 use super::source::RecordSource;
-use crate::error::{Error, Result};
-use crate::kafka::GroupMember;
+use crate::error::Result;
+use crate::kafka::{GroupMember, JoinWait};
 use crate::lock::VaultLock;
 use crate::now_ms;
 use crate::repository::{Indexed, Repository};
@@ -212,25 +212,17 @@ pub fn work(
             return commit(repo, &run, plan, &parts, lock, &mut out, started);
         }
         if !assignment.settled() {
-            // Only a group that never answered: after a rebalance an empty
-            // assignment is ordinary (more workers than partitions left).
-            if assignment.generation() == 0 && started.elapsed() > opts.join_timeout {
-                return Err(Error::Kafka {
-                    context: format!(
-                        "joining the consumer group {}",
-                        group_name(&repo.vault_id(), plan)
-                    ),
-                    message: format!(
-                        "no assignment from the group coordinator in {} s ({}); check the brokers and that \
-                         this client may join the group (a group ACL); the run's finished parts stay",
-                        opts.join_timeout.as_secs(),
-                        assignment
-                            .last_error()
-                            .unwrap_or_else(|| "the client reported no error".into())
-                    ),
-                });
+            JoinWait {
+                group: group_name(&repo.vault_id(), plan),
+                started,
+                timeout: opts.join_timeout,
             }
-            std::thread::sleep(Duration::from_millis(200));
+            .pause_unsettled(
+                assignment.generation(),
+                assignment.last_error(),
+                "assignment",
+                "the run's finished parts stay",
+            )?;
             continue;
         }
         let mine: Vec<u32> = assignment
