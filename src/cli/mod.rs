@@ -59,6 +59,9 @@ enum Command {
     /// Create a new, empty vault.
     Init(init::InitArgs),
     /// Back up Kafka topics: a consistent, incremental, deduplicated snapshot.
+    // gc's keep flags (the group clap names after `KeepFlags`) prune only
+    // in continuous mode.
+    #[command(mut_group("KeepFlags", |g| g.requires("every")))]
     Snapshot(snapshot::SnapshotArgs),
     /// Restore a snapshot into a Kafka cluster, with consumer-group offsets translated.
     Restore(restore::RestoreArgs),

@@ -10,7 +10,7 @@ use vault::kafka::TopicSelection;
 use vault::snapshot::{HorizonOverride, SnapshotOptions, SnapshotRequest};
 use vault::{Error, Result};
 
-use crate::cli::args::{ClientSettings, VaultArgs};
+use crate::cli::args::{ClientSettings, KeepFlags, VaultArgs};
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
@@ -130,27 +130,15 @@ pub(super) fn pipeline_threads() -> usize {
         .unwrap_or(2)
 }
 
-/// gc's keep rules, on `vault snapshot --every`. They add to the
-/// profile's keep block (`vault::gc::rules`).
+/// gc's keep rules, on `vault snapshot --every`: the same flags as
+/// `vault gc` takes (`KeepFlags`), which need `--every` here, and whose
+/// groups they prune. They add to the profile's keep block
+/// (`vault::gc::rules`).
 #[derive(Args, Debug)]
 pub struct KeepArgs {
-    /// With --every: after each snapshot keep this many newest snapshots of
-    /// this process's source and selection, and free the rest (as `vault gc`).
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_last: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_hourly: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_daily: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_weekly: usize,
-    #[arg(long, default_value_t = 0, value_name = "N", requires = "every")]
-    keep_monthly: usize,
-    #[arg(long, value_name = "DURATION", requires = "every")]
-    keep_within: Option<String>,
-    /// With --every: keep every snapshot with this tag (repeatable).
-    #[arg(long = "keep-tag", value_name = "T", requires = "every")]
-    keep_tags: Vec<String>,
+    /// After each snapshot (with --every), as `vault gc` would.
+    #[command(flatten, next_help_heading = "Keep rules (with --every)")]
+    rules: KeepFlags,
     /// With --every: whose snapshots the keep rules prune. `own` (the
     /// default): this process's source and selection, and only snapshots
     /// with no tag but its own --tag. `all`: every group in the vault,
@@ -172,17 +160,7 @@ impl KeepArgs {
         group: GroupKey,
         own_tags: &[String],
     ) -> Result<Option<KeepPolicy>> {
-        let flags = crate::cli::args::keep_rules(
-            [
-                self.keep_last,
-                self.keep_hourly,
-                self.keep_daily,
-                self.keep_weekly,
-                self.keep_monthly,
-            ],
-            self.keep_within.as_deref(),
-            &self.keep_tags,
-        )?;
+        let flags = self.rules.rules()?;
         let scope = match self.prune_groups.as_str() {
             "own" => EveryScope::Own {
                 group,
