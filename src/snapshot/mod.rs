@@ -1,6 +1,6 @@
 //! `vault snapshot`: a consistent, incremental, deduplicated backup.
 //!
-//! [`prepare`] opens the vault while it takes the cut, and
+//! [`prepare()`] opens the vault while it takes the cut, and
 //! [`EarlyCut::plan`] works out what to read; [`execute`] reads it through
 //! the pipeline, writes packs and index objects, and commits by writing the
 //! manifest last. Until then nothing refers to the new data, so an
