@@ -124,8 +124,15 @@ impl<C: Cluster> EarlyCut<'_, C> {
     /// cut each time.
     pub fn plan(&mut self, repo: &Repository<Indexed>) -> Result<SnapshotPlan> {
         let early = match self.early.take() {
-            // Awaited even when stale: a cluster that failed it fails the
-            // snapshot with its own error, as before the overlap.
+            // Too old to use whatever it says (or whatever failed it, a
+            // cluster error from before a long wait behind a gc): a fresh
+            // cut below.
+            Some(task) if self.late => {
+                task.abort();
+                None
+            }
+            // A cluster that failed it fails the snapshot with its own
+            // error, as before the overlap.
             Some(task) => Some(self.rt.block_on(task).expect("the cut task panicked")?),
             None => None,
         };

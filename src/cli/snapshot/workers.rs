@@ -56,7 +56,7 @@ pub(super) fn run(
     let storage = a.vault.storage()?;
     let command = format!("snapshot --workers {name}");
     // The cut is read while the vault opens, as for one snapshot; only the
-    // worker that finds no plan uses it, the others leave it unread.
+    // worker that finds no plan uses it.
     let prepared =
         vault::snapshot::prepare(&rt, kafka, request, storage.as_ref(), CUT_MAX_AGE, || {
             a.vault.open_locked(LockKind::Shared, &command).map(Some)
@@ -81,11 +81,16 @@ pub(super) fn run(
         rejoin_window: Duration::from_secs(a.rejoin_window),
         join_timeout: Duration::from_secs(60).max(Duration::from_secs(a.session_timeout) * 3),
     };
-    let cluster_id = kafka.current_cluster_id()?;
-    let found =
+    let found = kafka.current_cluster_id().and_then(|cluster_id| {
         distributed::find_or_make_plan(&repo, request, cluster_id.as_deref(), &opts, &mut || {
             cut.plan(&repo)
-        })?;
+        })
+    });
+    // The early cut is used, or never will be (the plan was another
+    // worker's): no exit below waits for the cluster requests left of it.
+    drop(cut);
+    rt.shutdown_background();
+    let found = found?;
     let (plan, planned_here) = match &found {
         Found::Plan { plan, planned_here } => (plan, *planned_here),
         Found::Committed { snapshot, manifest } => {
