@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use vault::kafka::{KafkaOptions, TopicInfo, TopicSelection};
 use vault::lock::{LockKind, LockTimes, VaultLock};
 use vault::reader::StoredRecord;
@@ -259,7 +260,13 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 12,
+        // The saved seeds sit next to this file (tests/offline/main.rs
+        // would otherwise make proptest look in tests/proptest-regressions/).
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn every_kept_snapshot_reads_back_what_it_took(ops in prop::collection::vec(op(), 1..14)) {
@@ -341,7 +348,13 @@ impl RecordSink for FailingAt<'_> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        // The saved seeds sit next to this file (tests/offline/main.rs
+        // would otherwise make proptest look in tests/proptest-regressions/).
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        .. ProptestConfig::default()
+    })]
 
     /// A committed source offset C becomes the target offset of the first
     /// restored record at or after C, else the partition's end: across

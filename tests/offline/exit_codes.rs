@@ -28,6 +28,30 @@ fn each_exit_code_means_what_the_readme_says() {
         Some(2),
         "a broken regex"
     );
+    // gc's keep rules on `snapshot` prune only in continuous mode.
+    for [flag, value] in [
+        ["--keep-last", "1"],
+        ["--keep-within", "1d"],
+        ["--keep-tag", "t"],
+        ["--prune-groups", "all"],
+    ] {
+        assert_eq!(
+            code(
+                &v,
+                &[
+                    "snapshot",
+                    "--brokers",
+                    "127.0.0.1:1",
+                    "--topics",
+                    "a",
+                    flag,
+                    value
+                ]
+            ),
+            Some(2),
+            "{flag} without --every"
+        );
+    }
     // 1: a failure that is neither (a wrong passphrase, nothing to restore).
     let wrong = v.dir.path().join("wrong");
     std::fs::write(&wrong, "not the passphrase\n").unwrap();

@@ -69,8 +69,6 @@ pub struct SnapshotArgs {
     /// once, committing nothing of it). Prints a JSON line per snapshot with --json.
     #[arg(long, value_name = "DURATION", conflicts_with = "workers")]
     pub(super) every: Option<String>,
-    #[command(flatten)]
-    pub(super) keep: KeepArgs,
     /// Write Prometheus text metrics to this file after each snapshot (the
     /// node_exporter textfile collector convention).
     #[arg(long, value_name = "PATH")]
@@ -84,6 +82,9 @@ pub struct SnapshotArgs {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub(super) json: bool,
+    /// Last: its help heading holds every flag declared after it.
+    #[command(flatten)]
+    pub(super) keep: KeepArgs,
 }
 
 impl SnapshotArgs {
@@ -136,7 +137,7 @@ pub(super) fn pipeline_threads() -> usize {
 /// (`vault::gc::rules`).
 #[derive(Args, Debug)]
 pub struct KeepArgs {
-    /// After each snapshot (with --every), as `vault gc` would.
+    // After each snapshot (with --every), as `vault gc` would.
     #[command(flatten, next_help_heading = "Keep rules (with --every)")]
     rules: KeepFlags,
     /// With --every: whose snapshots the keep rules prune. `own` (the
