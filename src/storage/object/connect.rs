@@ -76,53 +76,43 @@ fn build<B: CloudBuilder>(
     ))
 }
 
-impl CloudBuilder for AmazonS3Builder {
-    type Key = AmazonS3ConfigKey;
-    type Client = object_store::aws::AmazonS3;
-    fn for_bucket(bucket: &str) -> Self {
-        AmazonS3Builder::from_env().with_bucket_name(bucket)
-    }
-    fn retry(self, retry: RetryConfig) -> Self {
-        self.with_retry(retry)
-    }
-    fn set(self, key: Self::Key, value: &str) -> Self {
-        self.with_config(key, value)
-    }
-    fn finish(self) -> object_store::Result<Self::Client> {
-        self.build()
-    }
+/// The three builders have the same methods but no trait in common.
+macro_rules! cloud_builder {
+    ($builder:ty, $key:ty, $client:ty, $with_bucket:ident) => {
+        impl CloudBuilder for $builder {
+            type Key = $key;
+            type Client = $client;
+            fn for_bucket(bucket: &str) -> Self {
+                <$builder>::from_env().$with_bucket(bucket)
+            }
+            fn retry(self, retry: RetryConfig) -> Self {
+                self.with_retry(retry)
+            }
+            fn set(self, key: Self::Key, value: &str) -> Self {
+                self.with_config(key, value)
+            }
+            fn finish(self) -> object_store::Result<Self::Client> {
+                self.build()
+            }
+        }
+    };
 }
 
-impl CloudBuilder for MicrosoftAzureBuilder {
-    type Key = AzureConfigKey;
-    type Client = object_store::azure::MicrosoftAzure;
-    fn for_bucket(bucket: &str) -> Self {
-        MicrosoftAzureBuilder::from_env().with_container_name(bucket)
-    }
-    fn retry(self, retry: RetryConfig) -> Self {
-        self.with_retry(retry)
-    }
-    fn set(self, key: Self::Key, value: &str) -> Self {
-        self.with_config(key, value)
-    }
-    fn finish(self) -> object_store::Result<Self::Client> {
-        self.build()
-    }
-}
-
-impl CloudBuilder for GoogleCloudStorageBuilder {
-    type Key = GoogleConfigKey;
-    type Client = object_store::gcp::GoogleCloudStorage;
-    fn for_bucket(bucket: &str) -> Self {
-        GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket)
-    }
-    fn retry(self, retry: RetryConfig) -> Self {
-        self.with_retry(retry)
-    }
-    fn set(self, key: Self::Key, value: &str) -> Self {
-        self.with_config(key, value)
-    }
-    fn finish(self) -> object_store::Result<Self::Client> {
-        self.build()
-    }
-}
+cloud_builder!(
+    AmazonS3Builder,
+    AmazonS3ConfigKey,
+    object_store::aws::AmazonS3,
+    with_bucket_name
+);
+cloud_builder!(
+    MicrosoftAzureBuilder,
+    AzureConfigKey,
+    object_store::azure::MicrosoftAzure,
+    with_container_name
+);
+cloud_builder!(
+    GoogleCloudStorageBuilder,
+    GoogleConfigKey,
+    object_store::gcp::GoogleCloudStorage,
+    with_bucket_name
+);
