@@ -8,7 +8,14 @@ wrapper adds what fault tests need, without touching moto:
   /__vault_test__/faults?status=503&count=20&every=2 makes every 2nd of the
   next requests (20 of them) fail with 503 SlowDown (429 is answered as
   throttling, any other status as InternalError) before moto sees them.
-  count=0 clears it. ...&ignore_conditions=1 makes the server ignore
+  count=0 clears it. ...&rate=0.05&seed=7 fails each request with that
+  probability instead (seeded: the same seed fails the same requests of
+  the same sequence), for up to count requests. ...&lost_reply=1 lets a
+  chosen PUT, POST or DELETE reach moto and land, then answers it with
+  the error anyway, as a store whose reply was lost on the way back.
+  ...&methods=PUT,DELETE limits the faults to those methods. GET
+  /__vault_test__/faults?report=1 answers how many faults were injected.
+  ...&ignore_conditions=1 makes the server ignore
   `If-None-Match` from then on, as a store without conditional writes
   would (ignore_conditions=0 restores it).
 * Outages. SIGUSR1 takes the server off the network the way a crash does:
@@ -21,6 +28,7 @@ Usage: s3_server.py --port PORT [--bucket NAME ...]
 """
 
 import argparse
+import random
 import signal
 import socket
 import sys
@@ -41,21 +49,35 @@ class Faults:
         self.every = 1
         self.seen = 0
         self.ignore_conditions = False
+        self.rate = None
+        self.rng = random.Random(0)
+        self.lost_reply = False
+        self.methods = None
+        self.injected = 0
 
-    def set(self, status, count, every):
+    def set(self, status, count, every, rate=None, seed=0, lost_reply=False, methods=None):
         with self.lock:
             self.status, self.remaining, self.every, self.seen = status, count, max(every, 1), 0
+            self.rate, self.rng = rate, random.Random(seed)
+            self.lost_reply, self.methods = lost_reply, methods
 
-    def take(self):
-        """The status to fail this request with, or 0."""
+    def take(self, method):
+        """(status to fail this request with or 0, whether it lands first)."""
         with self.lock:
             if self.remaining <= 0:
-                return 0
+                return 0, False
+            if self.methods is not None and method not in self.methods:
+                return 0, False
             self.seen += 1
-            if self.seen % self.every:
-                return 0
+            if self.rate is not None:
+                if self.rng.random() >= self.rate:
+                    return 0, False
+            elif self.seen % self.every:
+                return 0, False
             self.remaining -= 1
-            return self.status
+            self.injected += 1
+            lands = self.lost_reply and method in ("PUT", "POST", "DELETE")
+            return self.status, lands
 
 
 def with_faults(app, faults):
@@ -69,21 +91,38 @@ def with_faults(app, faults):
                     int(q.get("status", ["503"])[0]),
                     int(q["count"][0]),
                     int(q.get("every", ["1"])[0]),
+                    rate=float(q["rate"][0]) if "rate" in q else None,
+                    seed=int(q.get("seed", ["0"])[0]),
+                    lost_reply=q.get("lost_reply", ["0"])[0] == "1",
+                    methods=set(q["methods"][0].split(",")) if "methods" in q else None,
                 )
-            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
-            return [b"ok\n"]
-        status = faults.take()
+            body = b"ok\n"
+            if "report" in q:
+                body = ("%d\n" % faults.injected).encode()
+            start_response(
+                "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        status, lands = faults.take(environ.get("REQUEST_METHOD", ""))
+        if faults.ignore_conditions:
+            environ.pop("HTTP_IF_NONE_MATCH", None)
         if not status:
-            if faults.ignore_conditions:
-                environ.pop("HTTP_IF_NONE_MATCH", None)
             return app(environ, start_response)
-        # Read the body the client sent, so the connection stays usable.
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        while length > 0:
-            got = environ["wsgi.input"].read(min(length, 1 << 20))
-            if not got:
-                break
-            length -= len(got)
+        if lands:
+            # The request reaches moto and lands; its answer is dropped.
+            def swallow(*_args, **_kwargs):
+                return lambda _data: None
+
+            for _ in app(environ, swallow):
+                pass
+        else:
+            # Read the body the client sent, so the connection stays usable.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            while length > 0:
+                got = environ["wsgi.input"].read(min(length, 1 << 20))
+                if not got:
+                    break
+                length -= len(got)
         code, reason = {
             503: ("SlowDown", "Service Unavailable"),
             429: ("Throttling", "Too Many Requests"),

@@ -58,3 +58,42 @@ pub(crate) fn pause_point(name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The debug binary's fault storage: when `KVAULT_STORAGE_FAULTS` holds a
+/// fault plan (`kind=kill,nth=40`, see [`crate::storage::faulty`]), every
+/// storage the process opens is wrapped in a fault storage that follows
+/// it, all with one count of calls, so the n-th call is the n-th of the
+/// whole command whichever handle made it. A local vault's root is filled
+/// in for `partial` faults. Release builds ignore the variable.
+#[cfg(debug_assertions)]
+pub(crate) fn wrap_storage(
+    storage: std::sync::Arc<dyn crate::storage::Storage>,
+    local_root: Option<&std::path::Path>,
+) -> crate::Result<std::sync::Arc<dyn crate::storage::Storage>> {
+    use std::sync::{Arc, OnceLock};
+
+    use crate::storage::faulty::{FaultPlan, FaultState, faulty_with};
+    static STATE: OnceLock<Arc<FaultState>> = OnceLock::new();
+    let Some(spec) = std::env::var_os("KVAULT_STORAGE_FAULTS") else {
+        return Ok(storage);
+    };
+    let state = match STATE.get() {
+        Some(s) => Arc::clone(s),
+        None => {
+            let mut plan = FaultPlan::parse(&spec.to_string_lossy())?;
+            if plan.root.is_none() {
+                plan.root = local_root.map(std::path::Path::to_path_buf);
+            }
+            Arc::clone(STATE.get_or_init(|| Arc::new(FaultState::new(plan))))
+        }
+    };
+    Ok(faulty_with(storage, state))
+}
+
+#[cfg(not(debug_assertions))]
+pub(crate) fn wrap_storage(
+    storage: std::sync::Arc<dyn crate::storage::Storage>,
+    _local_root: Option<&std::path::Path>,
+) -> crate::Result<std::sync::Arc<dyn crate::storage::Storage>> {
+    Ok(storage)
+}

@@ -32,9 +32,11 @@ pub struct GcArgs {
     /// Repack packs whose live share is below this percentage.
     #[arg(long, default_value_t = 50, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
     repack_below: u8,
-    /// Delete a pack file that no index object lists (left by a killed
-    /// command) only once it is this old by the storage's clock: a running
-    /// snapshot's newest packs are not indexed yet.
+    /// The safety margin, by the storage's clock: a pack file no index
+    /// object lists (left by a killed command) is deleted, and a dead or
+    /// sparse pack deleted or repacked, only once it is this old. A
+    /// running snapshot's newest packs are not indexed yet, and a snapshot
+    /// committed moments ago may be missing from a listing that lags.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     unindexed_min_age: String,
     /// Show what would be forgotten and freed; change nothing.
@@ -60,6 +62,8 @@ struct GcReport {
     orphan_packs: usize,
     /// Packs no index lists, younger than --unindexed-min-age: left.
     young_orphan_packs: usize,
+    /// Dead or sparse packs younger than --unindexed-min-age: left.
+    young_packs: usize,
     /// Packs no index lists whose trailer is damaged: left for the operator.
     damaged_orphan_packs: Vec<String>,
     /// Groups with no snapshot for a week while their cluster has newer ones.
@@ -150,6 +154,7 @@ pub fn run(a: &GcArgs) -> Result<()> {
             packs_to_repack: plan.repack.len(),
             orphan_packs: plan.orphan_packs.len(),
             young_orphan_packs: plan.young_orphan_packs.len(),
+            young_packs: plan.young_packs.len(),
             damaged_orphan_packs: plan.damaged_orphan_packs.clone(),
             quiet_groups: plan
                 .quiet_groups
@@ -214,6 +219,15 @@ pub fn run(a: &GcArgs) -> Result<()> {
             "left {} pack files that no index lists and that are younger than --unindexed-min-age {}: \
              a running command may still index them",
             plan.young_orphan_packs.len(),
+            a.unindexed_min_age
+        ));
+    }
+    if !plan.young_packs.is_empty() {
+        super::output::info(&format!(
+            "left {} packs whose data no kept snapshot uses (or uses little of) because they are younger \
+             than --unindexed-min-age {}: a snapshot committed moments ago may not be listed yet. \
+             A later gc frees them",
+            plan.young_packs.len(),
             a.unindexed_min_age
         ));
     }

@@ -65,6 +65,12 @@ pub struct GcPlan {
     pub young_orphan_packs: Vec<String>,
     /// Unlisted pack files whose trailer is damaged: reported, left alone.
     pub damaged_orphan_packs: Vec<String>,
+    /// Indexed packs that look dead or sparse but are younger than the
+    /// safety margin: left whole. A snapshot committed moments ago may
+    /// not be in gc's listing yet (a store or file system whose listings
+    /// lag its writes: an NFS mount's attribute cache, an eventually
+    /// consistent store), and its new chunks live in the youngest packs.
+    pub young_packs: Vec<PackId>,
     /// Groups with no snapshot for a week while their source has newer
     /// ones (its selection changed): their own rules keep their snapshots
     /// forever, which the operator should know. (group, newest time)
@@ -211,28 +217,46 @@ impl GcPlan {
                 pack_use.insert(*pack, u);
             }
         }
-        let mut delete_packs = Vec::new();
-        let mut repack = Vec::new();
-        for (pack, u) in &pack_use {
-            if !sizes.contains_key(&pack.to_hex()) {
-                continue; // already gone
-            }
-            if u.live_chunks == 0 {
-                delete_packs.push(*pack);
-            } else if u.live_bytes < u.chunk_bytes
-                && (u.live_bytes as f64) < repack_below * u.chunk_bytes as f64
-            {
-                repack.push(*pack);
-            }
-        }
-        delete_packs.sort();
-        repack.sort();
         // "Now" by the storage's clock: gc's own lock was written (refreshed)
         // within the minute. Another host's lock could carry any time.
         let storage_now = match lock {
             Some(lock) => storage_time_of(repo, lock)?,
             None => None,
         };
+        // A pack's age by the storage's clock; unknown counts as new.
+        let modified: HashMap<&str, std::time::SystemTime> = listed_packs
+            .iter()
+            .filter_map(|l| l.modified.map(|m| (l.name.as_str(), m)))
+            .collect();
+        let young = |name: &str| {
+            let age = match (storage_now, modified.get(name)) {
+                (Some(now), Some(m)) => now.duration_since(*m).unwrap_or_default(),
+                _ => std::time::Duration::ZERO,
+            };
+            !opts.unindexed_min_age.is_zero() && age < opts.unindexed_min_age
+        };
+        let mut delete_packs = Vec::new();
+        let mut repack = Vec::new();
+        let mut young_packs = Vec::new();
+        for (pack, u) in &pack_use {
+            if !sizes.contains_key(&pack.to_hex()) {
+                continue; // already gone
+            }
+            let sparse = u.live_bytes < u.chunk_bytes
+                && (u.live_bytes as f64) < repack_below * u.chunk_bytes as f64;
+            if (u.live_chunks == 0 || sparse) && young(&pack.to_hex()) {
+                young_packs.push(*pack);
+                continue;
+            }
+            if u.live_chunks == 0 {
+                delete_packs.push(*pack);
+            } else if sparse {
+                repack.push(*pack);
+            }
+        }
+        delete_packs.sort();
+        repack.sort();
+        young_packs.sort();
         let mut orphan_packs = Vec::new();
         let mut young_orphan_packs = Vec::new();
         let mut damaged_orphan_packs = Vec::new();
@@ -267,6 +291,7 @@ impl GcPlan {
             orphan_packs,
             young_orphan_packs,
             damaged_orphan_packs,
+            young_packs,
             quiet_groups,
             pack_use,
             index_objects,

@@ -28,10 +28,31 @@ pub struct LockTimes {
 
 impl Default for LockTimes {
     fn default() -> Self {
-        LockTimes {
+        LockTimes::for_tests().unwrap_or(LockTimes {
             refresh: Duration::from_secs(60),
             stale_after: Duration::from_secs(10 * 60),
-        }
+        })
+    }
+}
+
+impl LockTimes {
+    /// The chaos campaign's short lock times, so a frozen process's lock
+    /// goes stale within seconds: `KVAULT_LOCK_TIMES=REFRESH_MS,STALE_MS`.
+    /// Debug builds only (like `KVAULT_CRASH_AT`); a release binary
+    /// ignores the variable.
+    #[cfg(debug_assertions)]
+    fn for_tests() -> Option<LockTimes> {
+        let v = std::env::var("KVAULT_LOCK_TIMES").ok()?;
+        let (refresh, stale) = v.split_once(',')?;
+        Some(LockTimes {
+            refresh: Duration::from_millis(refresh.trim().parse().ok()?),
+            stale_after: Duration::from_millis(stale.trim().parse().ok()?),
+        })
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn for_tests() -> Option<LockTimes> {
+        None
     }
 }
 
@@ -116,6 +137,12 @@ pub(super) fn write_lock(storage: &dyn Storage, info: &LockInfo) -> Result<Objec
             vault_format::id::hex_encode(&random_bytes::<8>())
         ),
     );
-    storage.put_if_absent(&name, &encode(info))?;
+    if let Err(e) = storage.put_if_absent(&name, &encode(info)) {
+        // The write may have landed with only its reply lost: left there,
+        // the lock would hold the vault until someone watched it go stale
+        // (ten minutes, from another host). Nobody else knows the name.
+        let _ = storage.delete(&name);
+        return Err(e);
+    }
     Ok(name)
 }

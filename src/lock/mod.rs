@@ -352,7 +352,16 @@ impl Drop for VaultLock {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
-        let _ = self.storage.delete(&self.held.lock().unwrap().name);
+        // A release that fails leaves the lock until it is seen to be
+        // stale (ten minutes, from another host): a transient error is
+        // worth a few more tries.
+        let name = self.held.lock().unwrap().name.clone();
+        for attempt in 1..=3u32 {
+            if self.storage.delete(&name).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+        }
     }
 }
 

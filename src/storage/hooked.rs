@@ -121,9 +121,14 @@ impl Op<'_> {
 /// skips the removal.
 pub type Hook = dyn Fn(&Op<'_>) -> Result<()> + Send + Sync;
 
+/// What may change a listing after the inner storage answered: the fault
+/// storage's stale listings drop objects written a moment ago from it.
+pub type ListFilter = dyn Fn(Dir, &mut Vec<Listed>) + Send + Sync;
+
 /// A storage that runs a [`Hook`] before forwarding each call to `inner`.
 pub struct Hooked<S: ?Sized = dyn Storage> {
     hook: Box<Hook>,
+    list_filter: Option<Box<ListFilter>>,
     inner: Arc<S>,
 }
 
@@ -134,8 +139,18 @@ impl<S: Storage + ?Sized> Hooked<S> {
     ) -> Hooked<S> {
         Hooked {
             hook: Box::new(hook),
+            list_filter: None,
             inner,
         }
+    }
+
+    /// Runs `filter` over every listing the inner storage returns.
+    pub fn with_list_filter(
+        mut self,
+        filter: impl Fn(Dir, &mut Vec<Listed>) + Send + Sync + 'static,
+    ) -> Hooked<S> {
+        self.list_filter = Some(Box::new(filter));
+        self
     }
 
     pub fn inner(&self) -> &Arc<S> {
@@ -172,7 +187,11 @@ impl<S: Storage + ?Sized> Storage for Hooked<S> {
 
     fn list(&self, kind: Dir) -> Result<Vec<Listed>> {
         (self.hook)(&Op::List { kind })?;
-        self.inner.list(kind)
+        let mut listed = self.inner.list(kind)?;
+        if let Some(filter) = &self.list_filter {
+            filter(kind, &mut listed);
+        }
+        Ok(listed)
     }
 
     fn delete(&self, name: &ObjectName) -> Result<()> {

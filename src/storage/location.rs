@@ -97,20 +97,24 @@ impl VaultLocation {
     }
 
     /// Opens the storage of an existing vault (no check of its contents).
+    /// A debug build wraps it in the fault storage when
+    /// `KVAULT_STORAGE_FAULTS` says so (`crate::faults::wrap_storage`).
     pub fn open(&self, options: &StorageOptions) -> Result<Arc<dyn Storage>> {
-        match self {
+        let (storage, root): (Arc<dyn Storage>, _) = match self {
             VaultLocation::Local(p) => {
                 options.refuse_for_local(p)?;
-                Ok(Arc::new(LocalDir::open(p)))
+                (Arc::new(LocalDir::open(p)), Some(p.as_path()))
             }
             VaultLocation::Object {
                 cloud,
                 bucket,
                 prefix,
-            } => Ok(Arc::new(ObjectStorage::open(
-                *cloud, bucket, prefix, options,
-            )?)),
-        }
+            } => (
+                Arc::new(ObjectStorage::open(*cloud, bucket, prefix, options)?),
+                None,
+            ),
+        };
+        crate::faults::wrap_storage(storage, root)
     }
 }
 

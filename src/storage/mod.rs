@@ -8,6 +8,7 @@
 //! Storage: immutable named objects).
 
 mod api;
+pub mod faulty;
 mod hooked;
 pub mod local;
 pub mod location;
@@ -15,7 +16,7 @@ pub mod object;
 pub mod options;
 
 pub use api::{Dir, Listed, ObjectName, Storage};
-pub use hooked::{Hook, Hooked, Op};
+pub use hooked::{Hook, Hooked, ListFilter, Op};
 
 use crate::error::Result;
 

@@ -32,20 +32,32 @@ use vault_format::record::TimestampType;
 
 use crate::common::init_repo;
 
-const TOPIC: &str = "events";
-const PARTITIONS: u32 = 2;
+pub(crate) const TOPIC: &str = "events";
+pub(crate) const PARTITIONS: u32 = 2;
 
 /// A vault in a temporary directory, small chunks and fan-out so that a
 /// few hundred records make several packs, leaves and tree levels.
-struct MemVault {
+pub(crate) struct MemVault {
     _dir: tempfile::TempDir,
-    repo: Repository<Indexed>,
+    pub(crate) repo: Repository<Indexed>,
 }
+
+/// The passphrase of every [`MemVault`].
+pub(crate) const MEM_PASSPHRASE: &[u8] = b"engine test passphrase";
 
 impl MemVault {
     fn new() -> MemVault {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+        MemVault::on(dir, storage)
+    }
+
+    /// A vault on `storage` (which may wrap a folder of `dir`), its index
+    /// cache in `dir`.
+    pub(crate) fn on(
+        dir: tempfile::TempDir,
+        storage: Arc<dyn vault::storage::Storage>,
+    ) -> MemVault {
         let mut opts = InitOptions::from_settings(1, 1, 1, None, 8).unwrap();
         if let Some(c) = opts.config.as_mut() {
             c.tree_fanout = 4;
@@ -58,14 +70,14 @@ impl MemVault {
         }
         let repo = init_repo(
             storage,
-            b"engine test passphrase",
+            MEM_PASSPHRASE,
             opts.config,
             &dir.path().join("cache"),
         );
         MemVault { _dir: dir, repo }
     }
 
-    fn lock(&self, kind: LockKind) -> VaultLock {
+    pub(crate) fn lock(&self, kind: LockKind) -> VaultLock {
         VaultLock::acquire(
             Arc::clone(self.repo.storage()),
             kind,
@@ -76,7 +88,7 @@ impl MemVault {
     }
 
     /// A snapshot of what the model's cluster holds now.
-    fn snapshot(&self, model: &Model) -> ObjectId {
+    pub(crate) fn snapshot(&self, model: &Model) -> ObjectId {
         let plan = plan_for(self, model);
         let lock = self.lock(LockKind::Shared);
         let mut source = model.source();
@@ -87,12 +99,12 @@ impl MemVault {
             .id
     }
 
-    fn forget(&self, id: &ObjectId) {
+    pub(crate) fn forget(&self, id: &ObjectId) {
         let _lock = self.lock(LockKind::Shared);
         vault::gc::forget(&self.repo, &id.to_hex()).unwrap();
     }
 
-    fn gc(&self, keep_last: usize) -> Vec<ObjectId> {
+    pub(crate) fn gc(&self, keep_last: usize) -> Vec<ObjectId> {
         let lock = self.lock(LockKind::Exclusive);
         let policy = vault::gc::KeepPolicy::from(vault::gc::KeepRules {
             last: keep_last,
@@ -109,7 +121,7 @@ impl MemVault {
     }
 
     /// What a snapshot holds, per partition: (offset, value).
-    fn read(&self, id: &ObjectId) -> BTreeMap<u32, Vec<(i64, Vec<u8>)>> {
+    pub(crate) fn read(&self, id: &ObjectId) -> BTreeMap<u32, Vec<(i64, Vec<u8>)>> {
         let m = self.repo.read_snapshot(id).unwrap();
         let mut out = BTreeMap::new();
         for p in &m.topics[0].partitions {
@@ -128,7 +140,7 @@ impl MemVault {
     }
 }
 
-fn record(offset: i64, value: Vec<u8>) -> StoredRecord {
+pub(crate) fn record(offset: i64, value: Vec<u8>) -> StoredRecord {
     StoredRecord {
         offset,
         timestamp: 1_700_000_000_000 + offset,
@@ -141,7 +153,7 @@ fn record(offset: i64, value: Vec<u8>) -> StoredRecord {
 
 /// A cluster with one topic, as far as a snapshot can tell.
 #[derive(Clone, Debug, Default)]
-struct Model {
+pub(crate) struct Model {
     logs: BTreeMap<u32, Vec<StoredRecord>>,
     next: BTreeMap<u32, i64>,
     log_start: BTreeMap<u32, i64>,
@@ -149,12 +161,12 @@ struct Model {
 }
 
 /// What a snapshot holds, per partition.
-type Holds = BTreeMap<u32, Vec<(i64, Vec<u8>)>>;
+pub(crate) type Holds = BTreeMap<u32, Vec<(i64, Vec<u8>)>>;
 /// What a snapshot holds and, per partition, where its cut was.
-type Taken = (Holds, BTreeMap<u32, i64>);
+pub(crate) type Taken = (Holds, BTreeMap<u32, i64>);
 
 impl Model {
-    fn append(&mut self, p: u32, n: usize, gaps: &[u8]) {
+    pub(crate) fn append(&mut self, p: u32, n: usize, gaps: &[u8]) {
         for i in 0..n {
             let next = self.next.entry(p).or_default();
             let offset = *next + i64::from(gaps[i % gaps.len()] % 4);
@@ -171,7 +183,7 @@ impl Model {
         }
     }
 
-    fn retain(&mut self, p: u32, k: i64) {
+    pub(crate) fn retain(&mut self, p: u32, k: i64) {
         let next = self.next.get(&p).copied().unwrap_or(0);
         let start = self.log_start.entry(p).or_default();
         *start = (*start + k).min(next);
@@ -181,7 +193,7 @@ impl Model {
         }
     }
 
-    fn cut(&self) -> Cut {
+    pub(crate) fn cut(&self) -> Cut {
         let mut log_start = HashMap::new();
         let mut end = HashMap::new();
         for p in 0..PARTITIONS {
@@ -204,7 +216,7 @@ impl Model {
         }
     }
 
-    fn source(&self) -> MemorySource {
+    pub(crate) fn source(&self) -> MemorySource {
         MemorySource::new(
             self.logs
                 .iter()
@@ -216,7 +228,7 @@ impl Model {
     /// What a snapshot built on `base` (the newest snapshot left, if any)
     /// holds: the base's records, then what the cluster holds from the
     /// base's cut on. Records retention deleted since stay in the history.
-    fn snapshot(&self, base: Option<&Taken>) -> Taken {
+    pub(crate) fn snapshot(&self, base: Option<&Taken>) -> Taken {
         let mut holds = Holds::new();
         let mut ends = BTreeMap::new();
         for p in 0..PARTITIONS {
@@ -450,7 +462,7 @@ fn restore_plan(m: &vault_format::manifest::SnapshotManifest, wanted: &[i64]) ->
 }
 
 /// A snapshot of the test topic.
-fn request() -> SnapshotRequest {
+pub(crate) fn request() -> SnapshotRequest {
     SnapshotRequest {
         selection: TopicSelection::topics(&[TOPIC]),
         read_committed: true,
@@ -459,11 +471,11 @@ fn request() -> SnapshotRequest {
 }
 
 /// The plan of a snapshot of what `model` holds now.
-fn plan_for(vault: &MemVault, model: &Model) -> SnapshotPlan {
+pub(crate) fn plan_for(vault: &MemVault, model: &Model) -> SnapshotPlan {
     SnapshotPlan::from_cut(&vault.repo, model.cut(), &request(), &NoRecords).unwrap()
 }
 
-fn snapshot_options() -> SnapshotOptions {
+pub(crate) fn snapshot_options() -> SnapshotOptions {
     SnapshotOptions {
         tags: vec![],
         workers: 2,

@@ -14,5 +14,6 @@ mod common;
 mod cli_vault;
 mod engine;
 mod exit_codes;
+mod faults;
 mod locks;
 mod tamper;

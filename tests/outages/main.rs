@@ -17,6 +17,8 @@ mod common;
 mod broker_restart;
 #[allow(clippy::await_holding_lock)]
 mod object_storage;
+#[allow(clippy::await_holding_lock)]
+mod s3_faults;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -30,7 +30,7 @@ fn endpoint() -> String {
 
 /// A plain HTTP GET to the S3 server (its fault controls, or a listing);
 /// returns the body.
-fn http_get(path_and_query: &str) -> String {
+pub(crate) fn http_get(path_and_query: &str) -> String {
     let addr = endpoint().trim_start_matches("http://").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -47,7 +47,7 @@ fn http_get(path_and_query: &str) -> String {
         .unwrap_or_default()
 }
 
-fn faults(query: &str) {
+pub(crate) fn faults(query: &str) {
     http_get(&format!("/__vault_test__/faults?{query}"));
 }
 
@@ -67,7 +67,7 @@ fn storage_script(arg: &str) {
 
 /// Clears injected faults and brings the server back even if a test fails
 /// half-way, so one failure does not cascade into the next test.
-struct Restore;
+pub(crate) struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
