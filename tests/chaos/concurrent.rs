@@ -58,9 +58,17 @@ struct Event {
     fate: Fate,
     start: Instant,
     end: Instant,
+    /// The same moments by the wall clock (ms since the epoch), to set
+    /// beside the snapshots' cut times.
+    wall_start: u64,
+    wall_end: u64,
+    /// A snapshot it reported: its cut time, read at once.
+    time_ms: Option<u64>,
     ok: bool,
     /// Snapshot: the id it reported; forget: the id it was given.
     id: Option<String>,
+    /// A gc that finished: the snapshots it reports it forgot.
+    forgot: Vec<String>,
     detail: String,
 }
 
@@ -73,8 +81,8 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-/// Runs one command with its fate; returns (ok, stdout, stderr).
-fn run(mut cmd: Command, fate: Fate, rng_ms: u64, every: bool) -> (bool, String, String) {
+/// Runs one command with its fate; returns (ok, died by SIGKILL, stdout, stderr).
+fn run(mut cmd: Command, fate: Fate, rng_ms: u64, every: bool) -> (bool, bool, String, String) {
     cmd.env("KVAULT_LOCK_TIMES", LOCK_TIMES)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,7 +104,12 @@ fn run(mut cmd: Command, fate: Fate, rng_ms: u64, every: bool) -> (bool, String,
                 }
             }
             let o = child.wait_with_output().unwrap();
-            return (o.status.success() && !got.is_empty(), got, stderr(&o));
+            return (
+                o.status.success() && !got.is_empty(),
+                false,
+                got,
+                stderr(&o),
+            );
         }
         Fate::Runs => {}
         Fate::Killed => {
@@ -116,8 +129,10 @@ fn run(mut cmd: Command, fate: Fate, rng_ms: u64, every: bool) -> (bool, String,
     }
     let o = child.wait_with_output().unwrap();
     let ok = o.status.success() && o.status.signal().is_none();
+    let killed = o.status.signal() == Some(libc::SIGKILL);
     (
         ok,
+        killed,
         String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr(&o),
     )
@@ -214,15 +229,17 @@ impl World<'_> {
             let mut args = args;
             args.extend(["--lock-wait", "120"]);
             let start = Instant::now();
-            let (ok, out, err) = run(self.v.command(&args), fate, at, op == Op::Every);
+            let wall_start = wall_ms();
+            let (ok, killed, out, err) = run(self.v.command(&args), fate, at, op == Op::Every);
             let end = Instant::now();
+            let wall_end = wall_ms();
             if matches!(op, Op::Snapshot | Op::Every) && ok {
                 id = serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap_or(""))
                     .ok()
                     .and_then(|j| j["id"].as_str().map(str::to_string));
             }
             let mut tally = t.lock().unwrap();
-            if fate == Fate::Killed {
+            if fate == Fate::Killed && killed {
                 tally.kills += 1;
             }
             // A run that was let be must succeed (a frozen one may lose
@@ -241,6 +258,23 @@ impl World<'_> {
             if op == Op::Restore && ok {
                 self.restored_whole(&target, &cut, t);
             }
+            let forgot = match op {
+                Op::Gc if ok => serde_json::from_str::<serde_json::Value>(&out)
+                    .ok()
+                    .and_then(|j| {
+                        j["forgotten"].as_array().map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        })
+                    })
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let time_ms = id
+                .as_deref()
+                .filter(|_| matches!(op, Op::Snapshot | Op::Every))
+                .and_then(|i| time_of(self.v, i));
             self.events.lock().unwrap().push(Event {
                 op,
                 fate,
@@ -248,6 +282,10 @@ impl World<'_> {
                 end,
                 ok,
                 id,
+                forgot,
+                wall_start,
+                wall_end,
+                time_ms,
                 detail: err.lines().last().unwrap_or("").to_string(),
             });
         }
@@ -302,32 +340,68 @@ fn below(source: &[TestRecord], cut: &BTreeMap<i32, i64>) -> Vec<TestRecord> {
 /// Whether a rule could have forgotten the snapshot committed by the
 /// run that ended at `made` (or an unknown one): a forget named it, or a
 /// gc/--every run ended after enough certainly newer snapshots committed.
-fn may_be_forgotten(id: &str, made: Option<&Event>, events: &[Event]) -> bool {
+fn wall_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// A snapshot's cut time, if it is still there.
+fn time_of(v: &TestVault, id: &str) -> Option<u64> {
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = v.open();
+    Some(
+        repo.read_snapshot(&repo.resolve_snapshot(id).ok()?)
+            .ok()?
+            .time_ms,
+    )
+}
+
+/// Whether a rule could have forgotten snapshot `id`, cut at `time`: a
+/// forget named it, a gc that finished says it forgot it, or a gc that
+/// did not finish (or an `--every` run's prune) ended after enough
+/// snapshots cut later than it may have committed. Cut times are known
+/// for the snapshots runs reported and those still there; a run that
+/// did not report may have committed one (an `--every` run one a second)
+/// cut after its start.
+fn may_be_forgotten(id: &str, time: u64, known: &BTreeMap<String, u64>, events: &[Event]) -> bool {
     if events
         .iter()
         .any(|e| e.op == Op::Forget && e.id.as_deref() == Some(id))
     {
         return true;
     }
-    let Some(made) = made else {
+    if events.iter().any(|g| g.forgot.iter().any(|f| f == id)) {
         return true;
-    };
+    }
     events.iter().any(|g| {
         let keep = match g.op {
+            // A finished gc that did not name it did not forget it.
+            Op::Gc if g.ok => return false,
             Op::Gc => GC_KEEP,
             Op::Every => EVERY_KEEP,
             _ => return false,
         };
-        // Snapshots whose run began after this one ended: their cut is
-        // later. Any of them may have committed by the gc's end.
-        let newer = events
+        let newer_known = known
+            .iter()
+            .filter(|(other, t)| other.as_str() != id && **t > time && **t < g.wall_end)
+            .count() as u64;
+        let newer_unknown: u64 = events
             .iter()
             .filter(|s| matches!(s.op, Op::Snapshot | Op::Every))
-            .filter(|s| s.start > made.end && s.end <= g.end)
-            .count();
-        // A killed or frozen run may have committed too: counted as newer
-        // only if it certainly started later.
-        newer >= keep && g.end > made.end
+            .filter(|s| s.wall_start > time && s.wall_start < g.wall_end)
+            .map(|s| match (s.op, s.id.is_some()) {
+                (Op::Every, _) => (s.end - s.start).as_secs(),
+                (_, true) => 0,
+                (_, false) => 1,
+            })
+            .sum();
+        newer_known + newer_unknown >= keep as u64 && g.wall_end > time
     })
 }
 
@@ -381,8 +455,22 @@ fn check_history(
                 .map(|id| (id, e))
         })
         .collect();
+    // Cut times: of the snapshots there now, and of those reported.
+    let mut known: BTreeMap<String, u64> = BTreeMap::new();
+    for id in &present {
+        if let Some(t) = time_of(v, id) {
+            known.insert(id.clone(), t);
+        }
+    }
+    for e in events {
+        if let (Some(id), Some(t)) = (&e.id, e.time_ms) {
+            known.insert(id.clone(), t);
+        }
+    }
     for (id, made) in &reported {
-        if !present.contains(*id) && !may_be_forgotten(id, Some(made), events) {
+        // Unknown cut: no later than its run's start (the lenient side).
+        let time = known.get(*id).copied().unwrap_or(made.wall_start);
+        if !present.contains(*id) && !may_be_forgotten(id, time, &known, events) {
             t.kept_snapshots_lost += 1;
             t.fail(format!(
                 "{what}: snapshot {id} was committed and no rule could forget it, yet it is gone"
@@ -431,10 +519,21 @@ fn check_history(
         .collect();
     eprintln!("chaos: {what}: {} runs: {}", events.len(), ops.join(" "));
     if !t.problems.is_empty() {
-        for e in events {
+        let t0 = events.iter().map(|e| e.wall_start).min().unwrap_or(0);
+        let mut sorted: Vec<&Event> = events.iter().collect();
+        sorted.sort_by_key(|e| e.wall_start);
+        for e in sorted {
             eprintln!(
-                "  {:?} {:?} ok={} id={:?} {}",
-                e.op, e.fate, e.ok, e.id, e.detail
+                "  {:>6}..{:>6} ms {:?} {:?} ok={} id={:?} cut={:?} forgot={:?} {}",
+                e.wall_start - t0,
+                e.wall_end - t0,
+                e.op,
+                e.fate,
+                e.ok,
+                e.id.as_deref().map(|i| &i[..8]),
+                e.time_ms.map(|t| t.saturating_sub(t0)),
+                e.forgot.iter().map(|f| &f[..8]).collect::<Vec<_>>(),
+                e.detail
             );
         }
     }

@@ -528,7 +528,9 @@ pub fn snapshot_workers(c: &Campaign) -> Tally {
     let (topic, _) = source_topic(c, "chaos-workers", 1500);
     let v = new_vault();
     let brokers = Cluster::Source.brokers();
-    let run = unique_topic("chaos-run");
+    // A run name per round: a worker that starts under the name of a run
+    // that committed moments ago joins that run (the rejoin window).
+    let run = std::cell::RefCell::new(unique_topic("chaos-run"));
     let cmd = || {
         v.command(&[
             "snapshot",
@@ -537,9 +539,9 @@ pub fn snapshot_workers(c: &Campaign) -> Tally {
             "--topics",
             &topic,
             "--workers",
-            &run,
+            &run.borrow(),
             "--session-timeout",
-            "6",
+            "2",
             "--partitions-per-batch",
             "1",
             "--json",
@@ -565,6 +567,7 @@ pub fn snapshot_workers(c: &Campaign) -> Tally {
         c.rt.block_on(produce_small(&topic, PARTITIONS, 100, c.seed * 10_000 + i));
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("snapshot-workers kill {i} ({kill})");
+        *run.borrow_mut() = unique_topic("chaos-run");
         let reports = workers_round(c, &cmd, &kill, &mut t, &what);
         let committed: Vec<&str> = reports.iter().filter_map(|r| r["id"].as_str()).collect();
         let Some(id) = committed.first() else {
@@ -608,7 +611,7 @@ pub fn restore_workers(c: &Campaign) -> Tally {
                 "--workers",
                 &run,
                 "--session-timeout",
-                "6",
+                "2",
                 "--partitions-in-flight",
                 "1",
                 "--json",
