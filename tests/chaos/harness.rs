@@ -133,7 +133,7 @@ impl Campaign {
     /// Prints the kind's summary line; fails on any problem.
     pub fn finish(&self, t: Tally) {
         println!(
-            "chaos {:<17} seed {:>3}  kills {:>4} ({} at a moment, {} at a storage call; {} runs ended first)  {} {:>4}  checks passed {:>5}  records lost {}  duplicated {}  kept snapshots lost {}",
+            "\nchaos {:<17} seed {:>3}  kills {:>4} ({} at a moment, {} at a storage call; {} runs ended first)  {} {:>4}  checks passed {:>5}  records lost {}  duplicated {}  kept snapshots lost {}",
             self.kind,
             self.seed,
             t.kills,

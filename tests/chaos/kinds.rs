@@ -103,6 +103,8 @@ pub fn snapshot(c: &Campaign) -> Tally {
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("snapshot kill {i} ({kill})");
         c.run_killed(v.command(&args), &kill, &mut t);
+        // A kill anywhere leaves every listed snapshot whole.
+        c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         let o = v.run(&args);
         t.reruns += 1;
         let Some(id) = id_of(&o).filter(|_| o.status.success()) else {
@@ -198,6 +200,8 @@ pub fn restore(c: &Campaign) -> Tally {
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("restore kill {i} ({kill})");
         c.run_killed(v.command(&args), &kill, &mut t);
+        // A kill anywhere leaves every listed snapshot whole.
+        c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         let o = v.run(&args);
         t.reruns += 1;
         if !o.status.success() {
@@ -226,6 +230,10 @@ pub fn gc(c: &Campaign) -> Tally {
         "cluster",
         "--repack-below",
         "60",
+        // Nothing else runs here: gc may free the packs it has just seen
+        // go dead (the default margin would leave them for an hour).
+        "--unindexed-min-age",
+        "0s",
     ];
     // Each round: a new topic, a snapshot, the older topic deleted, a
     // snapshot; gc then forgets all but the last two and frees the
@@ -266,6 +274,8 @@ pub fn gc(c: &Campaign) -> Tally {
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("gc kill {i} ({kill})");
         c.run_killed(v.command(&gc_args), &kill, &mut t);
+        // A kill anywhere leaves every listed snapshot whole.
+        c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         let o = v.run(&gc_args);
         t.reruns += 1;
         t.expect(o.status.success(), || {
@@ -338,6 +348,8 @@ pub fn forget(c: &Campaign) -> Tally {
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("forget kill {i} ({kill})");
         c.run_killed(v.command(&["forget", &victim]), &kill, &mut t);
+        // A kill anywhere leaves every listed snapshot whole.
+        c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         let o = v.run(&["forget", &victim]);
         t.reruns += 1;
         let now = Campaign::snapshot_ids(&v);
@@ -374,6 +386,8 @@ pub fn check(c: &Campaign) -> Tally {
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("check kill {i} ({kill})");
         c.run_killed(v.command(&args), &kill, &mut t);
+        // A kill anywhere leaves every listed snapshot whole.
+        c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         t.reruns += 1;
         c.check_clean(&v, &mut t, &what);
         kept(&v, &ids, &[], &mut t, &what);
@@ -457,6 +471,8 @@ pub fn continuous(c: &Campaign) -> Tally {
         ));
         let what = format!("continuous kill {i} ({kill})");
         c.run_killed(v.command(&args), &kill, &mut t);
+        // A kill anywhere leaves every listed snapshot whole.
+        c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         t.reruns += 1;
         let Some(id) = one_interval(v.command(&args), &mut t, &what) else {
             continue;

@@ -470,7 +470,7 @@ fn seeded_storage_faults_lose_nothing() {
             run_schedule(kind, seed, calls, &mut tally);
         }
         println!(
-            "chaos faults {:<10} schedules {:>4} ({} struck; {calls} calls each)  faults injected {:>5}  commands ok {:>4} failed {:>4}  records lost {}  duplicated {}  kept snapshots lost {}",
+            "\nchaos faults {:<10} schedules {:>4} ({} struck; {calls} calls each)  faults injected {:>5}  commands ok {:>4} failed {:>4}  records lost {}  duplicated {}  kept snapshots lost {}",
             kind.name(),
             tally.schedules,
             tally.with_faults,

@@ -197,7 +197,7 @@ async fn seeded_s3_faults_lose_nothing() {
             }
         }
         println!(
-            "chaos s3 faults {kind:<10} schedules {schedules:>3}  requests failed {injected:>5}  commands ok {ok:>3} failed {failed:>3}  records lost {lost}"
+            "\nchaos s3 faults {kind:<10} schedules {schedules:>3}  requests failed {injected:>5}  commands ok {ok:>3} failed {failed:>3}  records lost {lost}"
         );
     }
     assert!(problems.is_empty(), "{problems:#?}");
