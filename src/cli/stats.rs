@@ -48,7 +48,12 @@ pub fn run(a: &StatsArgs) -> Result<()> {
     }
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "stats")?;
     let stats = measure(&repo)?;
-    let opts = GcOptions::default();
+    // What gc frees once every pack is past its safety margin (stats
+    // holds no exclusive lock, so it has no storage clock to age packs by).
+    let opts = GcOptions {
+        unindexed_min_age: std::time::Duration::ZERO,
+        ..GcOptions::default()
+    };
     let plan = GcPlan::make(&repo, &policy, &opts, None, None)?;
     let report = StatsReport {
         gc_would_free_bytes: plan.bytes_to_delete(),

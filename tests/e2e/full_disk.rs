@@ -130,6 +130,8 @@ async fn a_full_disk_fails_loudly_and_leaves_the_vault_whole() {
     });
     let opts = vault::gc::GcOptions {
         repack_below: 1.0,
+        // Nothing else writes: the packs just written may go at once.
+        unindexed_min_age: Duration::ZERO,
         ..Default::default()
     };
     let plan = vault::gc::GcPlan::make(&repo, &policy, &opts, None, None).unwrap();

@@ -67,6 +67,9 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
         "cluster",
         "--keep-last",
         "1",
+        // Nothing else writes here: the packs just written may go at once.
+        "--unindexed-min-age",
+        "0s",
         "--dry-run",
     ]);
     assert_eq!(dry["forgotten"].as_array().unwrap().len(), 1);
@@ -76,7 +79,15 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
 
     // Forgetting the first snapshot frees topic a, which only it held.
     let a_bytes: u64 = 6000 * 1024;
-    let g = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
+    let g = v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--unindexed-min-age",
+        "0s",
+    ]);
     assert_eq!(g["forgotten"].as_array().unwrap().len(), 1, "{g}");
     let freed = g["bytes_freed"].as_u64().unwrap();
     let after = v.size();
@@ -106,7 +117,15 @@ async fn gc_frees_what_forgotten_snapshots_held_and_kept_ones_restore() {
         content(&consume_all(Cluster::Source, &b, 2))
     );
     // gc again finds nothing more to do.
-    let again = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
+    let again = v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--unindexed-min-age",
+        "0s",
+    ]);
     assert_eq!(again["packs_deleted"], 0, "{again}");
     let _ = a;
 
@@ -158,6 +177,8 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
                 "1",
                 "--repack-below",
                 "100",
+                "--unindexed-min-age",
+                "0s",
             ])
             .env("KVAULT_CRASH_AT", point)
             .output()
@@ -191,6 +212,8 @@ async fn gc_killed_anywhere_leaves_a_readable_vault() {
                 "1",
                 "--repack-below",
                 "100",
+                "--unindexed-min-age",
+                "0s",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -439,7 +462,15 @@ async fn the_data_horizon_drops_old_records_and_gc_frees_them() {
     assert!(old_kept <= 256, "{old_kept} old records kept: {cut}");
     assert!(cut["records_total"].as_u64().unwrap() < 500);
 
-    let g = v.json(&["gc", "--group-by", "cluster", "--keep-last", "1"]);
+    let g = v.json(&[
+        "gc",
+        "--group-by",
+        "cluster",
+        "--keep-last",
+        "1",
+        "--unindexed-min-age",
+        "0s",
+    ]);
     assert!(
         g["bytes_freed"].as_i64().unwrap() > 1_000_000,
         "the old records' chunks were not freed: {g}"

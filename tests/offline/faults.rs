@@ -505,3 +505,121 @@ fn seed_of(problem: &str) -> String {
         .unwrap_or("?")
         .to_string()
 }
+
+// Regression tests of the defects the campaign found (docs/reliability.md
+// § Defects the campaign found), each on the one fault that showed it.
+
+/// A vault on `storage` made by [`MemVault::on`] with two snapshots: the
+/// second holds records the first does not, in packs of its own.
+fn two_snapshots(
+    dir: tempfile::TempDir,
+    storage: Arc<dyn Storage>,
+) -> (MemVault, Model, [ObjectId; 2], Taken) {
+    let vault = MemVault::on(dir, storage);
+    let mut model = Model::default();
+    for p in 0..PARTITIONS {
+        model.append(p, 150, &[0]);
+    }
+    let s0 = vault.snapshot(&model);
+    let t0 = model.snapshot(None);
+    for p in 0..PARTITIONS {
+        model.append(p, 150, &[1]);
+    }
+    let s1 = vault.snapshot(&model);
+    let t1 = model.snapshot(Some(&t0));
+    (vault, model, [s0, s1], t1)
+}
+
+/// Found by `stale-list`: gc listed `snapshots/` without the snapshot
+/// committed a moment before, found its new packs dead and deleted them.
+/// Packs younger than the safety margin are now left whole.
+#[test]
+fn gc_keeps_the_packs_of_a_snapshot_its_listing_does_not_show_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn Storage> = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+    let hidden: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let h = Arc::clone(&hidden);
+    let lagging: Arc<dyn Storage> = Arc::new(
+        vault::storage::Hooked::new(Arc::clone(&local), |_| Ok(())).with_list_filter(
+            move |kind, listed| {
+                if kind == vault::storage::Dir::Snapshots {
+                    if let Some(name) = h.lock().unwrap().as_ref() {
+                        listed.retain(|l| &l.name != name);
+                    }
+                }
+            },
+        ),
+    );
+    let cache = dir.path().join("cache-after");
+    let (vault, _, [_, s1], t1) = two_snapshots(dir, lagging);
+    *hidden.lock().unwrap() = Some(s1.to_hex());
+    // keep-last 1 over what the listing shows: the first snapshot.
+    try_gc(&vault.repo, 1).unwrap();
+    *hidden.lock().unwrap() = None;
+    let repo = open_repo(local, MEM_PASSPHRASE, &cache).unwrap();
+    assert_eq!(
+        read_all(&repo, &s1).unwrap(),
+        t1.0,
+        "the hidden snapshot lost data"
+    );
+    assert!(try_check(&repo).unwrap().is_ok());
+}
+
+fn lock_objects(storage: &dyn Storage) -> usize {
+    storage.list(vault::storage::Dir::Locks).unwrap().len()
+}
+
+/// Found by `lost-reply`: a lock write that landed but whose reply was
+/// lost left a lock nobody knew the name of, which held the vault until
+/// someone watched it go stale (ten minutes from another host).
+#[test]
+fn a_lock_write_whose_reply_is_lost_leaves_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn Storage> = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+    let mut plan = FaultPlan::new(FaultKind::LostReply, 1);
+    plan.nth = Some(1);
+    let (storage, _) = faulty(Arc::clone(&local), plan);
+    let got =
+        vault::lock::VaultLock::acquire(storage, LockKind::Exclusive, "gc", Duration::from_secs(1));
+    assert!(got.is_err(), "the lock write reported an error");
+    assert_eq!(
+        lock_objects(local.as_ref()),
+        0,
+        "the lock that landed is gone"
+    );
+    // And the vault is free at once.
+    vault::lock::VaultLock::acquire(local, LockKind::Exclusive, "gc", Duration::ZERO).unwrap();
+}
+
+/// Found by `error`: a release whose one delete failed left the lock for
+/// ten minutes. The release tries again.
+#[test]
+fn a_lock_release_that_fails_once_still_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn Storage> = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = Arc::clone(&failed);
+    let storage: Arc<dyn Storage> =
+        Arc::new(vault::storage::Hooked::new(Arc::clone(&local), move |op| {
+            if let vault::storage::Op::Delete { name } = op {
+                if name.kind == vault::storage::Dir::Locks
+                    && !f.swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    return Err(vault::Error::Storage {
+                        context: format!("delete {name}"),
+                        message: "injected".into(),
+                    });
+                }
+            }
+            Ok(())
+        }));
+    let lock =
+        vault::lock::VaultLock::acquire(storage, LockKind::Shared, "snapshot", Duration::ZERO)
+            .unwrap();
+    drop(lock);
+    assert!(
+        failed.load(std::sync::atomic::Ordering::SeqCst),
+        "the first delete failed"
+    );
+    assert_eq!(lock_objects(local.as_ref()), 0, "released all the same");
+}

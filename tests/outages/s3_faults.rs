@@ -104,7 +104,16 @@ async fn seeded_s3_faults_lose_nothing() {
                 "count=1000000&status=500&rate={rate}&seed={seed}{lost_reply}"
             ));
             let plan = format!("{kind} rate {rate} seed {seed}");
-            let snap = v.run(&[
+            // Few retries: the faults must get through to vault, not only
+            // to the client's retry loop.
+            let retries = (seed % 3).to_string();
+            let faulted = |args: &[&str]| {
+                v.command(args)
+                    .env("KVAULT_STORAGE_MAX_RETRIES", &retries)
+                    .output()
+                    .unwrap()
+            };
+            let snap = faulted(&[
                 "snapshot",
                 "--brokers",
                 &brokers,
@@ -126,9 +135,9 @@ async fn seeded_s3_faults_lose_nothing() {
                 &rename,
                 "--json",
             ];
-            let restore = v.run(&restore_args);
-            let gc = v.run(&["gc", "--keep-last", "2", "--keep-tag", "first"]);
-            let check = v.run(&["check", "--read-data"]);
+            let restore = faulted(&restore_args);
+            let gc = faulted(&["gc", "--keep-last", "2", "--keep-tag", "first"]);
+            let check = faulted(&["check", "--read-data"]);
             injected += http_get("/__vault_test__/faults?report=1")
                 .trim()
                 .parse::<u64>()
