@@ -14,7 +14,8 @@ wrapper adds what fault tests need, without touching moto:
   chosen PUT, POST or DELETE reach moto and land, then answers it with
   the error anyway, as a store whose reply was lost on the way back.
   ...&methods=PUT,DELETE limits the faults to those methods. GET
-  /__vault_test__/faults?report=1 answers how many faults were injected.
+  /__vault_test__/faults?report=1 answers how many faults were injected
+  since the faults were last set.
   ...&ignore_conditions=1 makes the server ignore
   `If-None-Match` from then on, as a store without conditional writes
   would (ignore_conditions=0 restores it).
@@ -60,6 +61,7 @@ class Faults:
             self.status, self.remaining, self.every, self.seen = status, count, max(every, 1), 0
             self.rate, self.rng = rate, random.Random(seed)
             self.lost_reply, self.methods = lost_reply, methods
+            self.injected = 0
 
     def take(self, method):
         """(status to fail this request with or 0, whether it lands first)."""

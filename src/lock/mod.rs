@@ -355,9 +355,15 @@ impl Drop for VaultLock {
         // A release that fails leaves the lock until it is seen to be
         // stale (ten minutes, from another host): a transient error is
         // worth a few more tries.
+        // Within a few seconds: an object store's delete has its own
+        // retries, and a command that is failing must not hang in them.
         let name = self.held.lock().unwrap().name.clone();
+        let start = Instant::now();
         for attempt in 1..=3u32 {
-            if self.storage.delete(&name).is_ok() {
+            if self.storage.delete(&name).is_ok()
+                || attempt == 3
+                || start.elapsed() > Duration::from_secs(5)
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));

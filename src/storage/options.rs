@@ -74,7 +74,9 @@ impl StorageOptions {
         let mut pairs: Vec<(String, String)> = std::env::vars()
             .filter_map(|(k, v)| {
                 k.strip_prefix("KVAULT_STORAGE_")
-                    .filter(|rest| !rest.is_empty())
+                    // KVAULT_STORAGE_FAULTS is the debug build's fault plan
+                    // (crate::faults::wrap_storage), not a store's setting.
+                    .filter(|rest| !rest.is_empty() && *rest != "FAULTS")
                     .map(|rest| (rest.to_ascii_lowercase(), v))
             })
             .collect();

@@ -193,7 +193,16 @@ impl World<'_> {
                     &keep_every,
                     "--json",
                 ],
-                Op::Gc => vec!["gc", "--keep-last", &keep_gc, "--json"],
+                // No safety margin: the locks alone must keep a running
+                // (or frozen) snapshot's packs from gc.
+                Op::Gc => vec![
+                    "gc",
+                    "--keep-last",
+                    &keep_gc,
+                    "--unindexed-min-age",
+                    "0s",
+                    "--json",
+                ],
                 Op::Forget => {
                     let Some(f) = listed.get(rng.range(0, listed.len().max(1) as u64) as usize)
                     else {
@@ -451,7 +460,7 @@ fn check_history(
         .iter()
         .filter_map(|e| {
             e.id.as_deref()
-                .filter(|_| e.op != Op::Forget)
+                .filter(|_| matches!(e.op, Op::Snapshot | Op::Every))
                 .map(|id| (id, e))
         })
         .collect();

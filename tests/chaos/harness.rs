@@ -193,6 +193,31 @@ impl Campaign {
             .count() as u64
     }
 
+    /// Runs `cmd` to the end, as the rerun after a kill, with a trace of
+    /// its storage calls: returns its output, how long it took and how many
+    /// calls it made, which the next kill is drawn from (a run of the same
+    /// shape as the next killed one).
+    pub fn rerun(&self, mut cmd: Command) -> (std::process::Output, Duration, u64) {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let start = Instant::now();
+        let o = cmd
+            .env(
+                "KVAULT_STORAGE_FAULTS",
+                format!(
+                    "kind=kill,nth=18446744073709551615,trace={}",
+                    trace.path().display()
+                ),
+            )
+            .output()
+            .unwrap();
+        let took = start.elapsed();
+        let calls = std::fs::read_to_string(trace.path())
+            .unwrap_or_default()
+            .lines()
+            .count() as u64;
+        (o, took, calls)
+    }
+
     /// Draws where to kill a run that takes about `took` and makes
     /// about `calls` storage calls.
     pub fn draw_kill(rng: &mut Rng, took: Duration, calls: u64) -> Kill {
@@ -210,9 +235,11 @@ impl Campaign {
     /// Runs `cmd` and ends it as `kill` says; returns whether it died by
     /// the kill (rather than finishing first).
     pub fn run_killed(&self, mut cmd: Command, kill: &Kill, t: &mut Tally) -> bool {
+        // Its standard error, to tell the fault plan's abort from any other.
+        let err = tempfile::NamedTempFile::new().unwrap();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::from(err.reopen().unwrap()));
         if let Kill::AtStorageCall { nth, after } = kill {
             cmd.env(
                 "KVAULT_STORAGE_FAULTS",
@@ -247,7 +274,16 @@ impl Campaign {
                 let deadline = start + Duration::from_secs(180);
                 loop {
                     if let Some(s) = child.try_wait().unwrap() {
-                        break s.signal() == Some(libc::SIGABRT);
+                        let aborted = s.signal() == Some(libc::SIGABRT);
+                        let said = std::fs::read_to_string(err.path()).unwrap_or_default();
+                        if aborted && !said.contains("by the fault plan") {
+                            t.fail(format!(
+                                "{}: a run under {kill} aborted by itself: {said}",
+                                self.kind
+                            ));
+                            break false;
+                        }
+                        break aborted;
                     }
                     if Instant::now() > deadline {
                         child.kill().unwrap();

@@ -93,8 +93,8 @@ pub fn snapshot(c: &Campaign) -> Tally {
     ];
     let start = Instant::now();
     v.json(&args[..5]);
-    let took = start.elapsed();
-    let calls = c.storage_calls(v.command(&args));
+    let mut took = start.elapsed();
+    let mut calls = c.storage_calls(v.command(&args));
     let mut ids = Campaign::snapshot_ids(&v);
     let mut i = 0;
     while t.kills < c.count && i < c.count * 3 {
@@ -105,7 +105,9 @@ pub fn snapshot(c: &Campaign) -> Tally {
         c.run_killed(v.command(&args), &kill, &mut t);
         // A kill anywhere leaves every listed snapshot whole.
         c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
-        let o = v.run(&args);
+        // Traced: the next kill is drawn from this run's calls and time.
+        let (o, rerun_took, rerun_calls) = c.rerun(v.command(&args));
+        (took, calls) = (rerun_took, rerun_calls);
         t.reruns += 1;
         let Some(id) = id_of(&o).filter(|_| o.status.success()) else {
             t.fail(format!("{what}: the rerun failed: {}", stderr(&o)));
@@ -190,8 +192,8 @@ pub fn restore(c: &Campaign) -> Tally {
     let (r0, r1) = (rename(0), rename(1_000_000));
     let start = Instant::now();
     v.json(&restore_args(&brokers, &id, &r0, &topic)[..9]);
-    let took = start.elapsed();
-    let calls = c.storage_calls(v.command(&restore_args(&brokers, &id, &r1, &topic)));
+    let mut took = start.elapsed();
+    let mut calls = c.storage_calls(v.command(&restore_args(&brokers, &id, &r1, &topic)));
     let mut i = 0;
     while t.kills < c.count && i < c.count * 3 {
         i += 1;
@@ -202,7 +204,8 @@ pub fn restore(c: &Campaign) -> Tally {
         c.run_killed(v.command(&args), &kill, &mut t);
         // A kill anywhere leaves every listed snapshot whole.
         c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
-        let o = v.run(&args);
+        let (o, rerun_took, rerun_calls) = c.rerun(v.command(&args));
+        (took, calls) = (rerun_took, rerun_calls);
         t.reruns += 1;
         if !o.status.success() {
             t.fail(format!("{what}: the rerun failed: {}", stderr(&o)));
@@ -264,9 +267,9 @@ pub fn gc(c: &Campaign) -> Tally {
     round(0, &mut live, &mut expected);
     let start = Instant::now();
     v.json(&gc_args);
-    let took = start.elapsed();
+    let mut took = start.elapsed();
     round(1, &mut live, &mut expected);
-    let calls = c.storage_calls(v.command(&gc_args));
+    let mut calls = c.storage_calls(v.command(&gc_args));
     let mut i = 1;
     while t.kills < c.count && i < c.count * 3 {
         i += 1;
@@ -276,7 +279,8 @@ pub fn gc(c: &Campaign) -> Tally {
         c.run_killed(v.command(&gc_args), &kill, &mut t);
         // A kill anywhere leaves every listed snapshot whole.
         c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
-        let o = v.run(&gc_args);
+        let (o, rerun_took, rerun_calls) = c.rerun(v.command(&gc_args));
+        (took, calls) = (rerun_took, rerun_calls);
         t.reruns += 1;
         t.expect(o.status.success(), || {
             format!("{what}: the rerun failed: {}", stderr(&o))
