@@ -97,7 +97,7 @@ pub fn snapshot(c: &Campaign) -> Tally {
     let mut calls = c.storage_calls(v.command(&args));
     let mut ids = Campaign::snapshot_ids(&v);
     let mut i = 0;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         c.rt.block_on(produce_small(&topic, PARTITIONS, 100, c.seed * 10_000 + i));
         let kill = Campaign::draw_kill(&mut rng, took, calls);
@@ -195,7 +195,7 @@ pub fn restore(c: &Campaign) -> Tally {
     let mut took = start.elapsed();
     let mut calls = c.storage_calls(v.command(&restore_args(&brokers, &id, &r1, &topic)));
     let mut i = 0;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         let r = rename(i);
         let args = restore_args(&brokers, &id, &r, &topic);
@@ -271,7 +271,7 @@ pub fn gc(c: &Campaign) -> Tally {
     round(1, &mut live, &mut expected);
     let mut calls = c.storage_calls(v.command(&gc_args));
     let mut i = 1;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         round(i, &mut live, &mut expected);
         let kill = Campaign::draw_kill(&mut rng, took, calls);
@@ -342,7 +342,7 @@ pub fn forget(c: &Campaign) -> Tally {
     v.json(snap);
     let calls = c.storage_calls(v.command(&["forget", &oldest(&v)]));
     let mut i = 0;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         c.rt.block_on(produce_small(&topic, PARTITIONS, 50, c.seed * 10_000 + i));
         let id = v.json(snap)["id"].as_str().unwrap().to_string();
@@ -385,7 +385,7 @@ pub fn check(c: &Campaign) -> Tally {
     let calls = c.storage_calls(v.command(&args));
     let ids = Campaign::snapshot_ids(&v);
     let mut i = 0;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         let kill = Campaign::draw_kill(&mut rng, took, calls);
         let what = format!("check kill {i} ({kill})");
@@ -467,7 +467,7 @@ pub fn continuous(c: &Campaign) -> Tally {
     let window = Duration::from_millis(3500);
     let mut i = 0;
     let mut before = Campaign::snapshot_ids(&v);
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         c.rt.block_on(produce_small(&topic, PARTITIONS, 100, c.seed * 10_000 + i));
         let kill = Kill::AtMoment(Duration::from_millis(
@@ -582,7 +582,7 @@ pub fn snapshot_workers(c: &Campaign) -> Tally {
     let mut ids = Campaign::snapshot_ids(&v);
     t = Tally::default();
     let mut i = 0;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         c.rt.block_on(produce_small(&topic, PARTITIONS, 100, c.seed * 10_000 + i));
         let kill = Campaign::draw_kill(&mut rng, took, calls);
@@ -644,7 +644,7 @@ pub fn restore_workers(c: &Campaign) -> Tally {
     let took = start.elapsed().min(Duration::from_secs(3));
     t = Tally::default();
     let mut i = 0;
-    while t.kills < c.count && i < c.count * 3 {
+    while t.kills < c.count && i < c.count * 3 + 5 {
         i += 1;
         let kill = Campaign::draw_kill(&mut rng, took, 0);
         let what = format!("restore-workers kill {i} ({kill})");
