@@ -59,6 +59,16 @@ pub(crate) fn is_secret_option(key: &str) -> bool {
         .any(|s| k.contains(s))
 }
 
+/// The storage option an environment variable sets, if any:
+/// `KVAULT_STORAGE_KEY` sets `key`. `KVAULT_STORAGE_FAULTS` is the debug
+/// build's fault plan (`crate::faults::wrap_storage`), not a store's
+/// setting: read as one, it made every object-store vault refuse to open.
+fn option_of_env(var: &str) -> Option<String> {
+    var.strip_prefix("KVAULT_STORAGE_")
+        .filter(|rest| !rest.is_empty() && *rest != "FAULTS")
+        .map(str::to_ascii_lowercase)
+}
+
 impl StorageOptions {
     /// `KVAULT_STORAGE_*` from the environment, then each `KEY=VALUE` of
     /// `--storage-option`.
@@ -72,13 +82,7 @@ impl StorageOptions {
             }
         }
         let mut pairs: Vec<(String, String)> = std::env::vars()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("KVAULT_STORAGE_")
-                    // KVAULT_STORAGE_FAULTS is the debug build's fault plan
-                    // (crate::faults::wrap_storage), not a store's setting.
-                    .filter(|rest| !rest.is_empty() && *rest != "FAULTS")
-                    .map(|rest| (rest.to_ascii_lowercase(), v))
-            })
+            .filter_map(|(k, v)| option_of_env(&k).map(|o| (o, v)))
             .collect();
         pairs.sort();
         let mut explicit = Vec::new();
@@ -216,6 +220,17 @@ fn parse_size(key: &str, v: &str) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fault_plan_variable_is_no_storage_option() {
+        assert_eq!(
+            option_of_env("KVAULT_STORAGE_ENDPOINT").as_deref(),
+            Some("endpoint")
+        );
+        assert_eq!(option_of_env("KVAULT_STORAGE_FAULTS"), None);
+        assert_eq!(option_of_env("KVAULT_STORAGE_"), None);
+        assert_eq!(option_of_env("KVAULT_REPO"), None);
+    }
 
     #[test]
     fn options_are_typed_and_secrets_hidden() {
