@@ -639,3 +639,50 @@ fn a_lock_release_that_fails_once_still_releases() {
     );
     assert_eq!(lock_objects(local.as_ref()), 0, "released all the same");
 }
+
+/// Found by the concurrent histories (on S3): check listed the index,
+/// then the snapshots, so a snapshot committed in between looked damaged
+/// (its chunks "not in the index"). Check now lists the snapshots first.
+#[test]
+fn check_beside_a_snapshot_that_commits_meanwhile_finds_no_damage() {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let local: Arc<dyn Storage> = Arc::new(LocalDir::create(dir.path().join("v")).unwrap());
+    let check_cache = dir.path().join("cache-check");
+    // The first listing of packs (check builds its index, then lists the
+    // packs) waits while the test commits a snapshot.
+    let (reached_tx, reached_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(Some((reached_tx, go_rx)));
+    let gated: Arc<dyn Storage> =
+        Arc::new(vault::storage::Hooked::new(Arc::clone(&local), move |op| {
+            if let vault::storage::Op::List {
+                kind: vault::storage::Dir::Packs,
+            } = op
+            {
+                if let Some((reached, go)) = gate.lock().unwrap().take() {
+                    reached.send(()).unwrap();
+                    go.recv().unwrap();
+                }
+            }
+            Ok(())
+        }));
+    let vault = MemVault::on(dir, Arc::clone(&local));
+    let mut model = Model::default();
+    for p in 0..PARTITIONS {
+        model.append(p, 100, &[0]);
+    }
+    vault.snapshot(&model);
+    for p in 0..PARTITIONS {
+        model.append(p, 100, &[1]);
+    }
+    let checker = std::thread::spawn(move || {
+        let repo = open_repo(gated, MEM_PASSPHRASE, &check_cache).unwrap();
+        try_check(&repo).unwrap()
+    });
+    reached_rx.recv().unwrap();
+    vault.snapshot(&model);
+    go_tx.send(()).unwrap();
+    let report = checker.join().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
