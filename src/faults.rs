@@ -87,7 +87,7 @@ pub(crate) fn wrap_storage(
             Arc::clone(STATE.get_or_init(|| Arc::new(FaultState::new(plan))))
         }
     };
-    Ok(faulty_with(storage, state))
+    Ok(faulty_with(storage, &state))
 }
 
 #[cfg(not(debug_assertions))]

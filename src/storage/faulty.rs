@@ -231,14 +231,13 @@ impl FaultState {
             Op::List { kind } => format!("{}/", kind.dir()),
             _ => op.name().map(ToString::to_string).unwrap_or_default(),
         };
-        if let Some(path) = &self.plan.trace {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
+        if let Some(path) = &self.plan.trace
+            && let Ok(mut f) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-            {
-                let _ = writeln!(f, "{n} {} {object}", op.method());
-            }
+        {
+            let _ = writeln!(f, "{n} {} {object}", op.method());
         }
         let key = format!("{}/{object}", op.method());
         let attempt = {
@@ -292,7 +291,7 @@ fn injected(op: &Op<'_>, plan: &FaultPlan, what: &str) -> Error {
 /// did and arms or disarms it.
 pub fn faulty(inner: Arc<dyn Storage>, plan: FaultPlan) -> (Arc<dyn Storage>, Arc<FaultState>) {
     let state = Arc::new(FaultState::new(plan));
-    (faulty_with(inner, Arc::clone(&state)), state)
+    (faulty_with(inner, &state), state)
 }
 
 impl FaultState {
@@ -309,10 +308,10 @@ impl FaultState {
 
 /// Wraps `inner` in a fault storage sharing `state` (its count of calls
 /// and its switch) with any other wrapped the same way.
-pub fn faulty_with(inner: Arc<dyn Storage>, state: Arc<FaultState>) -> Arc<dyn Storage> {
-    let hook_state = Arc::clone(&state);
+pub fn faulty_with(inner: Arc<dyn Storage>, state: &Arc<FaultState>) -> Arc<dyn Storage> {
+    let hook_state = Arc::clone(state);
     let hook_inner = Arc::clone(&inner);
-    let filter_state = Arc::clone(&state);
+    let filter_state = Arc::clone(state);
     let hooked = Hooked::new(inner, move |op: &Op<'_>| {
         let s = &hook_state;
         let Some(fraction) = s.choose(op) else {

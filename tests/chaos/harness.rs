@@ -109,10 +109,11 @@ fn env_u64(name: &str, default: u64) -> u64 {
 impl Campaign {
     /// The campaign of `kind`, if `KVAULT_CHAOS_KINDS` selects it.
     pub fn for_kind(kind: &'static str) -> Option<Campaign> {
-        if let Ok(kinds) = std::env::var("KVAULT_CHAOS_KINDS") {
-            if !kinds.trim().is_empty() && !kinds.split(',').any(|k| k.trim() == kind) {
-                return None;
-            }
+        if let Ok(kinds) = std::env::var("KVAULT_CHAOS_KINDS")
+            && !kinds.trim().is_empty()
+            && !kinds.split(',').any(|k| k.trim() == kind)
+        {
+            return None;
         }
         Some(Campaign {
             kind,
@@ -131,7 +132,7 @@ impl Campaign {
     }
 
     /// Prints the kind's summary line; fails on any problem.
-    pub fn finish(&self, t: Tally) {
+    pub fn finish(&self, t: &Tally) {
         println!(
             "\nchaos {:<17} seed {:>3}  kills {:>4} ({} at a moment, {} at a storage call; {} runs ended first)  {} {:>4}  checks passed {:>5}  records lost {}  duplicated {}  kept snapshots lost {}",
             self.kind,
@@ -197,7 +198,7 @@ impl Campaign {
     /// its storage calls: returns its output, how long it took and how many
     /// calls it made, which the next kill is drawn from (a run of the same
     /// shape as the next killed one).
-    pub fn rerun(&self, mut cmd: Command) -> (std::process::Output, Duration, u64) {
+    pub fn rerun(mut cmd: Command) -> (std::process::Output, Duration, u64) {
         let trace = tempfile::NamedTempFile::new().unwrap();
         let start = Instant::now();
         let o = cmd
@@ -221,10 +222,10 @@ impl Campaign {
     /// Draws where to kill a run that takes about `took` and makes
     /// about `calls` storage calls.
     pub fn draw_kill(rng: &mut Rng, took: Duration, calls: u64) -> Kill {
-        if calls > 0 && rng.next() % 2 == 0 {
+        if calls > 0 && rng.next().is_multiple_of(2) {
             Kill::AtStorageCall {
                 nth: rng.range(1, calls + 1),
-                after: rng.next() % 2 == 0,
+                after: rng.next().is_multiple_of(2),
             }
         } else {
             let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX).max(50);

@@ -106,7 +106,7 @@ pub fn snapshot(c: &Campaign) -> Tally {
         // A kill anywhere leaves every listed snapshot whole.
         c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
         // Traced: the next kill is drawn from this run's calls and time.
-        let (o, rerun_took, rerun_calls) = c.rerun(v.command(&args));
+        let (o, rerun_took, rerun_calls) = Campaign::rerun(v.command(&args));
         (took, calls) = (rerun_took, rerun_calls);
         t.reruns += 1;
         let Some(id) = id_of(&o).filter(|_| o.status.success()) else {
@@ -204,7 +204,7 @@ pub fn restore(c: &Campaign) -> Tally {
         c.run_killed(v.command(&args), &kill, &mut t);
         // A kill anywhere leaves every listed snapshot whole.
         c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
-        let (o, rerun_took, rerun_calls) = c.rerun(v.command(&args));
+        let (o, rerun_took, rerun_calls) = Campaign::rerun(v.command(&args));
         (took, calls) = (rerun_took, rerun_calls);
         t.reruns += 1;
         if !o.status.success() {
@@ -216,6 +216,9 @@ pub fn restore(c: &Campaign) -> Tally {
     }
     t
 }
+
+/// Per snapshot id, each topic's records when it was taken.
+type Expected = Vec<(String, Vec<(String, Vec<TestRecord>)>)>;
 
 pub fn gc(c: &Campaign) -> Tally {
     let mut t = Tally::default();
@@ -243,10 +246,8 @@ pub fn gc(c: &Campaign) -> Tally {
     // deleted topics' data (repacking what is shared).
     let mut live: Vec<String> = Vec::new();
     // Snapshot id → (topic → its records when taken).
-    let mut expected: Vec<(String, Vec<(String, Vec<TestRecord>)>)> = Vec::new();
-    let round = |i: u64,
-                 live: &mut Vec<String>,
-                 expected: &mut Vec<(String, Vec<(String, Vec<TestRecord>)>)>| {
+    let mut expected: Expected = Vec::new();
+    let round = |i: u64, live: &mut Vec<String>, expected: &mut Expected| {
         let topic = format!("{prefix}-{i}");
         c.rt.block_on(create_topic(Cluster::Source, &topic, 1, &[]));
         c.rt.block_on(produce_small(&topic, 1, 300, c.seed * 10_000 + i));
@@ -279,7 +280,7 @@ pub fn gc(c: &Campaign) -> Tally {
         c.run_killed(v.command(&gc_args), &kill, &mut t);
         // A kill anywhere leaves every listed snapshot whole.
         c.check_clean(&v, &mut t, &format!("{what}, before the rerun"));
-        let (o, rerun_took, rerun_calls) = c.rerun(v.command(&gc_args));
+        let (o, rerun_took, rerun_calls) = Campaign::rerun(v.command(&gc_args));
         (took, calls) = (rerun_took, rerun_calls);
         t.reruns += 1;
         t.expect(o.status.success(), || {
@@ -427,12 +428,12 @@ fn one_interval(mut cmd: Command, t: &mut Tally, what: &str) -> Option<String> {
     let mut id = None;
     for line in std::io::BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        if let Ok(j) = serde_json::from_str::<serde_json::Value>(&line) {
-            if let Some(s) = j["id"].as_str() {
-                id = Some(s.to_string());
-                terminate(&child);
-                break;
-            }
+        if let Ok(j) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(s) = j["id"].as_str()
+        {
+            id = Some(s.to_string());
+            terminate(&child);
+            break;
         }
     }
     let o = child.wait_with_output().unwrap();

@@ -84,7 +84,9 @@ fn plan_for_schedule(kind: FaultKind, seed: u64, calls: u64, root: &std::path::P
         FaultKind::Latency => plan.latency = Duration::from_millis(1 + seed % 7),
         FaultKind::StaleList => plan.stale = Duration::from_secs(30),
         // Spread over the calls a schedule makes (`calls`, counted once).
-        _ if seed % 2 == 0 => plan.nth = Some(1 + (seed / 2).wrapping_mul(7919) % calls.max(1)),
+        _ if seed.is_multiple_of(2) => {
+            plan.nth = Some(1 + (seed / 2).wrapping_mul(7919) % calls.max(1));
+        }
         _ => plan.rate = (1.0 + (seed % 3) as f64) / calls.max(1) as f64,
     }
     if kind == FaultKind::Partial {
@@ -323,11 +325,11 @@ fn run_schedule(kind: FaultKind, seed: u64, calls: u64, tally: &mut Tally) -> u6
             format!("{} snapshots committed by one run", new.len()),
         );
     }
-    if let Some(id) = s2 {
-        if !ids.contains(&id) {
-            tally.kept_snapshots_lost += 1;
-            fail(tally, "the snapshot that reported success is gone".into());
-        }
+    if let Some(id) = s2
+        && !ids.contains(&id)
+    {
+        tally.kept_snapshots_lost += 1;
+        fail(tally, "the snapshot that reported success is gone".into());
     }
     // Every snapshot reads back exactly what it took.
     let expected = |id: &ObjectId| -> &Taken {
@@ -341,7 +343,7 @@ fn run_schedule(kind: FaultKind, seed: u64, calls: u64, tally: &mut Tally) -> u6
     };
     for id in &ids {
         match read_all(&repo, id) {
-            Ok(h) if &h == &expected(id).0 => {}
+            Ok(h) if h == expected(id).0 => {}
             Ok(h) => {
                 let (want, got) = (count(&expected(id).0), count(&h));
                 tally.records_lost += want.saturating_sub(got) as u64;
@@ -558,10 +560,10 @@ fn gc_keeps_the_packs_of_a_snapshot_its_listing_does_not_show_yet() {
     let lagging: Arc<dyn Storage> = Arc::new(
         vault::storage::Hooked::new(Arc::clone(&local), |_| Ok(())).with_list_filter(
             move |kind, listed| {
-                if kind == vault::storage::Dir::Snapshots {
-                    if let Some(name) = h.lock().unwrap().as_ref() {
-                        listed.retain(|l| &l.name != name);
-                    }
+                if kind == vault::storage::Dir::Snapshots
+                    && let Some(name) = h.lock().unwrap().as_ref()
+                {
+                    listed.retain(|l| &l.name != name);
                 }
             },
         ),
@@ -617,15 +619,14 @@ fn a_lock_release_that_fails_once_still_releases() {
     let f = Arc::clone(&failed);
     let storage: Arc<dyn Storage> =
         Arc::new(vault::storage::Hooked::new(Arc::clone(&local), move |op| {
-            if let vault::storage::Op::Delete { name } = op {
-                if name.kind == vault::storage::Dir::Locks
-                    && !f.swap(true, std::sync::atomic::Ordering::SeqCst)
-                {
-                    return Err(vault::Error::Storage {
-                        context: format!("delete {name}"),
-                        message: "injected".into(),
-                    });
-                }
+            if let vault::storage::Op::Delete { name } = op
+                && name.kind == vault::storage::Dir::Locks
+                && !f.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(vault::Error::Storage {
+                    context: format!("delete {name}"),
+                    message: "injected".into(),
+                });
             }
             Ok(())
         }));
@@ -659,11 +660,10 @@ fn check_beside_a_snapshot_that_commits_meanwhile_finds_no_damage() {
             if let vault::storage::Op::List {
                 kind: vault::storage::Dir::Packs,
             } = op
+                && let Some((reached, go)) = gate.lock().unwrap().take()
             {
-                if let Some((reached, go)) = gate.lock().unwrap().take() {
-                    reached.send(()).unwrap();
-                    go.recv().unwrap();
-                }
+                reached.send(()).unwrap();
+                go.recv().unwrap();
             }
             Ok(())
         }));
