@@ -64,6 +64,9 @@ struct Event {
     wall_end: u64,
     /// A snapshot it reported: its cut time, read at once.
     time_ms: Option<u64>,
+    /// `--every`: every snapshot its output reports, with its time (an
+    /// interval line each; a run woken from a freeze may make several).
+    made: Vec<(String, u64)>,
     ok: bool,
     /// Snapshot: the id it reported; forget: the id it was given.
     id: Option<String>,
@@ -286,6 +289,14 @@ impl World<'_> {
                     .unwrap_or_default(),
                 _ => Vec::new(),
             };
+            let made: Vec<(String, u64)> = if op == Op::Every {
+                out.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|j| Some((j["id"].as_str()?.to_string(), j["time_ms"].as_u64()?)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let time_ms = id
                 .as_deref()
                 .filter(|_| matches!(op, Op::Snapshot | Op::Every))
@@ -301,7 +312,12 @@ impl World<'_> {
                 wall_start,
                 wall_end,
                 time_ms,
-                detail: err.lines().last().unwrap_or("").to_string(),
+                made,
+                detail: if std::env::var_os("KVAULT_CHAOS_VERBOSE").is_some() {
+                    format!("{out}\n{err}")
+                } else {
+                    err.lines().last().unwrap_or("").to_string()
+                },
             });
         }
     }
@@ -462,7 +478,7 @@ fn check_history(
 ) {
     let what = format!("history {h} (seed {})", c.seed);
     let present: BTreeSet<String> = Campaign::snapshot_ids(v).into_iter().collect();
-    let reported: BTreeMap<&str, &Event> = events
+    let mut reported: BTreeMap<&str, &Event> = events
         .iter()
         .filter_map(|e| {
             e.id.as_deref()
@@ -470,6 +486,11 @@ fn check_history(
                 .map(|id| (id, e))
         })
         .collect();
+    for e in events {
+        for (id, _) in &e.made {
+            reported.insert(id.as_str(), e);
+        }
+    }
     // Cut times: of the snapshots there now, and of those reported.
     let mut known: BTreeMap<String, u64> = BTreeMap::new();
     for id in &present {
@@ -480,6 +501,9 @@ fn check_history(
     for e in events {
         if let (Some(id), Some(t)) = (&e.id, e.time_ms) {
             known.insert(id.clone(), t);
+        }
+        for (id, t) in &e.made {
+            known.insert(id.clone(), *t);
         }
     }
     for (id, made) in &reported {
