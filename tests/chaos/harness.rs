@@ -175,23 +175,10 @@ impl Campaign {
 
     /// How many storage calls `cmd` makes when nothing stops it (it runs
     /// once, to the end, with a trace of its calls).
-    pub fn storage_calls(&self, mut cmd: Command) -> u64 {
-        let trace = tempfile::NamedTempFile::new().unwrap();
-        let o = cmd
-            .env(
-                "KVAULT_STORAGE_FAULTS",
-                format!(
-                    "kind=kill,nth=18446744073709551615,trace={}",
-                    trace.path().display()
-                ),
-            )
-            .output()
-            .unwrap();
+    pub fn storage_calls(&self, cmd: Command) -> u64 {
+        let (o, _, calls) = Campaign::rerun(cmd);
         assert!(o.status.success(), "{}: {}", self.kind, stderr(&o));
-        std::fs::read_to_string(trace.path())
-            .unwrap()
-            .lines()
-            .count() as u64
+        calls
     }
 
     /// Runs `cmd` to the end, as the rerun after a kill, with a trace of
