@@ -270,6 +270,7 @@ mod tests {
                     })
                     .collect(),
                 groups: vec![],
+                estate: None,
                 stats: SnapshotStats::default(),
             },
         }

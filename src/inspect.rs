@@ -366,6 +366,7 @@ mod tests {
                 }],
             }],
             groups: vec![],
+            estate: None,
             stats: Default::default(),
         }
     }

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod check;
 pub mod error;
+pub mod estate;
 pub(crate) mod faults;
 pub mod gc;
 pub mod host;

@@ -17,6 +17,11 @@ pub struct LsArgs {
     /// Only this topic.
     #[arg(long)]
     topic: Option<String>,
+    /// Show what the snapshot recorded of the cluster beside the records:
+    /// topic configs and partition counts, ACLs, client quotas, SCRAM users
+    /// and dynamic broker configs (a part vault could not read says why).
+    #[arg(long)]
+    metadata: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -47,6 +52,20 @@ pub fn run(a: &LsArgs) -> Result<()> {
     let repo = a.vault.unlock()?;
     let id = repo.resolve_snapshot(&a.snapshot)?;
     let m = repo.read_snapshot(&id)?;
+    if a.metadata {
+        let listing = vault::estate::EstateListing::of(&m);
+        if a.json {
+            print_json(&listing);
+        } else {
+            println!(
+                "snapshot {id} taken {} of {}",
+                format_time(m.time_ms),
+                m.source
+            );
+            print!("{}", listing.to_text());
+        }
+        return Ok(());
+    }
     let topics = describe(&m, a.topic.as_deref())?;
     if a.json {
         print_json(&LsReport {

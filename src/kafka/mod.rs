@@ -2,9 +2,12 @@
 //! that make up a consistent cut (committed group offsets, then the log
 //! start and end offsets of every selected partition in one request each).
 
+mod admin_call;
 mod admin_ffi;
 mod context;
 mod describe;
+mod estate;
+pub(crate) use estate::read_cluster_estate;
 pub(crate) mod produce_ffi;
 pub use context::{ClientLog, wait_for_closing_clients};
 pub(crate) use context::{Detached, MetadataClient, creation_error};
@@ -13,6 +16,7 @@ mod membership;
 pub use membership::{GroupMember, JoinWait, check_run_name};
 mod offsets;
 mod options;
+pub(crate) mod quota_wire;
 mod retry;
 mod selection;
 pub use describe::Presence;

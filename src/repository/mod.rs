@@ -369,8 +369,13 @@ impl<S: HoldsKeys> Repository<S> {
         self.storage.put_if_absent(&object, &sealed)
     }
 
-    /// The body of the run object `runs/NAME`; `None` if there is none.
-    pub(crate) fn get_run_object(&self, kind: ObjectKind, name: &str) -> Result<Option<Vec<u8>>> {
+    /// The header version and body of the run object `runs/NAME`; `None`
+    /// if there is none.
+    pub(crate) fn get_run_object(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<(u8, Vec<u8>)>> {
         let object = ObjectName::new(Dir::Runs, name);
         let bytes = match self.storage.get(&object) {
             Ok(b) => b,
@@ -379,7 +384,7 @@ impl<S: HoldsKeys> Repository<S> {
         };
         let aad = self.keys().object_id(object.path().as_bytes());
         open_object_versioned(self.keys(), &self.vault_id(), kind, &aad.0, &bytes)
-            .map(|(_, body)| Some(body))
+            .map(Some)
             .ctx(|| format!("reading {} {object}", kind.name()))
     }
 

@@ -135,7 +135,7 @@ pub fn read_pins<S: HoldsKeys>(
         if !l.name.starts_with("pin.") {
             continue;
         }
-        let Some(body) = repo.get_run_object(ObjectKind::RestorePin, &l.name)? else {
+        let Some((_, body)) = repo.get_run_object(ObjectKind::RestorePin, &l.name)? else {
             continue;
         };
         let pin = RestorePin::decode(&body).ctx(|| format!("decoding restore pin {}", l.name))?;

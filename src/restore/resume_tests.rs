@@ -19,6 +19,7 @@ fn entry(b: u8) -> CatalogEntry {
             read_committed: true,
             topics: vec![],
             groups: vec![],
+            estate: None,
             stats: SnapshotStats::default(),
         },
     }

@@ -264,6 +264,7 @@ mod tests {
                 })
                 .collect(),
             groups: vec![],
+            estate: None,
             stats: SnapshotStats::default(),
         }
     }

@@ -233,6 +233,7 @@ pub fn execute(
         read_committed: plan.read_committed,
         topics,
         groups: plan.groups.clone(),
+        estate: plan.estate.clone(),
         stats: SnapshotStats {
             records_read: out.drained.records,
             bytes_read: out.drained.bytes,

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use vault_format::ObjectId;
+use vault_format::estate::ClusterEstate;
 use vault_format::manifest::{GroupSnapshot, Selection};
 use vault_format::tree::TreeRoot;
 
@@ -17,7 +18,7 @@ pub use super::upgrade::{NoRecords, RecordLookup};
 use crate::error::{Error, Result};
 use crate::kafka::{
     Edge, KafkaOptions, ListedTopic, TopicInfo, TopicSelection, dynamic_topic_configs,
-    group_offsets, partition_offsets,
+    group_offsets, partition_offsets, read_cluster_estate,
 };
 use crate::repository::{Indexed, Repository};
 
@@ -57,6 +58,9 @@ pub struct Cut {
     pub end: HashMap<(String, u32), i64>,
     /// Committed offsets of the consumer groups on the selected topics.
     pub groups: Vec<GroupSnapshot>,
+    /// ACLs, quotas, SCRAM users and dynamic broker configs; `None` when
+    /// not read (a cut made without a cluster, in tests).
+    pub estate: Option<ClusterEstate>,
 }
 
 impl Cut {
@@ -69,7 +73,7 @@ impl Cut {
             return Err(Error::Usage("--source needs a name".into()));
         }
         let client = kafka.metadata_client(req.read_committed)?;
-        let (cluster_id, topics, log_start, groups, end) = {
+        let (cluster_id, topics, log_start, groups, end, estate) = {
             let k = kafka.clone();
             let sel = req.selection.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
@@ -81,7 +85,11 @@ impl Cut {
                 // The order is the consistency argument: groups first, then ends.
                 let groups = group_offsets(&k, &client, &md, &topics)?;
                 let end = partition_offsets(&k, &client, &topics, Edge::End)?;
-                Ok((cluster_id, topics, start, groups, end))
+                // Beside the cut, not part of its consistency: ACLs and
+                // the like change on their own schedule.
+                let brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+                let estate = read_cluster_estate(&k, &client, &brokers);
+                Ok((cluster_id, topics, start, groups, end, estate))
             })
             .await
             .expect("metadata task panicked")?
@@ -94,6 +102,7 @@ impl Cut {
             log_start,
             end,
             groups,
+            estate: Some(estate),
         })
     }
 }
@@ -119,6 +128,8 @@ pub struct SnapshotPlan {
     pub topics: Vec<(TopicInfo, Vec<(String, String)>)>,
     pub partitions: Vec<PartitionPlan>,
     pub groups: Vec<GroupSnapshot>,
+    /// What the cut read of the cluster's estate.
+    pub estate: Option<ClusterEstate>,
     /// Things the operator should know (retention gaps, recreated topics).
     pub warnings: Vec<String>,
     /// Some partition's cut ends before its base snapshot's end. Either the
@@ -180,6 +191,7 @@ impl SnapshotPlan {
             log_start: start,
             end,
             groups,
+            estate,
         } = cut;
         let source = identify_source(req.source.as_deref(), cluster_id.as_deref(), &topics)?;
         let cluster_id = cluster_id.unwrap_or_default();
@@ -262,6 +274,7 @@ impl SnapshotPlan {
             topics,
             partitions,
             groups,
+            estate,
             warnings,
             behind_base,
         })

@@ -12,6 +12,7 @@ mod compaction;
 mod groups;
 mod records;
 mod repository;
+mod sasl;
 mod test_vault;
 
 #[allow(unused_imports)]
@@ -24,6 +25,8 @@ pub use groups::*;
 pub use records::*;
 #[allow(unused_imports)]
 pub use repository::*;
+#[allow(unused_imports)]
+pub use sasl::*;
 #[allow(unused_imports)]
 pub use test_vault::*;
 

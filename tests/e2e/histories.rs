@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use vault::storage::{Dir, ObjectName};
 
 use common::{
-    Cluster, TestRecord, TestVault, consume_all, content, create_topic, delete_records,
-    delete_topic, kafka_tool, produce, recreate_topic, unique_topic,
+    Cluster, SaslLogin, TestRecord, TestVault, consume_all, content, create_topic, delete_records,
+    delete_topic, kafka_acls, produce, recreate_topic, unique_topic,
 };
 
 fn records(prefix: &str, partitions: i32, n: usize) -> Vec<TestRecord> {
@@ -210,34 +210,37 @@ async fn a_selected_topic_the_cluster_cannot_describe_fails_the_snapshot() {
     create_topic(Cluster::Source, &denied, 1, &[]).await;
     produce(Cluster::Source, &ok, &records("ok", 1, 5)).await;
     produce(Cluster::Source, &denied, &records("no", 1, 5)).await;
-    let brokers = Cluster::Source.brokers();
+    // Denied to a real principal, the SASL user: the PLAINTEXT listener's
+    // principal is a super user on the test clusters.
+    let deny = [
+        "--deny-principal",
+        "User:vault",
+        "--operation",
+        "Describe",
+        "--topic",
+        denied.as_str(),
+    ];
     let acl = |op: &str| {
-        let o = kafka_tool(&[
-            "org.apache.kafka.tools.AclCommand",
-            "--bootstrap-server",
-            &brokers,
-            op,
-            "--force",
-            "--deny-principal",
-            "User:ANONYMOUS",
-            "--operation",
-            "Describe",
-            "--topic",
-            &denied,
-        ]);
-        assert!(
-            o.status.success(),
-            "kafka-acls {op}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let mut args = vec![op];
+        args.extend_from_slice(&deny);
+        kafka_acls(Cluster::Source, &args);
     };
     acl("--add");
     let v = TestVault::init();
+    let login = SaslLogin::vault_user(v.dir.path());
+    let sasl = login.args(Cluster::Source);
+    let as_vault_user = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec!["snapshot".into()];
+        args.extend(sasl.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
     let topics = format!("{ok},{denied}");
     // The ACL takes a moment to reach the broker's authorizer.
     let deadline = Instant::now() + Duration::from_secs(30);
     let o = loop {
-        let o = v.run(&["snapshot", "--brokers", &brokers, "--topics", &topics]);
+        let args = as_vault_user(&["--topics", &topics]);
+        let o = v.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         if !o.status.success() || Instant::now() > deadline {
             break o;
         }
@@ -254,15 +257,8 @@ async fn a_selected_topic_the_cluster_cannot_describe_fails_the_snapshot() {
     assert!(v.objects(Dir::Snapshots).is_empty(), "nothing committed");
 
     // Left out on purpose, the rest is backed up.
-    let out = v.json(&[
-        "snapshot",
-        "--brokers",
-        &brokers,
-        "--topics",
-        &topics,
-        "--exclude",
-        &denied,
-    ]);
+    let args = as_vault_user(&["--topics", &topics, "--exclude", &denied]);
+    let out = v.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out["topics"], serde_json::json!([ok]), "{out}");
 
     acl("--remove");

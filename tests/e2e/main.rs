@@ -16,6 +16,7 @@ mod config;
 mod continuous;
 mod damage;
 mod distributed;
+mod estate;
 mod full_disk;
 mod gc;
 mod histories;

@@ -7,20 +7,10 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Cluster, TestVault, consume_all, content, create_topic, produce_bulk, unique_topic};
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: start the clusters with `eval \"$(scripts/kafka start)\"`")
-    })
-}
-
-fn sasl_brokers(c: Cluster) -> String {
-    env(match c {
-        Cluster::Source => "KVAULT_TEST_SOURCE_SASL_BROKERS",
-        Cluster::Target => "KVAULT_TEST_TARGET_SASL_BROKERS",
-    })
-}
+use common::{
+    Cluster, TestVault, consume_all, content, create_topic, produce_bulk, sasl_brokers,
+    test_env as env, unique_topic,
+};
 
 /// Every file below `dir` that holds `needle`.
 fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {

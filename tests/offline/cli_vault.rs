@@ -45,7 +45,7 @@ fn init_then_unlock_with_right_and_wrong_passphrase() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(j["format_version"], 2);
+    assert_eq!(j["format_version"], 3);
     assert_eq!(j["vault_id"].as_str().unwrap().len(), 32);
     // The default chunk sizes, 64/256/1024 KiB (docs/design.md § Chunk sizes).
     assert_eq!(

@@ -213,6 +213,7 @@ impl Model {
             log_start,
             end,
             groups: vec![],
+            estate: None,
         }
     }
 

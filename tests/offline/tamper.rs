@@ -89,6 +89,7 @@ fn fill(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
             }],
         }],
         groups: vec![],
+        estate: None,
         stats: SnapshotStats::default(),
     };
     repo.write_snapshot(&manifest).unwrap();

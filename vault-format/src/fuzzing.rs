@@ -4,6 +4,7 @@
 
 use crate::VaultId;
 use crate::config::VaultConfig;
+use crate::estate::ClusterEstate;
 use crate::index::IndexObject;
 use crate::keys::{KeyFile, MasterKey, SubKeys};
 use crate::manifest::SnapshotManifest;
@@ -50,8 +51,9 @@ pub fn manifest(data: &[u8]) {
     if let Ok(m) = SnapshotManifest::decode(data) {
         assert_eq!(m.encode(), data);
     }
-    // Format 1 bodies are still read.
+    // Format 1 and 2 bodies are still read.
     let _ = SnapshotManifest::decode_version(1, data);
+    let _ = SnapshotManifest::decode_version(2, data);
     let _ = open_object(
         &keys(),
         &VaultId([1; 16]),
@@ -59,6 +61,13 @@ pub fn manifest(data: &[u8]) {
         &[0; 32],
         data,
     );
+}
+
+/// The cluster estate a version 3 manifest carries.
+pub fn cluster_estate(data: &[u8]) {
+    if let Ok(e) = ClusterEstate::decode(data) {
+        assert_eq!(e.encode(), data);
+    }
 }
 
 /// Key files, with the cheapest Argon2 settings a decoded file may ask for.
@@ -94,6 +103,8 @@ pub fn run_objects(data: &[u8]) {
     if let Ok(p) = RunPlan::decode(data) {
         assert_eq!(p.encode(), data);
     }
+    // Format 2's plans are still read.
+    let _ = RunPlan::decode_version(1, data);
     if let Ok(p) = RunPart::decode(data) {
         assert_eq!(p.encode(), data);
     }
@@ -154,6 +165,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("index_object", index_object),
     ("tree_node", tree_node),
     ("manifest", manifest),
+    ("cluster_estate", cluster_estate),
     ("key_file", key_file),
     ("record_framing", record_framing),
     ("config", config),

@@ -81,7 +81,9 @@ impl ObjectKind {
     /// binaries write, and refuses only the manifests it would misread.
     pub fn current_version(self) -> u8 {
         match self {
-            ObjectKind::Snapshot => 2,
+            ObjectKind::Snapshot => 3,
+            // Its template is a manifest.
+            ObjectKind::RunPlan => 2,
             _ => 1,
         }
     }

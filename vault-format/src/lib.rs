@@ -1,4 +1,4 @@
-//! vault's on-disk format, version 2 (reads version 1 too).
+//! vault's on-disk format, version 3 (reads versions 1 and 2 too).
 //!
 //! Pure encoders and decoders for every object a vault holds: key files, the
 //! config, packs of sealed chunks, index objects, snapshot trees and
@@ -14,6 +14,7 @@ pub mod chunker;
 pub mod compress;
 pub mod config;
 pub mod error;
+pub mod estate;
 pub mod fuzzing;
 pub mod header;
 pub mod id;
@@ -36,4 +37,4 @@ pub use id::{ChunkId, ObjectId, PackId, TopicId, VaultId};
 /// The format version this crate writes: the newest header version of any
 /// object kind (see [`object::ObjectKind::current_version`]). It reads every
 /// version before it too.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;

@@ -5,8 +5,13 @@
 //! to: the source it was read from, the selection it was made with, and
 //! each topic's Kafka topic ID. Version 1 manifests decode with no topic
 //! IDs, the cluster id as their source and their topic names as selection.
+//!
+//! Version 3 adds the cluster estate (ACLs, quotas, SCRAM users, dynamic
+//! broker configs; `crate::estate`). Version 1 and 2 manifests decode with
+//! none recorded.
 
 use crate::error::{FormatError, Result};
+use crate::estate::ClusterEstate;
 use crate::id::{ChunkId, ObjectId, TopicId};
 use crate::tree::{Summary, TreeRoot};
 use crate::wire::{Reader, Writer};
@@ -29,6 +34,10 @@ pub struct SnapshotManifest {
     pub read_committed: bool,
     pub topics: Vec<TopicSnapshot>,
     pub groups: Vec<GroupSnapshot>,
+    /// The cluster's ACLs, quotas, SCRAM users and dynamic broker configs
+    /// (version 3); `None` when the snapshot did not record them (older
+    /// versions), which is not the same as a cluster without any.
+    pub estate: Option<ClusterEstate>,
     pub stats: SnapshotStats,
 }
 
@@ -129,7 +138,7 @@ impl SnapshotManifest {
             .sum()
     }
 
-    /// The version 2 body (the header of the sealed object says 2).
+    /// The version 3 body (the header of the sealed object says 3).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(1024);
         w.u64(self.time_ms);
@@ -187,6 +196,15 @@ impl SnapshotManifest {
                 };
             }
         }
+        match &self.estate {
+            None => {
+                w.u8(0);
+            }
+            Some(e) => {
+                w.u8(1);
+                e.write(&mut w);
+            }
+        }
         let s = &self.stats;
         w.varint(s.records_read)
             .varint(s.bytes_read)
@@ -196,21 +214,22 @@ impl SnapshotManifest {
         w.into_inner()
     }
 
-    /// Decodes a version 2 body.
+    /// Decodes a version 3 body.
     pub fn decode(bytes: &[u8]) -> Result<SnapshotManifest> {
-        SnapshotManifest::decode_version(2, bytes)
+        SnapshotManifest::decode_version(3, bytes)
     }
 
-    /// Decodes a body of the given header version (1 or 2).
+    /// Decodes a body of the given header version (1, 2 or 3).
     pub fn decode_version(version: u8, bytes: &[u8]) -> Result<SnapshotManifest> {
-        let v2 = match version {
-            1 => false,
-            2 => true,
+        let (v2, v3) = match version {
+            1 => (false, false),
+            2 => (true, false),
+            3 => (true, true),
             v => {
                 return Err(FormatError::UnsupportedVersion {
                     what: "snapshot manifest",
                     found: u32::from(v),
-                    supported: 2,
+                    supported: 3,
                 });
             }
         };
@@ -349,6 +368,15 @@ impl SnapshotManifest {
                 offsets,
             });
         }
+        let estate = if v3 {
+            match r.u8()? {
+                0 => None,
+                1 => Some(ClusterEstate::read(&mut r)?),
+                _ => return Err(bad("estate flag")),
+            }
+        } else {
+            None
+        };
         let stats = SnapshotStats {
             records_read: r.varint()?,
             bytes_read: r.varint()?,
@@ -378,6 +406,7 @@ impl SnapshotManifest {
             read_committed,
             topics,
             groups,
+            estate,
             stats,
         })
     }

@@ -57,6 +57,7 @@ pub fn sample() -> SnapshotManifest {
                 leader_epoch: Some(0),
             }],
         }],
+        estate: Some(crate::estate::tests::sample()),
         stats: SnapshotStats {
             records_read: 90,
             bytes_read: 9000,
@@ -87,6 +88,16 @@ fn an_empty_source_or_an_unknown_version_is_refused() {
     let mut m = sample();
     m.source = String::new();
     assert!(SnapshotManifest::decode(&m.encode()).is_err());
-    assert!(SnapshotManifest::decode_version(3, &sample().encode()).is_err());
+    assert!(SnapshotManifest::decode_version(4, &sample().encode()).is_err());
     assert!(SnapshotManifest::decode_version(0, &sample().encode()).is_err());
+}
+
+#[test]
+fn no_estate_and_an_estate_differ() {
+    let mut m = sample();
+    m.estate = None;
+    let back = SnapshotManifest::decode(&m.encode()).unwrap();
+    assert_eq!(back.estate, None);
+    m.estate = Some(crate::estate::ClusterEstate::not_read("no authorizer"));
+    assert_eq!(SnapshotManifest::decode(&m.encode()).unwrap(), m);
 }

@@ -106,14 +106,32 @@ impl RunPlan {
         w.into_inner()
     }
 
+    /// Decodes a version 2 body (its template is a version 3 manifest).
     pub fn decode(bytes: &[u8]) -> Result<RunPlan> {
+        RunPlan::decode_version(2, bytes)
+    }
+
+    /// Decodes a body of the given header version: version 1 plans (format
+    /// 2) hold a version 2 manifest as their template.
+    pub fn decode_version(version: u8, bytes: &[u8]) -> Result<RunPlan> {
         const WHAT: &str = "run plan";
+        let manifest_version = match version {
+            1 => 2,
+            2 => 3,
+            v => {
+                return Err(FormatError::UnsupportedVersion {
+                    what: WHAT,
+                    found: u32::from(v),
+                    supported: 2,
+                });
+            }
+        };
         let bad = |d: &str| FormatError::malformed(WHAT, d.to_string());
         let mut r = Reader::new(bytes, WHAT);
         let name = r.str()?.to_string();
         let plan_id = r.array()?;
         let created_ms = r.u64()?;
-        let template = SnapshotManifest::decode(r.bytes()?)?;
+        let template = SnapshotManifest::decode_version(manifest_version, r.bytes()?)?;
         let n = r.count(2)?;
         let mut partitions = Vec::with_capacity(n);
         for _ in 0..n {

@@ -21,7 +21,7 @@ fn manifest_dir() -> std::path::PathBuf {
 }
 
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(manifest_dir().join("tests/vectors/v2.txt")).unwrap();
+    let text = std::fs::read_to_string(manifest_dir().join("tests/vectors/v3.txt")).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -38,6 +38,7 @@ fn seed_vector(target: &str) -> &'static str {
         "index_object" => "index.body",
         "tree_node" => "tree.node",
         "manifest" => "manifest.body",
+        "cluster_estate" => "estate.body",
         "key_file" => "keyfile",
         "record_framing" => "records.framed",
         "config" => "config.body",

@@ -1,9 +1,9 @@
 //! Golden vectors: fixed inputs encoded by this crate must give exactly the
-//! bytes in `tests/vectors/v2.txt`, and those bytes must decode back. The
+//! bytes in `tests/vectors/v3.txt`, and those bytes must decode back. The
 //! vectors are the executable half of `docs/format.md`.
 //!
 //! After a deliberate format change: `KVAULT_UPDATE_GOLDEN=1 cargo test -p vault-format --test golden`,
-//! then review the diff of v2.txt together with the spec. Bytes an older
+//! then review the diff of v3.txt together with the spec. Bytes an older
 //! format wrote stay here as constants that must keep decoding.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use vault_format::chunker::{ChunkerParams, Gear, RecordChunker};
 use vault_format::compress::{Compression, Compressor, decompress_framed};
 use vault_format::config::VaultConfig;
+use vault_format::estate::{AclEntry, BrokerConfigs, ClusterEstate, Part, ScramUser};
 use vault_format::id::hex_encode;
 use vault_format::index::IndexObject;
 use vault_format::keys::{KdfParams, KeyFile, MasterKey};
@@ -32,6 +33,10 @@ use vault_format::{ChunkId, ObjectId, PackId, TopicId, VaultId};
 /// source, selection or topic IDs.
 const MANIFEST_V1_BODY: &str = "a0eee6cf8b010000000e736f757263652d636c757374657204686f737401056461696c790101066f726465727301010c726574656e74696f6e2e6d73022d310100c801d60101090909090909090909090909090909090909090909090909090909090909090900c801d401063cd00fe20f010762696c6c696e6708636f6e73756d657205456d70747901066f726465727300ce010000063cac02030c";
 
+/// The body of [`manifest`] as format 2 wrote it (header version 2): no
+/// cluster estate.
+const MANIFEST_V2_BODY: &str = "a0eee6cf8b010000000e736f757263652d636c75737465720e736f757263652d636c757374657201066f7264657273000004686f737401056461696c790101066f7264657273010c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c01010c726574656e74696f6e2e6d73022d310100c801d60101090909090909090909090909090909090909090909090909090909090909090900c801d401063cd00fe20f010762696c6c696e6708636f6e73756d657205456d70747901066f726465727300ce010000063cac02030c";
+
 /// The crate's directory, looked up when the test runs: a test binary
 /// built from another checkout of the same tree (CI and developers share
 /// a target directory) must still read this checkout's files.
@@ -42,7 +47,7 @@ fn manifest_dir() -> std::path::PathBuf {
 }
 
 fn vectors_path() -> std::path::PathBuf {
-    manifest_dir().join("tests/vectors/v2.txt")
+    manifest_dir().join("tests/vectors/v3.txt")
 }
 
 fn master() -> MasterKey {
@@ -157,6 +162,7 @@ fn manifest() -> SnapshotManifest {
                 leader_epoch: None,
             }],
         }],
+        estate: Some(estate()),
         stats: SnapshotStats {
             records_read: 6,
             bytes_read: 60,
@@ -164,6 +170,47 @@ fn manifest() -> SnapshotManifest {
             chunks_added: 3,
             duration_ms: 12,
         },
+    }
+}
+
+/// A cluster estate with every part read but the quotas.
+fn estate() -> ClusterEstate {
+    ClusterEstate {
+        acls: Part::Read(vec![
+            AclEntry {
+                resource_type: 2,
+                resource_name: "orders".into(),
+                pattern_type: 3,
+                principal: "User:billing".into(),
+                host: "*".into(),
+                operation: 3,
+                permission: 3,
+            },
+            AclEntry {
+                resource_type: 2,
+                resource_name: "orders-".into(),
+                pattern_type: 4,
+                principal: "User:audit".into(),
+                host: "*".into(),
+                operation: 8,
+                permission: 2,
+            },
+        ]),
+        quotas: Part::NotRead("not authorized".into()),
+        scram_users: Part::Read(vec![ScramUser {
+            name: "billing".into(),
+            credentials: vec![(1, 8192), (2, 4096)],
+        }]),
+        broker_configs: Part::Read(vec![
+            BrokerConfigs {
+                broker: None,
+                entries: vec![("log.retention.ms".into(), Some("604800000".into()))],
+            },
+            BrokerConfigs {
+                broker: Some(1),
+                entries: vec![("listener.name.x.ssl.keystore.password".into(), None)],
+            },
+        ]),
     }
 }
 
@@ -344,6 +391,7 @@ fn compute() -> BTreeMap<&'static str, String> {
     };
     v.insert("index.body", hex_encode(&index.encode()));
     v.insert("tree.node", hex_encode(&node_bytes));
+    v.insert("estate.body", hex_encode(&estate().encode()));
     v.insert("manifest.body", hex_encode(&manifest().encode()));
     v.insert(
         "manifest.object_id",
@@ -404,7 +452,7 @@ fn encoders_match_the_golden_vectors() {
     let now = compute();
     if std::env::var_os("KVAULT_UPDATE_GOLDEN").is_some() {
         let mut text = String::from(
-            "# vault format v2 golden vectors; see vault-format/tests/golden.rs and docs/format.md\n",
+            "# vault format v3 golden vectors; see vault-format/tests/golden.rs and docs/format.md\n",
         );
         for (k, v) in &now {
             text.push_str(&format!("{k} = {v}\n"));
@@ -500,6 +548,10 @@ fn golden_bytes_decode() {
     );
     assert_eq!(TreeNode::decode(&bytes("tree.node")).unwrap(), node());
     assert_eq!(
+        ClusterEstate::decode(&bytes("estate.body")).unwrap(),
+        estate()
+    );
+    assert_eq!(
         SnapshotManifest::decode(&bytes("manifest.body")).unwrap(),
         manifest()
     );
@@ -517,8 +569,21 @@ fn format_1_manifests_still_decode() {
     // What format 1 did not record: no topic IDs; the cluster id is the
     // source and the topic names stand in for the selection.
     want.topics[0].topic_id = None;
+    want.estate = None;
     assert_eq!(m, want);
     // A version 1 body is not a version 2 one.
+    assert!(SnapshotManifest::decode(&body).is_err());
+}
+
+#[test]
+fn format_2_manifests_still_decode() {
+    let body = vault_format::id::hex_decode(MANIFEST_V2_BODY).unwrap();
+    let m = SnapshotManifest::decode_version(2, &body).unwrap();
+    let mut want = manifest();
+    // Format 2 recorded no cluster estate: none, not an empty one.
+    want.estate = None;
+    assert_eq!(m, want);
+    // A version 2 body is not a version 3 one.
     assert!(SnapshotManifest::decode(&body).is_err());
 }
 

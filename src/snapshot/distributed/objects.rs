@@ -69,7 +69,10 @@ impl<'r, S: HoldsKeys> RunObjects<'r, S> {
     pub fn load_plan(&self) -> Result<Option<RunPlan>> {
         self.repo
             .get_run_object(ObjectKind::RunPlan, &self.plan_name())?
-            .map(|b| RunPlan::decode(&b).ctx(|| format!("decoding run plan {}", self.plan_name())))
+            .map(|(v, b)| {
+                RunPlan::decode_version(v, &b)
+                    .ctx(|| format!("decoding run plan {}", self.plan_name()))
+            })
             .transpose()
     }
 
@@ -126,7 +129,7 @@ impl<'r, S: HoldsKeys> RunObjects<'r, S> {
         let Some(newest) = commits.pop() else {
             return Ok(None);
         };
-        let Some(body) = self
+        let Some((_, body)) = self
             .repo
             .get_run_object(ObjectKind::RunCommit, &newest.name)?
         else {
@@ -156,7 +159,7 @@ impl<'r, S: HoldsKeys> RunObjects<'r, S> {
 
     pub fn read_part(&self, plan: &RunPlan, index: u32) -> Result<Option<RunPart>> {
         let name = self.part_name(&plan.plan_id, index);
-        let Some(body) = self.repo.get_run_object(ObjectKind::RunPart, &name)? else {
+        let Some((_, body)) = self.repo.get_run_object(ObjectKind::RunPart, &name)? else {
             return Ok(None);
         };
         let part = RunPart::decode(&body).ctx(|| format!("decoding run part {name}"))?;
@@ -202,7 +205,7 @@ impl<'r, S: HoldsKeys> RunObjects<'r, S> {
     /// The snapshot `plan` was committed as, if it was.
     pub fn commit_of(&self, plan: &RunPlan) -> Result<Option<ObjectId>> {
         let name = self.commit_name(&plan.plan_id);
-        let Some(body) = self.repo.get_run_object(ObjectKind::RunCommit, &name)? else {
+        let Some((_, body)) = self.repo.get_run_object(ObjectKind::RunCommit, &name)? else {
             return Ok(None);
         };
         let c = RunCommit::decode(&body).ctx(|| format!("decoding run commit {name}"))?;
@@ -265,10 +268,11 @@ pub fn plans_in_progress<S: HoldsKeys>(repo: &Repository<S>) -> Result<Vec<PlanI
     let listed = repo.storage().list(Dir::Runs)?;
     let mut out = Vec::new();
     for l in listed.iter().filter(|l| l.name.ends_with(".plan")) {
-        let Some(body) = repo.get_run_object(ObjectKind::RunPlan, &l.name)? else {
+        let Some((version, body)) = repo.get_run_object(ObjectKind::RunPlan, &l.name)? else {
             continue;
         };
-        let plan = RunPlan::decode(&body).ctx(|| format!("decoding run plan {}", l.name))?;
+        let plan = RunPlan::decode_version(version, &body)
+            .ctx(|| format!("decoding run plan {}", l.name))?;
         let run = RunObjects::new(repo, &plan.name);
         let mut parts = BTreeMap::new();
         for i in run.list(&plan)?.parts {

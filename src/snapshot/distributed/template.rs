@@ -59,6 +59,7 @@ pub fn run_plan(
             read_committed: plan.read_committed,
             topics,
             groups: plan.groups.clone(),
+            estate: plan.estate.clone(),
             stats: SnapshotStats::default(),
         },
         partitions: plan
