@@ -371,3 +371,12 @@ fn describe_one_broker(
     default.dedup();
     Ok((own, default, authorizer.trim().to_string()))
 }
+
+/// The estate of the cluster `opts` reaches, on a client of its own (a
+/// restore reads its target's before it changes anything).
+pub(crate) fn read_estate_of(opts: &KafkaOptions) -> crate::error::Result<ClusterEstate> {
+    let client = opts.metadata_client(false)?;
+    let md = opts.fetch_metadata(&client)?;
+    let brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    Ok(read_cluster_estate(opts, &client, &brokers))
+}

@@ -15,6 +15,7 @@ use vault_format::estate::{QuotaEntry, QuotaValue};
 use super::options::KafkaOptions;
 
 const DESCRIBE_CLIENT_QUOTAS: i16 = 48;
+const ALTER_CLIENT_QUOTAS: i16 = 49;
 /// The largest answer vault accepts (a cluster with very many quotas).
 const MAX_RESPONSE: usize = 256 << 20;
 
@@ -57,6 +58,49 @@ pub(crate) fn describe_client_quotas(opts: &KafkaOptions) -> Result<Vec<QuotaEnt
         out.push(QuotaEntry { entity, values });
     }
     out.sort_by(|a, b| a.entity.cmp(&b.entity));
+    Ok(out)
+}
+
+/// One entity's quota changes: set each `(key, Some(value))`, remove each
+/// `(key, None)`.
+pub(crate) struct QuotaAlteration<'a> {
+    pub entity: &'a [(String, Option<String>)],
+    pub ops: Vec<(String, Option<f64>)>,
+}
+
+/// Applies `alterations`; returns each entity's error, `None` for success.
+pub(crate) fn alter_client_quotas(
+    opts: &KafkaOptions,
+    alterations: &[QuotaAlteration<'_>],
+    validate_only: bool,
+) -> Result<Vec<Option<String>>, String> {
+    let mut body = Vec::new();
+    put_i32(&mut body, len_i32(alterations.len())?);
+    for a in alterations {
+        put_entity(&mut body, a.entity)?;
+        put_i32(&mut body, len_i32(a.ops.len())?);
+        for (k, v) in &a.ops {
+            put_string(&mut body, k)?;
+            body.extend_from_slice(&v.unwrap_or(0.0).to_bits().to_be_bytes());
+            body.push(u8::from(v.is_none()));
+        }
+    }
+    body.push(u8::from(validate_only));
+    let resp = round_trip(opts, ALTER_CLIENT_QUOTAS, &body)?;
+    let mut r = Cursor { b: &resp, at: 0 };
+    let _throttle = r.i32()?;
+    let n = r.i32()?;
+    let mut out = Vec::new();
+    for _ in 0..n.max(0) {
+        let code = r.i16()?;
+        let message = r.nullable_string()?;
+        let ne = r.i32()?;
+        for _ in 0..ne.max(0) {
+            r.string()?;
+            r.nullable_string()?;
+        }
+        out.push((code != 0).then(|| error_reason("AlterClientQuotas", code, message.as_deref())));
+    }
     Ok(out)
 }
 
@@ -175,6 +219,18 @@ fn put_string(b: &mut Vec<u8>, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn put_entity(b: &mut Vec<u8>, entity: &[(String, Option<String>)]) -> Result<(), String> {
+    put_i32(b, len_i32(entity.len())?);
+    for (t, name) in entity {
+        put_string(b, t)?;
+        match name {
+            Some(n) => put_string(b, n)?,
+            None => b.extend_from_slice(&(-1i16).to_be_bytes()),
+        }
+    }
+    Ok(())
+}
+
 struct Cursor<'a> {
     b: &'a [u8],
     at: usize,
@@ -232,5 +288,12 @@ mod tests {
         assert_eq!(r.i32().unwrap(), 0);
         assert_eq!(r.i16().unwrap(), 0);
         assert!(r.nullable_string().is_err());
+    }
+
+    #[test]
+    fn an_entity_encodes_a_default_as_a_null_name() {
+        let mut b = Vec::new();
+        put_entity(&mut b, &[("user".into(), None)]).unwrap();
+        assert_eq!(b, [0, 0, 0, 1, 0, 4, b'u', b's', b'e', b'r', 0xff, 0xff]);
     }
 }

@@ -221,3 +221,291 @@ async fn a_principal_that_may_not_read_the_estate_records_not_read_with_why() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("ACLs: not read: not authorized"), "{text}");
 }
+
+/// An estate restore brings back every ACL, quota and user of the source
+/// cluster, the other tests' too: the tests that restore one take turns,
+/// so one's deliberate conflict on the target is not another's.
+static ESTATE_RESTORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether `user` with `password` logs in to `cluster`'s SASL_SSL listener.
+fn logs_in(cluster: Cluster, user: &str, password: &str, topic: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::sasl_brokers(cluster))
+        .set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("ssl.ca.location", common::test_env("KVAULT_TEST_CA_FILE"))
+        .set("log_level", "0")
+        .create()
+        .unwrap();
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .is_ok()
+}
+
+/// A snapshot of the target in a vault of its own, to read the target's
+/// estate back with `ls --metadata`.
+fn target_estate(topic: &str) -> Value {
+    let v = TestVault::init();
+    let brokers = Cluster::Target.brokers();
+    v.json(&["snapshot", "--brokers", &brokers, "--topics", topic]);
+    v.json(&["ls", "latest", "--metadata"])
+}
+
+/// Deletes a user's producer quota on both clusters when the test ends,
+/// passed or failed: a conflict left on the target would refuse every
+/// later estate restore of the source.
+struct QuotaCleanup(String);
+
+impl Drop for QuotaCleanup {
+    fn drop(&mut self) {
+        for cluster in [Cluster::Source, Cluster::Target] {
+            let brokers = cluster.brokers();
+            let _ = kafka_tool(&[
+                "kafka.admin.ConfigCommand",
+                "--bootstrap-server",
+                &brokers,
+                "--alter",
+                "--delete-config",
+                "producer_byte_rate",
+                "--entity-type",
+                "users",
+                "--entity-name",
+                &self.0,
+            ]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_estate_restore_brings_back_acls_quotas_and_a_user_who_logs_in() {
+    let _turn = ESTATE_RESTORES.lock().await;
+    let topic = unique_topic("estate-src");
+    let renamed = format!("{topic}-dr");
+    create_topic(Cluster::Source, &topic, 2, &[]).await;
+    common::produce_bulk(Cluster::Source, &topic, 2, 200, 300, 7).await;
+    let user = format!("{topic}-app");
+    let principal = format!("User:{user}");
+    let prefix = format!("{topic}-group-");
+    let literal = [
+        "--allow-principal",
+        &principal,
+        "--operation",
+        "Read",
+        "--topic",
+        &topic,
+    ];
+    let prefixed = [
+        "--allow-principal",
+        &principal,
+        "--operation",
+        "Read",
+        "--resource-pattern-type",
+        "prefixed",
+        "--group",
+        &prefix,
+    ];
+    kafka_acls(Cluster::Source, &[&["--add"][..], &literal].concat());
+    kafka_acls(Cluster::Source, &[&["--add"][..], &prefixed].concat());
+    alter_config(
+        Cluster::Source,
+        &[
+            "--add-config",
+            "consumer_byte_rate=4096000",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            &user,
+        ],
+    );
+    let v = TestVault::init();
+    let login = make_scram_user(Cluster::Source, v.dir.path(), &user);
+    let password = std::fs::read_to_string(&login.password_file).unwrap();
+    v.snapshot(&[&topic]);
+    kafka_acls(Cluster::Source, &[&["--remove"][..], &literal].concat());
+    kafka_acls(Cluster::Source, &[&["--remove"][..], &prefixed].concat());
+
+    let passwords = v.dir.path().join("scram-passwords");
+    std::fs::write(&passwords, format!("# restored users\n{user}={password}\n")).unwrap();
+    let passwords = passwords.to_str().unwrap().to_string();
+    let rename = format!("{topic}={renamed}");
+    let args = [
+        "--estate",
+        "--rename",
+        &rename,
+        "--scram-passwords",
+        &passwords,
+    ];
+
+    // The dry run lists every change and writes nothing.
+    let plan = v.restore("latest", &[&args[..], &["--dry-run"]].concat());
+    let changes = plan["estate"]["changes"].to_string();
+    assert!(
+        changes.contains(&format!("topic:{renamed} (literal) {principal} read")),
+        "{plan}"
+    );
+    assert!(
+        changes.contains(&format!(
+            "set SCRAM user {user} (SCRAM-SHA-512, 4096 iterations)"
+        )),
+        "{plan}"
+    );
+    assert!(
+        !logs_in(Cluster::Target, &user, &password, &renamed),
+        "the dry run made the user"
+    );
+
+    let out = v.restore("latest", &args);
+    let done = &out["estate"]["done"];
+    assert!(done["acls_created"].as_u64().unwrap() >= 2, "{out}");
+    assert!(done["users_set"].as_u64().unwrap() >= 1, "{out}");
+    assert_eq!(
+        common::content(&common::consume_all(Cluster::Target, &renamed, 2)),
+        common::content(&common::consume_all(Cluster::Source, &topic, 2)),
+        "the records came back too"
+    );
+
+    let m = target_estate(&renamed);
+    let acls = items(&m["acls"], "target ACLs");
+    let ours: Vec<&Value> = acls
+        .iter()
+        .filter(|a| a["principal"] == principal)
+        .collect();
+    assert!(
+        ours.iter().any(|a| a["resource_type"] == "topic"
+            && a["resource_name"] == renamed
+            && a["pattern_type"] == "literal"),
+        "the literal ACL follows the rename: {ours:?}"
+    );
+    assert!(
+        !ours.iter().any(|a| a["resource_name"] == topic),
+        "the old name is not given an ACL: {ours:?}"
+    );
+    assert!(
+        ours.iter().any(|a| a["resource_type"] == "group"
+            && a["resource_name"] == prefix
+            && a["pattern_type"] == "prefixed"),
+        "{ours:?}"
+    );
+    let quotas = items(&m["quotas"], "target quotas");
+    assert!(
+        quotas.iter().any(
+            |q| q["entity"] == serde_json::json!([format!("user={user}")])
+                && q["values"] == serde_json::json!([["consumer_byte_rate", 4096000.0]])
+        ),
+        "{quotas:?}"
+    );
+    // The user logs in on the target with the supplied password, and not
+    // with another.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logs_in(Cluster::Target, &user, &password, &renamed) {
+        assert!(
+            Instant::now() < deadline,
+            "{user} cannot log in to the target"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(!logs_in(
+        Cluster::Target,
+        &user,
+        "not-the-password",
+        &renamed
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothing_changed() {
+    let _turn = ESTATE_RESTORES.lock().await;
+    let topic = unique_topic("estate-conflict");
+    create_topic(Cluster::Source, &topic, 1, &[]).await;
+    common::produce_bulk(Cluster::Source, &topic, 1, 20, 100, 3).await;
+    let user = format!("{topic}-app");
+    let principal = format!("User:{user}");
+    let acl = [
+        "--allow-principal",
+        &principal,
+        "--operation",
+        "Write",
+        "--topic",
+        &topic,
+    ];
+    kafka_acls(Cluster::Source, &[&["--add"][..], &acl].concat());
+    let quota = |cluster: Cluster, rate: &str| {
+        alter_config(
+            cluster,
+            &[
+                "--add-config",
+                &format!("producer_byte_rate={rate}"),
+                "--entity-type",
+                "users",
+                "--entity-name",
+                &user,
+            ],
+        );
+    };
+    let _cleanup = QuotaCleanup(user.clone());
+    quota(Cluster::Source, "1000");
+    let v = TestVault::init();
+    v.snapshot(&[&topic]);
+    kafka_acls(Cluster::Source, &[&["--remove"][..], &acl].concat());
+    // The target already holds another quota for the same user.
+    quota(Cluster::Target, "5000");
+
+    let plan = v.restore("latest", &["--estate", "--dry-run"]);
+    let conflicts = plan["estate"]["conflicts"].to_string();
+    assert!(
+        conflicts.contains(&format!("user={user}"))
+            && conflicts.contains("5000")
+            && conflicts.contains("1000"),
+        "{plan}"
+    );
+
+    let brokers = Cluster::Target.brokers();
+    let o = v.run(&[
+        "restore",
+        "--snapshot-id",
+        "latest",
+        "--brokers",
+        &brokers,
+        "--estate",
+    ]);
+    let err = common::stderr(&o);
+    assert!(!o.status.success(), "a conflicting restore went ahead");
+    assert!(
+        err.contains("--merge") && err.contains(&format!("user={user}")),
+        "{err}"
+    );
+    assert!(
+        !common::topic_exists(Cluster::Target, &topic),
+        "the topic was created"
+    );
+    let probe = format!("{topic}-probe");
+    create_topic(Cluster::Target, &probe, 1, &[]).await;
+    let m = target_estate(&probe);
+    assert!(
+        !items(&m["acls"], "target ACLs")
+            .iter()
+            .any(|a| a["principal"] == principal),
+        "an ACL was created: {m}"
+    );
+    let q = |m: &Value| {
+        items(&m["quotas"], "target quotas")
+            .iter()
+            .find(|q| q["entity"] == serde_json::json!([format!("user={user}")]))
+            .map(|q| q["values"].clone())
+    };
+    assert_eq!(
+        q(&m),
+        Some(serde_json::json!([["producer_byte_rate", 5000.0]]))
+    );
+
+    // Told to merge, the snapshot's quota wins.
+    v.restore("latest", &["--estate", "--merge"]);
+    let m = target_estate(&topic);
+    assert_eq!(
+        q(&m),
+        Some(serde_json::json!([["producer_byte_rate", 1000.0]]))
+    );
+}

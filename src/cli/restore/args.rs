@@ -64,6 +64,23 @@ pub struct RestoreArgs {
     /// Commit a transaction after this many MiB of records.
     #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub(super) transaction_mib: u64,
+    /// Restore the cluster estate with the records: the ACLs, client
+    /// quotas and SCRAM users the snapshot recorded (the same as --with
+    /// records,acls,quotas,users).
+    #[arg(long)]
+    pub(super) estate: bool,
+    /// The parts to restore, comma-separated: records (topics, records and
+    /// group offsets), acls, quotas, users [default: records].
+    #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+    pub(super) with: Vec<String>,
+    /// SCRAM passwords for the users restored: one USER=PASSWORD per line.
+    /// A user without one is reported and not created.
+    #[arg(long, value_name = "FILE")]
+    pub(super) scram_passwords: Option<std::path::PathBuf>,
+    /// Overwrite what the target holds differently (a quota, a user's
+    /// password) instead of refusing the restore.
+    #[arg(long)]
+    pub(super) merge: bool,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub(super) json: bool,

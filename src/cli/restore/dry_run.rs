@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use vault::estate::EstatePlan;
 use vault::restore::RestorePlan;
 
 use super::super::output::print_json;
+use super::estate::{EstateReport, print_estate_plan};
 
 /// `vault restore --dry-run --json`.
 #[derive(Serialize)]
@@ -17,6 +19,8 @@ struct PlanReport<'a> {
     snapshot_id: String,
     topics: Vec<PlannedTopic<'a>>,
     consumer_groups: Vec<PlannedGroup<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estate: Option<EstateReport<'a>>,
     warnings: &'a [String],
 }
 
@@ -49,7 +53,7 @@ struct PlannedOffset<'a> {
     source_offset: i64,
 }
 
-pub(super) fn print_plan(plan: &RestorePlan, as_json: bool) {
+pub(super) fn print_plan(plan: &RestorePlan, as_json: bool, estate: Option<&EstatePlan>) {
     let records = |target: &str| -> u64 {
         plan.partitions
             .iter()
@@ -99,6 +103,7 @@ pub(super) fn print_plan(plan: &RestorePlan, as_json: bool) {
                         .collect(),
                 })
                 .collect(),
+            estate: estate.map(|e| EstateReport::of(e, None)),
             warnings: &plan.warnings,
         });
         return;
@@ -126,5 +131,8 @@ pub(super) fn print_plan(plan: &RestorePlan, as_json: bool) {
             g.group_id,
             g.offsets.len()
         );
+    }
+    if let Some(e) = estate {
+        print_estate_plan(e);
     }
 }

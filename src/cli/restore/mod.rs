@@ -5,6 +5,7 @@
 
 mod args;
 mod dry_run;
+mod estate;
 mod one_process;
 mod workers;
 
@@ -17,10 +18,18 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
     let req = a.request()?;
     // A dry run plans the same restore either way and writes nothing, so
     // it never starts a worker.
+    let parts = estate::parts(&a.with, a.estate)?;
+    if a.workers.is_some() && parts.estate.any() {
+        return Err(vault::Error::Usage(
+            "--workers restores records only: restore the estate first in one process \
+             (--with acls,quotas,users), then the records with --workers"
+                .into(),
+        ));
+    }
     if let Some(name) = &a.workers
         && !a.dry_run
     {
         return workers::run(a, name, kafka, &req);
     }
-    one_process::run(a, kafka, &req)
+    one_process::run(a, kafka, &req, parts)
 }

@@ -7,9 +7,14 @@ use vault::kafka::KafkaOptions;
 use vault::lock::LockKind;
 use vault::restore::{GroupOutcome, RestoreOptions, RestorePlan, RestoreRequest};
 
+use std::collections::BTreeMap;
+
+use vault::estate::{EstateOutcome, EstatePlan, apply_estate, check_conflicts, plan_estate};
+
 use super::super::output::{human_bytes, info, print_json, progress_bar, runtime, warn};
 use super::args::RestoreArgs;
 use super::dry_run::print_plan;
+use super::estate::{EstateReport, RestoreParts, print_estate_plan, read_passwords};
 
 /// `vault restore --json`.
 #[derive(Serialize)]
@@ -30,7 +35,18 @@ struct RestoreReport<'a> {
     duration_ms: u64,
     /// Unfinished restores this run left (--abandon-unfinished).
     abandoned: Vec<&'a str>,
+    /// The ACLs, quotas and users restored (--estate, --with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estate: Option<EstateReport<'a>>,
     warnings: Vec<&'a str>,
+}
+
+/// `vault restore --with acls,... --json` without the records.
+#[derive(Serialize)]
+struct EstateOnlyReport<'a> {
+    dry_run: bool,
+    snapshot_id: String,
+    estate: EstateReport<'a>,
 }
 
 #[derive(Serialize)]
@@ -43,19 +59,86 @@ struct TopicReport<'a> {
 
 /// Plans the restore and, unless it is a dry run, restores it in this
 /// process alone.
-pub(super) fn run(a: &RestoreArgs, kafka: KafkaOptions, req: &RestoreRequest) -> Result<()> {
+pub(super) fn run(
+    a: &RestoreArgs,
+    kafka: KafkaOptions,
+    req: &RestoreRequest,
+    parts: RestoreParts,
+) -> Result<()> {
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "restore")?;
     let rt = runtime()?;
-    let plan = rt.block_on(RestorePlan::make(&repo, &kafka, req))?;
+    let plan = if parts.records {
+        Some(rt.block_on(RestorePlan::make(&repo, &kafka, req))?)
+    } else {
+        None
+    };
     vault::timings::mark("planned");
     drop(rt);
-    for w in &plan.warnings {
-        warn(w);
+    let snapshot_id = match &plan {
+        Some(p) => p.snapshot_id,
+        None => repo.resolve_snapshot(&req.snapshot)?,
+    };
+    // The estate is planned against the target as it is now, before
+    // anything is written: a conflict refuses the whole restore.
+    let estate_plan = if parts.estate.any() {
+        let manifest = repo.read_snapshot(&snapshot_id)?;
+        let renames: BTreeMap<String, String> = req.renames.iter().cloned().collect();
+        let passwords = read_passwords(a.scram_passwords.as_deref())?;
+        plan_estate(&kafka, &manifest, parts.estate, &renames, &passwords)?
+    } else {
+        EstatePlan::default()
+    };
+    if let Some(plan) = &plan {
+        for w in &plan.warnings {
+            warn(w);
+        }
     }
     if a.dry_run {
-        print_plan(&plan, a.json);
+        match &plan {
+            Some(plan) => print_plan(plan, a.json, parts.estate.any().then_some(&estate_plan)),
+            None if a.json => print_json(&EstateOnlyReport {
+                dry_run: true,
+                snapshot_id: snapshot_id.to_hex(),
+                estate: EstateReport::of(&estate_plan, None),
+            }),
+            None => {
+                println!(
+                    "dry run: restore the estate of snapshot {} (nothing written)",
+                    &snapshot_id.to_hex()[..16]
+                );
+                print_estate_plan(&estate_plan);
+            }
+        }
         return Ok(());
     }
+    check_conflicts(&estate_plan, a.merge)?;
+    for n in &estate_plan.not_restored {
+        warn(n);
+    }
+    let estate_done: Option<EstateOutcome> = if parts.estate.any() {
+        Some(apply_estate(&kafka, &estate_plan)?)
+    } else {
+        None
+    };
+    let Some(plan) = plan else {
+        let done = estate_done.unwrap_or_default();
+        if a.json {
+            print_json(&EstateOnlyReport {
+                dry_run: false,
+                snapshot_id: snapshot_id.to_hex(),
+                estate: EstateReport::of(&estate_plan, Some(&done)),
+            });
+        } else {
+            info(&format!(
+                "restored the estate of snapshot {}: {} ACLs created, {} quota entities set, {} SCRAM credentials set",
+                &snapshot_id.to_hex()[..16],
+                done.acls_created,
+                done.quotas_set,
+                done.users_set
+            ));
+        }
+        return Ok(());
+    };
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -92,6 +175,9 @@ pub(super) fn run(a: &RestoreArgs, kafka: KafkaOptions, req: &RestoreRequest) ->
             consumer_groups: &out.groups,
             duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
             abandoned: plan.abandon.iter().map(|r| r.restore_id.as_str()).collect(),
+            estate: estate_done
+                .as_ref()
+                .map(|d| EstateReport::of(&estate_plan, Some(d))),
             warnings: plan
                 .warnings
                 .iter()
@@ -114,6 +200,12 @@ pub(super) fn run(a: &RestoreArgs, kafka: KafkaOptions, req: &RestoreRequest) ->
                 g.group_id, o.target_topic, o.partition, o.source_offset, o.target_offset
             );
         }
+    }
+    if let Some(d) = &estate_done {
+        info(&format!(
+            "estate: {} ACLs created, {} quota entities set, {} SCRAM credentials set",
+            d.acls_created, d.quotas_set, d.users_set
+        ));
     }
     let secs = out.duration.as_secs_f64();
     info(&format!(
