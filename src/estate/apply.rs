@@ -9,6 +9,7 @@ use vault_format::manifest::SnapshotManifest;
 use super::plan::{EstateInputs, EstateParts, EstatePlan};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaOptions;
+use crate::kafka::config_wire::set_cluster_default_configs;
 use crate::kafka::estate_write::{ScramUpsert, can_create, create_acls, upsert_scram_users};
 use crate::kafka::quota_wire::{QuotaAlteration, alter_client_quotas};
 
@@ -53,6 +54,7 @@ pub struct EstateOutcome {
     pub acls_created: usize,
     pub quotas_set: usize,
     pub users_set: usize,
+    pub configs_set: usize,
 }
 
 /// Refuses a plan with conflicts unless `merge`: nothing is written then.
@@ -68,7 +70,7 @@ pub fn check_conflicts(plan: &EstatePlan, merge: bool) -> Result<()> {
     )))
 }
 
-/// Applies the plan: ACLs, then quotas, then users.
+/// Applies the plan: ACLs, then quotas, then users, then cluster configs.
 pub fn apply_estate(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<EstateOutcome> {
     let needs_client = !plan.create_acls.is_empty() || !plan.upsert_users.is_empty();
     let client = needs_client
@@ -93,10 +95,15 @@ pub fn apply_estate(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<EstateOut
             .collect();
         upsert_scram_users(kafka, client, &users)?;
     }
+    if !plan.set_configs.is_empty() {
+        set_cluster_default_configs(kafka, &plan.set_configs)
+            .map_err(|e| kafka.kafka_err("setting cluster-wide broker configs", e))?;
+    }
     Ok(EstateOutcome {
         acls_created: plan.create_acls.len(),
         quotas_set: plan.set_quotas.len(),
         users_set: plan.upsert_users.len(),
+        configs_set: plan.set_configs.len(),
     })
 }
 

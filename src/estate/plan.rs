@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use vault_format::estate::{
-    AclEntry, ClusterEstate, Part, QuotaEntry, pattern_type, resource_type, scram_mechanism_name,
+    AclEntry, BrokerConfigs, ClusterEstate, Part, QuotaEntry, pattern_type, resource_type,
+    scram_mechanism_name,
 };
 
 use super::listing::entity_words;
@@ -23,11 +24,14 @@ pub struct EstateParts {
     pub acls: bool,
     pub quotas: bool,
     pub users: bool,
+    /// The cluster-wide dynamic broker configs: only where asked
+    /// (`--with configs`), since they change how the whole target runs.
+    pub configs: bool,
 }
 
 impl EstateParts {
     pub fn any(self) -> bool {
-        self.acls || self.quotas || self.users
+        self.acls || self.quotas || self.users || self.configs
     }
 }
 
@@ -55,6 +59,8 @@ pub struct EstatePlan {
     pub create_acls: Vec<AclEntry>,
     pub set_quotas: Vec<QuotaSet>,
     pub upsert_users: Vec<UserUpsert>,
+    /// Cluster-wide default broker configs to set.
+    pub set_configs: Vec<(String, String)>,
     /// Already on the target as the snapshot has it: nothing to do.
     pub already_there: Vec<String>,
     /// Where the target holds something different: refused unless merging.
@@ -114,7 +120,76 @@ impl EstatePlan {
         if inputs.parts.users {
             plan.plan_users(&estate.scram_users, inputs);
         }
+        if inputs.parts.configs {
+            plan.plan_configs(&estate.broker_configs, inputs);
+        }
         plan
+    }
+
+    fn plan_configs(&mut self, configs: &Part<BrokerConfigs>, inputs: &EstateInputs<'_>) {
+        let configs = match configs {
+            Part::NotRead(why) => {
+                self.not_restored.push(format!(
+                    "dynamic broker configs: not read when the snapshot was taken ({why}); none restored"
+                ));
+                return;
+            }
+            Part::Read(c) => c,
+        };
+        let target: Option<BTreeMap<&str, &Option<String>>> =
+            inputs.target.broker_configs.items().map(|t| {
+                t.iter()
+                    .filter(|b| b.broker.is_none())
+                    .flat_map(|b| b.entries.iter().map(|(k, v)| (k.as_str(), v)))
+                    .collect()
+            });
+        for set in configs {
+            let Some(broker) = set.broker else {
+                continue;
+            };
+            if !set.entries.is_empty() {
+                let names: Vec<&str> = set.entries.iter().map(|(k, _)| k.as_str()).collect();
+                self.not_restored.push(format!(
+                    "broker {broker}'s own configs ({}) are not restored: broker ids need not match \
+                     between clusters; set them with kafka-configs --entity-type brokers --entity-name ID",
+                    names.join(", ")
+                ));
+            }
+        }
+        for (name, value) in configs
+            .iter()
+            .filter(|b| b.broker.is_none())
+            .flat_map(|b| &b.entries)
+        {
+            let Some(value) = value else {
+                self.not_restored.push(format!(
+                    "cluster config {name}: sensitive, and Kafka does not give out its value; set it again \
+                     with kafka-configs --entity-type brokers --entity-default"
+                ));
+                continue;
+            };
+            match &target {
+                None => {
+                    self.conflicts.push(format!(
+                        "cluster config {name}: the target's configs could not be read, so vault cannot \
+                         tell whether it would overwrite one"
+                    ));
+                }
+                Some(t) => match t.get(name.as_str()) {
+                    Some(Some(there)) if there == value => {
+                        self.already_there
+                            .push(format!("cluster config {name}={value}"));
+                        continue;
+                    }
+                    Some(there) => self.conflicts.push(format!(
+                        "cluster config {name} is {} on the target, {value} in the snapshot",
+                        there.as_deref().unwrap_or("a sensitive value")
+                    )),
+                    None => {}
+                },
+            }
+            self.set_configs.push((name.clone(), value.clone()));
+        }
     }
 
     fn plan_acls(&mut self, acls: &Part<AclEntry>, inputs: &EstateInputs<'_>) {
@@ -304,6 +379,11 @@ impl EstatePlan {
                 v.join(" ")
             )
         }));
+        out.extend(
+            self.set_configs
+                .iter()
+                .map(|(k, v)| format!("set cluster-wide broker config {k}={v}")),
+        );
         out.extend(self.upsert_users.iter().map(|u| {
             format!(
                 "set SCRAM user {} ({}, {} iterations) with the supplied password",

@@ -1,5 +1,5 @@
 use super::*;
-use vault_format::estate::{QuotaValue, ScramUser, permission};
+use vault_format::estate::{BrokerConfigs, QuotaValue, ScramUser, permission};
 
 fn acl(name: &str, pattern: u8) -> AclEntry {
     AclEntry {
@@ -40,6 +40,7 @@ const ALL: EstateParts = EstateParts {
     acls: true,
     quotas: true,
     users: true,
+    configs: true,
 };
 
 fn plan(
@@ -181,4 +182,68 @@ fn quotas_on_a_target_vault_cannot_read_are_a_conflict() {
     let p = plan(&s, &target, &[], &[]);
     assert_eq!(p.conflicts.len(), 1);
     assert!(p.conflicts[0].contains("could not be read"));
+}
+
+fn configs(default: &[(&str, Option<&str>)], broker: &[(&str, &str)]) -> Part<BrokerConfigs> {
+    let e = |v: &[(&str, Option<&str>)]| {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect()
+    };
+    Part::Read(vec![
+        BrokerConfigs {
+            broker: None,
+            entries: e(default),
+        },
+        BrokerConfigs {
+            broker: Some(1),
+            entries: broker
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
+        },
+    ])
+}
+
+#[test]
+fn cluster_configs_are_set_compared_and_broker_ones_reported() {
+    let mut s = estate(vec![], vec![], vec![]);
+    s.broker_configs = configs(
+        &[
+            ("log.retention.ms", Some("1000")),
+            ("log.cleaner.threads", Some("2")),
+            ("sasl.x.password", None),
+            ("num.io.threads", Some("8")),
+        ],
+        &[("log.cleaner.backoff.ms", "10")],
+    );
+    let mut t = estate(vec![], vec![], vec![]);
+    t.broker_configs = configs(
+        &[
+            ("log.cleaner.threads", Some("2")),
+            ("num.io.threads", Some("4")),
+        ],
+        &[],
+    );
+    let p = plan(&s, &t, &[], &[]);
+    assert_eq!(
+        p.set_configs,
+        vec![
+            ("log.retention.ms".to_string(), "1000".to_string()),
+            ("num.io.threads".into(), "8".into())
+        ]
+    );
+    assert!(
+        p.already_there
+            .iter()
+            .any(|a| a.contains("log.cleaner.threads=2"))
+    );
+    assert_eq!(p.conflicts.len(), 1, "{:?}", p.conflicts);
+    assert!(p.conflicts[0].contains("num.io.threads is 4 on the target, 8 in the snapshot"));
+    assert!(p.not_restored.iter().any(|n| n.contains("sensitive")));
+    assert!(
+        p.not_restored
+            .iter()
+            .any(|n| n.contains("broker 1's own configs (log.cleaner.backoff.ms)"))
+    );
 }

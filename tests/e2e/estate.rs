@@ -509,3 +509,96 @@ async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothin
         Some(serde_json::json!([["producer_byte_rate", 1000.0]]))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_wide_broker_configs_are_restored_only_where_asked() {
+    let _turn = ESTATE_RESTORES.lock().await;
+    const NAME: &str = "log.cleaner.io.max.bytes.per.second";
+    struct ConfigCleanup;
+    impl Drop for ConfigCleanup {
+        fn drop(&mut self) {
+            for cluster in [Cluster::Source, Cluster::Target] {
+                let brokers = cluster.brokers();
+                let _ = kafka_tool(&[
+                    "kafka.admin.ConfigCommand",
+                    "--bootstrap-server",
+                    &brokers,
+                    "--alter",
+                    "--delete-config",
+                    NAME,
+                    "--entity-type",
+                    "brokers",
+                    "--entity-default",
+                ]);
+            }
+        }
+    }
+    let _cleanup = ConfigCleanup;
+    let topic = unique_topic("estate-configs");
+    create_topic(Cluster::Source, &topic, 1, &[]).await;
+    create_topic(Cluster::Target, &topic, 1, &[]).await;
+    alter_config(
+        Cluster::Source,
+        &[
+            "--add-config",
+            &format!("{NAME}=987654321.0"),
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+        ],
+    );
+    let v = TestVault::init();
+    v.snapshot(&[&topic]);
+    let default_of = |m: &Value| -> Option<Value> {
+        items(&m["broker_configs"], "broker configs")
+            .iter()
+            .find(|c| c["scope"] == "cluster default")
+            .and_then(|c| {
+                c["configs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e[0] == NAME)
+                    .cloned()
+            })
+    };
+    let m = v.json(&["ls", "latest", "--metadata"]);
+    assert!(default_of(&m).is_some(), "recorded: {m}");
+
+    // --estate leaves configs alone; --with configs restores them.
+    let plan = v.restore("latest", &["--estate", "--dry-run"]);
+    assert!(
+        !plan["estate"]["changes"].to_string().contains(NAME),
+        "{plan}"
+    );
+    let plan = v.restore("latest", &["--with", "configs", "--dry-run"]);
+    assert!(
+        plan["estate"]["changes"].to_string().contains(NAME),
+        "{plan}"
+    );
+    assert_eq!(
+        default_of(&target_estate(&topic)),
+        None,
+        "the dry run changed nothing"
+    );
+    let out = v.restore("latest", &["--with", "configs"]);
+    assert!(
+        out["estate"]["done"]["configs_set"].as_u64().unwrap() >= 1,
+        "{out}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(there) = default_of(&target_estate(&topic)) {
+            assert_eq!(
+                there[1].as_str().unwrap().parse::<f64>().unwrap(),
+                987654321.0
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the config did not reach the target"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -70,7 +70,8 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub(super) estate: bool,
     /// The parts to restore, comma-separated: records (topics, records and
-    /// group offsets), acls, quotas, users [default: records].
+    /// group offsets), acls, quotas, users, configs (the cluster-wide
+    /// dynamic broker configs) [default: records].
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     pub(super) with: Vec<String>,
     /// SCRAM passwords for the users restored: one USER=PASSWORD per line.

@@ -31,6 +31,7 @@ pub(super) fn parts(with: &[String], estate: bool) -> Result<RestoreParts> {
                 acls: true,
                 quotas: true,
                 users: true,
+                configs: false,
             },
         });
     }
@@ -50,7 +51,8 @@ pub(super) fn parts(with: &[String], estate: bool) -> Result<RestoreParts> {
             "acls" => p.estate.acls = true,
             "quotas" => p.estate.quotas = true,
             "users" => p.estate.users = true,
-            "configs" | "schemas" => {
+            "configs" => p.estate.configs = true,
+            "schemas" => {
                 return Err(Error::Usage(format!(
                     "--with {w}: vault does not restore {w} yet; restore the other parts, and see \
                      `vault ls SNAPSHOT --metadata` for what the snapshot holds"
@@ -58,7 +60,7 @@ pub(super) fn parts(with: &[String], estate: bool) -> Result<RestoreParts> {
             }
             other => {
                 return Err(Error::Usage(format!(
-                    "--with {other:?}: the parts are records, acls, quotas and users"
+                    "--with {other:?}: the parts are records, acls, quotas, users and configs"
                 )));
             }
         }

@@ -130,11 +130,12 @@ pub(super) fn run(
             });
         } else {
             info(&format!(
-                "restored the estate of snapshot {}: {} ACLs created, {} quota entities set, {} SCRAM credentials set",
+                "restored the estate of snapshot {}: {} ACLs created, {} quota entities set, {} SCRAM credentials set, {} cluster configs set",
                 &snapshot_id.to_hex()[..16],
                 done.acls_created,
                 done.quotas_set,
-                done.users_set
+                done.users_set,
+                done.configs_set
             ));
         }
         return Ok(());
@@ -203,8 +204,8 @@ pub(super) fn run(
     }
     if let Some(d) = &estate_done {
         info(&format!(
-            "estate: {} ACLs created, {} quota entities set, {} SCRAM credentials set",
-            d.acls_created, d.quotas_set, d.users_set
+            "estate: {} ACLs created, {} quota entities set, {} SCRAM credentials set, {} cluster configs set",
+            d.acls_created, d.quotas_set, d.users_set, d.configs_set
         ));
     }
     let secs = out.duration.as_secs_f64();
