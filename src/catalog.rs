@@ -99,6 +99,17 @@ impl std::fmt::Display for GroupKey {
     }
 }
 
+/// [`resolve`] over every snapshot of `repo`: what a restore of `topics`
+/// from `source` means by `wanted`.
+pub fn resolve_in<S: HoldsKeys>(
+    repo: &Repository<S>,
+    wanted: &str,
+    topics: &[String],
+    source: Option<&str>,
+) -> Result<ObjectId> {
+    resolve(&list(repo)?, wanted, topics, source)
+}
+
 /// Resolves `latest`, a full id, or a unique prefix of one. `latest` is the
 /// newest snapshot that holds every topic in `topics` (any topic, when it
 /// is empty), among the snapshots of `source` when given. When snapshots of

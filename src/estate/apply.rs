@@ -32,6 +32,7 @@ pub fn plan_estate(
             renames,
             passwords,
             target: &target,
+            own_requests: crate::kafka::sends_own_requests(kafka).err(),
         },
     );
     // librdkafka names no user or delegation-token resource (it read them
@@ -71,16 +72,32 @@ pub fn check_conflicts(plan: &EstatePlan, merge: bool) -> Result<()> {
 }
 
 /// Applies the plan: ACLs, then quotas, then users, then cluster configs.
+/// A step that fails says what the steps before it wrote: running the same
+/// restore again with `--merge` finishes it (what is on the target from
+/// this run is the snapshot's, so merging over it changes nothing else).
 pub fn apply_estate(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<EstateOutcome> {
+    let mut done = EstateOutcome::default();
+    let partial = |done: &EstateOutcome, e: Error| -> Error {
+        if done.acls_created + done.quotas_set + done.users_set == 0 {
+            return e;
+        }
+        Error::Usage(format!(
+            "{e}\nthe estate is restored in part: {} ACLs created, {} quota entities set, {} SCRAM \
+             credentials set; run the same restore again with --merge to finish it",
+            done.acls_created, done.quotas_set, done.users_set
+        ))
+    };
     let needs_client = !plan.create_acls.is_empty() || !plan.upsert_users.is_empty();
     let client = needs_client
         .then(|| kafka.metadata_client(false))
         .transpose()?;
     if let Some(client) = &client {
         create_acls(kafka, client, &plan.create_acls)?;
+        done.acls_created = plan.create_acls.len();
     }
     if !plan.set_quotas.is_empty() {
-        set_quotas(kafka, plan)?;
+        set_quotas(kafka, plan).map_err(|e| partial(&done, e))?;
+        done.quotas_set = plan.set_quotas.len();
     }
     if let Some(client) = &client {
         let users: Vec<ScramUpsert<'_>> = plan
@@ -93,18 +110,19 @@ pub fn apply_estate(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<EstateOut
                 password: &u.password,
             })
             .collect();
-        upsert_scram_users(kafka, client, &users)?;
+        upsert_scram_users(kafka, client, &users).map_err(|e| partial(&done, e))?;
+        done.users_set = users.len();
     }
     if !plan.set_configs.is_empty() {
-        set_cluster_default_configs(kafka, &plan.set_configs)
-            .map_err(|e| kafka.kafka_err("setting cluster-wide broker configs", e))?;
+        set_cluster_default_configs(kafka, &plan.set_configs).map_err(|e| {
+            partial(
+                &done,
+                kafka.kafka_err("setting cluster-wide broker configs", e),
+            )
+        })?;
+        done.configs_set = plan.set_configs.len();
     }
-    Ok(EstateOutcome {
-        acls_created: plan.create_acls.len(),
-        quotas_set: plan.set_quotas.len(),
-        users_set: plan.upsert_users.len(),
-        configs_set: plan.set_configs.len(),
-    })
+    Ok(done)
 }
 
 fn set_quotas(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<()> {

@@ -8,13 +8,15 @@ use vault_format::estate::{
 };
 use vault_format::manifest::SnapshotManifest;
 
-/// One part: `read` with its items, or `not_read` with the reason.
+/// One part: `read` with its items, or `not_read` with the reason (and no
+/// `items` at all, so a script cannot take "unknown" for "none").
 #[derive(Serialize, Debug)]
 pub struct PartListing<T: Serialize> {
     pub read: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_read: Option<String>,
-    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<T>>,
 }
 
 #[derive(Serialize, Debug)]
@@ -77,17 +79,17 @@ fn part<S, T: Serialize>(p: Option<&Part<S>>, f: impl Fn(&S) -> T) -> PartListin
         None => PartListing {
             read: false,
             not_read: Some(NOT_RECORDED.into()),
-            items: vec![],
+            items: None,
         },
         Some(Part::NotRead(why)) => PartListing {
             read: false,
             not_read: Some(why.clone()),
-            items: vec![],
+            items: None,
         },
         Some(Part::Read(items)) => PartListing {
             read: true,
             not_read: None,
-            items: items.iter().map(f).collect(),
+            items: Some(items.iter().map(f).collect()),
         },
     }
 }
@@ -224,8 +226,9 @@ fn section<T: Serialize>(
             let _ = writeln!(s, "{title}: not read: {why}");
         }
         None => {
-            let _ = writeln!(s, "{title} ({}):", p.items.len());
-            for i in &p.items {
+            let items = p.items.as_deref().unwrap_or_default();
+            let _ = writeln!(s, "{title} ({}):", items.len());
+            for i in items {
                 let _ = writeln!(s, "  {}", line(i));
             }
         }

@@ -79,6 +79,10 @@ pub struct EstateInputs<'a> {
     /// SCRAM passwords the operator supplied, by user.
     pub passwords: &'a BTreeMap<String, String>,
     pub target: &'a ClusterEstate,
+    /// Why vault cannot send its own requests (quotas, cluster configs) to
+    /// the target, if it cannot: those parts are then not restored, rather
+    /// than failing after other parts were written.
+    pub own_requests: Option<String>,
 }
 
 fn acl_words(a: &AclEntry) -> String {
@@ -115,13 +119,23 @@ impl EstatePlan {
             plan.plan_acls(&estate.acls, inputs);
         }
         if inputs.parts.quotas {
-            plan.plan_quotas(&estate.quotas, inputs);
+            match &inputs.own_requests {
+                Some(why) => plan.not_restored.push(format!(
+                    "client quotas: cannot be set on this target: {why}"
+                )),
+                None => plan.plan_quotas(&estate.quotas, inputs),
+            }
         }
         if inputs.parts.users {
             plan.plan_users(&estate.scram_users, inputs);
         }
         if inputs.parts.configs {
-            plan.plan_configs(&estate.broker_configs, inputs);
+            match &inputs.own_requests {
+                Some(why) => plan.not_restored.push(format!(
+                    "cluster-wide broker configs: cannot be set on this target: {why}"
+                )),
+                None => plan.plan_configs(&estate.broker_configs, inputs),
+            }
         }
         plan
     }
@@ -339,6 +353,13 @@ impl EstatePlan {
                     u.name,
                     scram_mechanism_name(mechanism)
                 );
+                if !matches!(mechanism, 1 | 2) || iterations == 0 {
+                    self.not_restored.push(format!(
+                        "{cred}: mechanism {mechanism} with {iterations} iterations cannot be set \
+                         (SCRAM-SHA-256 or SCRAM-SHA-512, at least one iteration)"
+                    ));
+                    continue;
+                }
                 match &target {
                     None => self.conflicts.push(format!(
                         "{cred}: the target's SCRAM users could not be read, so vault cannot tell whether \

@@ -64,6 +64,7 @@ fn plan(
             renames: &renames,
             passwords: &passwords,
             target,
+            own_requests: None,
         },
     )
 }
@@ -168,6 +169,7 @@ fn a_part_not_read_restores_nothing_and_says_why() {
             renames: &BTreeMap::new(),
             passwords: &BTreeMap::new(),
             target: &s,
+            own_requests: None,
         },
     );
     assert!(none.changes().is_empty());

@@ -31,6 +31,7 @@ pub(crate) fn set_cluster_default_configs(
     let resp = round_trip(
         opts,
         INCREMENTAL_ALTER_CONFIGS,
+        0,
         "cluster-wide config changes",
         &body,
     )?;

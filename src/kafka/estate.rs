@@ -18,9 +18,21 @@ use rdkafka::bindings as rd;
 use rdkafka::types::RDKafkaErrorCode;
 use vault_format::estate::{AclEntry, BrokerConfigs, ClusterEstate, Part, ScramUser};
 
+use super::acl_wire::DescribedAcls;
 use super::admin_call::{RdError, admin_request, item_error, result_slice};
 use super::admin_ffi::cstr;
 use super::options::KafkaOptions;
+
+// librdkafka copies these two from the broker's answer without a range
+// check; bindgen declares them as Rust enums, for which an unlisted value
+// would be undefined behaviour. Read as plain integers instead.
+#[allow(clashing_extern_declarations)]
+unsafe extern "C" {
+    #[link_name = "rd_kafka_ScramCredentialInfo_mechanism"]
+    fn scram_mechanism_raw(info: *const rd::rd_kafka_ScramCredentialInfo_t) -> std::ffi::c_int;
+    #[link_name = "rd_kafka_ConfigEntry_source"]
+    fn config_source_raw(entry: *const rd::rd_kafka_ConfigEntry_t) -> std::ffi::c_int;
+}
 
 /// Reads every part of the estate. Never fails: a part that cannot be
 /// read says why. `brokers` are the cluster's broker ids.
@@ -31,24 +43,39 @@ pub(crate) fn read_cluster_estate(
 ) -> ClusterEstate {
     let describe = may_describe_cluster(opts, client);
     let broker_configs = describe_broker_configs(opts, client, brokers);
-    // librdkafka (2.12) reports a DescribeAcls the cluster refused (not
-    // authorized, or no authorizer) as an empty list, so vault asks only
-    // when it knows the answer will be the cluster's ACLs: the principal
-    // may DESCRIBE the cluster, and the cluster has an authorizer.
-    let acls = match (&describe, &broker_configs) {
-        (Err((code, msg)), _) => Part::NotRead(not_read_reason(*code, msg)),
-        (Ok(()), Ok((_, authorizer))) if authorizer.is_empty() => Part::NotRead(
-            "the cluster has no authorizer (authorizer.class.name is not set), so it keeps no ACLs"
-                .into(),
-        ),
-        // A broker refused its configs: there is an authorizer.
-        (Ok(()), Ok(_) | Err((RDKafkaErrorCode::ClusterAuthorizationFailed, _))) => {
-            part(describe_acls(opts, client))
-        }
-        (Ok(()), Err((code, msg))) => Part::NotRead(format!(
-            "could not tell whether the cluster has an authorizer, from its broker configs ({})",
-            not_read_reason(*code, msg)
-        )),
+    let acls = match super::acl_wire::describe_acls(opts) {
+        // vault's own request: the cluster's answer, or its refusal.
+        Ok(DescribedAcls::Read(acls)) => Part::Read(acls),
+        Ok(DescribedAcls::Refused(code, msg)) => Part::NotRead(match code {
+            54 => format!("the cluster has no authorizer, so it keeps no ACLs (Kafka: {msg})"),
+            31 => format!(
+                "not authorized: the principal vault connects as may not describe the cluster (Kafka: {msg})"
+            ),
+            _ => format!("DescribeAcls: Kafka error {code}: {msg}"),
+        }),
+        // Not PLAINTEXT: librdkafka's DescribeAcls, which reports a
+        // refused request as an empty list, so vault asks only when it
+        // knows the answer will be the cluster's ACLs: the principal may
+        // DESCRIBE the cluster, and the brokers name an authorizer.
+        Err(_) => match (&describe, &broker_configs) {
+            (Err((code, msg)), _) => Part::NotRead(not_read_reason(*code, msg)),
+            (Ok(()), Ok((_, Some(authorizer)))) if authorizer.is_empty() => Part::NotRead(
+                "the cluster has no authorizer (authorizer.class.name is empty), so it keeps no ACLs".into(),
+            ),
+            (Ok(()), Ok((_, None))) => Part::NotRead(
+                "could not tell whether the cluster has an authorizer: no broker reported \
+                 authorizer.class.name"
+                    .into(),
+            ),
+            // A broker refused its configs: there is an authorizer.
+            (Ok(()), Ok(_) | Err((RDKafkaErrorCode::ClusterAuthorizationFailed, _))) => {
+                part(describe_acls(opts, client))
+            }
+            (Ok(()), Err((code, msg))) => Part::NotRead(format!(
+                "could not tell whether the cluster has an authorizer, from its broker configs ({})",
+                not_read_reason(*code, msg)
+            )),
+        },
     };
     ClusterEstate {
         acls,
@@ -230,7 +257,7 @@ fn describe_scram_users(
                     let info =
                         rd::rd_kafka_UserScramCredentialsDescription_scramcredentialinfo(d, i);
                     (
-                        rd::rd_kafka_ScramCredentialInfo_mechanism(info) as u8,
+                        u8::try_from(scram_mechanism_raw(info)).unwrap_or(0),
                         u32::try_from(rd::rd_kafka_ScramCredentialInfo_iterations(info))
                             .unwrap_or(0),
                     )
@@ -252,17 +279,20 @@ fn describe_broker_configs(
     opts: &KafkaOptions,
     client: &super::MetadataClient,
     brokers: &[i32],
-) -> Result<(Vec<BrokerConfigs>, String), RdError> {
+) -> Result<(Vec<BrokerConfigs>, Option<String>), RdError> {
     let mut ids = brokers.to_vec();
     ids.sort_unstable();
     let mut defaults = std::collections::BTreeMap::new();
     let mut out = Vec::new();
-    let mut authorizer = String::new();
+    let mut authorizer: Option<String> = None;
     for id in ids {
         let (own, default, class) = describe_one_broker(opts, client, id)?;
         defaults.extend(default);
-        if !class.is_empty() {
-            authorizer = class;
+        // A broker that names one wins over one that says none.
+        if let Some(class) = class
+            && authorizer.as_deref().is_none_or(str::is_empty)
+        {
+            authorizer = Some(class);
         }
         out.push(BrokerConfigs {
             broker: Some(u32::try_from(id).map_err(|_| {
@@ -287,12 +317,12 @@ fn describe_broker_configs(
 type ConfigEntries = Vec<(String, Option<String>)>;
 
 /// One broker's own dynamic configs, the cluster defaults it reports, and
-/// its `authorizer.class.name` (empty: none).
+/// its `authorizer.class.name` (empty: none; `None`: not reported).
 fn describe_one_broker(
     opts: &KafkaOptions,
     client: &super::MetadataClient,
     id: i32,
-) -> Result<(ConfigEntries, ConfigEntries, String), RdError> {
+) -> Result<(ConfigEntries, ConfigEntries, Option<String>), RdError> {
     let name = CString::new(id.to_string()).expect("digits hold no NUL");
     // SAFETY: the resource is freed right after the call, which copies it.
     let event = admin_request(
@@ -310,13 +340,12 @@ fn describe_one_broker(
             rd::rd_kafka_ConfigResource_destroy_array(res.as_mut_ptr(), res.len());
         },
     )?;
-    use rd::rd_kafka_ConfigSource_t::{
-        RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG as OWN,
-        RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG as DEFAULT,
-    };
+    // ConfigSource: DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG.
+    const OWN: std::ffi::c_int = 2;
+    const DEFAULT: std::ffi::c_int = 3;
     let mut own = Vec::new();
     let mut default = Vec::new();
-    let mut authorizer = String::new();
+    let mut authorizer: Option<String> = None;
     // SAFETY: everything read belongs to the live event and is copied out;
     // counts bound every read.
     unsafe {
@@ -344,10 +373,10 @@ fn describe_one_broker(
             }
             let mut cn = 0usize;
             for &e in result_slice(rd::rd_kafka_ConfigResource_configs(r, &mut cn), cn) {
-                let source = rd::rd_kafka_ConfigEntry_source(e);
+                let source = config_source_raw(e);
                 let (name, value) = entry(e);
                 if name == "authorizer.class.name" {
-                    authorizer = value.clone().unwrap_or_default();
+                    authorizer = Some(value.clone().unwrap_or_default().trim().to_string());
                 }
                 if source == OWN {
                     own.push(entry(e));
@@ -358,7 +387,7 @@ fn describe_one_broker(
                     default.push(entry(e));
                 }
                 for &syn in synonyms {
-                    if rd::rd_kafka_ConfigEntry_source(syn) == DEFAULT {
+                    if config_source_raw(syn) == DEFAULT {
                         default.push(entry(syn));
                     }
                 }
@@ -369,7 +398,7 @@ fn describe_one_broker(
     own.dedup();
     default.sort();
     default.dedup();
-    Ok((own, default, authorizer.trim().to_string()))
+    Ok((own, default, authorizer))
 }
 
 /// The estate of the cluster `opts` reaches, on a client of its own (a

@@ -95,9 +95,51 @@ pub(crate) fn create_acls(
             c(&a.host, "host")?,
         ));
     }
+    // The bindings first, outside the request: one librdkafka refuses
+    // fails the whole call before anything is sent, and the results line
+    // up with `acls` one for one.
+    let mut bindings = AclBindings(Vec::with_capacity(acls.len()));
+    for (a, (name, principal, host)) in acls.iter().zip(&strings) {
+        let (Some(t), Some(p), Some(o), Some(perm)) = (
+            restype(a.resource_type),
+            pattern(a.pattern_type),
+            operation(a.operation),
+            permission(a.permission),
+        ) else {
+            return Err(Error::Usage(format!(
+                "the ACL on {:?} for {} has a code librdkafka cannot create",
+                a.resource_name, a.principal
+            )));
+        };
+        let mut errstr = [0 as std::ffi::c_char; 256];
+        // SAFETY: the strings live for the call, which copies them; errstr
+        // is a buffer of the length passed.
+        let b = unsafe {
+            rd::rd_kafka_AclBinding_new(
+                t,
+                name.as_ptr(),
+                p,
+                principal.as_ptr(),
+                host.as_ptr(),
+                o,
+                perm,
+                errstr.as_mut_ptr(),
+                errstr.len(),
+            )
+        };
+        if b.is_null() {
+            // SAFETY: librdkafka wrote a NUL-terminated message.
+            let why = unsafe { cstr(errstr.as_ptr()) };
+            return Err(Error::Usage(format!(
+                "the ACL on {:?}: {why}",
+                a.resource_name
+            )));
+        }
+        bindings.0.push(b);
+    }
     let mut errors = Vec::new();
-    // SAFETY: the bindings are made from live C strings and freed right
-    // after the call, which copies them.
+    // SAFETY: the bindings are live (freed by AclBindings' Drop); the call
+    // copies them.
     let event = admin_request(
         opts,
         client,
@@ -105,36 +147,13 @@ pub(crate) fn create_acls(
         rd::RD_KAFKA_EVENT_CREATEACLS_RESULT,
         "CreateAcls",
         |rk, options, queue| unsafe {
-            let mut errstr = [0 as std::ffi::c_char; 256];
-            let mut bindings: Vec<*mut rd::rd_kafka_AclBinding_t> = Vec::new();
-            for (a, (name, principal, host)) in acls.iter().zip(&strings) {
-                let (Some(t), Some(p), Some(o), Some(perm)) = (
-                    restype(a.resource_type),
-                    pattern(a.pattern_type),
-                    operation(a.operation),
-                    permission(a.permission),
-                ) else {
-                    continue;
-                };
-                let b = rd::rd_kafka_AclBinding_new(
-                    t,
-                    name.as_ptr(),
-                    p,
-                    principal.as_ptr(),
-                    host.as_ptr(),
-                    o,
-                    perm,
-                    errstr.as_mut_ptr(),
-                    errstr.len(),
-                );
-                if b.is_null() {
-                    errors.push(format!("{}: {}", a.resource_name, cstr(errstr.as_ptr())));
-                } else {
-                    bindings.push(b);
-                }
-            }
-            rd::rd_kafka_CreateAcls(rk, bindings.as_mut_ptr(), bindings.len(), options, queue);
-            rd::rd_kafka_AclBinding_destroy_array(bindings.as_mut_ptr(), bindings.len());
+            rd::rd_kafka_CreateAcls(
+                rk,
+                bindings.0.as_mut_ptr(),
+                bindings.0.len(),
+                options,
+                queue,
+            );
         },
     )
     .map_err(|(_, m)| opts.kafka_err("creating ACLs", m))?;
@@ -156,6 +175,16 @@ pub(crate) fn create_acls(
         Ok(())
     } else {
         Err(opts.kafka_err("creating ACLs", errors.join("; ")))
+    }
+}
+
+/// ACL bindings vault made, freed once.
+struct AclBindings(Vec<*mut rd::rd_kafka_AclBinding_t>);
+
+impl Drop for AclBindings {
+    fn drop(&mut self) {
+        // SAFETY: each was made by rd_kafka_AclBinding_new and is freed here only.
+        unsafe { rd::rd_kafka_AclBinding_destroy_array(self.0.as_mut_ptr(), self.0.len()) }
     }
 }
 

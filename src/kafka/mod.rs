@@ -2,6 +2,7 @@
 //! that make up a consistent cut (committed group offsets, then the log
 //! start and end offsets of every selected partition in one request each).
 
+mod acl_wire;
 mod admin_call;
 mod admin_ffi;
 mod context;
@@ -33,3 +34,4 @@ pub use options::KafkaOptions;
 pub(crate) use retry::{SettlePause, retry_transient};
 pub(crate) use selection::ListedTopic;
 pub use selection::{TopicInfo, TopicSelection};
+pub(crate) use wire::sends_own_requests;

@@ -20,7 +20,13 @@ pub(crate) fn describe_client_quotas(opts: &KafkaOptions) -> Result<Vec<QuotaEnt
     let mut body = Vec::new();
     put_i32(&mut body, 0); // no filter components
     body.push(0); // strict = false: every entity
-    let resp = round_trip(opts, DESCRIBE_CLIENT_QUOTAS, "client quota requests", &body)?;
+    let resp = round_trip(
+        opts,
+        DESCRIBE_CLIENT_QUOTAS,
+        0,
+        "client quota requests",
+        &body,
+    )?;
     let mut r = Cursor::new(&resp);
     let _throttle = r.i32()?;
     let code = r.i16()?;
@@ -82,20 +88,29 @@ pub(crate) fn alter_client_quotas(
         }
     }
     body.push(u8::from(validate_only));
-    let resp = round_trip(opts, ALTER_CLIENT_QUOTAS, "client quota requests", &body)?;
+    let resp = round_trip(opts, ALTER_CLIENT_QUOTAS, 0, "client quota requests", &body)?;
     let mut r = Cursor::new(&resp);
     let _throttle = r.i32()?;
     let n = r.i32()?;
     let mut out = Vec::new();
+    // Kafka answers per entity, in an order of its own: name each.
     for _ in 0..n.max(0) {
         let code = r.i16()?;
         let message = r.nullable_string()?;
         let ne = r.i32()?;
+        let mut entity = Vec::new();
         for _ in 0..ne.max(0) {
-            r.string()?;
-            r.nullable_string()?;
+            let t = r.string()?;
+            let name = r.nullable_string()?;
+            entity.push(format!("{t}={}", name.as_deref().unwrap_or("<default>")));
         }
-        out.push((code != 0).then(|| error_reason("AlterClientQuotas", code, message.as_deref())));
+        out.push((code != 0).then(|| {
+            format!(
+                "{}: {}",
+                entity.join(","),
+                error_reason("AlterClientQuotas", code, message.as_deref())
+            )
+        }));
     }
     Ok(out)
 }

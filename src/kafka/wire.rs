@@ -27,27 +27,36 @@ pub(super) fn error_reason(what: &str, code: i16, message: Option<&str>) -> Stri
     }
 }
 
-/// Sends one request to the first bootstrap broker that accepts a
-/// connection and returns the response body (after its correlation id).
-pub(super) fn round_trip(
-    opts: &KafkaOptions,
-    api_key: i16,
-    what: &str,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
+/// Whether vault can send its own requests on the connection `opts`
+/// describe: `Err` says why not (a TLS or SASL connection).
+pub(crate) fn sends_own_requests(opts: &KafkaOptions) -> Result<(), String> {
     let protocol = opts
         .properties
         .iter()
         .rev()
         .find(|(k, _)| k == "security.protocol")
         .map_or("plaintext".to_string(), |(_, v)| v.to_ascii_lowercase());
-    if protocol != "plaintext" {
-        return Err(format!(
-            "vault sends {what} itself (librdkafka has none) and speaks only \
-             PLAINTEXT listeners for them; this connection uses {}",
+    if protocol == "plaintext" {
+        Ok(())
+    } else {
+        Err(format!(
+            "vault sends this request itself (librdkafka has none) and speaks only PLAINTEXT \
+             listeners for that; this connection uses {}",
             protocol.to_ascii_uppercase()
-        ));
+        ))
     }
+}
+
+/// Sends one request to the first bootstrap broker that accepts a
+/// connection and returns the response body (after its correlation id).
+pub(super) fn round_trip(
+    opts: &KafkaOptions,
+    api_key: i16,
+    api_version: i16,
+    what: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    sends_own_requests(opts).map_err(|why| why.replace("this request", what))?;
     let mut last = String::from("no bootstrap server given");
     for server in opts
         .brokers
@@ -55,7 +64,7 @@ pub(super) fn round_trip(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        match exchange(opts, server, api_key, body) {
+        match exchange(opts, server, api_key, api_version, body) {
             Ok(b) => return Ok(b),
             Err(e) => last = format!("{server}: {e}"),
         }
@@ -67,15 +76,22 @@ fn exchange(
     opts: &KafkaOptions,
     server: &str,
     api_key: i16,
+    api_version: i16,
     body: &[u8],
 ) -> Result<Vec<u8>, String> {
-    let addr = server
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("no address")?;
-    let mut s =
-        TcpStream::connect_timeout(&addr, opts.request_timeout).map_err(|e| e.to_string())?;
+    // Every address the name resolves to (localhost may give ::1 first).
+    let mut last = String::from("no address");
+    let mut connected = None;
+    for addr in server.to_socket_addrs().map_err(|e| e.to_string())? {
+        match TcpStream::connect_timeout(&addr, opts.request_timeout) {
+            Ok(s) => {
+                connected = Some(s);
+                break;
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let mut s = connected.ok_or(last)?;
     s.set_read_timeout(Some(opts.request_timeout))
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(opts.request_timeout))
@@ -83,7 +99,7 @@ fn exchange(
     let correlation = 1i32;
     let mut req = Vec::with_capacity(body.len() + 32);
     req.extend_from_slice(&api_key.to_be_bytes());
-    req.extend_from_slice(&0i16.to_be_bytes()); // version 0
+    req.extend_from_slice(&api_version.to_be_bytes());
     put_i32(&mut req, correlation);
     put_string(&mut req, "kvault")?;
     req.extend_from_slice(body);

@@ -78,11 +78,22 @@ async fn every_snapshot_records_acls_quotas_users_and_broker_configs() {
             &user,
         ],
     );
+    let _producer = QuotaCleanup(user.clone(), "producer_byte_rate");
+    let _request = QuotaCleanup(user.clone(), "request_percentage");
     let v = TestVault::init();
     make_scram_user(Cluster::Source, v.dir.path(), &user);
 
-    v.snapshot(&[&topic]);
-    let m = v.json(&["ls", "latest", "--metadata"]);
+    let principal = format!("User:{user}");
+    let m = snapshot_until(&v, &topic, |m| {
+        m["acls"]["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().filter(|a| a["principal"] == principal).count() == 2)
+            && has(m, "quotas", |q| {
+                q["entity"] == serde_json::json!([format!("user={user}")])
+            })
+            && has(m, "scram_users", |u| u["user"] == user.as_str())
+    })
+    .await;
     assert_eq!(m["recorded"], true, "{m}");
     let t = &m["topics"][0];
     assert_eq!(
@@ -194,8 +205,9 @@ async fn a_principal_that_may_not_read_the_estate_records_not_read_with_why() {
     args.extend(login.args(Cluster::Source));
     args.extend(["--topics".into(), topic.clone()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // The ACL takes a moment to reach the broker's authorizer: until then
-    // the snapshot reads the ACLs, and is dropped.
+    // The cluster resource has ACLs already (scripts/kafka allows the SASL
+    // user), so this user may do nothing on it; the DENY says so whatever
+    // other ACLs there are. An authorizer takes a moment to see an ACL.
     let deadline = Instant::now() + Duration::from_secs(30);
     let m = loop {
         v.json(&args);
@@ -209,7 +221,10 @@ async fn a_principal_that_may_not_read_the_estate_records_not_read_with_why() {
     assert_eq!(m["recorded"], true, "{m}");
     for part in ["acls", "scram_users", "broker_configs"] {
         assert_eq!(m[part]["read"], false, "{part}: {m}");
-        assert!(m[part]["items"].as_array().unwrap().is_empty());
+        assert!(
+            m[part]["items"].is_null(),
+            "no list where nothing was read: {m}"
+        );
         let why = m[part]["not_read"].as_str().unwrap();
         assert!(why.contains("not authorized"), "{part}: {why}");
     }
@@ -254,10 +269,23 @@ fn target_estate(topic: &str) -> Value {
     v.json(&["ls", "latest", "--metadata"])
 }
 
+/// [`target_estate`] until `ready` holds (what a restore just wrote takes
+/// a moment to reach the broker's metadata), or the last one after 30 s.
+async fn target_estate_until(topic: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = target_estate(topic);
+        if ready(&m) || Instant::now() > deadline {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Deletes a user's producer quota on both clusters when the test ends,
 /// passed or failed: a conflict left on the target would refuse every
 /// later estate restore of the source.
-struct QuotaCleanup(String);
+struct QuotaCleanup(String, &'static str);
 
 impl Drop for QuotaCleanup {
     fn drop(&mut self) {
@@ -269,7 +297,7 @@ impl Drop for QuotaCleanup {
                 &brokers,
                 "--alter",
                 "--delete-config",
-                "producer_byte_rate",
+                self.1,
                 "--entity-type",
                 "users",
                 "--entity-name",
@@ -277,6 +305,30 @@ impl Drop for QuotaCleanup {
             ]);
         }
     }
+}
+
+/// Snapshots `topic` of the source into `v` until the estate it records
+/// satisfies `ready`: an ACL, quota or user just made takes a moment to
+/// reach every broker's authorizer and metadata. Returns `ls --metadata`.
+async fn snapshot_until(v: &TestVault, topic: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        v.snapshot(&[topic]);
+        let m = v.json(&["ls", "latest", "--metadata"]);
+        if ready(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the estate never showed what the test made: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Whether the listing's part holds an item for which `f` is true.
+fn has(m: &Value, part: &str, f: impl Fn(&Value) -> bool) -> bool {
+    m[part]["items"].as_array().is_some_and(|i| i.iter().any(f))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +375,16 @@ async fn a_whole_estate_restore_brings_back_acls_quotas_and_a_user_who_logs_in()
     let v = TestVault::init();
     let login = make_scram_user(Cluster::Source, v.dir.path(), &user);
     let password = std::fs::read_to_string(&login.password_file).unwrap();
-    v.snapshot(&[&topic]);
+    snapshot_until(&v, &topic, |m| {
+        m["acls"]["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().filter(|a| a["principal"] == principal).count() == 2)
+            && has(m, "quotas", |q| {
+                q["entity"] == serde_json::json!([format!("user={user}")])
+            })
+            && has(m, "scram_users", |u| u["user"] == user.as_str())
+    })
+    .await;
     kafka_acls(Cluster::Source, &[&["--remove"][..], &literal].concat());
     kafka_acls(Cluster::Source, &[&["--remove"][..], &prefixed].concat());
 
@@ -367,7 +428,15 @@ async fn a_whole_estate_restore_brings_back_acls_quotas_and_a_user_who_logs_in()
         "the records came back too"
     );
 
-    let m = target_estate(&renamed);
+    let m = target_estate_until(&renamed, |m| {
+        m["acls"]["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().filter(|a| a["principal"] == principal).count() >= 2)
+            && has(m, "quotas", |q| {
+                q["entity"] == serde_json::json!([format!("user={user}")])
+            })
+    })
+    .await;
     let acls = items(&m["acls"], "target ACLs");
     let ours: Vec<&Value> = acls
         .iter()
@@ -445,15 +514,29 @@ async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothin
             ],
         );
     };
-    let _cleanup = QuotaCleanup(user.clone());
+    let _cleanup = QuotaCleanup(user.clone(), "producer_byte_rate");
     quota(Cluster::Source, "1000");
     let v = TestVault::init();
-    v.snapshot(&[&topic]);
+    snapshot_until(&v, &topic, |m| {
+        has(m, "acls", |a| a["principal"] == principal)
+            && has(m, "quotas", |q| {
+                q["entity"] == serde_json::json!([format!("user={user}")])
+            })
+    })
+    .await;
     kafka_acls(Cluster::Source, &[&["--remove"][..], &acl].concat());
     // The target already holds another quota for the same user.
     quota(Cluster::Target, "5000");
 
-    let plan = v.restore("latest", &["--estate", "--dry-run"]);
+    // The target's quota takes a moment to show.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let plan = loop {
+        let plan = v.restore("latest", &["--estate", "--dry-run"]);
+        if plan["estate"]["conflicts"].to_string().contains("5000") || Instant::now() > deadline {
+            break plan;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let conflicts = plan["estate"]["conflicts"].to_string();
     assert!(
         conflicts.contains(&format!("user={user}"))
@@ -503,7 +586,10 @@ async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothin
 
     // Told to merge, the snapshot's quota wins.
     v.restore("latest", &["--estate", "--merge"]);
-    let m = target_estate(&topic);
+    let m = target_estate_until(&topic, |m| {
+        q(m) == Some(serde_json::json!([["producer_byte_rate", 1000.0]]))
+    })
+    .await;
     assert_eq!(
         q(&m),
         Some(serde_json::json!([["producer_byte_rate", 1000.0]]))
@@ -548,7 +634,12 @@ async fn cluster_wide_broker_configs_are_restored_only_where_asked() {
         ],
     );
     let v = TestVault::init();
-    v.snapshot(&[&topic]);
+    snapshot_until(&v, &topic, |m| {
+        has(m, "broker_configs", |c| {
+            c["scope"] == "cluster default" && c["configs"].to_string().contains(NAME)
+        })
+    })
+    .await;
     let default_of = |m: &Value| -> Option<Value> {
         items(&m["broker_configs"], "broker configs")
             .iter()

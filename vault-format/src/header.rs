@@ -75,10 +75,11 @@ impl ObjectKind {
     }
 
     /// The header version this crate writes for objects of this kind; it
-    /// reads every version from 1 up to it. Only the snapshot manifest has
-    /// changed since format 1 (docs/format.md § Versioning), so a binary of
-    /// format 1 still reads the packs, index objects and config that newer
-    /// binaries write, and refuses only the manifests it would misread.
+    /// reads every version from 1 up to it. Only the snapshot manifest and
+    /// the run plan (whose template is a manifest) have changed since
+    /// format 1 (docs/format.md § Versioning), so an older binary still
+    /// reads the packs, index objects and config that newer binaries
+    /// write, and refuses only the objects it would misread.
     pub fn current_version(self) -> u8 {
         match self {
             ObjectKind::Snapshot => 3,

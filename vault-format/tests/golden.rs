@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use vault_format::chunker::{ChunkerParams, Gear, RecordChunker};
 use vault_format::compress::{Compression, Compressor, decompress_framed};
 use vault_format::config::VaultConfig;
-use vault_format::estate::{AclEntry, BrokerConfigs, ClusterEstate, Part, ScramUser};
+use vault_format::estate::{
+    AclEntry, BrokerConfigs, ClusterEstate, Part, QuotaEntry, QuotaValue, ScramUser,
+};
 use vault_format::id::hex_encode;
 use vault_format::index::IndexObject;
 use vault_format::keys::{KdfParams, KeyFile, MasterKey};
@@ -36,6 +38,10 @@ const MANIFEST_V1_BODY: &str = "a0eee6cf8b010000000e736f757263652d636c7573746572
 /// The body of [`manifest`] as format 2 wrote it (header version 2): no
 /// cluster estate.
 const MANIFEST_V2_BODY: &str = "a0eee6cf8b010000000e736f757263652d636c75737465720e736f757263652d636c757374657201066f7264657273000004686f737401056461696c790101066f7264657273010c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c01010c726574656e74696f6e2e6d73022d310100c801d60101090909090909090909090909090909090909090909090909090909090909090900c801d401063cd00fe20f010762696c6c696e6708636f6e73756d657205456d70747901066f726465727300ce010000063cac02030c";
+
+/// [`run_plan`] as format 2 wrote it (header version 1): its template is a
+/// version 2 manifest.
+const RUN_PLAN_V1_BODY: &str = "076e696768746c79777777777777777777777777777777770068e5cf8b010000c601a0eee6cf8b010000000e736f757263652d636c75737465720e736f757263652d636c757374657201066f7264657273000004686f737401056461696c790101066f7264657273010c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c01010c726574656e74696f6e2e6d73022d310100c801d60101090909090909090909090909090909090909090909090909090909090909090900c801d401063cd00fe20f010762696c6c696e6708636f6e73756d657205456d70747901066f726465727300ce010000063cac02030c010001000a0180b0f1fb1c01306f72646572732f303a206f66667365747320302e2e3520776572652064656c6574656420627920726574656e74696f6e";
 
 /// The crate's directory, looked up when the test runs: a test binary
 /// built from another checkout of the same tree (CI and developers share
@@ -173,7 +179,8 @@ fn manifest() -> SnapshotManifest {
     }
 }
 
-/// A cluster estate with every part read but the quotas.
+/// A cluster estate with every part read (`estate.not_read.body` is one
+/// with none).
 fn estate() -> ClusterEstate {
     ClusterEstate {
         acls: Part::Read(vec![
@@ -196,7 +203,13 @@ fn estate() -> ClusterEstate {
                 permission: 2,
             },
         ]),
-        quotas: Part::NotRead("not authorized".into()),
+        quotas: Part::Read(vec![QuotaEntry {
+            entity: vec![
+                ("user".into(), Some("billing".into())),
+                ("client-id".into(), None),
+            ],
+            values: vec![("producer_byte_rate".into(), QuotaValue(1048576.5))],
+        }]),
         scram_users: Part::Read(vec![ScramUser {
             name: "billing".into(),
             credentials: vec![(1, 8192), (2, 4096)],
@@ -392,6 +405,10 @@ fn compute() -> BTreeMap<&'static str, String> {
     v.insert("index.body", hex_encode(&index.encode()));
     v.insert("tree.node", hex_encode(&node_bytes));
     v.insert("estate.body", hex_encode(&estate().encode()));
+    v.insert(
+        "estate.not_read.body",
+        hex_encode(&ClusterEstate::not_read("not authorized").encode()),
+    );
     v.insert("manifest.body", hex_encode(&manifest().encode()));
     v.insert(
         "manifest.object_id",
@@ -585,6 +602,19 @@ fn format_2_manifests_still_decode() {
     assert_eq!(m, want);
     // A version 2 body is not a version 3 one.
     assert!(SnapshotManifest::decode(&body).is_err());
+}
+
+#[test]
+fn format_2_run_plans_still_decode() {
+    let body = vault_format::id::hex_decode(RUN_PLAN_V1_BODY).unwrap();
+    let p = RunPlan::decode_version(1, &body).unwrap();
+    let mut want = run_plan();
+    want.template.estate = None;
+    assert_eq!(p, want);
+    assert!(
+        RunPlan::decode(&body).is_err(),
+        "a version 1 body is not a version 2 one"
+    );
 }
 
 #[test]

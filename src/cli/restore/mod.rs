@@ -31,5 +31,5 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
     {
         return workers::run(a, name, kafka, &req);
     }
-    one_process::run(a, kafka, &req, parts)
+    one_process::run(a, &kafka, &req, parts)
 }

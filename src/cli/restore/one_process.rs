@@ -61,14 +61,14 @@ struct TopicReport<'a> {
 /// process alone.
 pub(super) fn run(
     a: &RestoreArgs,
-    kafka: KafkaOptions,
+    kafka: &KafkaOptions,
     req: &RestoreRequest,
     parts: RestoreParts,
 ) -> Result<()> {
     let (repo, _lock) = a.vault.open_locked(LockKind::Shared, "restore")?;
     let rt = runtime()?;
     let plan = if parts.records {
-        Some(rt.block_on(RestorePlan::make(&repo, &kafka, req))?)
+        Some(rt.block_on(RestorePlan::make(&repo, kafka, req))?)
     } else {
         None
     };
@@ -76,7 +76,9 @@ pub(super) fn run(
     drop(rt);
     let snapshot_id = match &plan {
         Some(p) => p.snapshot_id,
-        None => repo.resolve_snapshot(&req.snapshot)?,
+        None => {
+            vault::catalog::resolve_in(&repo, &req.snapshot, &req.topics, req.source.as_deref())?
+        }
     };
     // The estate is planned against the target as it is now, before
     // anything is written: a conflict refuses the whole restore.
@@ -84,7 +86,7 @@ pub(super) fn run(
         let manifest = repo.read_snapshot(&snapshot_id)?;
         let renames: BTreeMap<String, String> = req.renames.iter().cloned().collect();
         let passwords = read_passwords(a.scram_passwords.as_deref())?;
-        plan_estate(&kafka, &manifest, parts.estate, &renames, &passwords)?
+        plan_estate(kafka, &manifest, parts.estate, &renames, &passwords)?
     } else {
         EstatePlan::default()
     };
@@ -111,17 +113,13 @@ pub(super) fn run(
         }
         return Ok(());
     }
+    // Conflicts refuse before anything is written, records included.
     check_conflicts(&estate_plan, a.merge)?;
     for n in &estate_plan.not_restored {
         warn(n);
     }
-    let estate_done: Option<EstateOutcome> = if parts.estate.any() {
-        Some(apply_estate(&kafka, &estate_plan)?)
-    } else {
-        None
-    };
     let Some(plan) = plan else {
-        let done = estate_done.unwrap_or_default();
+        let done = apply_estate(kafka, &estate_plan)?;
         if a.json {
             print_json(&EstateOnlyReport {
                 dry_run: false,
@@ -144,7 +142,7 @@ pub(super) fn run(
         .map(|n| n.get())
         .unwrap_or(2);
     let opts = RestoreOptions {
-        kafka,
+        kafka: kafka.clone(),
         workers,
         transaction_bytes: a.transaction_mib << 20,
         progress: progress_bar(0, !a.json),
@@ -153,6 +151,16 @@ pub(super) fn run(
     for w in &out.warnings {
         warn(w);
     }
+    // The estate after the records: an ACL written first could take from
+    // the restoring principal a right the records still need (a topic
+    // with an ACL is closed to everyone it does not name), and the
+    // records' own refusals (another restore running) come before any of
+    // it is written.
+    let estate_done: Option<EstateOutcome> = if parts.estate.any() {
+        Some(apply_estate(kafka, &estate_plan)?)
+    } else {
+        None
+    };
     if a.json {
         print_json(&RestoreReport {
             restore_id: &out.restore_id,
