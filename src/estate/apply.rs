@@ -81,11 +81,15 @@ pub fn apply_estate(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<EstateOut
         if done.acls_created + done.quotas_set + done.users_set == 0 {
             return e;
         }
-        Error::Usage(format!(
-            "{e}\nthe estate is restored in part: {} ACLs created, {} quota entities set, {} SCRAM \
-             credentials set; run the same restore again with --merge to finish it",
-            done.acls_created, done.quotas_set, done.users_set
-        ))
+        // A Kafka failure, with what was written before it.
+        Error::Kafka {
+            context: "restoring the estate".into(),
+            message: format!(
+                "{e}\nthe estate is restored in part: {} ACLs created, {} quota entities set, {} SCRAM \
+                 credentials set; run the same restore again with --merge to finish it",
+                done.acls_created, done.quotas_set, done.users_set
+            ),
+        }
     };
     let needs_client = !plan.create_acls.is_empty() || !plan.upsert_users.is_empty();
     let client = needs_client

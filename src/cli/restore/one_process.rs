@@ -157,7 +157,19 @@ pub(super) fn run(
     // records' own refusals (another restore running) come before any of
     // it is written.
     let estate_done: Option<EstateOutcome> = if parts.estate.any() {
-        Some(apply_estate(kafka, &estate_plan)?)
+        Some(apply_estate(kafka, &estate_plan).map_err(|e| {
+            // The records are in: say so, and what to run to finish.
+            vault::Error::Kafka {
+                context: format!(
+                    "restore {}: the records and group offsets are restored ({} records), the estate is not",
+                    out.restore_id, out.records
+                ),
+                message: format!(
+                    "{e}\nrun the same restore again with --merge: the records are found done, and \
+                     the estate is written over what this run left"
+                ),
+            }
+        })?)
     } else {
         None
     };
