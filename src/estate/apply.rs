@@ -1,6 +1,7 @@
 //! Restoring the estate: the plan against the target as it is now, then
-//! the changes in an order that works (ACLs, quotas, users), each part
-//! all at once. The records come after, in the restore proper.
+//! the changes (ACLs, quotas, users, cluster configs), each part all at
+//! once. The restore writes them after the records (docs/design.md § The
+//! cluster estate).
 
 use std::collections::BTreeMap;
 
@@ -86,7 +87,7 @@ pub fn apply_estate(kafka: &KafkaOptions, plan: &EstatePlan) -> Result<EstateOut
             context: "restoring the estate".into(),
             message: format!(
                 "{e}\nthe estate is restored in part: {} ACLs created, {} quota entities set, {} SCRAM \
-                 credentials set; run the same restore again with --merge to finish it",
+                 credentials set; restoring it again with --merge finishes it",
                 done.acls_created, done.quotas_set, done.users_set
             ),
         }

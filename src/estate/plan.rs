@@ -251,11 +251,16 @@ impl EstatePlan {
                 }
             }
         }
-        // Creating an ACL that exists changes nothing, so a target whose
-        // ACLs cannot be read is no conflict; say so all the same.
-        if let Part::NotRead(why) = &inputs.target.acls {
-            self.not_restored.push(format!(
-                "the target's ACLs could not be read ({why}); those already there are created again, which changes nothing"
+        // A target whose ACLs vault cannot read (no authorizer, not
+        // authorized) would most likely refuse to create them too, and
+        // only after the records are written: a conflict, before anything.
+        if let Part::NotRead(why) = &inputs.target.acls
+            && !self.create_acls.is_empty()
+        {
+            self.conflicts.push(format!(
+                "ACLs: the target's could not be read ({why}), so creating {} ACLs there would likely \
+                 fail after the records are restored; --merge tries anyway",
+                self.create_acls.len()
             ));
         }
     }

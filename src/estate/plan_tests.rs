@@ -249,3 +249,15 @@ fn cluster_configs_are_set_compared_and_broker_ones_reported() {
             .any(|n| n.contains("broker 1's own configs (log.cleaner.backoff.ms)"))
     );
 }
+
+#[test]
+fn acls_for_a_target_whose_acls_cannot_be_read_are_a_conflict() {
+    let s = estate(vec![acl("t", pattern_type::LITERAL)], vec![], vec![]);
+    let mut target = estate(vec![], vec![], vec![]);
+    target.acls = Part::NotRead("the cluster has no authorizer".into());
+    let p = plan(&s, &target, &[], &[]);
+    assert_eq!(p.conflicts.len(), 1, "{:?}", p.conflicts);
+    assert!(p.conflicts[0].contains("no authorizer"));
+    let none = plan(&estate(vec![], vec![], vec![]), &target, &[], &[]);
+    assert!(none.conflicts.is_empty(), "no ACLs to create, no conflict");
+}

@@ -16,6 +16,7 @@ const ANY: u8 = 1;
 const NULL_STRING: [u8; 2] = (-1i16).to_be_bytes();
 
 /// Why DescribeAcls was refused, or the cluster's ACLs, sorted.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DescribedAcls {
     Read(Vec<AclEntry>),
     /// Kafka's error code and message.
@@ -31,7 +32,12 @@ pub(crate) fn describe_acls(opts: &KafkaOptions) -> Result<DescribedAcls, String
     body.push(ANY); // operation
     body.push(ANY); // permission
     let resp = round_trip(opts, DESCRIBE_ACLS, 1, "ACL requests", &body)?;
-    let mut r = Cursor::new(&resp);
+    parse(&resp)
+}
+
+/// A DescribeAcls v1 response body (after the correlation id).
+fn parse(resp: &[u8]) -> Result<DescribedAcls, String> {
+    let mut r = Cursor::new(resp);
     let _throttle = r.i32()?;
     let code = r.i16()?;
     let message = r.nullable_string()?.unwrap_or_default();
@@ -59,4 +65,60 @@ pub(crate) fn describe_acls(opts: &KafkaOptions) -> Result<DescribedAcls, String
     }
     out.sort();
     Ok(DescribedAcls::Read(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(b: &mut Vec<u8>, s: &str) {
+        b.extend_from_slice(&i16::try_from(s.len()).unwrap().to_be_bytes());
+        b.extend_from_slice(s.as_bytes());
+    }
+
+    #[test]
+    fn an_answer_keeps_every_code_and_a_refusal_is_not_a_list() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i32.to_be_bytes()); // throttle
+        b.extend_from_slice(&0i16.to_be_bytes()); // no error
+        b.extend_from_slice(&NULL_STRING);
+        b.extend_from_slice(&1i32.to_be_bytes()); // one resource
+        b.push(7); // USER: librdkafka would call it unknown
+        string(&mut b, "alice");
+        b.push(3); // literal
+        b.extend_from_slice(&1i32.to_be_bytes());
+        string(&mut b, "User:ops");
+        string(&mut b, "*");
+        b.push(13); // CREATE_TOKENS
+        b.push(3);
+        let DescribedAcls::Read(acls) = parse(&b).unwrap() else {
+            panic!("read")
+        };
+        assert_eq!(
+            acls,
+            vec![AclEntry {
+                resource_type: 7,
+                resource_name: "alice".into(),
+                pattern_type: 3,
+                principal: "User:ops".into(),
+                host: "*".into(),
+                operation: 13,
+                permission: 3,
+            }]
+        );
+        // Every shorter answer is an error, never a shorter list.
+        for n in 0..b.len() {
+            assert!(parse(&b[..n]).is_err(), "cut at {n}");
+        }
+
+        let mut refused = Vec::new();
+        refused.extend_from_slice(&0i32.to_be_bytes());
+        refused.extend_from_slice(&31i16.to_be_bytes());
+        string(&mut refused, "Cluster authorization failed.");
+        refused.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(
+            parse(&refused).unwrap(),
+            DescribedAcls::Refused(31, "Cluster authorization failed.".into())
+        );
+    }
 }

@@ -21,8 +21,8 @@ pub fn run(a: &RestoreArgs) -> Result<()> {
     let parts = estate::parts(&a.with, a.estate)?;
     if a.workers.is_some() && parts.estate.any() {
         return Err(vault::Error::Usage(
-            "--workers restores records only: restore the estate first in one process \
-             (--with acls,quotas,users), then the records with --workers"
+            "--workers restores records only: restore the records with --workers first, then \
+             the estate in one process (--with acls,quotas,users)"
                 .into(),
         ));
     }

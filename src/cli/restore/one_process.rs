@@ -82,14 +82,20 @@ pub(super) fn run(
     };
     // The estate is planned against the target as it is now, before
     // anything is written: a conflict refuses the whole restore.
-    let estate_plan = if parts.estate.any() {
-        let manifest = repo.read_snapshot(&snapshot_id)?;
-        let renames: BTreeMap<String, String> = req.renames.iter().cloned().collect();
-        let passwords = read_passwords(a.scram_passwords.as_deref())?;
-        plan_estate(kafka, &manifest, parts.estate, &renames, &passwords)?
+    let renames: BTreeMap<String, String> = req.renames.iter().cloned().collect();
+    let passwords = read_passwords(a.scram_passwords.as_deref())?;
+    let manifest = if parts.estate.any() {
+        Some(repo.read_snapshot(&snapshot_id)?)
     } else {
-        EstatePlan::default()
+        None
     };
+    let plan_the_estate = || -> Result<EstatePlan> {
+        match &manifest {
+            Some(m) => plan_estate(kafka, m, parts.estate, &renames, &passwords),
+            None => Ok(EstatePlan::default()),
+        }
+    };
+    let mut estate_plan = plan_the_estate()?;
     if let Some(plan) = &plan {
         for w in &plan.warnings {
             warn(w);
@@ -157,19 +163,39 @@ pub(super) fn run(
     // records' own refusals (another restore running) come before any of
     // it is written.
     let estate_done: Option<EstateOutcome> = if parts.estate.any() {
-        Some(apply_estate(kafka, &estate_plan).map_err(|e| {
-            // The records are in: say so, and what to run to finish.
+        // Planned again: the records may have taken hours, and what the
+        // target holds now is what a conflict is judged against.
+        let finish = |e: vault::Error| {
+            // The records are in: say so, and the command that finishes
+            // the estate alone, for this very snapshot.
+            let with: Vec<&str> = [
+                ("acls", parts.estate.acls),
+                ("quotas", parts.estate.quotas),
+                ("users", parts.estate.users),
+                ("configs", parts.estate.configs),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
             vault::Error::Kafka {
                 context: format!(
                     "restore {}: the records and group offsets are restored ({} records), the estate is not",
                     out.restore_id, out.records
                 ),
                 message: format!(
-                    "{e}\nrun the same restore again with --merge: the records are found done, and \
-                     the estate is written over what this run left"
+                    "{e}\nfinish it with `vault restore --snapshot-id {} --with {} [--merge]` \
+                     (and the same --brokers, --rename and --scram-passwords)",
+                    plan.snapshot_id.to_hex(),
+                    with.join(",")
                 ),
             }
-        })?)
+        };
+        let again = plan_the_estate().map_err(finish)?;
+        check_conflicts(&again, a.merge).map_err(finish)?;
+        let done = apply_estate(kafka, &again).map_err(finish)?;
+        estate_plan = again;
+        Some(done)
     } else {
         None
     };
