@@ -7,13 +7,14 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::bindings as rd;
 use rdkafka::types::RDKafkaErrorCode;
 use vault_format::TopicId;
 
-use super::admin_ffi::{AdminOptions, Queue, cstr};
+use super::admin_call::{RdError, admin_request, result_slice};
+use super::admin_ffi::cstr;
 use super::options::KafkaOptions;
 use super::retry::{RETRY_PAUSE, is_getting_ready};
 use crate::error::{Error, Result};
@@ -106,65 +107,33 @@ pub(crate) fn describe_topics(
     }
 }
 
-type RdError = (RDKafkaErrorCode, String);
-
 fn describe_once(
     opts: &KafkaOptions,
     client: &crate::kafka::MetadataClient,
     names: &[CString],
 ) -> std::result::Result<Vec<TopicDescription>, RdError> {
-    let queue = Queue::new(client);
-    let options = AdminOptions::new(
-        queue.client_ptr(),
-        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
-        opts.request_timeout,
-        false,
-    )
-    .map_err(|e| (RDKafkaErrorCode::Fail, e.to_string()))?;
     let mut ptrs: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
     // SAFETY: the collection copies the names; it is freed right after the
-    // call, which copies it in turn. The result arrives on `queue`.
-    unsafe {
-        let coll = rd::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
-        rd::rd_kafka_DescribeTopics(queue.client_ptr(), coll, options.0, queue.ptr());
-        rd::rd_kafka_TopicCollection_destroy(coll);
-    }
-    // The request times out on its own after the request timeout; the extra
-    // second lets its timeout event arrive.
-    let deadline = Instant::now() + opts.request_timeout + Duration::from_secs(1);
-    let event = loop {
-        if let Some(e) = queue.poll(Duration::from_millis(100)) {
-            break e;
-        }
-        if Instant::now() > deadline {
-            return Err((
-                RDKafkaErrorCode::RequestTimedOut,
-                "DescribeTopics timed out".into(),
-            ));
-        }
-    };
+    // call, which copies it in turn.
+    let event = admin_request(
+        opts,
+        client,
+        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+        rd::RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT,
+        "DescribeTopics",
+        |rk, options, queue| unsafe {
+            let coll = rd::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
+            rd::rd_kafka_DescribeTopics(rk, coll, options, queue);
+            rd::rd_kafka_TopicCollection_destroy(coll);
+        },
+    )?;
     // SAFETY: everything read belongs to the live event and is copied out
     // before it is dropped; counts bound every array read.
     unsafe {
         let ev = event.0;
-        if rd::rd_kafka_event_type(ev) != rd::RD_KAFKA_EVENT_DESCRIBETOPICS_RESULT {
-            return Err((
-                RDKafkaErrorCode::Fail,
-                "unexpected event on the admin queue".into(),
-            ));
-        }
-        let err = rd::rd_kafka_event_error(ev);
-        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err((err.into(), cstr(rd::rd_kafka_event_error_string(ev))));
-        }
         let result = rd::rd_kafka_event_DescribeTopics_result(ev);
         let mut n = 0usize;
-        let topics = rd::rd_kafka_DescribeTopics_result_topics(result, &mut n);
-        let topics: &[*const rd::rd_kafka_TopicDescription_t] = if n > 0 && !topics.is_null() {
-            std::slice::from_raw_parts(topics, n)
-        } else {
-            &[]
-        };
+        let topics = result_slice(rd::rd_kafka_DescribeTopics_result_topics(result, &mut n), n);
         let mut out = Vec::with_capacity(n);
         for &t in topics {
             let name = cstr(rd::rd_kafka_TopicDescription_name(t));
@@ -193,12 +162,7 @@ fn describe_once(
                 (b != [0u8; 16]).then_some(TopicId(b))
             };
             let mut pn = 0usize;
-            let parts = rd::rd_kafka_TopicDescription_partitions(t, &mut pn);
-            let parts: &[*const rd::rd_kafka_TopicPartitionInfo_t] = if pn > 0 && !parts.is_null() {
-                std::slice::from_raw_parts(parts, pn)
-            } else {
-                &[]
-            };
+            let parts = result_slice(rd::rd_kafka_TopicDescription_partitions(t, &mut pn), pn);
             let mut partitions: Vec<PartitionDescription> = parts
                 .iter()
                 .map(|&p| {
