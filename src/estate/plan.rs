@@ -115,41 +115,58 @@ impl EstatePlan {
             }
             return plan;
         };
-        if inputs.parts.acls {
-            plan.plan_acls(&estate.acls, inputs);
+        if inputs.parts.acls
+            && let Some(acls) = plan.recorded(&estate.acls, "ACLs")
+        {
+            plan.plan_acls(acls, inputs);
         }
-        if inputs.parts.quotas {
-            match &inputs.own_requests {
-                Some(why) => plan.not_restored.push(format!(
-                    "client quotas: cannot be set on this target: {why}"
-                )),
-                None => plan.plan_quotas(&estate.quotas, inputs),
-            }
+        if inputs.parts.quotas
+            && plan.can_set("client quotas", inputs)
+            && let Some(quotas) = plan.recorded(&estate.quotas, "client quotas")
+        {
+            plan.plan_quotas(quotas, inputs);
         }
-        if inputs.parts.users {
-            plan.plan_users(&estate.scram_users, inputs);
+        if inputs.parts.users
+            && let Some(users) = plan.recorded(&estate.scram_users, "SCRAM users")
+        {
+            plan.plan_users(users, inputs);
         }
-        if inputs.parts.configs {
-            match &inputs.own_requests {
-                Some(why) => plan.not_restored.push(format!(
-                    "cluster-wide broker configs: cannot be set on this target: {why}"
-                )),
-                None => plan.plan_configs(&estate.broker_configs, inputs),
-            }
+        if inputs.parts.configs
+            && plan.can_set("cluster-wide broker configs", inputs)
+            && let Some(configs) = plan.recorded(&estate.broker_configs, "dynamic broker configs")
+        {
+            plan.plan_configs(configs, inputs);
         }
         plan
     }
 
-    fn plan_configs(&mut self, configs: &Part<BrokerConfigs>, inputs: &EstateInputs<'_>) {
-        let configs = match configs {
+    /// A part's items, or `None` with the reason it was not read noted.
+    fn recorded<'e, T>(&mut self, part: &'e Part<T>, what: &str) -> Option<&'e [T]> {
+        match part {
+            Part::Read(items) => Some(items),
             Part::NotRead(why) => {
                 self.not_restored.push(format!(
-                    "dynamic broker configs: not read when the snapshot was taken ({why}); none restored"
+                    "{what}: not read when the snapshot was taken ({why}); none restored"
                 ));
-                return;
+                None
             }
-            Part::Read(c) => c,
-        };
+        }
+    }
+
+    /// Whether vault can send the target its own requests (quotas and
+    /// cluster configs have no librdkafka call); if not, says so.
+    fn can_set(&mut self, what: &str, inputs: &EstateInputs<'_>) -> bool {
+        match &inputs.own_requests {
+            None => true,
+            Some(why) => {
+                self.not_restored
+                    .push(format!("{what}: cannot be set on this target: {why}"));
+                false
+            }
+        }
+    }
+
+    fn plan_configs(&mut self, configs: &[BrokerConfigs], inputs: &EstateInputs<'_>) {
         let target: Option<BTreeMap<&str, &Option<String>>> =
             inputs.target.broker_configs.items().map(|t| {
                 t.iter()
@@ -206,16 +223,7 @@ impl EstatePlan {
         }
     }
 
-    fn plan_acls(&mut self, acls: &Part<AclEntry>, inputs: &EstateInputs<'_>) {
-        let acls = match acls {
-            Part::NotRead(why) => {
-                self.not_restored.push(format!(
-                    "ACLs: not read when the snapshot was taken ({why}); none restored"
-                ));
-                return;
-            }
-            Part::Read(a) => a,
-        };
+    fn plan_acls(&mut self, acls: &[AclEntry], inputs: &EstateInputs<'_>) {
         let on_target: Option<BTreeSet<&AclEntry>> =
             inputs.target.acls.items().map(|t| t.iter().collect());
         for a in acls {
@@ -265,16 +273,7 @@ impl EstatePlan {
         }
     }
 
-    fn plan_quotas(&mut self, quotas: &Part<QuotaEntry>, inputs: &EstateInputs<'_>) {
-        let quotas = match quotas {
-            Part::NotRead(why) => {
-                self.not_restored.push(format!(
-                    "client quotas: not read when the snapshot was taken ({why}); none restored"
-                ));
-                return;
-            }
-            Part::Read(q) => q,
-        };
+    fn plan_quotas(&mut self, quotas: &[QuotaEntry], inputs: &EstateInputs<'_>) {
         let target: Option<BTreeMap<&[Entity], &QuotaEntry>> = inputs
             .target
             .quotas
@@ -324,20 +323,7 @@ impl EstatePlan {
         }
     }
 
-    fn plan_users(
-        &mut self,
-        users: &Part<vault_format::estate::ScramUser>,
-        inputs: &EstateInputs<'_>,
-    ) {
-        let users = match users {
-            Part::NotRead(why) => {
-                self.not_restored.push(format!(
-                    "SCRAM users: not read when the snapshot was taken ({why}); none restored"
-                ));
-                return;
-            }
-            Part::Read(u) => u,
-        };
+    fn plan_users(&mut self, users: &[vault_format::estate::ScramUser], inputs: &EstateInputs<'_>) {
         let target: Option<BTreeMap<&str, &vault_format::estate::ScramUser>> = inputs
             .target
             .scram_users
