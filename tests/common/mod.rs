@@ -182,6 +182,27 @@ pub fn kafka_tool(args: &[&str]) -> std::process::Output {
         .expect("run scripts/kafka tool")
 }
 
+/// Runs the Kafka tool `class` against `cluster` (`--bootstrap-server`
+/// first, then `args`); returns its output.
+pub fn kafka_tool_on(cluster: Cluster, class: &str, args: &[&str]) -> std::process::Output {
+    let brokers = cluster.brokers();
+    let mut all = vec![class, "--bootstrap-server", &brokers];
+    all.extend_from_slice(args);
+    kafka_tool(&all)
+}
+
+/// `kafka-configs --alter ARGS` on `cluster`; asserts it worked.
+pub fn kafka_configs(cluster: Cluster, args: &[&str]) {
+    let mut all = vec!["--alter"];
+    all.extend_from_slice(args);
+    let o = kafka_tool_on(cluster, "kafka.admin.ConfigCommand", &all);
+    assert!(
+        o.status.success(),
+        "kafka-configs {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Sum of the high watermarks of a topic's partitions.
 pub fn high_watermarks(cluster: Cluster, topic: &str, partitions: i32) -> i64 {
     let c: BaseConsumer = cluster

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Cluster, kafka_tool};
+use super::{Cluster, kafka_configs, kafka_tool_on};
 
 pub fn test_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -74,37 +74,25 @@ pub fn make_scram_user(cluster: Cluster, dir: &Path, user: &str) -> SaslLogin {
     let password = format!("pw-{user}-{}", std::process::id());
     let password_file = dir.join(format!("{user}.password"));
     std::fs::write(&password_file, &password).unwrap();
-    let o = kafka_tool(&[
-        "kafka.admin.ConfigCommand",
-        "--bootstrap-server",
-        &cluster.brokers(),
-        "--alter",
-        "--add-config",
-        &format!("SCRAM-SHA-512=[iterations=4096,password={password}]"),
-        "--entity-type",
-        "users",
-        "--entity-name",
-        user,
-    ]);
-    assert!(
-        o.status.success(),
-        "adding SCRAM user {user}: {}",
-        String::from_utf8_lossy(&o.stderr)
+    kafka_configs(
+        cluster,
+        &[
+            "--add-config",
+            &format!("SCRAM-SHA-512=[iterations=4096,password={password}]"),
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+        ],
     );
     SaslLogin::write(dir, user, &password_file)
 }
 
 /// Runs kafka-acls against `cluster` with `args`, and asserts it worked.
 pub fn kafka_acls(cluster: Cluster, args: &[&str]) {
-    let brokers = cluster.brokers();
-    let mut all = vec![
-        "org.apache.kafka.tools.AclCommand",
-        "--bootstrap-server",
-        &brokers,
-        "--force",
-    ];
+    let mut all = vec!["--force"];
     all.extend_from_slice(args);
-    let o = kafka_tool(&all);
+    let o = kafka_tool_on(cluster, "org.apache.kafka.tools.AclCommand", &all);
     assert!(
         o.status.success(),
         "kafka-acls {args:?}: {}",

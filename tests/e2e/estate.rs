@@ -8,27 +8,10 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Cluster, SaslLogin, TestVault, create_topic, kafka_acls, kafka_tool, make_scram_user,
-    unique_topic,
+    Cluster, SaslLogin, TestVault, create_topic, kafka_acls, kafka_configs, kafka_tool_on,
+    make_scram_user, unique_topic,
 };
 use serde_json::Value;
-
-fn alter_config(cluster: Cluster, args: &[&str]) {
-    let brokers = cluster.brokers();
-    let mut all = vec![
-        "kafka.admin.ConfigCommand",
-        "--bootstrap-server",
-        &brokers,
-        "--alter",
-    ];
-    all.extend_from_slice(args);
-    let o = kafka_tool(&all);
-    assert!(
-        o.status.success(),
-        "kafka-configs {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn items<'a>(part: &'a Value, what: &str) -> &'a Vec<Value> {
     assert_eq!(part["read"], true, "{what} read: {part}");
@@ -67,7 +50,7 @@ async fn every_snapshot_records_acls_quotas_users_and_broker_configs() {
             &prefix,
         ],
     );
-    alter_config(
+    kafka_configs(
         Cluster::Source,
         &[
             "--add-config",
@@ -78,8 +61,8 @@ async fn every_snapshot_records_acls_quotas_users_and_broker_configs() {
             &user,
         ],
     );
-    let _producer = QuotaCleanup(user.clone(), "producer_byte_rate");
-    let _request = QuotaCleanup(user.clone(), "request_percentage");
+    let _producer = ConfigCleanup::of_user(&user, "producer_byte_rate");
+    let _request = ConfigCleanup::of_user(&user, "request_percentage");
     let v = TestVault::init();
     make_scram_user(Cluster::Source, v.dir.path(), &user);
 
@@ -282,27 +265,35 @@ async fn target_estate_until(topic: &str, ready: impl Fn(&Value) -> bool) -> Val
     }
 }
 
-/// Deletes a user's producer quota on both clusters when the test ends,
-/// passed or failed: a conflict left on the target would refuse every
-/// later estate restore of the source.
-struct QuotaCleanup(String, &'static str);
+/// Deletes a config (`--delete-config KEY` and its entity) on both
+/// clusters when the test ends, passed or failed: a quota or config left
+/// different on the target would refuse every later estate restore of the
+/// source.
+struct ConfigCleanup(Vec<String>);
 
-impl Drop for QuotaCleanup {
-    fn drop(&mut self) {
-        for cluster in [Cluster::Source, Cluster::Target] {
-            let brokers = cluster.brokers();
-            let _ = kafka_tool(&[
-                "kafka.admin.ConfigCommand",
-                "--bootstrap-server",
-                &brokers,
-                "--alter",
+impl ConfigCleanup {
+    fn of_user(user: &str, key: &str) -> ConfigCleanup {
+        ConfigCleanup(
+            [
                 "--delete-config",
-                self.1,
+                key,
                 "--entity-type",
                 "users",
                 "--entity-name",
-                &self.0,
-            ]);
+                user,
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    }
+}
+
+impl Drop for ConfigCleanup {
+    fn drop(&mut self) {
+        let mut args = vec!["--alter"];
+        args.extend(self.0.iter().map(String::as_str));
+        for cluster in [Cluster::Source, Cluster::Target] {
+            let _ = kafka_tool_on(cluster, "kafka.admin.ConfigCommand", &args);
         }
     }
 }
@@ -361,7 +352,7 @@ async fn a_whole_estate_restore_brings_back_acls_quotas_and_a_user_who_logs_in()
     ];
     kafka_acls(Cluster::Source, &[&["--add"][..], &literal].concat());
     kafka_acls(Cluster::Source, &[&["--add"][..], &prefixed].concat());
-    alter_config(
+    kafka_configs(
         Cluster::Source,
         &[
             "--add-config",
@@ -502,7 +493,7 @@ async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothin
     ];
     kafka_acls(Cluster::Source, &[&["--add"][..], &acl].concat());
     let quota = |cluster: Cluster, rate: &str| {
-        alter_config(
+        kafka_configs(
             cluster,
             &[
                 "--add-config",
@@ -514,7 +505,7 @@ async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothin
             ],
         );
     };
-    let _cleanup = QuotaCleanup(user.clone(), "producer_byte_rate");
+    let _cleanup = ConfigCleanup::of_user(&user, "producer_byte_rate");
     quota(Cluster::Source, "1000");
     let v = TestVault::init();
     snapshot_until(&v, &topic, |m| {
@@ -600,30 +591,21 @@ async fn a_restore_that_would_overwrite_a_different_quota_is_refused_with_nothin
 async fn cluster_wide_broker_configs_are_restored_only_where_asked() {
     let _turn = ESTATE_RESTORES.lock().await;
     const NAME: &str = "log.cleaner.io.max.bytes.per.second";
-    struct ConfigCleanup;
-    impl Drop for ConfigCleanup {
-        fn drop(&mut self) {
-            for cluster in [Cluster::Source, Cluster::Target] {
-                let brokers = cluster.brokers();
-                let _ = kafka_tool(&[
-                    "kafka.admin.ConfigCommand",
-                    "--bootstrap-server",
-                    &brokers,
-                    "--alter",
-                    "--delete-config",
-                    NAME,
-                    "--entity-type",
-                    "brokers",
-                    "--entity-default",
-                ]);
-            }
-        }
-    }
-    let _cleanup = ConfigCleanup;
+    let _cleanup = ConfigCleanup(
+        [
+            "--delete-config",
+            NAME,
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
     let topic = unique_topic("estate-configs");
     create_topic(Cluster::Source, &topic, 1, &[]).await;
     create_topic(Cluster::Target, &topic, 1, &[]).await;
-    alter_config(
+    kafka_configs(
         Cluster::Source,
         &[
             "--add-config",
